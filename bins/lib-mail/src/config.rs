@@ -1,0 +1,395 @@
+//! config - the one TOML file every program reads, checked strictly.
+//!
+//! Order: `-C FILE` > `$POSTHORN_CONFIG` > /etc/posthorn/posthorn.toml >
+//! built-in defaults. A missing default file means defaults; a missing file
+//! that was asked for by name is an error. Relative paths are relative to
+//! the file's folder, so a whole instance can live in one directory.
+
+use posthorn_sys::exit::{self, Exit};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The default configuration file.
+pub const DEFAULT_FILE: &str = "/etc/posthorn/posthorn.toml";
+
+/// The installed helper directory, fixed at build time by `make install`.
+pub const LIBEXEC: &str = match option_env!("POSTHORN_LIBEXEC") {
+    Some(p) => p,
+    None => "/usr/local/libexec/posthorn",
+};
+
+/// Where log lines go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogSink {
+    Syslog,
+    Stderr,
+}
+
+/// Queue runner settings (`[queue]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueConfig {
+    /// Deliveries run at once.
+    pub parallel: usize,
+    /// First retry delay; doubles per attempt.
+    pub min_backoff: Duration,
+    /// Longest retry delay.
+    pub max_backoff: Duration,
+    /// Give up and bounce after this long in the queue.
+    pub lifetime: Duration,
+    /// Rescan the queue at least this often.
+    pub scan_interval: Duration,
+}
+
+/// The whole configuration, with every default filled in.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this came from, None for built-in defaults.
+    pub file: Option<PathBuf>,
+    pub hostname: String,
+    pub domains: Vec<String>,
+    pub spool: PathBuf,
+    pub mailbox: String,
+    pub users: Option<PathBuf>,
+    pub system_users: bool,
+    pub aliases: Option<PathBuf>,
+    pub relayhost: Option<String>,
+    pub log: LogSink,
+    pub libexec: PathBuf,
+    /// The unprivileged account programs switch to when started as root.
+    pub user: String,
+    /// Largest message `sendmail` and `enqueue` accept, in bytes.
+    pub message_size_limit: u64,
+    /// Whom to tell about double bounces.
+    pub postmaster: String,
+    pub queue: QueueConfig,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let hostname = nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".to_string());
+        Config {
+            file: None,
+            domains: vec![hostname.to_ascii_lowercase(), "localhost".to_string()],
+            hostname,
+            spool: PathBuf::from("/var/spool/posthorn"),
+            mailbox: "~/Maildir/".to_string(),
+            users: None,
+            system_users: true,
+            aliases: Some(PathBuf::from("/etc/aliases")),
+            relayhost: None,
+            log: LogSink::Syslog,
+            libexec: default_libexec(),
+            user: "posthorn".to_string(),
+            message_size_limit: 25 * 1024 * 1024,
+            postmaster: "postmaster".to_string(),
+            queue: QueueConfig {
+                parallel: 8,
+                min_backoff: Duration::from_secs(300),
+                max_backoff: Duration::from_secs(4000),
+                lifetime: Duration::from_secs(5 * 86400),
+                scan_interval: Duration::from_secs(300),
+            },
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
+}
+
+/// default_libexec - the running program's own directory in a build tree
+/// (where the helpers sit beside it), else the installed libexec directory.
+fn default_libexec() -> PathBuf {
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(dir) = exe.parent() {
+            if dir.join("enqueue").is_file() && dir.join("deliver").is_file() {
+                return dir.to_path_buf();
+            }
+        }
+    }
+    PathBuf::from(LIBEXEC)
+}
+
+/// Which file to read, and whether its absence is an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// Named with -C or $POSTHORN_CONFIG: must exist.
+    Named(PathBuf),
+    /// The default file: may be missing.
+    Default,
+}
+
+impl Source {
+    /// choose - -C wins over $POSTHORN_CONFIG; a privileged program passes
+    /// `trust_caller = false` and always gets the default file.
+    pub fn choose(cli: Option<&Path>, trust_caller: bool) -> Source {
+        if !trust_caller {
+            return Source::Default;
+        }
+        if let Some(p) = cli {
+            return Source::Named(p.to_path_buf());
+        }
+        match std::env::var_os("POSTHORN_CONFIG") {
+            Some(p) if !p.is_empty() => Source::Named(PathBuf::from(p)),
+            _ => Source::Default,
+        }
+    }
+}
+
+impl Config {
+    /// load - read and check the configuration; errors exit 78 (or 75 when
+    /// the file could not be read for a passing reason).
+    pub fn load(source: &Source) -> Result<Config, Exit> {
+        let (path, must_exist) = match source {
+            Source::Named(p) => (p.clone(), true),
+            Source::Default => (PathBuf::from(DEFAULT_FILE), false),
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => {
+                return Ok(Config::default());
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                return Err(Exit::new(exit::CONFIG, format!("{}: not UTF-8 text", path.display())));
+            }
+            Err(e) => {
+                let code = match e.kind() {
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => exit::CONFIG,
+                    _ => exit::TEMPFAIL,
+                };
+                return Err(Exit::new(code, format!("{}: cannot read: {e}", path.display())));
+            }
+        };
+        Config::parse(&text, &path)
+    }
+
+    /// parse - build a Config from the text of `path`.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, Exit> {
+        let abs = if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            std::env::current_dir().map(|d| d.join(path)).unwrap_or_else(|_| path.to_path_buf())
+        };
+        let base = abs.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
+        let fname = path.display().to_string();
+        let bad = |key: &str, what: &str| Exit::new(exit::CONFIG, format!("{fname}: {key}: {what}"));
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            let msg = e.message().to_string();
+            let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            match line {
+                Some(l) => Exit::new(exit::CONFIG, format!("{fname}:{l}: {msg}")),
+                None => Exit::new(exit::CONFIG, format!("{fname}: {msg}")),
+            }
+        })?;
+        let mut c = Config { file: Some(abs.clone()), ..Config::default() };
+        let mut domains_set = false;
+        let rel = |p: &str| -> PathBuf {
+            let p = PathBuf::from(p);
+            if p.is_absolute() { p } else { base.join(p) }
+        };
+        for (key, val) in &table {
+            match key.as_str() {
+                "hostname" => {
+                    let h = string(val).ok_or_else(|| bad(key, "must be a string"))?;
+                    if h.is_empty() || !h.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '.' || ch == '-') {
+                        return Err(bad(key, "must be a host name (letters, digits, '.', '-')"));
+                    }
+                    c.hostname = h.to_string();
+                }
+                "domains" => {
+                    let arr = val.as_array().ok_or_else(|| bad(key, "must be a list of strings"))?;
+                    let mut v = Vec::new();
+                    for d in arr {
+                        let d = string(d).ok_or_else(|| bad(key, "must be a list of strings"))?;
+                        v.push(d.to_ascii_lowercase());
+                    }
+                    c.domains = v;
+                    domains_set = true;
+                }
+                "spool" => c.spool = rel(path_str(val).ok_or_else(|| bad(key, "must be a path"))?),
+                "mailbox" => {
+                    let m = path_str(val).ok_or_else(|| bad(key, "must be a path"))?;
+                    // Relative mailbox paths are relative to the user's home, not to this file.
+                    c.mailbox = m.to_string();
+                }
+                "users" => c.users = Some(rel(path_str(val).ok_or_else(|| bad(key, "must be a path"))?)),
+                "system_users" => c.system_users = val.as_bool().ok_or_else(|| bad(key, "must be true or false"))?,
+                "aliases" => {
+                    let a = string(val).ok_or_else(|| bad(key, "must be a path or \"\""))?;
+                    c.aliases = if a.is_empty() { None } else { Some(rel(a)) };
+                }
+                "relayhost" => {
+                    let r = string(val).ok_or_else(|| bad(key, "must be a string like \"[host]:port\""))?;
+                    c.relayhost = if r.is_empty() { None } else { Some(r.to_string()) };
+                }
+                "log" => {
+                    c.log = match string(val) {
+                        Some("syslog") => LogSink::Syslog,
+                        Some("stderr") => LogSink::Stderr,
+                        _ => return Err(bad(key, "must be \"syslog\" or \"stderr\"")),
+                    }
+                }
+                "libexec" => c.libexec = rel(path_str(val).ok_or_else(|| bad(key, "must be a path"))?),
+                "user" => {
+                    let u = string(val).ok_or_else(|| bad(key, "must be a user name"))?;
+                    if u.is_empty() || u.contains(['/', ':', '\0']) {
+                        return Err(bad(key, "must be a user name"));
+                    }
+                    c.user = u.to_string();
+                }
+                "message_size_limit" => {
+                    let n = val.as_integer().filter(|n| *n > 0).ok_or_else(|| bad(key, "must be a positive number of bytes"))?;
+                    c.message_size_limit = n as u64;
+                }
+                "postmaster" => {
+                    let p = string(val).filter(|p| !p.is_empty() && !p.contains(['\r', '\n', '\0']));
+                    c.postmaster = p.ok_or_else(|| bad(key, "must be an address"))?.to_string();
+                }
+                "queue" => {
+                    let t = val.as_table().ok_or_else(|| bad(key, "must be a table [queue]"))?;
+                    for (k, v) in t {
+                        let full = format!("queue.{k}");
+                        match k.as_str() {
+                            "parallel" => {
+                                let n = v.as_integer().filter(|n| (1..=1000).contains(n));
+                                c.queue.parallel = n.ok_or_else(|| bad(&full, "must be a number from 1 to 1000"))? as usize;
+                            }
+                            "min_backoff" => c.queue.min_backoff = duration(v).map_err(|w| bad(&full, &w))?,
+                            "max_backoff" => c.queue.max_backoff = duration(v).map_err(|w| bad(&full, &w))?,
+                            "lifetime" => c.queue.lifetime = duration(v).map_err(|w| bad(&full, &w))?,
+                            "scan_interval" => c.queue.scan_interval = duration(v).map_err(|w| bad(&full, &w))?,
+                            _ => return Err(bad(&full, "unknown key")),
+                        }
+                    }
+                    if c.queue.max_backoff < c.queue.min_backoff {
+                        return Err(bad("queue.max_backoff", "must not be less than queue.min_backoff"));
+                    }
+                }
+                "tls" => {
+                    let t = val.as_table().ok_or_else(|| bad(key, "must be a table [tls]"))?;
+                    for (k, v) in t {
+                        let full = format!("tls.{k}");
+                        let p = path_str(v).ok_or_else(|| bad(&full, "must be a path"))?;
+                        match k.as_str() {
+                            "cert" => c.tls_cert = Some(rel(p)),
+                            "key" => c.tls_key = Some(rel(p)),
+                            _ => return Err(bad(&full, "unknown key")),
+                        }
+                    }
+                }
+                _ => return Err(bad(key, "unknown key")),
+            }
+        }
+        if !domains_set {
+            c.domains = vec![c.hostname.to_ascii_lowercase(), "localhost".to_string()];
+        }
+        Ok(c)
+    }
+
+    /// is_local_domain - whether mail for `domain` is delivered here.
+    pub fn is_local_domain(&self, domain: &str) -> bool {
+        let d = domain.trim_end_matches('.');
+        self.domains.iter().any(|x| x.eq_ignore_ascii_case(d)) || self.hostname.eq_ignore_ascii_case(d)
+    }
+
+    /// helper - the path of a helper program such as `enqueue` or `deliver`.
+    pub fn helper(&self, name: &str) -> PathBuf {
+        self.libexec.join(name)
+    }
+
+    /// args - the `-C FILE` arguments that make a child read this same file.
+    pub fn args(&self) -> Vec<std::ffi::OsString> {
+        match &self.file {
+            Some(f) => vec!["-C".into(), f.clone().into_os_string()],
+            None => Vec::new(),
+        }
+    }
+}
+
+fn string(v: &toml::Value) -> Option<&str> {
+    v.as_str()
+}
+
+fn path_str(v: &toml::Value) -> Option<&str> {
+    v.as_str().filter(|s| !s.is_empty() && !s.contains('\0'))
+}
+
+/// duration - seconds as a number, or a string with a unit: "90s", "5m", "2h", "5d".
+fn duration(v: &toml::Value) -> Result<Duration, String> {
+    const WHAT: &str = "must be seconds or a duration like \"300s\", \"5m\", \"1h\", \"5d\"";
+    if let Some(n) = v.as_integer() {
+        return if n >= 0 { Ok(Duration::from_secs(n as u64)) } else { Err(WHAT.into()) };
+    }
+    let s = v.as_str().ok_or_else(|| WHAT.to_string())?.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num.parse().map_err(|_| WHAT.to_string())?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        "w" => 7 * 86400,
+        _ => return Err(WHAT.into()),
+    };
+    n.checked_mul(mult).map(Duration::from_secs).ok_or_else(|| WHAT.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(t: &str) -> Result<Config, Exit> {
+        Config::parse(t, Path::new("/inst/posthorn.toml"))
+    }
+
+    #[test]
+    fn relative_paths_are_relative_to_the_file() {
+        let c = parse("spool = \"spool\"\nusers = \"etc/users\"\naliases = \"/etc/aliases\"\n").unwrap();
+        assert_eq!(c.spool, PathBuf::from("/inst/spool"));
+        assert_eq!(c.users, Some(PathBuf::from("/inst/etc/users")));
+        assert_eq!(c.aliases, Some(PathBuf::from("/etc/aliases")));
+    }
+
+    #[test]
+    fn unknown_key_names_file_and_key() {
+        let e = parse("spoool = \"x\"\n").unwrap_err();
+        assert_eq!(e.code, exit::CONFIG);
+        assert_eq!(e.message, "/inst/posthorn.toml: spoool: unknown key");
+        let e = parse("[queue]\nparalel = 3\n").unwrap_err();
+        assert_eq!(e.message, "/inst/posthorn.toml: queue.paralel: unknown key");
+    }
+
+    #[test]
+    fn bad_values_say_what_is_wrong() {
+        let e = parse("log = \"file\"\n").unwrap_err();
+        assert!(e.message.contains("log: must be \"syslog\" or \"stderr\""), "{}", e.message);
+        let e = parse("[queue]\nlifetime = \"5 years\"\n").unwrap_err();
+        assert!(e.message.contains("queue.lifetime"), "{}", e.message);
+        let e = parse("system_users = 1\n").unwrap_err();
+        assert!(e.message.contains("system_users: must be true or false"));
+        let e = parse("hostname = [\n").unwrap_err();
+        assert!(e.message.starts_with("/inst/posthorn.toml:1:"), "{}", e.message);
+    }
+
+    #[test]
+    fn durations_and_domains() {
+        let c = parse("hostname = \"Mx.Example.org\"\n[queue]\nmin_backoff = \"1m\"\nmax_backoff = 120\nlifetime = \"5d\"\n").unwrap();
+        assert_eq!(c.queue.min_backoff, Duration::from_secs(60));
+        assert_eq!(c.queue.max_backoff, Duration::from_secs(120));
+        assert_eq!(c.queue.lifetime, Duration::from_secs(432000));
+        assert_eq!(c.domains, vec!["mx.example.org".to_string(), "localhost".to_string()]);
+        assert!(c.is_local_domain("MX.example.org."));
+        assert!(!c.is_local_domain("example.org"));
+    }
+
+    #[test]
+    fn missing_default_file_means_defaults_but_named_file_must_exist() {
+        let e = Config::load(&Source::Named(PathBuf::from("/nonexistent/p.toml"))).unwrap_err();
+        assert_eq!(e.code, exit::CONFIG);
+        assert!(e.message.contains("/nonexistent/p.toml"));
+    }
+}

@@ -1,0 +1,12 @@
+//! posthorn-mail - what several Posthorn programs know about mail:
+//! the configuration file, addresses, aliases(5), the users file, dates.
+
+#![forbid(unsafe_code)]
+
+pub mod address;
+pub mod aliases;
+pub mod config;
+pub mod date;
+pub mod users;
+
+pub use config::Config;

@@ -1,0 +1,193 @@
+//! users - who the local mail users are: the passwd-file, then system accounts.
+//!
+//! The passwd-file is Dovecot's: `user[@domain]:password:uid:gid:gecos:home:shell:extra`.
+//! Empty uid/gid mean "the user the server runs as". `extra` may hold
+//! `userdb_mail=maildir:PATH` or `userdb_mail=mbox:PATH`, a per-user mailbox.
+//! Only the lookup lives here; password checks belong to the servers.
+
+use crate::Config;
+use std::path::{Path, PathBuf};
+
+/// A local mail user, resolved to where the mail goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailUser {
+    /// The name as found (lowercased for system accounts? no: as written).
+    pub name: String,
+    /// None: run as the server's own user.
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub home: PathBuf,
+    /// The mailbox location: a trailing `/` means Maildir, else mbox.
+    pub mailbox: String,
+    /// Found in /etc/passwd rather than the users file.
+    pub system: bool,
+}
+
+/// One entry of the users file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Entry {
+    name: String,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    home: String,
+    mail: Option<String>,
+}
+
+/// lookup - find `local` (without +detail) in the users file, then, when
+/// `system_users` is on, among the system accounts. Err only for a file
+/// that exists but cannot be read, which is a temporary problem.
+pub fn lookup(cfg: &Config, local: &str, domain: Option<&str>) -> std::io::Result<Option<MailUser>> {
+    if let Some(path) = &cfg.users {
+        if let Some(e) = find_in_file(path, local, domain)? {
+            let home = if e.home.is_empty() { PathBuf::from("/nonexistent") } else { PathBuf::from(&e.home) };
+            let mailbox = expand(e.mail.as_deref().unwrap_or(&cfg.mailbox), &home, &e.name, domain.unwrap_or(&cfg.hostname));
+            return Ok(Some(MailUser { name: e.name, uid: e.uid, gid: e.gid, home, mailbox, system: false }));
+        }
+    }
+    if cfg.system_users {
+        // System account names are case-sensitive but mail is not: try as given, then lowercased.
+        let mut acct = posthorn_sys::privs::lookup_user(local)?;
+        if acct.is_none() && local.chars().any(|c| c.is_ascii_uppercase()) {
+            acct = posthorn_sys::privs::lookup_user(&local.to_ascii_lowercase())?;
+        }
+        if let Some(a) = acct {
+            let mailbox = expand(&cfg.mailbox, &a.home, &a.name, domain.unwrap_or(&cfg.hostname));
+            return Ok(Some(MailUser {
+                name: a.name,
+                uid: Some(a.uid),
+                gid: Some(a.gid),
+                home: a.home,
+                mailbox,
+                system: true,
+            }));
+        }
+    }
+    Ok(None)
+}
+
+/// expand - `~` (home), `%u` (user), `%d` (domain), `%%`; a relative result is under home.
+pub fn expand(template: &str, home: &Path, user: &str, domain: &str) -> String {
+    let mut out = String::new();
+    let mut chars = template.chars().peekable();
+    if template.starts_with('~') {
+        out.push_str(&home.to_string_lossy());
+        chars.next();
+    }
+    while let Some(c) = chars.next() {
+        if c == '%' {
+            match chars.next() {
+                Some('u') => out.push_str(user),
+                Some('d') => out.push_str(domain),
+                Some('%') => out.push('%'),
+                Some(o) => {
+                    out.push('%');
+                    out.push(o);
+                }
+                None => out.push('%'),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    if !out.starts_with('/') {
+        let mut h = home.to_string_lossy().into_owned();
+        if !h.ends_with('/') {
+            h.push('/');
+        }
+        out = h + &out;
+    }
+    out
+}
+
+fn find_in_file(path: &Path, local: &str, domain: Option<&str>) -> std::io::Result<Option<Entry>> {
+    let text = match std::fs::read(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let text = String::from_utf8_lossy(&text);
+    let full = domain.map(|d| format!("{local}@{d}"));
+    let mut fallback = None;
+    for line in text.lines() {
+        let Some(e) = parse_line(line) else { continue };
+        if full.as_deref().is_some_and(|f| e.name.eq_ignore_ascii_case(f)) {
+            return Ok(Some(e));
+        }
+        if e.name.eq_ignore_ascii_case(local) && fallback.is_none() {
+            fallback = Some(e);
+        }
+    }
+    Ok(fallback)
+}
+
+fn parse_line(line: &str) -> Option<Entry> {
+    let line = line.trim_end_matches('\r');
+    if line.trim().is_empty() || line.trim_start().starts_with('#') {
+        return None;
+    }
+    let f: Vec<&str> = line.splitn(8, ':').collect();
+    let name = f.first()?.trim();
+    if name.is_empty() {
+        return None;
+    }
+    let num = |i: usize| f.get(i).and_then(|s| s.trim().parse::<u32>().ok());
+    let mail = f.get(7).and_then(|extra| {
+        extra.split_whitespace().find_map(|kv| kv.strip_prefix("userdb_mail=")).map(|m| {
+            if let Some(p) = m.strip_prefix("maildir:") {
+                let p = p.split(':').next().unwrap_or(p);
+                if p.ends_with('/') { p.to_string() } else { format!("{p}/") }
+            } else if let Some(p) = m.strip_prefix("mbox:") {
+                p.split(':').next().unwrap_or(p).trim_end_matches('/').to_string()
+            } else {
+                m.to_string()
+            }
+        })
+    });
+    Some(Entry {
+        name: name.to_string(),
+        uid: num(2),
+        gid: num(3),
+        home: f.get(5).map(|s| s.trim().to_string()).unwrap_or_default(),
+        mail,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwd_file_lines() {
+        let e = parse_line("ann:{SHA512-CRYPT}$6$x:1001:1001::/home/ann::userdb_mail=maildir:~/Mail").unwrap();
+        assert_eq!(e.name, "ann");
+        assert_eq!(e.uid, Some(1001));
+        assert_eq!(e.home, "/home/ann");
+        assert_eq!(e.mail.as_deref(), Some("~/Mail/"));
+        let e = parse_line("bob@example.org:{PLAIN}x:::Bob:/srv/bob:").unwrap();
+        assert_eq!(e.uid, None);
+        assert_eq!(e.gid, None);
+        assert!(parse_line("# comment").is_none());
+    }
+
+    #[test]
+    fn expansion() {
+        let h = Path::new("/home/ann");
+        assert_eq!(expand("~/Maildir/", h, "ann", "x.org"), "/home/ann/Maildir/");
+        assert_eq!(expand("/var/mail/%u", h, "ann", "x.org"), "/var/mail/ann");
+        assert_eq!(expand("/srv/%d/%u/", h, "ann", "x.org"), "/srv/x.org/ann/");
+        assert_eq!(expand("Maildir/", h, "ann", "x.org"), "/home/ann/Maildir/");
+    }
+
+    #[test]
+    fn file_lookup_prefers_full_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("users");
+        std::fs::write(&p, "ann:x:::::\nann@b.org:x::::/b:\n").unwrap();
+        let cfg = Config { users: Some(p), system_users: false, ..Config::default() };
+        let u = lookup(&cfg, "ann", Some("b.org")).unwrap().unwrap();
+        assert_eq!(u.home, PathBuf::from("/b"));
+        let u = lookup(&cfg, "ANN", Some("c.org")).unwrap().unwrap();
+        assert_eq!(u.name, "ann");
+        assert!(lookup(&cfg, "nobody-here", None).unwrap().is_none());
+    }
+}

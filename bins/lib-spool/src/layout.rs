@@ -1,0 +1,131 @@
+//! layout - the spool directory and the one durable commit.
+//!
+//! ```text
+//! spool/tmp/       enqueue writes here; files older than a day are swept
+//! spool/incoming/  committed messages, one queue file each
+//! spool/state/     qrun's per-message delivery records
+//! spool/trigger    FIFO: a byte here wakes qrun
+//! spool/qrun.lock  held (flock) by the running qrun daemon
+//! ```
+
+use crate::QueueId;
+use posthorn_sys::fsio;
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// The spool directory.
+#[derive(Debug, Clone)]
+pub struct Spool {
+    pub root: PathBuf,
+}
+
+impl Spool {
+    /// new - a spool at `root` (nothing is touched yet).
+    pub fn new(root: impl Into<PathBuf>) -> Spool {
+        Spool { root: root.into() }
+    }
+    pub fn tmp(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+    pub fn incoming(&self) -> PathBuf {
+        self.root.join("incoming")
+    }
+    pub fn state(&self) -> PathBuf {
+        self.root.join("state")
+    }
+    pub fn trigger(&self) -> PathBuf {
+        self.root.join("trigger")
+    }
+    pub fn lock(&self) -> PathBuf {
+        self.root.join("qrun.lock")
+    }
+    /// message - the queue file of `id`.
+    pub fn message(&self, id: &QueueId) -> PathBuf {
+        self.incoming().join(id.as_str())
+    }
+    /// state_file - the delivery records of `id`.
+    pub fn state_file(&self, id: &QueueId) -> PathBuf {
+        self.state().join(id.as_str())
+    }
+
+    /// create - make the directories and the FIFO if missing (qrun at start,
+    /// make install). Modes: group (the spool group) may write tmp/ and
+    /// incoming/ but not list them; others get nothing.
+    pub fn create(&self) -> io::Result<()> {
+        let mut b = std::fs::DirBuilder::new();
+        b.recursive(true).mode(0o755);
+        b.create(&self.root)?;
+        for (d, mode) in [(self.tmp(), 0o1730), (self.incoming(), 0o1730), (self.state(), 0o750)] {
+            match std::fs::DirBuilder::new().mode(mode).create(&d) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let t = self.trigger();
+        if std::fs::symlink_metadata(&t).is_err() {
+            match nix::unistd::mkfifo(&t, nix::sys::stat::Mode::from_bits_truncate(0o620)) {
+                Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+                Err(e) => return Err(io::Error::from(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// create_tmp - a new, exclusively created file in tmp/ named by a new queue ID.
+    pub fn create_tmp(&self, arrival: u64) -> io::Result<(QueueId, PathBuf, File)> {
+        for _ in 0..100 {
+            let id = QueueId::generate(arrival);
+            let p = self.tmp().join(id.as_str());
+            match std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .mode(0o640)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(&p)
+            {
+                Ok(f) => return Ok((id, p, f)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::Error::other("could not find a free queue ID"))
+    }
+
+    /// commit - the commit point. The file is fsynced, linked into incoming/
+    /// (link, not rename, so an existing message is never replaced), the
+    /// directory fsynced, and only then is the message accepted. Returns the
+    /// final ID, which changes only in the unlikely case of a collision.
+    pub fn commit(&self, file: &File, tmp_path: &Path, id: QueueId) -> io::Result<QueueId> {
+        file.sync_all()?;
+        let mut id = id;
+        for _ in 0..100 {
+            match std::fs::hard_link(tmp_path, self.message(&id)) {
+                Ok(()) => {
+                    fsio::fsync_dir(&self.incoming())?;
+                    let _ = std::fs::remove_file(tmp_path);
+                    return Ok(id);
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    id = QueueId::generate(crate::queue_id_time(&id));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::Error::other("could not find a free queue ID"))
+    }
+
+    /// wake - poke qrun through the FIFO; no reader is fine, never blocks.
+    pub fn wake(&self) {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(self.trigger())
+        {
+            let _ = f.write_all(b"w");
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! fsio - durable files: create exclusively, fsync, rename, fsync the directory.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+/// create_new - create a file that must not exist yet, never following a symlink.
+pub fn create_new(path: &Path, mode: u32) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+}
+
+/// open_read - open an existing file for reading without following a final symlink.
+pub fn open_read(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+}
+
+/// fsync_dir - make a rename or a new name in `dir` survive power loss.
+pub fn fsync_dir(dir: &Path) -> io::Result<()> {
+    let d = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(dir)?;
+    d.sync_all()
+}
+
+/// random_u64 - 64 unpredictable bits from the kernel, for unique names.
+pub fn random_u64() -> u64 {
+    let mut buf = [0u8; 8];
+    // SAFETY: buf is a valid writable buffer of buf.len() bytes.
+    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if n != 8 {
+        // getrandom cannot fail for 8 bytes after boot; fall back to time and pid.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        return t ^ (u64::from(std::process::id()) << 32);
+    }
+    u64::from_ne_bytes(buf)
+}
+
+/// is_disk_full - whether an error means "no room", which is always temporary.
+pub fn is_disk_full(err: &io::Error) -> bool {
+    matches!(err.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EFBIG))
+}
+
+/// harden - distrust what the caller left us: open fds 0-2 so later files
+/// never land on them, and set a umask so nothing is made world-writable.
+pub fn harden(umask: u32) {
+    for fd in 0..3 {
+        // SAFETY: fcntl(F_GETFD) only queries the descriptor.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+            // SAFETY: open with a static NUL-terminated path.
+            let got = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+            if got != fd && got >= 0 {
+                // SAFETY: got is a descriptor we just opened.
+                unsafe { libc::close(got) };
+            }
+        }
+    }
+    // SAFETY: umask cannot fail.
+    unsafe { libc::umask(umask as libc::mode_t) };
+    // Writing to a closed pipe must be an error we handle, not a death.
+    // SAFETY: setting SIGPIPE to SIG_IGN is async-signal-safe and process wide.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+}
+
+/// set_file_size_limit_unlimited_check - whether EFBIG may come from RLIMIT_FSIZE:
+/// when the limit is hit the kernel sends SIGXFSZ, which we ignore so that
+/// write() fails with EFBIG and we can report a temporary error.
+pub fn ignore_sigxfsz() {
+    // SAFETY: SIG_IGN for SIGXFSZ is process wide and async-signal-safe.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+}
