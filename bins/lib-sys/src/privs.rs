@@ -11,6 +11,8 @@ pub struct Account {
     pub gid: u32,
     pub home: std::path::PathBuf,
     pub shell: std::path::PathBuf,
+    /// The full name: the first comma-separated part of the GECOS field.
+    pub full_name: String,
 }
 
 /// lookup_user - getpwnam(3); None when there is no such account.
@@ -41,6 +43,7 @@ fn account(u: User) -> Account {
         uid: u.uid.as_raw(),
         gid: u.gid.as_raw(),
         home: u.dir,
+        full_name: u.gecos.to_string_lossy().split(',').next().unwrap_or("").to_string(),
         shell: u.shell,
     }
 }
