@@ -1,7 +1,7 @@
 //! list - `mailq`: the queue in Postfix's format, envelope data only.
 
 use posthorn_spool::state::State;
-use posthorn_spool::{qfile, QueueId, Spool};
+use posthorn_spool::{QueueId, Spool, qfile};
 use posthorn_sys::exit::Exit;
 use std::io::Write;
 
@@ -10,9 +10,18 @@ pub fn print(spool: &Spool) -> Result<(), Exit> {
     let mut ids: Vec<QueueId> = match std::fs::read_dir(spool.incoming()) {
         Ok(rd) => rd
             .filter_map(|e| e.ok())
-            .filter_map(|e| e.file_name().to_str().and_then(|n| QueueId::try_from(n).ok()))
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()
+                    .and_then(|n| QueueId::try_from(n).ok())
+            })
             .collect(),
-        Err(e) => return Err(Exit::from_io(format!("cannot read {}", spool.incoming().display()), &e)),
+        Err(e) => {
+            return Err(Exit::from_io(
+                format!("cannot read {}", spool.incoming().display()),
+                &e,
+            ));
+        }
     };
     ids.sort();
     let out = std::io::stdout();
@@ -21,15 +30,26 @@ pub fn print(spool: &Spool) -> Result<(), Exit> {
         let _ = writeln!(out, "Mail queue is empty");
         return Ok(());
     }
-    let _ = writeln!(out, "-Queue ID-   --Size-- ----Arrival Time---- -Sender/Recipient-------");
+    let _ = writeln!(
+        out,
+        "-Queue ID-   --Size-- ----Arrival Time---- -Sender/Recipient-------"
+    );
     let (mut count, mut bytes) = (0u64, 0u64);
     for id in ids {
-        let Ok(mut f) = posthorn_sys::fsio::open_read(&spool.message(&id)) else { continue };
-        let Ok(q) = qfile::read_header(&mut f) else { continue };
+        let Ok(mut f) = posthorn_sys::fsio::open_read(&spool.message(&id)) else {
+            continue;
+        };
+        let Ok(q) = qfile::read_header(&mut f) else {
+            continue;
+        };
         let st = State::load(&spool.state_file(&id)).unwrap_or_default();
         count += 1;
         bytes += q.msg_size;
-        let sender = if q.envelope.sender.is_empty() { "MAILER-DAEMON" } else { &q.envelope.sender };
+        let sender = if q.envelope.sender.is_empty() {
+            "MAILER-DAEMON"
+        } else {
+            &q.envelope.sender
+        };
         let _ = writeln!(
             out,
             "{:<12} {:>8} {:<20} {}",
@@ -39,7 +59,8 @@ pub fn print(spool: &Spool) -> Result<(), Exit> {
             sender
         );
         for (i, r) in q.envelope.recipients.iter().enumerate() {
-            let finished = st.done.iter().any(|k| k.0 == i) && !st.deferred.keys().any(|k| k.0 == i);
+            let finished =
+                st.done.iter().any(|k| k.0 == i) && !st.deferred.keys().any(|k| k.0 == i);
             if finished {
                 continue;
             }

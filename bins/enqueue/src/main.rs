@@ -12,7 +12,7 @@ mod list;
 
 use posthorn_mail::config::{Config, Source};
 use posthorn_spool::envelope::{self, Envelope, ReadError};
-use posthorn_spool::{qfile, Spool};
+use posthorn_spool::{Spool, qfile};
 use posthorn_sys::exit::{self, Exit};
 use posthorn_sys::{fsio, info, privs};
 use std::io::{BufReader, BufWriter, Seek, Write};
@@ -42,7 +42,10 @@ struct Args {
 
 /// parse_args - `-C FILE` and `-p`; anything else is a usage error.
 fn parse_args() -> Result<Args, Exit> {
-    let mut a = Args { config: None, list: false };
+    let mut a = Args {
+        config: None,
+        list: false,
+    };
     let mut it = std::env::args_os().skip(1);
     while let Some(arg) = it.next() {
         match arg.to_str() {
@@ -51,7 +54,12 @@ fn parse_args() -> Result<Args, Exit> {
                 a.config = Some(PathBuf::from(f));
             }
             Some("-p") => a.list = true,
-            _ => return Err(Exit::new(exit::USAGE, format!("unknown argument {arg:?}\n{USAGE}"))),
+            _ => {
+                return Err(Exit::new(
+                    exit::USAGE,
+                    format!("unknown argument {arg:?}\n{USAGE}"),
+                ));
+            }
         }
     }
     Ok(a)
@@ -75,10 +83,17 @@ fn run() -> Result<(), Exit> {
 
     let arrival = posthorn_mail::date::unix_now();
     let (id, tmp_path, file) = spool.create_tmp(arrival).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => {
-            Exit::new(exit::CANTCREAT, format!("{}: no spool here (run qrun once, or make install)", spool.tmp().display()))
-        }
-        _ => Exit::from_io(format!("cannot create a file in {}", spool.tmp().display()), &e),
+        std::io::ErrorKind::NotFound => Exit::new(
+            exit::CANTCREAT,
+            format!(
+                "{}: no spool here (run qrun once, or make install)",
+                spool.tmp().display()
+            ),
+        ),
+        _ => Exit::from_io(
+            format!("cannot create a file in {}", spool.tmp().display()),
+            &e,
+        ),
     })?;
     // From here on, any failure removes the half-written file.
     let cleanup = TmpGuard(Some(tmp_path.clone()));
@@ -88,12 +103,19 @@ fn run() -> Result<(), Exit> {
     qfile::write_header(&mut w, &id, arrival, uid, &env).map_err(io)?;
     w.flush().map_err(io)?;
     let msg_offset = w.get_mut().stream_position().map_err(io)?;
-    let size = envelope::copy_chunks(&mut input, &mut w, cfg.message_size_limit).map_err(read_error)?;
+    let size =
+        envelope::copy_chunks(&mut input, &mut w, cfg.message_size_limit).map_err(read_error)?;
     let mut file = w.into_inner().map_err(|e| io(e.into_error()))?;
     qfile::finish_size(&mut file, msg_offset, size).map_err(io)?;
-    let id = spool.commit(&file, &tmp_path, id).map_err(|e| Exit::from_io("committing the queue file", &e))?;
+    let id = spool
+        .commit(&file, &tmp_path, id)
+        .map_err(|e| Exit::from_io("committing the queue file", &e))?;
     cleanup.disarm();
-    info!("{id}: uid={uid} from=<{}>, size={size}, nrcpt={}", env.sender, env.recipients.len());
+    info!(
+        "{id}: uid={uid} from=<{}>, size={size}, nrcpt={}",
+        env.sender,
+        env.recipients.len()
+    );
     spool.wake();
     println!("{id}");
     Ok(())

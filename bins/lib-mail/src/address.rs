@@ -9,7 +9,10 @@ pub fn has_control(s: &str) -> bool {
 /// strip_brackets - `<a@b>` -> `a@b`, and trims white space.
 pub fn strip_brackets(s: &str) -> &str {
     let t = s.trim();
-    t.strip_prefix('<').and_then(|x| x.strip_suffix('>')).unwrap_or(t).trim()
+    t.strip_prefix('<')
+        .and_then(|x| x.strip_suffix('>'))
+        .unwrap_or(t)
+        .trim()
 }
 
 /// split - the local part and the domain of an address, at the last `@`

@@ -53,37 +53,57 @@ impl Aliases {
     pub fn load(path: &Path) -> std::io::Result<Aliases> {
         match std::fs::read(path) {
             Ok(bytes) => Ok(Aliases::parse(&String::from_utf8_lossy(&bytes), path)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Ok(Aliases { file: path.to_path_buf(), ..Aliases::default() })
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Aliases {
+                file: path.to_path_buf(),
+                ..Aliases::default()
+            }),
             Err(e) => Err(e),
         }
     }
 
     /// parse - parse aliases text; bad lines are recorded and skipped.
     pub fn parse(text: &str, file: &Path) -> Aliases {
-        let mut a = Aliases { file: file.to_path_buf(), ..Aliases::default() };
+        let mut a = Aliases {
+            file: file.to_path_buf(),
+            ..Aliases::default()
+        };
         for (line, logical) in logical_lines(text) {
-            let problem = |m: String| Problem { file: file.to_path_buf(), line, message: m };
+            let problem = |m: String| Problem {
+                file: file.to_path_buf(),
+                line,
+                message: m,
+            };
             if logical.len() > MAX_LINE {
-                a.problems.push(problem(format!("line longer than {MAX_LINE} bytes")));
+                a.problems
+                    .push(problem(format!("line longer than {MAX_LINE} bytes")));
                 continue;
             }
             let Some(colon) = logical.find(':') else {
-                a.problems.push(problem("missing ':' after the alias name".into()));
+                a.problems
+                    .push(problem("missing ':' after the alias name".into()));
                 continue;
             };
-            let name = logical[..colon].trim().trim_matches('"').to_ascii_lowercase();
+            let name = logical[..colon]
+                .trim()
+                .trim_matches('"')
+                .to_ascii_lowercase();
             if name.is_empty() || name.contains(char::is_whitespace) {
-                a.problems.push(problem(format!("bad alias name \"{}\"", logical[..colon].trim())));
+                a.problems.push(problem(format!(
+                    "bad alias name \"{}\"",
+                    logical[..colon].trim()
+                )));
                 continue;
             }
             match parse_values(&logical[colon + 1..]) {
-                Ok(v) if v.is_empty() => a.problems.push(problem(format!("alias \"{name}\" has no value"))),
+                Ok(v) if v.is_empty() => a
+                    .problems
+                    .push(problem(format!("alias \"{name}\" has no value"))),
                 Ok(v) => {
                     if let Some((first, _)) = a.map.get(&name) {
                         let first = *first;
-                        a.problems.push(problem(format!("duplicate alias \"{name}\" (first on line {first}); the first wins")));
+                        a.problems.push(problem(format!(
+                            "duplicate alias \"{name}\" (first on line {first}); the first wins"
+                        )));
                     } else {
                         a.map.insert(name, (line, v));
                     }
@@ -96,7 +116,9 @@ impl Aliases {
 
     /// get - the values of an alias, if there is one.
     pub fn get(&self, name: &str) -> Option<&[Value]> {
-        self.map.get(&name.to_ascii_lowercase()).map(|(_, v)| v.as_slice())
+        self.map
+            .get(&name.to_ascii_lowercase())
+            .map(|(_, v)| v.as_slice())
     }
 
     /// len - how many aliases there are.
@@ -171,7 +193,11 @@ pub fn parse_values(list: &str) -> Result<Vec<Value>, String> {
         if t.is_empty() {
             continue;
         }
-        let unq = if t.len() >= 2 && t.starts_with('"') && t.ends_with('"') && !t[1..t.len() - 1].contains('"') {
+        let unq = if t.len() >= 2
+            && t.starts_with('"')
+            && t.ends_with('"')
+            && !t[1..t.len() - 1].contains('"')
+        {
             &t[1..t.len() - 1]
         } else {
             t
@@ -224,14 +250,30 @@ mod tests {
         let text = "# comment\npostmaster: root\nroot: ann, bob@example.org,\n  carl\nlist: :include:/etc/list\nlog: /var/log/mail.txt\nbot: \"|/usr/bin/bot --flag, x\"\nQuoted: \"|cmd\"\n";
         let a = Aliases::parse(text, Path::new("/etc/aliases"));
         assert!(a.problems.is_empty(), "{:?}", a.problems);
-        assert_eq!(a.get("postmaster").unwrap(), &[Value::Address("root".into())]);
+        assert_eq!(
+            a.get("postmaster").unwrap(),
+            &[Value::Address("root".into())]
+        );
         assert_eq!(
             a.get("ROOT").unwrap(),
-            &[Value::Address("ann".into()), Value::Address("bob@example.org".into()), Value::Address("carl".into())]
+            &[
+                Value::Address("ann".into()),
+                Value::Address("bob@example.org".into()),
+                Value::Address("carl".into())
+            ]
         );
-        assert_eq!(a.get("list").unwrap(), &[Value::Include("/etc/list".into())]);
-        assert_eq!(a.get("log").unwrap(), &[Value::File("/var/log/mail.txt".into())]);
-        assert_eq!(a.get("bot").unwrap(), &[Value::Pipe("/usr/bin/bot --flag, x".into())]);
+        assert_eq!(
+            a.get("list").unwrap(),
+            &[Value::Include("/etc/list".into())]
+        );
+        assert_eq!(
+            a.get("log").unwrap(),
+            &[Value::File("/var/log/mail.txt".into())]
+        );
+        assert_eq!(
+            a.get("bot").unwrap(),
+            &[Value::Pipe("/usr/bin/bot --flag, x".into())]
+        );
         assert_eq!(a.get("quoted").unwrap(), &[Value::Pipe("cmd".into())]);
     }
 
@@ -243,7 +285,10 @@ mod tests {
         assert_eq!(lines.len(), 5, "{lines:?}");
         assert!(lines[0].starts_with("/etc/aliases:2: missing ':'"));
         assert!(lines[1].starts_with("/etc/aliases:4: alias \"x\": unbalanced"));
-        assert!(lines[2].starts_with("/etc/aliases:5: alias \"list\": :include: needs an absolute path"));
+        assert!(
+            lines[2]
+                .starts_with("/etc/aliases:5: alias \"list\": :include: needs an absolute path")
+        );
         assert!(lines[3].starts_with("/etc/aliases:6: alias \"y\" has no value"));
         assert!(lines[4].starts_with("/etc/aliases:7: duplicate alias \"ok\""));
         assert_eq!(a.get("ok").unwrap(), &[Value::Address("a".into())]);

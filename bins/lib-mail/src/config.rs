@@ -154,14 +154,22 @@ impl Config {
                 return Ok(Config::default());
             }
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                return Err(Exit::new(exit::CONFIG, format!("{}: not UTF-8 text", path.display())));
+                return Err(Exit::new(
+                    exit::CONFIG,
+                    format!("{}: not UTF-8 text", path.display()),
+                ));
             }
             Err(e) => {
                 let code = match e.kind() {
-                    std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => exit::CONFIG,
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => {
+                        exit::CONFIG
+                    }
                     _ => exit::TEMPFAIL,
                 };
-                return Err(Exit::new(code, format!("{}: cannot read: {e}", path.display())));
+                return Err(Exit::new(
+                    code,
+                    format!("{}: cannot read: {e}", path.display()),
+                ));
             }
         };
         Config::parse(&text, &path)
@@ -172,20 +180,31 @@ impl Config {
         let abs = if path.is_absolute() {
             path.to_path_buf()
         } else {
-            std::env::current_dir().map(|d| d.join(path)).unwrap_or_else(|_| path.to_path_buf())
+            std::env::current_dir()
+                .map(|d| d.join(path))
+                .unwrap_or_else(|_| path.to_path_buf())
         };
-        let base = abs.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
+        let base = abs
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("/"));
         let fname = path.display().to_string();
-        let bad = |key: &str, what: &str| Exit::new(exit::CONFIG, format!("{fname}: {key}: {what}"));
+        let bad =
+            |key: &str, what: &str| Exit::new(exit::CONFIG, format!("{fname}: {key}: {what}"));
         let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
             let msg = e.message().to_string();
-            let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
             match line {
                 Some(l) => Exit::new(exit::CONFIG, format!("{fname}:{l}: {msg}")),
                 None => Exit::new(exit::CONFIG, format!("{fname}: {msg}")),
             }
         })?;
-        let mut c = Config { file: Some(abs.clone()), ..Config::default() };
+        let mut c = Config {
+            file: Some(abs.clone()),
+            ..Config::default()
+        };
         let mut domains_set = false;
         let rel = |p: &str| -> PathBuf {
             let p = PathBuf::from(p);
@@ -195,13 +214,19 @@ impl Config {
             match key.as_str() {
                 "hostname" => {
                     let h = string(val).ok_or_else(|| bad(key, "must be a string"))?;
-                    if h.is_empty() || !h.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '.' || ch == '-') {
+                    if h.is_empty()
+                        || !h
+                            .chars()
+                            .all(|ch| ch.is_ascii_alphanumeric() || ch == '.' || ch == '-')
+                    {
                         return Err(bad(key, "must be a host name (letters, digits, '.', '-')"));
                     }
                     c.hostname = h.to_string();
                 }
                 "domains" => {
-                    let arr = val.as_array().ok_or_else(|| bad(key, "must be a list of strings"))?;
+                    let arr = val
+                        .as_array()
+                        .ok_or_else(|| bad(key, "must be a list of strings"))?;
                     let mut v = Vec::new();
                     for d in arr {
                         let d = string(d).ok_or_else(|| bad(key, "must be a list of strings"))?;
@@ -216,15 +241,26 @@ impl Config {
                     // Relative mailbox paths are relative to the user's home, not to this file.
                     c.mailbox = m.to_string();
                 }
-                "users" => c.users = Some(rel(path_str(val).ok_or_else(|| bad(key, "must be a path"))?)),
-                "system_users" => c.system_users = val.as_bool().ok_or_else(|| bad(key, "must be true or false"))?,
+                "users" => {
+                    c.users = Some(rel(path_str(val).ok_or_else(|| bad(key, "must be a path"))?))
+                }
+                "system_users" => {
+                    c.system_users = val
+                        .as_bool()
+                        .ok_or_else(|| bad(key, "must be true or false"))?
+                }
                 "aliases" => {
                     let a = string(val).ok_or_else(|| bad(key, "must be a path or \"\""))?;
                     c.aliases = if a.is_empty() { None } else { Some(rel(a)) };
                 }
                 "relayhost" => {
-                    let r = string(val).ok_or_else(|| bad(key, "must be a string like \"[host]:port\""))?;
-                    c.relayhost = if r.is_empty() { None } else { Some(r.to_string()) };
+                    let r = string(val)
+                        .ok_or_else(|| bad(key, "must be a string like \"[host]:port\""))?;
+                    c.relayhost = if r.is_empty() {
+                        None
+                    } else {
+                        Some(r.to_string())
+                    };
                 }
                 "log" => {
                     c.log = match string(val) {
@@ -233,7 +269,9 @@ impl Config {
                         _ => return Err(bad(key, "must be \"syslog\" or \"stderr\"")),
                     }
                 }
-                "libexec" => c.libexec = rel(path_str(val).ok_or_else(|| bad(key, "must be a path"))?),
+                "libexec" => {
+                    c.libexec = rel(path_str(val).ok_or_else(|| bad(key, "must be a path"))?)
+                }
                 "user" => {
                     let u = string(val).ok_or_else(|| bad(key, "must be a user name"))?;
                     if u.is_empty() || u.contains(['/', ':', '\0']) {
@@ -242,35 +280,56 @@ impl Config {
                     c.user = u.to_string();
                 }
                 "message_size_limit" => {
-                    let n = val.as_integer().filter(|n| *n > 0).ok_or_else(|| bad(key, "must be a positive number of bytes"))?;
+                    let n = val
+                        .as_integer()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| bad(key, "must be a positive number of bytes"))?;
                     c.message_size_limit = n as u64;
                 }
                 "postmaster" => {
-                    let p = string(val).filter(|p| !p.is_empty() && !p.contains(['\r', '\n', '\0']));
+                    let p =
+                        string(val).filter(|p| !p.is_empty() && !p.contains(['\r', '\n', '\0']));
                     c.postmaster = p.ok_or_else(|| bad(key, "must be an address"))?.to_string();
                 }
                 "queue" => {
-                    let t = val.as_table().ok_or_else(|| bad(key, "must be a table [queue]"))?;
+                    let t = val
+                        .as_table()
+                        .ok_or_else(|| bad(key, "must be a table [queue]"))?;
                     for (k, v) in t {
                         let full = format!("queue.{k}");
                         match k.as_str() {
                             "parallel" => {
                                 let n = v.as_integer().filter(|n| (1..=1000).contains(n));
-                                c.queue.parallel = n.ok_or_else(|| bad(&full, "must be a number from 1 to 1000"))? as usize;
+                                c.queue.parallel = n
+                                    .ok_or_else(|| bad(&full, "must be a number from 1 to 1000"))?
+                                    as usize;
                             }
-                            "min_backoff" => c.queue.min_backoff = duration(v).map_err(|w| bad(&full, &w))?,
-                            "max_backoff" => c.queue.max_backoff = duration(v).map_err(|w| bad(&full, &w))?,
-                            "lifetime" => c.queue.lifetime = duration(v).map_err(|w| bad(&full, &w))?,
-                            "scan_interval" => c.queue.scan_interval = duration(v).map_err(|w| bad(&full, &w))?,
+                            "min_backoff" => {
+                                c.queue.min_backoff = duration(v).map_err(|w| bad(&full, &w))?
+                            }
+                            "max_backoff" => {
+                                c.queue.max_backoff = duration(v).map_err(|w| bad(&full, &w))?
+                            }
+                            "lifetime" => {
+                                c.queue.lifetime = duration(v).map_err(|w| bad(&full, &w))?
+                            }
+                            "scan_interval" => {
+                                c.queue.scan_interval = duration(v).map_err(|w| bad(&full, &w))?
+                            }
                             _ => return Err(bad(&full, "unknown key")),
                         }
                     }
                     if c.queue.max_backoff < c.queue.min_backoff {
-                        return Err(bad("queue.max_backoff", "must not be less than queue.min_backoff"));
+                        return Err(bad(
+                            "queue.max_backoff",
+                            "must not be less than queue.min_backoff",
+                        ));
                     }
                 }
                 "tls" => {
-                    let t = val.as_table().ok_or_else(|| bad(key, "must be a table [tls]"))?;
+                    let t = val
+                        .as_table()
+                        .ok_or_else(|| bad(key, "must be a table [tls]"))?;
                     for (k, v) in t {
                         let full = format!("tls.{k}");
                         let p = path_str(v).ok_or_else(|| bad(&full, "must be a path"))?;
@@ -293,7 +352,8 @@ impl Config {
     /// is_local_domain - whether mail for `domain` is delivered here.
     pub fn is_local_domain(&self, domain: &str) -> bool {
         let d = domain.trim_end_matches('.');
-        self.domains.iter().any(|x| x.eq_ignore_ascii_case(d)) || self.hostname.eq_ignore_ascii_case(d)
+        self.domains.iter().any(|x| x.eq_ignore_ascii_case(d))
+            || self.hostname.eq_ignore_ascii_case(d)
     }
 
     /// helper - the path of a helper program such as `enqueue` or `deliver`.
@@ -322,7 +382,11 @@ fn path_str(v: &toml::Value) -> Option<&str> {
 fn duration(v: &toml::Value) -> Result<Duration, String> {
     const WHAT: &str = "must be seconds or a duration like \"300s\", \"5m\", \"1h\", \"5d\"";
     if let Some(n) = v.as_integer() {
-        return if n >= 0 { Ok(Duration::from_secs(n as u64)) } else { Err(WHAT.into()) };
+        return if n >= 0 {
+            Ok(Duration::from_secs(n as u64))
+        } else {
+            Err(WHAT.into())
+        };
     }
     let s = v.as_str().ok_or_else(|| WHAT.to_string())?.trim();
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
@@ -335,7 +399,9 @@ fn duration(v: &toml::Value) -> Result<Duration, String> {
         "w" => 7 * 86400,
         _ => return Err(WHAT.into()),
     };
-    n.checked_mul(mult).map(Duration::from_secs).ok_or_else(|| WHAT.to_string())
+    n.checked_mul(mult)
+        .map(Duration::from_secs)
+        .ok_or_else(|| WHAT.to_string())
 }
 
 #[cfg(test)]
@@ -348,7 +414,8 @@ mod tests {
 
     #[test]
     fn relative_paths_are_relative_to_the_file() {
-        let c = parse("spool = \"spool\"\nusers = \"etc/users\"\naliases = \"/etc/aliases\"\n").unwrap();
+        let c = parse("spool = \"spool\"\nusers = \"etc/users\"\naliases = \"/etc/aliases\"\n")
+            .unwrap();
         assert_eq!(c.spool, PathBuf::from("/inst/spool"));
         assert_eq!(c.users, Some(PathBuf::from("/inst/etc/users")));
         assert_eq!(c.aliases, Some(PathBuf::from("/etc/aliases")));
@@ -366,13 +433,21 @@ mod tests {
     #[test]
     fn bad_values_say_what_is_wrong() {
         let e = parse("log = \"file\"\n").unwrap_err();
-        assert!(e.message.contains("log: must be \"syslog\" or \"stderr\""), "{}", e.message);
+        assert!(
+            e.message.contains("log: must be \"syslog\" or \"stderr\""),
+            "{}",
+            e.message
+        );
         let e = parse("[queue]\nlifetime = \"5 years\"\n").unwrap_err();
         assert!(e.message.contains("queue.lifetime"), "{}", e.message);
         let e = parse("system_users = 1\n").unwrap_err();
         assert!(e.message.contains("system_users: must be true or false"));
         let e = parse("hostname = [\n").unwrap_err();
-        assert!(e.message.starts_with("/inst/posthorn.toml:1:"), "{}", e.message);
+        assert!(
+            e.message.starts_with("/inst/posthorn.toml:1:"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
@@ -381,7 +456,10 @@ mod tests {
         assert_eq!(c.queue.min_backoff, Duration::from_secs(60));
         assert_eq!(c.queue.max_backoff, Duration::from_secs(120));
         assert_eq!(c.queue.lifetime, Duration::from_secs(432000));
-        assert_eq!(c.domains, vec!["mx.example.org".to_string(), "localhost".to_string()]);
+        assert_eq!(
+            c.domains,
+            vec!["mx.example.org".to_string(), "localhost".to_string()]
+        );
         assert!(c.is_local_domain("MX.example.org."));
         assert!(!c.is_local_domain("example.org"));
     }

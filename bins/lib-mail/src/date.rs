@@ -17,7 +17,10 @@ pub fn unix_now() -> u64 {
 /// rfc5322_from_unix - a Unix time as an RFC 5322 date in local time.
 pub fn rfc5322_from_unix(secs: u64) -> String {
     match jiff::Timestamp::from_second(secs as i64) {
-        Ok(ts) => ts.to_zoned_datetime(jiff::tz::TimeZone::system()).strftime("%a, %d %b %Y %H:%M:%S %z").to_string(),
+        Ok(ts) => ts
+            .to_zoned_datetime(jiff::tz::TimeZone::system())
+            .strftime("%a, %d %b %Y %H:%M:%S %z")
+            .to_string(),
         Err(_) => now_rfc5322(),
     }
 }
@@ -25,7 +28,10 @@ pub fn rfc5322_from_unix(secs: u64) -> String {
 /// mailq_date - "Sat Nov 28 11:43:00" as Postfix's mailq prints arrival times.
 pub fn mailq_date(secs: u64) -> String {
     match jiff::Timestamp::from_second(secs as i64) {
-        Ok(ts) => ts.to_zoned_datetime(jiff::tz::TimeZone::system()).strftime("%a %b %e %H:%M:%S").to_string(),
+        Ok(ts) => ts
+            .to_zoned_datetime(jiff::tz::TimeZone::system())
+            .strftime("%a %b %e %H:%M:%S")
+            .to_string(),
         Err(_) => String::from("?"),
     }
 }

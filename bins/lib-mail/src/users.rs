@@ -6,6 +6,7 @@
 //! Only the lookup lives here; password checks belong to the servers.
 
 use crate::Config;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// A local mail user, resolved to where the mail goes.
@@ -36,12 +37,32 @@ struct Entry {
 /// lookup - find `local` (without +detail) in the users file, then, when
 /// `system_users` is on, among the system accounts. Err only for a file
 /// that exists but cannot be read, which is a temporary problem.
-pub fn lookup(cfg: &Config, local: &str, domain: Option<&str>) -> std::io::Result<Option<MailUser>> {
+pub fn lookup(
+    cfg: &Config,
+    local: &str,
+    domain: Option<&str>,
+) -> std::io::Result<Option<MailUser>> {
     if let Some(path) = &cfg.users {
         if let Some(e) = find_in_file(path, local, domain)? {
-            let home = if e.home.is_empty() { PathBuf::from("/nonexistent") } else { PathBuf::from(&e.home) };
-            let mailbox = expand(e.mail.as_deref().unwrap_or(&cfg.mailbox), &home, &e.name, domain.unwrap_or(&cfg.hostname));
-            return Ok(Some(MailUser { name: e.name, uid: e.uid, gid: e.gid, home, mailbox, system: false }));
+            let home = if e.home.is_empty() {
+                PathBuf::from("/nonexistent")
+            } else {
+                PathBuf::from(&e.home)
+            };
+            let mailbox = expand(
+                e.mail.as_deref().unwrap_or(&cfg.mailbox),
+                &home,
+                &e.name,
+                domain.unwrap_or(&cfg.hostname),
+            );
+            return Ok(Some(MailUser {
+                name: e.name,
+                uid: e.uid,
+                gid: e.gid,
+                home,
+                mailbox,
+                system: false,
+            }));
         }
     }
     if cfg.system_users {
@@ -51,7 +72,12 @@ pub fn lookup(cfg: &Config, local: &str, domain: Option<&str>) -> std::io::Resul
             acct = posthorn_sys::privs::lookup_user(&local.to_ascii_lowercase())?;
         }
         if let Some(a) = acct {
-            let mailbox = expand(&cfg.mailbox, &a.home, &a.name, domain.unwrap_or(&cfg.hostname));
+            let mailbox = expand(
+                &cfg.mailbox,
+                &a.home,
+                &a.name,
+                domain.unwrap_or(&cfg.hostname),
+            );
             return Ok(Some(MailUser {
                 name: a.name,
                 uid: Some(a.uid),
@@ -110,7 +136,10 @@ fn find_in_file(path: &Path, local: &str, domain: Option<&str>) -> std::io::Resu
     let mut fallback = None;
     for line in text.lines() {
         let Some(e) = parse_line(line) else { continue };
-        if full.as_deref().is_some_and(|f| e.name.eq_ignore_ascii_case(f)) {
+        if full
+            .as_deref()
+            .is_some_and(|f| e.name.eq_ignore_ascii_case(f))
+        {
             return Ok(Some(e));
         }
         if e.name.eq_ignore_ascii_case(local) && fallback.is_none() {
@@ -132,16 +161,27 @@ fn parse_line(line: &str) -> Option<Entry> {
     }
     let num = |i: usize| f.get(i).and_then(|s| s.trim().parse::<u32>().ok());
     let mail = f.get(7).and_then(|extra| {
-        extra.split_whitespace().find_map(|kv| kv.strip_prefix("userdb_mail=")).map(|m| {
-            if let Some(p) = m.strip_prefix("maildir:") {
-                let p = p.split(':').next().unwrap_or(p);
-                if p.ends_with('/') { p.to_string() } else { format!("{p}/") }
-            } else if let Some(p) = m.strip_prefix("mbox:") {
-                p.split(':').next().unwrap_or(p).trim_end_matches('/').to_string()
-            } else {
-                m.to_string()
-            }
-        })
+        extra
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix("userdb_mail="))
+            .map(|m| {
+                if let Some(p) = m.strip_prefix("maildir:") {
+                    let p = p.split(':').next().unwrap_or(p);
+                    if p.ends_with('/') {
+                        p.to_string()
+                    } else {
+                        format!("{p}/")
+                    }
+                } else if let Some(p) = m.strip_prefix("mbox:") {
+                    p.split(':')
+                        .next()
+                        .unwrap_or(p)
+                        .trim_end_matches('/')
+                        .to_string()
+                } else {
+                    m.to_string()
+                }
+            })
     });
     Some(Entry {
         name: name.to_string(),
@@ -152,13 +192,43 @@ fn parse_line(line: &str) -> Option<Entry> {
     })
 }
 
+/// read_forward_file - the file's text, refusing one that someone else
+/// could have written (as sendmail and Postfix do).
+pub fn read_forward_file(path: &Path, owner: Option<u32>) -> Result<Option<String>, String> {
+    let f = match posthorn_sys::fsio::open_read(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => return Ok(None),
+        Err(e) => return Err(format!("cannot open {}: {e}", path.display())),
+    };
+    let m = f
+        .metadata()
+        .map_err(|e| format!("cannot stat {}: {e}", path.display()))?;
+    if !m.is_file() || m.mode() & 0o022 != 0 || owner.is_some_and(|o| m.uid() != o && m.uid() != 0)
+    {
+        posthorn_sys::warning!(
+            "{}: ignored: not a regular file owned by its user and writable by no one else",
+            path.display()
+        );
+        return Ok(None);
+    }
+    let mut text = String::new();
+    use std::io::Read;
+    f.take(64 * 1024)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Ok(Some(text))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn passwd_file_lines() {
-        let e = parse_line("ann:{SHA512-CRYPT}$6$x:1001:1001::/home/ann::userdb_mail=maildir:~/Mail").unwrap();
+        let e =
+            parse_line("ann:{SHA512-CRYPT}$6$x:1001:1001::/home/ann::userdb_mail=maildir:~/Mail")
+                .unwrap();
         assert_eq!(e.name, "ann");
         assert_eq!(e.uid, Some(1001));
         assert_eq!(e.home, "/home/ann");
@@ -172,7 +242,10 @@ mod tests {
     #[test]
     fn expansion() {
         let h = Path::new("/home/ann");
-        assert_eq!(expand("~/Maildir/", h, "ann", "x.org"), "/home/ann/Maildir/");
+        assert_eq!(
+            expand("~/Maildir/", h, "ann", "x.org"),
+            "/home/ann/Maildir/"
+        );
         assert_eq!(expand("/var/mail/%u", h, "ann", "x.org"), "/var/mail/ann");
         assert_eq!(expand("/srv/%d/%u/", h, "ann", "x.org"), "/srv/x.org/ann/");
         assert_eq!(expand("Maildir/", h, "ann", "x.org"), "/home/ann/Maildir/");
@@ -183,7 +256,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("users");
         std::fs::write(&p, "ann:x:::::\nann@b.org:x::::/b:\n").unwrap();
-        let cfg = Config { users: Some(p), system_users: false, ..Config::default() };
+        let cfg = Config {
+            users: Some(p),
+            system_users: false,
+            ..Config::default()
+        };
         let u = lookup(&cfg, "ann", Some("b.org")).unwrap().unwrap();
         assert_eq!(u.home, PathBuf::from("/b"));
         let u = lookup(&cfg, "ANN", Some("c.org")).unwrap().unwrap();

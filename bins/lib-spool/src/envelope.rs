@@ -96,7 +96,12 @@ impl Envelope {
                 }
             }
         }
-        for p in self.ret.iter().chain(self.envid.iter()).chain(self.body.iter()) {
+        for p in self
+            .ret
+            .iter()
+            .chain(self.envid.iter())
+            .chain(self.body.iter())
+        {
             if !clean(p) || p.len() > 1000 {
                 return Err("bad DSN parameter".into());
             }
@@ -146,7 +151,12 @@ impl Envelope {
                 first = false;
                 continue;
             }
-            let (kind, val) = line.split_at(line.char_indices().nth(1).map(|(i, _)| i).unwrap_or(line.len()));
+            let (kind, val) = line.split_at(
+                line.char_indices()
+                    .nth(1)
+                    .map(|(i, _)| i)
+                    .unwrap_or(line.len()),
+            );
             match kind {
                 "F" if !seen_sender => {
                     env.sender = val.to_string();
@@ -154,9 +164,14 @@ impl Envelope {
                 }
                 "T" => {
                     if env.recipients.len() >= MAX_RECIPIENTS {
-                        return Err(ReadError::Bad(format!("more than {MAX_RECIPIENTS} recipients")));
+                        return Err(ReadError::Bad(format!(
+                            "more than {MAX_RECIPIENTS} recipients"
+                        )));
                     }
-                    env.recipients.push(Recipient { address: val.to_string(), ..Recipient::default() });
+                    env.recipients.push(Recipient {
+                        address: val.to_string(),
+                        ..Recipient::default()
+                    });
                 }
                 "N" => match env.recipients.last_mut() {
                     Some(rc) => rc.notify = Some(val.to_string()),
@@ -171,7 +186,12 @@ impl Envelope {
                 "B" => env.body = Some(val.to_string()),
                 "S" if val.is_empty() => env.smtputf8 = true,
                 "D" if val.is_empty() => break,
-                _ => return Err(ReadError::Bad(format!("unexpected record {:?}", truncate(&line)))),
+                _ => {
+                    return Err(ReadError::Bad(format!(
+                        "unexpected record {:?}",
+                        truncate(&line)
+                    )));
+                }
             }
         }
         if !seen_sender {
@@ -189,15 +209,26 @@ fn truncate(s: &str) -> String {
 /// read_record - one LF-terminated record of at most MAX_RECORD bytes.
 fn read_record(r: &mut impl BufRead) -> Result<String, ReadError> {
     let mut buf = Vec::new();
-    let n = r.take(MAX_RECORD as u64 + 1).read_until(b'\n', &mut buf).map_err(ReadError::Io)?;
+    let n = r
+        .take(MAX_RECORD as u64 + 1)
+        .read_until(b'\n', &mut buf)
+        .map_err(ReadError::Io)?;
     if n == 0 {
-        return Err(ReadError::Io(io::Error::new(io::ErrorKind::UnexpectedEof, "input ended inside the envelope")));
+        return Err(ReadError::Io(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "input ended inside the envelope",
+        )));
     }
     if buf.last() != Some(&b'\n') {
         if buf.len() > MAX_RECORD {
-            return Err(ReadError::Bad(format!("record longer than {MAX_RECORD} bytes")));
+            return Err(ReadError::Bad(format!(
+                "record longer than {MAX_RECORD} bytes"
+            )));
         }
-        return Err(ReadError::Io(io::Error::new(io::ErrorKind::UnexpectedEof, "input ended inside a record")));
+        return Err(ReadError::Io(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "input ended inside a record",
+        )));
     }
     buf.pop();
     if buf.contains(&b'\r') || buf.contains(&0) {
@@ -278,8 +309,15 @@ mod tests {
         Envelope {
             sender: "ann@example.org".into(),
             recipients: vec![
-                Recipient { address: "bob@x".into(), notify: Some("FAILURE".into()), orcpt: Some("rfc822;bob@x".into()) },
-                Recipient { address: "carl".into(), ..Recipient::default() },
+                Recipient {
+                    address: "bob@x".into(),
+                    notify: Some("FAILURE".into()),
+                    orcpt: Some("rfc822;bob@x".into()),
+                },
+                Recipient {
+                    address: "carl".into(),
+                    ..Recipient::default()
+                },
             ],
             ret: Some("HDRS".into()),
             envid: Some("abc".into()),
@@ -314,14 +352,28 @@ mod tests {
         let err = copy_chunks(&mut r, &mut Vec::new(), 1000).unwrap_err();
         assert!(matches!(err, ReadError::Io(_)));
         let mut r = io::BufReader::new(&b"V1\nFa\nTb\n5\nhello"[..]);
-        assert!(matches!(Envelope::read_records(&mut r), Err(ReadError::Bad(_))));
+        assert!(matches!(
+            Envelope::read_records(&mut r),
+            Err(ReadError::Bad(_))
+        ));
     }
 
     #[test]
     fn bad_records_are_refused() {
-        for input in [&b"V2\n"[..], b"V1\nTb\nD\n", b"V1\nFa\nD\n", b"V1\nFa\nTb\rc\nD\n", b"V1\nFa\nNx\nTb\nD\n", b"V1\nFa\nFb\nTc\nD\n"] {
+        for input in [
+            &b"V2\n"[..],
+            b"V1\nTb\nD\n",
+            b"V1\nFa\nD\n",
+            b"V1\nFa\nTb\rc\nD\n",
+            b"V1\nFa\nNx\nTb\nD\n",
+            b"V1\nFa\nFb\nTc\nD\n",
+        ] {
             let mut r = io::BufReader::new(input);
-            assert!(Envelope::read_records(&mut r).is_err(), "{:?}", String::from_utf8_lossy(input));
+            assert!(
+                Envelope::read_records(&mut r).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
         }
     }
 
@@ -331,6 +383,9 @@ mod tests {
         let err = copy_chunks(&mut io::BufReader::new(&data[..]), &mut Vec::new(), 7).unwrap_err();
         assert!(matches!(err, ReadError::TooBig(7)));
         let bad = b"007\n";
-        assert!(matches!(copy_chunks(&mut io::BufReader::new(&bad[..]), &mut Vec::new(), 7), Err(ReadError::Bad(_))));
+        assert!(matches!(
+            copy_chunks(&mut io::BufReader::new(&bad[..]), &mut Vec::new(), 7),
+            Err(ReadError::Bad(_))
+        ));
     }
 }

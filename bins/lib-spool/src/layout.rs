@@ -52,14 +52,24 @@ impl Spool {
 
     /// create - make the directories and the FIFO if missing (qrun at start,
     /// make install). Modes: group (the spool group) may write tmp/ and
-    /// incoming/ but not list them; others get nothing.
+    /// incoming/ but not list them; others get nothing. The setgid bit makes
+    /// every queue file belong to the spool group, whoever wrote it, so qrun
+    /// can read what a root-run enqueue wrote.
     pub fn create(&self) -> io::Result<()> {
         let mut b = std::fs::DirBuilder::new();
         b.recursive(true).mode(0o755);
         b.create(&self.root)?;
-        for (d, mode) in [(self.tmp(), 0o1730), (self.incoming(), 0o1730), (self.state(), 0o750)] {
+        for (d, mode) in [
+            (self.tmp(), 0o3730),
+            (self.incoming(), 0o3730),
+            (self.state(), 0o2750),
+        ] {
             match std::fs::DirBuilder::new().mode(mode).create(&d) {
-                Ok(()) => {}
+                // The umask must not take the group's write bit away.
+                Ok(()) => std::fs::set_permissions(
+                    &d,
+                    std::os::unix::fs::PermissionsExt::from_mode(mode),
+                )?,
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(e),
             }
@@ -67,7 +77,11 @@ impl Spool {
         let t = self.trigger();
         if std::fs::symlink_metadata(&t).is_err() {
             match nix::unistd::mkfifo(&t, nix::sys::stat::Mode::from_bits_truncate(0o620)) {
-                Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+                Ok(()) => std::fs::set_permissions(
+                    &t,
+                    std::os::unix::fs::PermissionsExt::from_mode(0o620),
+                )?,
+                Err(nix::errno::Errno::EEXIST) => {}
                 Err(e) => return Err(io::Error::from(e)),
             }
         }

@@ -11,8 +11,8 @@
 //! The size doubles as Postfix's END record: a file whose length does not
 //! match is refused, never half-delivered.
 
-use crate::envelope::{Envelope, ReadError};
 use crate::QueueId;
+use crate::envelope::{Envelope, ReadError};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 
@@ -31,7 +31,13 @@ pub struct QueueFile {
 
 /// write_header - everything before the message; the size is a placeholder
 /// that `finish_size` fills in once the message is written.
-pub fn write_header(w: &mut impl Write, id: &QueueId, arrival: u64, uid: u32, env: &Envelope) -> io::Result<()> {
+pub fn write_header(
+    w: &mut impl Write,
+    id: &QueueId,
+    arrival: u64,
+    uid: u32,
+    env: &Envelope,
+) -> io::Result<()> {
     writeln!(w, "{MAGIC}")?;
     writeln!(w, "I{id}")?;
     writeln!(w, "A{arrival}")?;
@@ -57,7 +63,11 @@ pub fn read_header(f: &mut File) -> Result<QueueFile, String> {
     let mut offset: u64 = 0;
     fn line(r: &mut BufReader<&mut File>, offset: &mut u64) -> Result<String, String> {
         let mut buf = Vec::new();
-        let n = r.by_ref().take(4096).read_until(b'\n', &mut buf).map_err(|e| e.to_string())?;
+        let n = r
+            .by_ref()
+            .take(4096)
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| e.to_string())?;
         if n == 0 || buf.last() != Some(&b'\n') {
             return Err("truncated header".into());
         }
@@ -68,22 +78,46 @@ pub fn read_header(f: &mut File) -> Result<QueueFile, String> {
     if line(&mut r, &mut offset)? != MAGIC {
         return Err("not a Posthorn queue file".into());
     }
-    let id = line(&mut r, &mut offset)?.strip_prefix('I').map(QueueId::try_from).ok_or("no I record")??;
-    let arrival = line(&mut r, &mut offset)?.strip_prefix('A').and_then(|s| s.parse().ok()).ok_or("bad A record")?;
-    let uid = line(&mut r, &mut offset)?.strip_prefix('U').and_then(|s| s.parse().ok()).ok_or("bad U record")?;
+    let id = line(&mut r, &mut offset)?
+        .strip_prefix('I')
+        .map(QueueId::try_from)
+        .ok_or("no I record")??;
+    let arrival = line(&mut r, &mut offset)?
+        .strip_prefix('A')
+        .and_then(|s| s.parse().ok())
+        .ok_or("bad A record")?;
+    let uid = line(&mut r, &mut offset)?
+        .strip_prefix('U')
+        .and_then(|s| s.parse().ok())
+        .ok_or("bad U record")?;
     // The envelope records are read by their own parser; count their bytes.
-    let mut counted = CountingReader { inner: &mut r, n: 0 };
+    let mut counted = CountingReader {
+        inner: &mut r,
+        n: 0,
+    };
     let envelope = Envelope::read_records(&mut counted).map_err(|e| match e {
         ReadError::Bad(m) => m,
         other => other.to_string(),
     })?;
     offset += counted.n;
     let m = line(&mut r, &mut offset)?;
-    let size: u64 = m.strip_prefix('M').and_then(|s| s.parse().ok()).ok_or("bad M record")?;
+    let size: u64 = m
+        .strip_prefix('M')
+        .and_then(|s| s.parse().ok())
+        .ok_or("bad M record")?;
     if offset + size != len {
-        return Err(format!("length {len} does not match header {offset} + message {size}"));
+        return Err(format!(
+            "length {len} does not match header {offset} + message {size}"
+        ));
     }
-    Ok(QueueFile { id, arrival, uid, envelope, msg_offset: offset, msg_size: size })
+    Ok(QueueFile {
+        id,
+        arrival,
+        uid,
+        envelope,
+        msg_offset: offset,
+        msg_size: size,
+    })
 }
 
 /// A BufRead that counts the bytes consumed through it.
@@ -119,11 +153,20 @@ mod tests {
     fn write_then_read() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("q");
-        let mut f = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&p).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&p)
+            .unwrap();
         let id = QueueId::generate(1);
         let env = Envelope {
             sender: "a@b".into(),
-            recipients: vec![Recipient { address: "c@d".into(), ..Default::default() }],
+            recipients: vec![Recipient {
+                address: "c@d".into(),
+                ..Default::default()
+            }],
             ..Default::default()
         };
         write_header(&mut f, &id, 1234, 1000, &env).unwrap();

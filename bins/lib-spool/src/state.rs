@@ -35,7 +35,9 @@ pub struct State {
 }
 
 fn field(s: &str) -> String {
-    s.chars().map(|c| if c == '\t' || c.is_control() { ' ' } else { c }).collect()
+    s.chars()
+        .map(|c| if c == '\t' || c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 impl State {
@@ -66,13 +68,19 @@ impl State {
                 Some("X") => {
                     if let Some(k) = key() {
                         st.deferred.remove(&k);
-                        let v = (f.get(3).unwrap_or(&"5.0.0").to_string(), f.get(4).unwrap_or(&"").to_string());
+                        let v = (
+                            f.get(3).unwrap_or(&"5.0.0").to_string(),
+                            f.get(4).unwrap_or(&"").to_string(),
+                        );
                         st.failed.insert(k, v);
                     }
                 }
                 Some("W") => {
                     if let Some(k) = key() {
-                        let v = (f.get(3).unwrap_or(&"4.0.0").to_string(), f.get(4).unwrap_or(&"").to_string());
+                        let v = (
+                            f.get(3).unwrap_or(&"4.0.0").to_string(),
+                            f.get(4).unwrap_or(&"").to_string(),
+                        );
                         st.deferred.insert(k, v);
                     }
                 }
@@ -108,28 +116,53 @@ pub struct Journal {
 impl Journal {
     /// new - a journal for `path`, created on first write.
     pub fn new(path: &Path) -> Journal {
-        Journal { file: None, path: path.to_path_buf(), pending: Vec::new() }
+        Journal {
+            file: None,
+            path: path.to_path_buf(),
+            pending: Vec::new(),
+        }
     }
 
     /// delivered - record a finished delivery.
     pub fn delivered(&mut self, k: &Key) {
-        self.pending.extend_from_slice(format!("D\t{}\t{}\n", k.0, field(&k.1)).as_bytes());
+        self.pending
+            .extend_from_slice(format!("D\t{}\t{}\n", k.0, field(&k.1)).as_bytes());
     }
     /// failed - record a permanent failure.
     pub fn failed(&mut self, k: &Key, dsn: &str, text: &str) {
-        self.pending.extend_from_slice(format!("X\t{}\t{}\t{}\t{}\n", k.0, field(&k.1), field(dsn), field(text)).as_bytes());
+        self.pending.extend_from_slice(
+            format!(
+                "X\t{}\t{}\t{}\t{}\n",
+                k.0,
+                field(&k.1),
+                field(dsn),
+                field(text)
+            )
+            .as_bytes(),
+        );
     }
     /// deferred - record a temporary failure.
     pub fn deferred(&mut self, k: &Key, dsn: &str, text: &str) {
-        self.pending.extend_from_slice(format!("W\t{}\t{}\t{}\t{}\n", k.0, field(&k.1), field(dsn), field(text)).as_bytes());
+        self.pending.extend_from_slice(
+            format!(
+                "W\t{}\t{}\t{}\t{}\n",
+                k.0,
+                field(&k.1),
+                field(dsn),
+                field(text)
+            )
+            .as_bytes(),
+        );
     }
     /// notified - record that a bounce for the failure is queued.
     pub fn notified(&mut self, k: &Key) {
-        self.pending.extend_from_slice(format!("N\t{}\t{}\n", k.0, field(&k.1)).as_bytes());
+        self.pending
+            .extend_from_slice(format!("N\t{}\t{}\n", k.0, field(&k.1)).as_bytes());
     }
     /// schedule - record when to try again.
     pub fn schedule(&mut self, next: u64, attempts: u32) {
-        self.pending.extend_from_slice(format!("Q\t{next}\t{attempts}\n").as_bytes());
+        self.pending
+            .extend_from_slice(format!("Q\t{next}\t{attempts}\n").as_bytes());
     }
 
     /// sync - append what is pending and fdatasync: after this the records survive a crash.
@@ -171,7 +204,12 @@ mod tests {
         j.deferred(&b, "4.4.0", "no remote");
         j.schedule(99, 2);
         j.sync().unwrap();
-        std::fs::OpenOptions::new().append(true).open(&p).unwrap().write_all(b"D\t1\tremote:x@y").unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&p)
+            .unwrap()
+            .write_all(b"D\t1\tremote:x@y")
+            .unwrap();
         let st = State::load(&p).unwrap();
         assert!(st.done.contains(&a));
         assert!(!st.deferred.contains_key(&a));

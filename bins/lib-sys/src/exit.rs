@@ -55,7 +55,10 @@ pub fn dsn_for(code: i32) -> (&'static str, bool) {
 impl Exit {
     /// new - an exit code with its one-line message.
     pub fn new(code: u8, message: impl Into<String>) -> Self {
-        Exit { code, message: message.into() }
+        Exit {
+            code,
+            message: message.into(),
+        }
     }
 
     /// is_temporary - whether the caller should try again later.

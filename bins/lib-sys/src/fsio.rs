@@ -50,7 +50,10 @@ pub fn random_u64() -> u64 {
 
 /// is_disk_full - whether an error means "no room", which is always temporary.
 pub fn is_disk_full(err: &io::Error) -> bool {
-    matches!(err.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EFBIG))
+    matches!(
+        err.raw_os_error(),
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EFBIG)
+    )
 }
 
 /// harden - distrust what the caller left us: open fds 0-2 so later files

@@ -32,10 +32,23 @@ pub fn init(program: &str, to_stderr: bool) {
             // openlog keeps the pointer: leak it on purpose, once per process.
             let ident: &'static CString = Box::leak(Box::new(c));
             // SAFETY: ident lives for the rest of the process.
-            unsafe { libc::openlog(ident.as_ptr(), libc::LOG_PID | libc::LOG_NDELAY, libc::LOG_MAIL) };
+            unsafe {
+                libc::openlog(
+                    ident.as_ptr(),
+                    libc::LOG_PID | libc::LOG_NDELAY,
+                    libc::LOG_MAIL,
+                )
+            };
         }
     }
-    let _ = SINK.set((if to_stderr { Sink::Stderr } else { Sink::Syslog }, tag));
+    let _ = SINK.set((
+        if to_stderr {
+            Sink::Stderr
+        } else {
+            Sink::Syslog
+        },
+        tag,
+    ));
 }
 
 /// write - emit one line; control characters are escaped so a log line

@@ -34,7 +34,10 @@ pub fn lookup_uid(uid: u32) -> std::io::Result<Option<Account>> {
 
 /// lookup_group - getgrnam(3) to a gid.
 pub fn lookup_group(name: &str) -> Option<u32> {
-    Group::from_name(name).ok().flatten().map(|g| g.gid.as_raw())
+    Group::from_name(name)
+        .ok()
+        .flatten()
+        .map(|g| g.gid.as_raw())
 }
 
 fn account(u: User) -> Account {
@@ -43,7 +46,13 @@ fn account(u: User) -> Account {
         uid: u.uid.as_raw(),
         gid: u.gid.as_raw(),
         home: u.dir,
-        full_name: u.gecos.to_string_lossy().split(',').next().unwrap_or("").to_string(),
+        full_name: u
+            .gecos
+            .to_string_lossy()
+            .split(',')
+            .next()
+            .unwrap_or("")
+            .to_string(),
         shell: u.shell,
     }
 }
@@ -85,7 +94,9 @@ pub fn become_user(name: &str, uid: u32, gid: u32) -> std::io::Result<()> {
     nix::unistd::setresgid(g, g, g)?;
     nix::unistd::setresuid(u, u, u)?;
     if uid != 0 && nix::unistd::setuid(Uid::from_raw(0)).is_ok() {
-        return Err(std::io::Error::other("could still regain root after setuid"));
+        return Err(std::io::Error::other(
+            "could still regain root after setuid",
+        ));
     }
     Ok(())
 }
@@ -98,4 +109,57 @@ pub fn drop_effective(uid: u32, gid: u32) -> std::io::Result<()> {
     nix::unistd::setgroups(&[Gid::from_raw(gid)])?;
     nix::unistd::setresuid(Uid::from_raw(uid), Uid::from_raw(uid), Uid::from_raw(0))?;
     Ok(())
+}
+
+/// The ids a child process should run with, computed before fork so the
+/// child only makes system calls (no NSS lookups between fork and exec).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ids {
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+}
+
+impl Ids {
+    /// for_user - the user's ids with its supplementary groups (getgrouplist).
+    pub fn for_user(name: &str, uid: u32, gid: u32) -> Ids {
+        let groups = CString::new(name)
+            .ok()
+            .and_then(|c| nix::unistd::getgrouplist(&c, Gid::from_raw(gid)).ok())
+            .map(|v| v.into_iter().map(|g| g.as_raw()).collect())
+            .unwrap_or_else(|| vec![gid]);
+        Ids { uid, gid, groups }
+    }
+}
+
+/// command_as - make `cmd` run as `ids`: the child regains root through the
+/// saved uid, sets groups, gid, uid (in that order), and checks that root
+/// is gone before exec. Only async-signal-safe calls run in the child.
+pub fn command_as(cmd: &mut std::process::Command, ids: &Ids) {
+    use std::os::unix::process::CommandExt;
+    let ids = ids.clone();
+    let groups: Vec<libc::gid_t> = ids.groups.iter().map(|g| *g as libc::gid_t).collect();
+    // SAFETY: the closure runs between fork and exec and only calls
+    // setresuid/setgroups/setresgid/geteuid, which are async-signal-safe;
+    // `groups` was allocated before fork and is only read.
+    unsafe {
+        cmd.pre_exec(move || {
+            let _ = libc::setresuid(0, 0, 0);
+            if libc::geteuid() == 0 {
+                if libc::setgroups(groups.len(), groups.as_ptr()) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            if libc::setresgid(ids.gid, ids.gid, ids.gid) != 0 && libc::getegid() != ids.gid {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::setresuid(ids.uid, ids.uid, ids.uid) != 0 && libc::geteuid() != ids.uid {
+                return Err(std::io::Error::last_os_error());
+            }
+            if ids.uid != 0 && (libc::geteuid() == 0 || libc::setuid(0) == 0) {
+                return Err(std::io::Error::other("root could be regained"));
+            }
+            Ok(())
+        });
+    }
 }

@@ -65,7 +65,8 @@ pub fn parse(mode: Mode, argv: Vec<OsString>) -> Result<Args, String> {
     };
     let mut p = lexopt::Parser::from_args(argv);
     let text = |v: OsString, what: &str| -> Result<String, String> {
-        v.into_string().map_err(|_| format!("{what} is not valid UTF-8"))
+        v.into_string()
+            .map_err(|_| format!("{what} is not valid UTF-8"))
     };
     while let Some(arg) = p.next().map_err(|e| e.to_string())? {
         match arg {
@@ -83,10 +84,15 @@ pub fn parse(mode: Mode, argv: Vec<OsString>) -> Result<Args, String> {
                     other => return Err(format!("unsupported mode -b{other}")),
                 };
             }
-            Short('B') => a.body = Some(text(p.value().map_err(|e| e.to_string())?, "-B")?.to_ascii_uppercase()),
+            Short('B') => {
+                a.body =
+                    Some(text(p.value().map_err(|e| e.to_string())?, "-B")?.to_ascii_uppercase())
+            }
             Short('C') => a.config = Some(PathBuf::from(p.value().map_err(|e| e.to_string())?)),
             Short('F') => a.full_name = Some(text(p.value().map_err(|e| e.to_string())?, "-F")?),
-            Short('f') | Short('r') => a.sender = Some(text(p.value().map_err(|e| e.to_string())?, "-f")?),
+            Short('f') | Short('r') => {
+                a.sender = Some(text(p.value().map_err(|e| e.to_string())?, "-f")?)
+            }
             Short('i') => a.ignore_dots = true,
             Short('I') => a.mode = Mode::Aliases,
             Short('t') => a.from_headers = true,
@@ -107,7 +113,8 @@ pub fn parse(mode: Mode, argv: Vec<OsString>) -> Result<Args, String> {
                 a.mode = Mode::RunQueue;
             }
             // Ignored with a value: -A, -h, -L, -O, -X, -e, -p.
-            Short('A') | Short('h') | Short('L') | Short('O') | Short('X') | Short('e') | Short('p') => {
+            Short('A') | Short('h') | Short('L') | Short('O') | Short('X') | Short('e')
+            | Short('p') => {
                 let _ = p.value().map_err(|e| e.to_string())?;
             }
             // Ignored flags: -G, -m, -n, -U, -c.
@@ -117,19 +124,34 @@ pub fn parse(mode: Mode, argv: Vec<OsString>) -> Result<Args, String> {
             Long(l) => return Err(format!("unknown option --{l}")),
         }
     }
-    for (what, v) in [("-f", &a.sender), ("-F", &a.full_name), ("-N", &a.notify), ("-R", &a.ret), ("-V", &a.envid)] {
-        if v.as_deref().is_some_and(posthorn_mail::address::has_control) {
+    for (what, v) in [
+        ("-f", &a.sender),
+        ("-F", &a.full_name),
+        ("-N", &a.notify),
+        ("-R", &a.ret),
+        ("-V", &a.envid),
+    ] {
+        if v.as_deref()
+            .is_some_and(posthorn_mail::address::has_control)
+        {
             return Err(format!("{what}: CR, LF or NUL is not allowed"));
         }
     }
-    if a.recipients.iter().any(|r| posthorn_mail::address::has_control(r)) {
+    if a.recipients
+        .iter()
+        .any(|r| posthorn_mail::address::has_control(r))
+    {
         return Err("recipient: CR, LF or NUL is not allowed".into());
     }
     if let Some(n) = &a.notify {
         let n = n.to_ascii_uppercase();
-        let ok = n == "NEVER" || n.split(',').all(|w| matches!(w.trim(), "SUCCESS" | "FAILURE" | "DELAY"));
+        let ok = n == "NEVER"
+            || n.split(',')
+                .all(|w| matches!(w.trim(), "SUCCESS" | "FAILURE" | "DELAY"));
         if !ok {
-            return Err(format!("-N {n}: expected never or a list of success, failure, delay"));
+            return Err(format!(
+                "-N {n}: expected never or a list of success, failure, delay"
+            ));
         }
         a.notify = Some(n.split(',').map(str::trim).collect::<Vec<_>>().join(","));
     }
@@ -153,7 +175,10 @@ mod tests {
     use super::*;
 
     fn p(s: &str) -> Result<Args, String> {
-        parse(Mode::Deliver, s.split_whitespace().map(OsString::from).collect())
+        parse(
+            Mode::Deliver,
+            s.split_whitespace().map(OsString::from).collect(),
+        )
     }
 
     #[test]
@@ -206,7 +231,10 @@ mod tests {
         assert!(p("-N sometimes a").is_err());
         assert!(p("-k a").unwrap_err().contains("-k"));
         assert!(p("--bogus a").is_err());
-        let bad = parse(Mode::Deliver, vec!["-f".into(), "a@b\r\nX: y".into(), "c".into()]);
+        let bad = parse(
+            Mode::Deliver,
+            vec!["-f".into(), "a@b\r\nX: y".into(), "c".into()],
+        );
         assert!(bad.is_err());
         let bad = parse(Mode::Deliver, vec!["a\nb".into()]);
         assert!(bad.is_err());

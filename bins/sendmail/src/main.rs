@@ -43,9 +43,13 @@ fn main() -> ExitCode {
 
 /// run - parse, load the configuration, and do what the mode says.
 fn run(mode: Mode, argv: Vec<std::ffi::OsString>) -> Result<(), Exit> {
-    let a = args::parse(mode, argv).map_err(|m| Exit::new(exit::USAGE, format!("{m}\n{}", args::USAGE)))?;
+    let a = args::parse(mode, argv)
+        .map_err(|m| Exit::new(exit::USAGE, format!("{m}\n{}", args::USAGE)))?;
     let cfg = Config::load(&Source::choose(a.config.as_deref(), true))?;
-    posthorn_sys::log::init("sendmail", cfg.log == posthorn_mail::config::LogSink::Stderr);
+    posthorn_sys::log::init(
+        "sendmail",
+        cfg.log == posthorn_mail::config::LogSink::Stderr,
+    );
     match a.mode {
         Mode::Deliver => submit::deliver(&cfg, &a),
         Mode::List => submit::exec_helper(&cfg, "enqueue", &["-p"]),
@@ -59,8 +63,14 @@ fn run(mode: Mode, argv: Vec<std::ffi::OsString>) -> Result<(), Exit> {
             submit::exec_helper(&cfg, "qrun", &v)
         }
         Mode::Aliases => check_aliases(&cfg, a.verbose),
-        Mode::Smtp => Err(Exit::new(exit::UNAVAILABLE, "-bs (SMTP on stdin) is not available yet: it comes with smtpd")),
-        Mode::Daemon => Err(Exit::new(exit::UNAVAILABLE, "no daemon mode: run qrun for the queue and smtpd from inetd or systemd")),
+        Mode::Smtp => Err(Exit::new(
+            exit::UNAVAILABLE,
+            "-bs (SMTP on stdin) is not available yet: it comes with smtpd",
+        )),
+        Mode::Daemon => Err(Exit::new(
+            exit::UNAVAILABLE,
+            "no daemon mode: run qrun for the queue and smtpd from inetd or systemd",
+        )),
     }
 }
 
@@ -80,12 +90,16 @@ fn check_aliases(cfg: &Config, verbose: bool) -> Result<(), Exit> {
     if verbose || problems.is_empty() {
         println!("{}: {} aliases", path.display(), al.len());
     }
-    if problems.is_empty() { Ok(()) } else { Err(Exit::new(exit::DATAERR, "")) }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Exit::new(exit::DATAERR, ""))
+    }
 }
 
 /// check_includes - every :include: file must be readable and well-formed.
 fn check_includes(al: &posthorn_mail::aliases::Aliases) -> Vec<String> {
-    use posthorn_mail::aliases::{parse_values, Value};
+    use posthorn_mail::aliases::{Value, parse_values};
     let mut out = Vec::new();
     let mut names: Vec<String> = Vec::new();
     // Walk every alias's values for includes.
@@ -111,7 +125,10 @@ fn check_includes(al: &posthorn_mail::aliases::Aliases) -> Vec<String> {
                             }
                         }
                     }
-                    Err(e) => out.push(format!("{}: alias \"{n}\": cannot read :include: file: {e}", p.display())),
+                    Err(e) => out.push(format!(
+                        "{}: alias \"{n}\": cannot read :include: file: {e}",
+                        p.display()
+                    )),
                 }
             }
         }

@@ -30,7 +30,14 @@ pub struct LineReader<R: BufRead> {
 impl<R: BufRead> LineReader<R> {
     /// new - wrap stdin.
     pub fn new(inner: R, ignore_dots: bool) -> Self {
-        LineReader { inner, ignore_dots, at_line_start: true, pending_cr: false, done: false, added_newline: false }
+        LineReader {
+            inner,
+            ignore_dots,
+            at_line_start: true,
+            pending_cr: false,
+            done: false,
+            added_newline: false,
+        }
     }
 
     /// next_piece - the next piece of a line into `buf` (cleared first);
@@ -105,7 +112,9 @@ impl Field {
     /// name - the field name, lowercased.
     pub fn name(&self) -> String {
         let end = self.raw.iter().position(|&b| b == b':').unwrap_or(0);
-        String::from_utf8_lossy(&self.raw[..end]).trim().to_ascii_lowercase()
+        String::from_utf8_lossy(&self.raw[..end])
+            .trim()
+            .to_ascii_lowercase()
     }
 }
 
@@ -121,7 +130,9 @@ pub struct Header {
 
 /// is_field_start - `name:` with a name of printable ASCII but colon and space.
 fn is_field_start(line: &[u8]) -> bool {
-    let Some(colon) = line.iter().position(|&b| b == b':') else { return false };
+    let Some(colon) = line.iter().position(|&b| b == b':') else {
+        return false;
+    };
     let name = &line[..colon];
     let name = match name.iter().rposition(|&b| b != b' ' && b != b'\t') {
         Some(i) => &name[..=i],
@@ -178,14 +189,18 @@ pub fn read_header<R: BufRead>(r: &mut LineReader<R>) -> io::Result<Header> {
 
 /// addresses - the addresses in an address header (To, Cc, Bcc, ...).
 pub fn addresses(field: &Field) -> Vec<String> {
-    let Ok((hdr, _)) = mailparse::parse_header(&field.raw) else { return Vec::new() };
+    let Ok((hdr, _)) = mailparse::parse_header(&field.raw) else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
     match mailparse::addrparse_header(&hdr) {
         Ok(list) => {
             for a in list.iter() {
                 match a {
                     mailparse::MailAddr::Single(s) => out.push(s.addr.clone()),
-                    mailparse::MailAddr::Group(g) => out.extend(g.addrs.iter().map(|s| s.addr.clone())),
+                    mailparse::MailAddr::Group(g) => {
+                        out.extend(g.addrs.iter().map(|s| s.addr.clone()))
+                    }
                 }
             }
         }
@@ -193,7 +208,8 @@ pub fn addresses(field: &Field) -> Vec<String> {
             // Be lenient with what we cannot parse: take comma-separated words with an @.
             let v = hdr.get_value();
             for part in v.split(',') {
-                let a = posthorn_mail::address::strip_brackets(part.rsplit('<').next().unwrap_or(part));
+                let a =
+                    posthorn_mail::address::strip_brackets(part.rsplit('<').next().unwrap_or(part));
                 if !a.is_empty() && !a.contains(char::is_whitespace) {
                     out.push(a.trim_end_matches('>').to_string());
                 }
@@ -258,7 +274,9 @@ mod tests {
 
     #[test]
     fn address_headers() {
-        let f = Field { raw: b"Cc: \"Doe, J\" <j@x>, =?utf-8?q?K=C3=A4the?= <k@y>, list: m@z, n@z;\n".to_vec() };
+        let f = Field {
+            raw: b"Cc: \"Doe, J\" <j@x>, =?utf-8?q?K=C3=A4the?= <k@y>, list: m@z, n@z;\n".to_vec(),
+        };
         assert_eq!(addresses(&f), ["j@x", "k@y", "m@z", "n@z"]);
     }
 }

@@ -18,17 +18,24 @@ fn qualify(addr: &str, cfg: &Config) -> String {
 
 /// split_list - one argument may hold several addresses: "a@x, b@y".
 fn split_list(arg: &str) -> Result<Vec<String>, Exit> {
-    let field = message::Field { raw: format!("To: {arg}\n").into_bytes() };
+    let field = message::Field {
+        raw: format!("To: {arg}\n").into_bytes(),
+    };
     let v = message::addresses(&field);
     if v.is_empty() || v.iter().any(|a| !posthorn_mail::address::is_plausible(a)) {
-        return Err(Exit::new(exit::USAGE, format!("bad recipient address: {arg}")));
+        return Err(Exit::new(
+            exit::USAGE,
+            format!("bad recipient address: {arg}"),
+        ));
     }
     Ok(v)
 }
 
 /// display_name - a From: display name, quoted when it needs to be.
 fn display_name(name: &str) -> String {
-    let plain = name.chars().all(|c| c.is_ascii_alphanumeric() || " !#$%&'*+-/=?^_`{|}~".contains(c));
+    let plain = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || " !#$%&'*+-/=?^_`{|}~".contains(c));
     if plain && !name.trim().is_empty() {
         name.trim().to_string()
     } else {
@@ -40,8 +47,15 @@ fn display_name(name: &str) -> String {
 pub fn deliver(cfg: &Config, a: &Args) -> Result<(), Exit> {
     let uid = posthorn_sys::privs::uid();
     let me = posthorn_sys::privs::lookup_uid(uid).ok().flatten();
-    let login = me.as_ref().map(|m| m.name.clone()).unwrap_or_else(|| format!("uid{uid}"));
-    let sender = match a.sender.as_deref().map(posthorn_mail::address::strip_brackets) {
+    let login = me
+        .as_ref()
+        .map(|m| m.name.clone())
+        .unwrap_or_else(|| format!("uid{uid}"));
+    let sender = match a
+        .sender
+        .as_deref()
+        .map(posthorn_mail::address::strip_brackets)
+    {
         Some("") => String::new(),
         Some(s) => {
             if !posthorn_mail::address::is_plausible(s) {
@@ -53,20 +67,35 @@ pub fn deliver(cfg: &Config, a: &Args) -> Result<(), Exit> {
     };
 
     let stdin = std::io::stdin().lock();
-    let mut reader = LineReader::new(std::io::BufReader::with_capacity(64 * 1024, stdin), a.ignore_dots);
-    let header = message::read_header(&mut reader).map_err(|e| Exit::from_io("reading the message", &e))?;
+    let mut reader = LineReader::new(
+        std::io::BufReader::with_capacity(64 * 1024, stdin),
+        a.ignore_dots,
+    );
+    let header =
+        message::read_header(&mut reader).map_err(|e| Exit::from_io("reading the message", &e))?;
 
     // Recipients: the arguments, plus To/Cc/Bcc (or their Resent- forms) with -t.
     let mut rcpts: Vec<String> = Vec::new();
     for arg in &a.recipients {
         rcpts.extend(split_list(arg)?);
     }
-    let resent = header.fields.iter().any(|f| f.name().starts_with("resent-"));
+    let resent = header
+        .fields
+        .iter()
+        .any(|f| f.name().starts_with("resent-"));
     if a.from_headers {
-        let wanted: &[&str] = if resent { &["resent-to", "resent-cc", "resent-bcc"] } else { &["to", "cc", "bcc"] };
+        let wanted: &[&str] = if resent {
+            &["resent-to", "resent-cc", "resent-bcc"]
+        } else {
+            &["to", "cc", "bcc"]
+        };
         for f in &header.fields {
             if wanted.contains(&f.name().as_str()) {
-                rcpts.extend(message::addresses(f).into_iter().filter(|x| posthorn_mail::address::is_plausible(x)));
+                rcpts.extend(
+                    message::addresses(f)
+                        .into_iter()
+                        .filter(|x| posthorn_mail::address::is_plausible(x)),
+                );
             }
         }
     }
@@ -79,7 +108,11 @@ pub fn deliver(cfg: &Config, a: &Args) -> Result<(), Exit> {
     if rcpts.is_empty() {
         return Err(Exit::new(
             exit::USAGE,
-            if a.from_headers { "no recipient addresses found in message header" } else { "no recipients given" },
+            if a.from_headers {
+                "no recipient addresses found in message header"
+            } else {
+                "no recipients given"
+            },
         ));
     }
 
@@ -87,7 +120,11 @@ pub fn deliver(cfg: &Config, a: &Args) -> Result<(), Exit> {
         sender: sender.clone(),
         recipients: rcpts
             .iter()
-            .map(|r| Recipient { address: r.clone(), notify: a.notify.clone(), orcpt: None })
+            .map(|r| Recipient {
+                address: r.clone(),
+                notify: a.notify.clone(),
+                orcpt: None,
+            })
             .collect(),
         ret: a.ret.clone(),
         envid: a.envid.clone(),
@@ -99,7 +136,13 @@ pub fn deliver(cfg: &Config, a: &Args) -> Result<(), Exit> {
     // The header as it will be queued: Received first, Bcc gone, missing fields added.
     let now = posthorn_mail::date::now_rfc5322();
     let mut head: Vec<u8> = Vec::with_capacity(4096);
-    head.extend_from_slice(format!("Received: by {} (Posthorn, from userid {uid});\n\t{now}\n", cfg.hostname).as_bytes());
+    head.extend_from_slice(
+        format!(
+            "Received: by {} (Posthorn, from userid {uid});\n\t{now}\n",
+            cfg.hostname
+        )
+        .as_bytes(),
+    );
     let has = |n: &str| header.fields.iter().any(|f| f.name() == n);
     let (has_from, has_date, has_mid) = (has("from"), has("date"), has("message-id"));
     for f in &header.fields {
@@ -110,10 +153,20 @@ pub fn deliver(cfg: &Config, a: &Args) -> Result<(), Exit> {
         head.extend_from_slice(&f.raw);
     }
     if !has_from {
-        let full = a.full_name.clone().or_else(|| me.as_ref().map(|m| m.full_name.clone()).filter(|g| !g.is_empty()));
-        let addr = if sender.is_empty() { format!("{login}@{}", cfg.hostname) } else { sender.clone() };
+        let full = a.full_name.clone().or_else(|| {
+            me.as_ref()
+                .map(|m| m.full_name.clone())
+                .filter(|g| !g.is_empty())
+        });
+        let addr = if sender.is_empty() {
+            format!("{login}@{}", cfg.hostname)
+        } else {
+            sender.clone()
+        };
         match full {
-            Some(n) => head.extend_from_slice(format!("From: {} <{addr}>\n", display_name(&n)).as_bytes()),
+            Some(n) => {
+                head.extend_from_slice(format!("From: {} <{addr}>\n", display_name(&n)).as_bytes())
+            }
             None => head.extend_from_slice(format!("From: {addr}\n").as_bytes()),
         }
     }
@@ -135,9 +188,16 @@ pub fn deliver(cfg: &Config, a: &Args) -> Result<(), Exit> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| Exit::new(exit::TEMPFAIL, format!("cannot run {}: {e}", helper.display())))?;
+        .map_err(|e| {
+            Exit::new(
+                exit::TEMPFAIL,
+                format!("cannot run {}: {e}", helper.display()),
+            )
+        })?;
     let written = (|| -> std::io::Result<()> {
-        let Some(stdin) = child.stdin.take() else { return Err(std::io::Error::other("no pipe")) };
+        let Some(stdin) = child.stdin.take() else {
+            return Err(std::io::Error::other("no pipe"));
+        };
         let mut w = BufWriter::with_capacity(64 * 1024, stdin);
         env.write_records(&mut w)?;
         let mut cw = BufWriter::with_capacity(64 * 1024, ChunkWriter::new(w));
@@ -150,7 +210,9 @@ pub fn deliver(cfg: &Config, a: &Args) -> Result<(), Exit> {
         cw.finish()?;
         Ok(())
     })();
-    let out = child.wait_with_output().map_err(|e| Exit::new(exit::TEMPFAIL, format!("waiting for enqueue: {e}")))?;
+    let out = child
+        .wait_with_output()
+        .map_err(|e| Exit::new(exit::TEMPFAIL, format!("waiting for enqueue: {e}")))?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     let msg = stderr.trim().trim_start_matches("enqueue: ").to_string();
     match out.status.code() {
@@ -166,7 +228,14 @@ pub fn deliver(cfg: &Config, a: &Args) -> Result<(), Exit> {
             }
             Ok(())
         }
-        Some(code) => Err(Exit::new(code.clamp(1, 255) as u8, if msg.is_empty() { format!("enqueue failed with status {code}") } else { msg })),
+        Some(code) => Err(Exit::new(
+            code.clamp(1, 255) as u8,
+            if msg.is_empty() {
+                format!("enqueue failed with status {code}")
+            } else {
+                msg
+            },
+        )),
         None => {
             let why = match written {
                 Err(e) => format!("reading the message: {e}"),
@@ -184,11 +253,15 @@ pub fn exec_helper(cfg: &Config, name: &str, extra: &[&str]) -> Result<(), Exit>
         .args(cfg.args())
         .args(extra)
         .status()
-        .map_err(|e| Exit::new(exit::UNAVAILABLE, format!("cannot run {}: {e}", helper.display())))?;
+        .map_err(|e| {
+            Exit::new(
+                exit::UNAVAILABLE,
+                format!("cannot run {}: {e}", helper.display()),
+            )
+        })?;
     match status.code() {
         Some(0) => Ok(()),
         Some(c) => Err(Exit::new(c.clamp(1, 255) as u8, String::new())),
         None => Err(Exit::new(exit::SOFTWARE, format!("{name} was killed"))),
     }
 }
-

@@ -1,0 +1,319 @@
+//! target - one recipient: find the mailbox, become its owner, check for a
+//! loop, write, and log the outcome in Postfix's shape.
+
+use crate::Args;
+use crate::input::Message;
+use posthorn_mail::address;
+use posthorn_mail::config::Config;
+use posthorn_store::{maildir, mbox};
+use posthorn_sys::exit::{self, Exit};
+use posthorn_sys::{info, privs};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long an mbox lock may be waited for before the delivery is deferred.
+const LOCK_WAIT: Duration = Duration::from_secs(30);
+/// How long a command from aliases or .forward may run.
+const COMMAND_TIME_LIMIT: Duration = Duration::from_secs(1000);
+
+/// Where the message goes for one USER argument.
+enum Dest {
+    Maildir(PathBuf),
+    Mbox(PathBuf),
+    Pipe(String),
+    File(PathBuf),
+}
+
+impl Dest {
+    fn what(&self) -> String {
+        match self {
+            Dest::Maildir(p) => format!("delivered to maildir {}", p.display()),
+            Dest::Mbox(p) => format!("delivered to mailbox {}", p.display()),
+            Dest::Pipe(c) => format!("delivered to command: {c}"),
+            Dest::File(p) => format!("delivered to file: {}", p.display()),
+        }
+    }
+}
+
+/// deliver_one - deliver `msg` for `user`, log the outcome, and return it.
+pub fn deliver_one(cfg: &Config, args: &Args, user: &str, msg: &Message) -> Result<(), Exit> {
+    let start = Instant::now();
+    let rcpt = match address::split(user).1 {
+        Some(_) => user.to_string(),
+        None => format!("{user}@{}", cfg.hostname),
+    };
+    let result = attempt(cfg, args, user, &rcpt, msg);
+    let qid = args.queue_id.as_deref().unwrap_or("NOQUEUE");
+    let delay = match args.arrival {
+        Some(a) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs_f64();
+            (now - a).max(0.0)
+        }
+        None => start.elapsed().as_secs_f64(),
+    };
+    let orig = match &args.original {
+        Some(o) if !o.eq_ignore_ascii_case(&rcpt) => format!(", orig_to=<{o}>"),
+        _ => String::new(),
+    };
+    let (dsn, status, text) = match &result {
+        Ok(what) => ("2.0.0".to_string(), "sent", what.clone()),
+        Err(e) => {
+            let (d, temp) = exit::dsn_for(i32::from(e.code));
+            (
+                d.to_string(),
+                if temp { "deferred" } else { "bounced" },
+                e.message.clone(),
+            )
+        }
+    };
+    info!(
+        "{qid}: to=<{rcpt}>{orig}, relay=local, delay={delay:.2}, dsn={dsn}, status={status} ({text})"
+    );
+    result.map(|_| ())
+}
+
+/// attempt - the delivery itself; Ok carries the log text.
+fn attempt(
+    cfg: &Config,
+    args: &Args,
+    user: &str,
+    rcpt: &str,
+    msg: &Message,
+) -> Result<String, Exit> {
+    let (local, domain) = address::split(user);
+    let (base, detail) = address::split_detail(local);
+    let base = base.trim_start_matches('\\');
+
+    // Where the mail goes, and whose rights we need to put it there.
+    let (dest, home, owner) = if let Some(cmd) = &args.pipe {
+        (Dest::Pipe(cmd.clone()), args.home.clone(), None)
+    } else if let Some(f) = &args.file {
+        (Dest::File(f.clone()), args.home.clone(), None)
+    } else if let Some(mb) = &args.mailbox {
+        (mailbox_dest(mb, detail), args.home.clone(), None)
+    } else {
+        let u = posthorn_mail::users::lookup(cfg, base, domain)
+            .map_err(|e| Exit::from_io("looking up the user", &e))?
+            .ok_or_else(|| Exit::new(exit::NOUSER, format!("unknown user: \"{base}\"")))?;
+        let owner = Some((u.name.clone(), u.uid, u.gid));
+        (
+            mailbox_dest(&u.mailbox, detail),
+            Some(u.home.clone()),
+            owner,
+        )
+    };
+
+    // Never write as root: become the owner first.
+    if privs::euid() == 0 {
+        let (name, uid, gid) = match owner {
+            Some((name, Some(uid), Some(gid))) => (name, uid, gid),
+            Some((_, _, _)) | None => {
+                // A virtual user without a uid, or a target named by qrun: the configured mail user.
+                let a = privs::lookup_user(&cfg.user)
+                    .ok()
+                    .flatten()
+                    .ok_or_else(|| {
+                        Exit::new(
+                            exit::CONFIG,
+                            format!("user \"{}\" (the `user` key) does not exist", cfg.user),
+                        )
+                    })?;
+                (a.name, a.uid, a.gid)
+            }
+        };
+        if uid == 0 {
+            return Err(Exit::new(
+                exit::TEMPFAIL,
+                format!("will not deliver as root for {rcpt}: alias it to a user in aliases(5)"),
+            ));
+        }
+        privs::become_user(&name, uid, gid)
+            .map_err(|e| Exit::new(exit::TEMPFAIL, format!("cannot become {name}: {e}")))?;
+    }
+
+    // A message that already passed through this recipient is a loop.
+    let rl = rcpt.to_ascii_lowercase();
+    if msg.delivered_to().iter().any(|d| *d == rl) {
+        return Err(Exit::new(
+            exit::DATAERR,
+            format!("mail forwarding loop for {rcpt}"),
+        ));
+    }
+
+    let sender = args
+        .sender
+        .as_deref()
+        .map(address::strip_brackets)
+        .unwrap_or("");
+    let prefix = format!("Return-Path: <{sender}>\nDelivered-To: {rcpt}\n");
+    let mut body = msg
+        .reader()
+        .map_err(|e| Exit::from_io("reading the message", &e))?;
+    let store = |e: posthorn_store::StoreError| Exit::new(exit::TEMPFAIL, e.to_string());
+    match &dest {
+        Dest::Maildir(p) => {
+            maildir::deliver(p, prefix.as_bytes(), &mut body).map_err(store)?;
+        }
+        Dest::Mbox(p) | Dest::File(p) => {
+            mbox::deliver(p, sender, prefix.as_bytes(), &mut body, LOCK_WAIT).map_err(store)?;
+        }
+        Dest::Pipe(cmd) => {
+            let env = PipeEnv {
+                sender,
+                rcpt,
+                original: args.original.as_deref().unwrap_or(rcpt),
+                user: base,
+                detail,
+                home: home.as_deref(),
+            };
+            run_command(cmd, &env, prefix.as_bytes(), &mut body)?;
+        }
+    }
+    Ok(dest.what())
+}
+
+/// mailbox_dest - a trailing `/` is a Maildir, else an mbox; `+detail`
+/// goes to the Maildir++ folder `.detail` when it exists.
+fn mailbox_dest(mailbox: &str, detail: Option<&str>) -> Dest {
+    if mailbox.ends_with('/') {
+        let root = PathBuf::from(mailbox);
+        if let Some(d) = detail {
+            let safe = !d.is_empty() && !d.contains(['/', '\0']) && !d.starts_with('.');
+            let folder = root.join(format!(".{d}"));
+            if safe && folder.join("cur").is_dir() {
+                return Dest::Maildir(folder);
+            }
+        }
+        Dest::Maildir(root)
+    } else {
+        Dest::Mbox(PathBuf::from(mailbox))
+    }
+}
+
+/// What a command learns about the delivery: through the environment only,
+/// never spliced into the command line (OpenSMTPD CVE-2020-7247).
+struct PipeEnv<'a> {
+    sender: &'a str,
+    rcpt: &'a str,
+    original: &'a str,
+    user: &'a str,
+    detail: Option<&'a str>,
+    home: Option<&'a Path>,
+}
+
+/// run_command - `/bin/sh -c COMMAND` with the message on stdin, as the
+/// current (already unprivileged) user, with a clean environment and a
+/// time limit. Exit 0 is delivered, 75 and signals are temporary, other
+/// sysexits codes keep their meaning, anything else is a permanent failure.
+fn run_command(
+    cmd: &str,
+    env: &PipeEnv<'_>,
+    prefix: &[u8],
+    body: &mut dyn Read,
+) -> Result<(), Exit> {
+    let home = env
+        .home
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/"));
+    let (_, domain) = address::split(env.rcpt);
+    let mut child = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(cmd)
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("SHELL", "/bin/sh")
+        .env("HOME", &home)
+        .env("USER", env.user)
+        .env("LOGNAME", env.user)
+        .env("SENDER", env.sender)
+        .env("RECIPIENT", env.rcpt)
+        .env("ORIGINAL_RECIPIENT", env.original)
+        .env("LOCAL", env.user)
+        .env("DOMAIN", domain.unwrap_or(""))
+        .env("EXTENSION", env.detail.unwrap_or(""))
+        .current_dir(if home.is_dir() {
+            home.as_path()
+        } else {
+            Path::new("/")
+        })
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Exit::new(exit::TEMPFAIL, format!("cannot run /bin/sh: {e}")))?;
+    let mut stdin = child.stdin.take();
+    let write_result = (|| -> std::io::Result<()> {
+        if let Some(s) = stdin.as_mut() {
+            s.write_all(prefix)?;
+            std::io::copy(body, s)?;
+        }
+        Ok(())
+    })();
+    drop(stdin);
+    let mut err_text = Vec::new();
+    if let Some(mut e) = child.stderr.take() {
+        // Keep the first few hundred bytes for the reason; drain the rest.
+        let _ = (&mut e).take(512).read_to_end(&mut err_text);
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut e, &mut std::io::sink());
+        });
+    }
+    let deadline = Instant::now() + COMMAND_TIME_LIMIT;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(Exit::new(
+                    exit::TEMPFAIL,
+                    format!("command time limit exceeded: {cmd}"),
+                ));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => {
+                return Err(Exit::new(
+                    exit::TEMPFAIL,
+                    format!("waiting for the command: {e}"),
+                ));
+            }
+        }
+    };
+    let first_line = String::from_utf8_lossy(&err_text)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    let why = |s: String| {
+        if first_line.is_empty() {
+            s
+        } else {
+            format!("{s}: {first_line}")
+        }
+    };
+    match status.code() {
+        Some(0) => {
+            // A command that stopped reading early but exited 0 accepted the message.
+            let _ = write_result;
+            Ok(())
+        }
+        Some(c) if (64..=78).contains(&c) => Err(Exit::new(
+            c as u8,
+            why(format!("command exited with status {c}")),
+        )),
+        Some(c) => Err(Exit::new(
+            exit::UNAVAILABLE,
+            why(format!("command exited with status {c}")),
+        )),
+        None => Err(Exit::new(
+            exit::TEMPFAIL,
+            why("command was killed by a signal".to_string()),
+        )),
+    }
+}

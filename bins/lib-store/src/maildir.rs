@@ -1,0 +1,108 @@
+//! maildir - delivery into a Maildir, as the Maildir specification says:
+//! a unique name in tmp/, write, fsync, rename into new/, fsync new/.
+
+use crate::{StoreError, io_err};
+use std::fs::{DirBuilder, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// ensure - create the Maildir (and its parents) with tmp/, new/, cur/ if missing.
+pub fn ensure(dir: &Path) -> Result<(), StoreError> {
+    let mut b = DirBuilder::new();
+    b.recursive(true).mode(0o700);
+    for sub in ["tmp", "new", "cur"] {
+        let p = dir.join(sub);
+        if !p.is_dir() {
+            b.create(&p)
+                .map_err(io_err(format!("cannot create {}", p.display())))?;
+        }
+    }
+    Ok(())
+}
+
+/// unique_name - `<secs>.M<usec>P<pid>Q<n>R<random>.<host>`, the Maildir
+/// unique name with the host's `/` and `:` escaped as the spec asks.
+fn unique_name() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".into())
+        .replace('/', "\\057")
+        .replace(':', "\\072");
+    format!(
+        "{}.M{}P{}Q{}R{:08x}.{host}",
+        now.as_secs(),
+        now.subsec_micros(),
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        posthorn_sys::fsio::random_u64() as u32
+    )
+}
+
+/// deliver - write `prefix` then `body` as a new message in `dir`; returns
+/// the path in new/. On any failure the tmp/ file is removed.
+pub fn deliver(dir: &Path, prefix: &[u8], body: &mut dyn Read) -> Result<PathBuf, StoreError> {
+    ensure(dir)?;
+    let base = unique_name();
+    let tmp = dir.join("tmp").join(&base);
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&tmp)
+        .map_err(io_err(format!("cannot create {}", tmp.display())))?;
+    let result = (|| -> Result<PathBuf, StoreError> {
+        let wctx = || format!("cannot write {}", tmp.display());
+        f.write_all(prefix).map_err(io_err(wctx()))?;
+        let n = std::io::copy(body, &mut f).map_err(io_err(wctx()))?;
+        let size = prefix.len() as u64 + n;
+        f.sync_all()
+            .map_err(io_err(format!("cannot fsync {}", tmp.display())))?;
+        let dest = dir.join("new").join(format!("{base},S={size}"));
+        std::fs::rename(&tmp, &dest)
+            .map_err(io_err(format!("cannot rename into {}", dest.display())))?;
+        posthorn_sys::fsio::fsync_dir(&dir.join("new"))
+            .map_err(io_err(format!("cannot fsync {}/new", dir.display())))?;
+        Ok(dest)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delivers_into_new_with_size() {
+        let d = tempfile::tempdir().unwrap();
+        let md = d.path().join("Maildir");
+        let p = deliver(
+            &md,
+            b"Return-Path: <a@b>\n",
+            &mut &b"Subject: x\n\nhi\n"[..],
+        )
+        .unwrap();
+        assert!(p.starts_with(md.join("new")));
+        let name = p.file_name().unwrap().to_str().unwrap().to_string();
+        assert!(name.ends_with(",S=34"), "{name}");
+        assert_eq!(
+            std::fs::read(&p).unwrap(),
+            b"Return-Path: <a@b>\nSubject: x\n\nhi\n"
+        );
+        assert!(md.join("cur").is_dir());
+        assert_eq!(std::fs::read_dir(md.join("tmp")).unwrap().count(), 0);
+        let q = deliver(&md, b"", &mut &b""[..]).unwrap();
+        assert_ne!(p, q);
+    }
+}

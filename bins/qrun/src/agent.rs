@@ -1,0 +1,279 @@
+//! agent - run `deliver` for one target, as the right user, with the
+//! message on a pipe, and turn its exit status into an outcome.
+
+use crate::resolve::{RunAs, Target};
+use posthorn_mail::Config;
+use posthorn_sys::exit;
+use posthorn_sys::privs::{self, Ids};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+/// What happened to one delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered,
+    Deferred { dsn: String, text: String },
+    Failed { dsn: String, text: String },
+}
+
+/// How qrun runs its children.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    pub deliver: PathBuf,
+    pub config_args: Vec<std::ffi::OsString>,
+    /// Set when qrun started as root: the ids of `user` and of `nobody`.
+    pub root: Option<RootIds>,
+}
+
+/// The accounts a root-started qrun hands work to.
+#[derive(Debug, Clone)]
+pub struct RootIds {
+    /// The `user` account: qrun itself, and virtual users without a uid.
+    pub mail: Ids,
+    /// Commands and files from a root-owned aliases file (Postfix's default_privs).
+    pub nobody: Ids,
+}
+
+impl Agent {
+    /// ids_for - whose rights a child gets; None means "as qrun already is".
+    fn ids_for(&self, run_as: &RunAs, from_aliases_root: bool) -> Result<Option<Ids>, String> {
+        let Some(root) = &self.root else {
+            return Ok(None);
+        };
+        match run_as {
+            RunAs::User { name, uid, gid } => {
+                if *uid == 0 {
+                    return Err(format!(
+                        "will not run a delivery as root for {name}: alias root to a user in aliases(5)"
+                    ));
+                }
+                Ok(Some(Ids::for_user(name, *uid, *gid)))
+            }
+            RunAs::Qrun if from_aliases_root => Ok(Some(root.nobody.clone())),
+            RunAs::Qrun => Ok(Some(root.mail.clone())),
+        }
+    }
+
+    /// read_forward - a user's .forward, read as that user.
+    pub fn read_forward(
+        &self,
+        user: &posthorn_mail::users::MailUser,
+    ) -> Result<Option<String>, String> {
+        let Some(_) = &self.root else {
+            return posthorn_mail::users::read_forward_file(&user.home.join(".forward"), user.uid);
+        };
+        let run_as = match (user.uid, user.gid) {
+            (Some(u), Some(g)) => RunAs::User {
+                name: user.name.clone(),
+                uid: u,
+                gid: g,
+            },
+            _ => RunAs::Qrun,
+        };
+        let ids = match self.ids_for(&run_as, false) {
+            Ok(i) => i,
+            // Root's own .forward is not read as root; root should be an alias.
+            Err(_) => return Ok(None),
+        };
+        let mut cmd = Command::new(&self.deliver);
+        cmd.args(&self.config_args)
+            .arg("--show-forward")
+            .arg("--home")
+            .arg(&user.home)
+            .arg(&user.name);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(ids) = &ids {
+            privs::command_as(&mut cmd, ids);
+        }
+        let out = cmd
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", self.deliver.display()))?;
+        if !out.status.success() {
+            return Err(format!(
+                "cannot read {}/.forward: {}",
+                user.home.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        Ok(if text.trim().is_empty() {
+            None
+        } else {
+            Some(text)
+        })
+    }
+
+    /// deliver - run deliver for `target`, feeding it the message from `msg`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn deliver(
+        &self,
+        cfg: &Config,
+        qid: &str,
+        arrival: u64,
+        sender: &str,
+        original: &str,
+        target: &Target,
+        aliases_root_owned: bool,
+        msg: &mut File,
+        offset: u64,
+        size: u64,
+    ) -> Outcome {
+        let mut cmd = Command::new(&self.deliver);
+        cmd.args(&self.config_args);
+        cmd.arg("-q")
+            .arg(qid)
+            .arg("--arrival")
+            .arg(arrival.to_string());
+        cmd.arg("-f").arg(sender).arg("-a").arg(original);
+        let (run_as, user_arg) = match target {
+            Target::Mailbox { user, address, .. } => {
+                cmd.arg("--mailbox")
+                    .arg(&user.mailbox)
+                    .arg("--home")
+                    .arg(&user.home);
+                let ra = match (user.uid, user.gid) {
+                    (Some(u), Some(g)) => RunAs::User {
+                        name: user.name.clone(),
+                        uid: u,
+                        gid: g,
+                    },
+                    _ => RunAs::Qrun,
+                };
+                (ra, address.clone())
+            }
+            Target::Pipe {
+                command,
+                run_as,
+                home,
+                address,
+            } => {
+                cmd.arg("--pipe").arg(command);
+                if let Some(h) = home {
+                    cmd.arg("--home").arg(h);
+                }
+                (run_as.clone(), address.clone())
+            }
+            Target::File {
+                path,
+                run_as,
+                home,
+                address,
+            } => {
+                cmd.arg("--file").arg(path);
+                if let Some(h) = home {
+                    cmd.arg("--home").arg(h);
+                }
+                (run_as.clone(), address.clone())
+            }
+            _ => {
+                return Outcome::Deferred {
+                    dsn: "4.3.0".into(),
+                    text: "internal error: not a local target".into(),
+                };
+            }
+        };
+        let ids = match self.ids_for(
+            &run_as,
+            aliases_root_owned && !matches!(target, Target::Mailbox { .. }),
+        ) {
+            Ok(i) => i,
+            Err(m) => {
+                return Outcome::Deferred {
+                    dsn: "4.3.0".into(),
+                    text: m,
+                };
+            }
+        };
+        if let Some(ids) = &ids {
+            privs::command_as(&mut cmd, ids);
+        }
+        cmd.arg("--").arg(&user_arg);
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let _ = cfg;
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                return Outcome::Deferred {
+                    dsn: "4.3.0".into(),
+                    text: format!("cannot run {}: {e}", self.deliver.display()),
+                };
+            }
+        };
+        if let Some(mut stdin) = child.stdin.take() {
+            let copied = (|| -> std::io::Result<()> {
+                msg.seek(SeekFrom::Start(offset))?;
+                std::io::copy(&mut (&mut *msg).take(size), &mut stdin)?;
+                stdin.flush()
+            })();
+            // A write error (EPIPE) means deliver stopped reading: its status tells why.
+            drop(copied);
+        }
+        let mut err = Vec::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = (&mut e).take(16 * 1024).read_to_end(&mut err);
+            let _ = std::io::copy(&mut e, &mut std::io::sink());
+        }
+        let status = match child.wait() {
+            Ok(s) => s,
+            Err(e) => {
+                return Outcome::Deferred {
+                    dsn: "4.3.0".into(),
+                    text: format!("waiting for deliver: {e}"),
+                };
+            }
+        };
+        // deliver's stderr holds its log lines (with log = "stderr") and its
+        // one-line reason: pass the first on, keep the second.
+        let err = String::from_utf8_lossy(&err);
+        let mut text = String::new();
+        for line in err.lines() {
+            if line.starts_with("posthorn/") {
+                eprintln!("{line}");
+            } else if let Some(r) = line.strip_prefix("deliver: ") {
+                text = r.trim().to_string();
+            } else if text.is_empty() {
+                text = line.trim().to_string();
+            }
+        }
+        match status.code() {
+            Some(0) => Outcome::Delivered,
+            Some(c) => {
+                let (dsn, temp) = exit::dsn_for(c);
+                let text = if text.is_empty() {
+                    format!("deliver exited with status {c}")
+                } else {
+                    text
+                };
+                if temp {
+                    Outcome::Deferred {
+                        dsn: dsn.into(),
+                        text,
+                    }
+                } else {
+                    Outcome::Failed {
+                        dsn: dsn.into(),
+                        text,
+                    }
+                }
+            }
+            None => {
+                use std::os::unix::process::ExitStatusExt;
+                let sig = status.signal().unwrap_or(0);
+                let text = format!("delivery agent was killed by signal {sig}");
+                posthorn_sys::warning!(
+                    "{qid}: to=<{user_arg}>, relay=local, dsn=4.3.0, status=deferred ({text})"
+                );
+                Outcome::Deferred {
+                    dsn: "4.3.0".into(),
+                    text,
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! bounce - delivery status notifications (RFC 3464 multipart/report)
+//! for recipients that failed, queued as new messages from <>.
+
+use posthorn_mail::Config;
+use posthorn_spool::envelope::{Envelope, Recipient};
+use posthorn_spool::{QueueId, Spool, qfile};
+use std::io::{Read, Seek, SeekFrom, Write};
+
+/// The envelope sender of double bounces; its own failures are dropped.
+pub const DOUBLE_BOUNCE: &str = "double-bounce";
+
+/// One failed recipient for the report.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub final_rcpt: String,
+    pub original: Option<String>,
+    pub dsn: String,
+    pub text: String,
+}
+
+/// What to return of the original message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Return {
+    Headers,
+    Full,
+}
+
+/// Largest original returned whole with RET=FULL; past it, headers only.
+const MAX_RETURN: u64 = 1024 * 1024;
+
+/// compose - the text of a DSN for `failures` of message `id`.
+pub fn compose(
+    cfg: &Config,
+    id: &QueueId,
+    to: &str,
+    arrival: u64,
+    envid: Option<&str>,
+    failures: &[Failure],
+    original: &[u8],
+    ret: Return,
+) -> Vec<u8> {
+    let host = &cfg.hostname;
+    let boundary = format!("{id}.{}/{host}", posthorn_mail::date::unix_now());
+    let date = posthorn_mail::date::now_rfc5322();
+    let mut m = String::new();
+    m.push_str(&format!(
+        "From: MAILER-DAEMON@{host} (Mail Delivery System)\n"
+    ));
+    m.push_str(&format!("To: {to}\n"));
+    m.push_str("Subject: Undelivered Mail Returned to Sender\n");
+    m.push_str(&format!("Date: {date}\n"));
+    m.push_str(&format!(
+        "Message-ID: <{}.{:016x}@{host}>\n",
+        posthorn_mail::date::unix_now(),
+        posthorn_sys::fsio::random_u64()
+    ));
+    m.push_str("Auto-Submitted: auto-replied\n");
+    m.push_str("MIME-Version: 1.0\n");
+    m.push_str(&format!(
+        "Content-Type: multipart/report; report-type=delivery-status;\n\tboundary=\"{boundary}\"\n"
+    ));
+    m.push_str("Content-Transfer-Encoding: 8bit\n\n");
+    m.push_str("This is a MIME-encapsulated message.\n\n");
+    m.push_str(&format!("--{boundary}\nContent-Description: Notification\nContent-Type: text/plain; charset=utf-8\n\n"));
+    m.push_str(&format!("This is the mail system at host {host}.\n\n"));
+    m.push_str("I'm sorry to have to inform you that your message could not\nbe delivered to one or more recipients. It's attached below.\n\n");
+    m.push_str("For further assistance, please send mail to postmaster.\n\n");
+    for f in failures {
+        m.push_str(&format!("<{}>: {}\n", f.final_rcpt, f.text));
+    }
+    m.push('\n');
+    m.push_str(&format!("--{boundary}\nContent-Description: Delivery report\nContent-Type: message/delivery-status\n\n"));
+    m.push_str(&format!("Reporting-MTA: dns; {host}\n"));
+    m.push_str(&format!("X-Posthorn-Queue-ID: {id}\n"));
+    if let Some(e) = envid {
+        m.push_str(&format!("Original-Envelope-Id: {e}\n"));
+    }
+    m.push_str(&format!(
+        "Arrival-Date: {}\n",
+        posthorn_mail::date::rfc5322_from_unix(arrival)
+    ));
+    for f in failures {
+        m.push('\n');
+        m.push_str(&format!("Final-Recipient: rfc822; {}\n", f.final_rcpt));
+        if let Some(o) = &f.original {
+            let o = if o.contains(';') {
+                o.clone()
+            } else {
+                format!("rfc822; {o}")
+            };
+            m.push_str(&format!("Original-Recipient: {o}\n"));
+        }
+        m.push_str("Action: failed\n");
+        m.push_str(&format!("Status: {}\n", f.dsn));
+        m.push_str(&format!("Diagnostic-Code: X-Posthorn; {}\n", f.text));
+    }
+    m.push('\n');
+    let mut out = m.into_bytes();
+    match ret {
+        Ret::Full => {
+            out.extend_from_slice(format!("--{boundary}\nContent-Description: Undelivered Message\nContent-Type: message/rfc822\n\n").as_bytes());
+            out.extend_from_slice(original);
+        }
+        Ret::Headers => {
+            out.extend_from_slice(format!("--{boundary}\nContent-Description: Undelivered Message Headers\nContent-Type: text/rfc822-headers\n\n").as_bytes());
+            out.extend_from_slice(header_of(original));
+        }
+    }
+    if out.last() != Some(&b'\n') {
+        out.push(b'\n');
+    }
+    out.extend_from_slice(format!("\n--{boundary}--\n").as_bytes());
+    out
+}
+
+use Return as Ret;
+
+/// header_of - the header section of a message (up to the blank line).
+fn header_of(msg: &[u8]) -> &[u8] {
+    let mut i = 0;
+    while i < msg.len() {
+        let end = msg[i..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map(|p| i + p + 1)
+            .unwrap_or(msg.len());
+        let line = &msg[i..end];
+        if line == b"\n" || line == b"\r\n" {
+            return &msg[..i];
+        }
+        i = end;
+    }
+    msg
+}
+
+/// read_original - what to return: the whole message if small enough and asked for.
+pub fn read_original(
+    f: &mut std::fs::File,
+    offset: u64,
+    size: u64,
+    ret: Return,
+) -> std::io::Result<(Vec<u8>, Return)> {
+    let ret = if ret == Return::Full && size > MAX_RETURN {
+        Return::Headers
+    } else {
+        ret
+    };
+    let want = if ret == Return::Full {
+        size
+    } else {
+        size.min(256 * 1024)
+    };
+    f.seek(SeekFrom::Start(offset))?;
+    let mut buf = Vec::with_capacity(want as usize);
+    f.take(want).read_to_end(&mut buf)?;
+    Ok((buf, ret))
+}
+
+/// enqueue - commit a bounce into the spool directly (qrun owns the spool).
+pub fn enqueue(spool: &Spool, sender: &str, to: &str, text: &[u8]) -> std::io::Result<QueueId> {
+    let now = posthorn_mail::date::unix_now();
+    let env = Envelope {
+        sender: sender.to_string(),
+        recipients: vec![Recipient {
+            address: to.to_string(),
+            notify: None,
+            orcpt: None,
+        }],
+        ..Envelope::default()
+    };
+    let (id, tmp, file) = spool.create_tmp(now)?;
+    let result = (|| -> std::io::Result<QueueId> {
+        let mut w = std::io::BufWriter::new(file);
+        qfile::write_header(&mut w, &id, now, posthorn_sys::privs::uid(), &env)?;
+        w.flush()?;
+        let off = w.get_mut().stream_position()?;
+        w.write_all(text)?;
+        let mut file = w.into_inner().map_err(|e| e.into_error())?;
+        qfile::finish_size(&mut file, off, text.len() as u64)?;
+        spool.commit(&file, &tmp, id.clone())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_shape() {
+        let cfg = Config {
+            hostname: "h.test".into(),
+            ..Config::default()
+        };
+        let id = QueueId::generate(1);
+        let f = Failure {
+            final_rcpt: "x@h.test".into(),
+            original: Some("rfc822;x@h.test".into()),
+            dsn: "5.1.1".into(),
+            text: "unknown user: \"x\"".into(),
+        };
+        let m = compose(
+            &cfg,
+            &id,
+            "a@b",
+            0,
+            None,
+            &[f],
+            b"Subject: hi\n\nbody\n",
+            Return::Headers,
+        );
+        let t = String::from_utf8(m).unwrap();
+        assert!(t.contains("Content-Type: multipart/report; report-type=delivery-status;"));
+        assert!(t.contains("Status: 5.1.1\n"));
+        assert!(t.contains("Original-Recipient: rfc822;x@h.test\n"));
+        assert!(t.contains("Content-Type: text/rfc822-headers\n\nSubject: hi\n\n--"));
+        assert!(!t.contains("body"));
+    }
+}

@@ -1,0 +1,465 @@
+//! process - one pass over one queued message: expand, deliver what is
+//! not done yet, record each outcome durably, bounce failures, and remove
+//! the message when nothing is left to do.
+
+use crate::agent::{Agent, Outcome};
+use crate::bounce::{self, DOUBLE_BOUNCE, Failure, Return};
+use crate::resolve::{Expanded, ForwardReader, Resolver, RunAs, Target};
+use posthorn_mail::Config;
+use posthorn_mail::aliases::Aliases;
+use posthorn_mail::users::MailUser;
+use posthorn_spool::state::{Journal, Key, State};
+use posthorn_spool::{QueueId, Spool, qfile};
+use posthorn_sys::{error, info, warning};
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+/// Everything the workers share.
+pub struct Ctx {
+    pub cfg: Config,
+    pub spool: Spool,
+    pub agent: Agent,
+    aliases: Mutex<AliasCache>,
+}
+
+#[derive(Default)]
+struct AliasCache {
+    stamp: Option<(SystemTime, u64, u64)>,
+    table: Arc<Aliases>,
+    run_as: Option<RunAs>,
+    root_owned: bool,
+}
+
+/// How a pass over a message ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pass {
+    /// Every recipient is finished; the message is gone.
+    Done,
+    /// Try again at this Unix time.
+    Deferred(u64),
+    /// Another qrun holds the message.
+    Busy,
+    /// The message is no longer there.
+    Gone,
+}
+
+impl Ctx {
+    /// new - the shared context.
+    pub fn new(cfg: Config, spool: Spool, agent: Agent) -> Ctx {
+        Ctx {
+            cfg,
+            spool,
+            agent,
+            aliases: Mutex::new(AliasCache::default()),
+        }
+    }
+
+    /// aliases - the aliases table, re-read when the file changes; problems
+    /// are logged by file and line on each re-read.
+    fn aliases(&self) -> (Arc<Aliases>, RunAs, bool) {
+        let Ok(mut c) = self.aliases.lock() else {
+            return (Arc::new(Aliases::default()), RunAs::Qrun, false);
+        };
+        let Some(path) = &self.cfg.aliases else {
+            return (c.table.clone(), RunAs::Qrun, false);
+        };
+        let meta = std::fs::metadata(path).ok();
+        let stamp = meta.as_ref().map(|m| {
+            (
+                m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                m.len(),
+                m.ino(),
+            )
+        });
+        if c.stamp != stamp || c.run_as.is_none() {
+            let table = Aliases::load(path).unwrap_or_else(|e| {
+                warning!("{}: cannot read: {e}", path.display());
+                Aliases::default()
+            });
+            for p in &table.problems {
+                warning!("{p}");
+            }
+            let (run_as, root_owned) = match &meta {
+                Some(m) if m.uid() != 0 => {
+                    match posthorn_sys::privs::lookup_uid(m.uid()).ok().flatten() {
+                        Some(a) => (
+                            RunAs::User {
+                                name: a.name,
+                                uid: a.uid,
+                                gid: a.gid,
+                            },
+                            false,
+                        ),
+                        None => (RunAs::Qrun, false),
+                    }
+                }
+                Some(_) => (RunAs::Qrun, true),
+                None => (RunAs::Qrun, false),
+            };
+            // With no root, everything runs as qrun's own user anyway.
+            let run_as = if self.agent.root.is_none() {
+                RunAs::Qrun
+            } else {
+                run_as
+            };
+            *c = AliasCache {
+                stamp,
+                table: Arc::new(table),
+                run_as: Some(run_as),
+                root_owned,
+            };
+        }
+        (
+            c.table.clone(),
+            c.run_as.clone().unwrap_or(RunAs::Qrun),
+            c.root_owned,
+        )
+    }
+}
+
+impl ForwardReader for Agent {
+    fn read(&self, user: &MailUser) -> Result<Option<String>, String> {
+        self.read_forward(user)
+    }
+}
+
+/// backoff - Postfix's schedule: min_backoff doubling per attempt, capped.
+pub fn backoff(cfg: &Config, attempts: u32) -> u64 {
+    let min = cfg.queue.min_backoff.as_secs().max(1);
+    let max = cfg.queue.max_backoff.as_secs().max(min);
+    min.saturating_mul(1u64 << attempts.saturating_sub(1).min(30))
+        .min(max)
+}
+
+/// orig_to - the `, orig_to=<...>` log field, when it differs from `to`.
+fn orig_to(to: &str, orig: &str) -> String {
+    if to.eq_ignore_ascii_case(orig) {
+        String::new()
+    } else {
+        format!(", orig_to=<{orig}>")
+    }
+}
+
+/// wants_failure_notice - DSN NOTIFY: absent means the default (failures are reported).
+fn wants_failure_notice(notify: Option<&str>) -> bool {
+    match notify {
+        None => true,
+        Some(n) => n
+            .split(',')
+            .any(|w| w.trim().eq_ignore_ascii_case("FAILURE")),
+    }
+}
+
+/// process - one pass over message `id`.
+pub fn process(ctx: &Ctx, id: &QueueId) -> Pass {
+    let path = ctx.spool.message(id);
+    let mut f = match posthorn_sys::fsio::open_read(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Pass::Gone,
+        Err(e) => {
+            error!("{id}: cannot open queue file: {e}");
+            return Pass::Deferred(posthorn_mail::date::unix_now() + backoff(&ctx.cfg, 1));
+        }
+    };
+    if f.try_lock().is_err() {
+        return Pass::Busy;
+    }
+    // Another runner may have finished it between our open and our lock.
+    if !path.exists() {
+        return Pass::Gone;
+    }
+    let q = match qfile::read_header(&mut f) {
+        Ok(q) => q,
+        Err(m) => {
+            let corrupt = ctx.spool.root.join("corrupt");
+            let _ = std::fs::create_dir_all(&corrupt);
+            let _ = std::fs::rename(&path, corrupt.join(id.as_str()));
+            error!(
+                "{id}: corrupt queue file ({m}); moved to {}",
+                corrupt.display()
+            );
+            return Pass::Gone;
+        }
+    };
+    let state_path = ctx.spool.state_file(id);
+    let mut st = match State::load(&state_path) {
+        Ok(s) => s,
+        Err(e) => {
+            error!("{id}: cannot read delivery records: {e}");
+            return Pass::Deferred(posthorn_mail::date::unix_now() + backoff(&ctx.cfg, 1));
+        }
+    };
+    let mut journal = Journal::new(&state_path);
+    let env = &q.envelope;
+    info!(
+        "{id}: from=<{}>, size={}, nrcpt={} (queue active)",
+        env.sender,
+        q.msg_size,
+        env.recipients.len()
+    );
+
+    let (aliases, aliases_run_as, aliases_root) = ctx.aliases();
+    let resolver = Resolver {
+        cfg: &ctx.cfg,
+        aliases: &aliases,
+        aliases_run_as,
+        forward: &ctx.agent,
+    };
+    let expansions: Vec<Vec<Expanded>> = env
+        .recipients
+        .iter()
+        .map(|r| resolver.expand(&r.address))
+        .collect();
+    let pending = expansions
+        .iter()
+        .enumerate()
+        .flat_map(|(i, ex)| ex.iter().map(move |e| (i, e.key.clone())))
+        .filter(|k| !st.is_finished(k))
+        .count();
+
+    let now = posthorn_mail::date::unix_now();
+    let delay = now.saturating_sub(q.arrival);
+    let mut deferred_now: Vec<Key> = Vec::new();
+    let mut errors_to: HashMap<Key, Option<String>> = HashMap::new();
+    for (i, ex) in expansions.iter().enumerate() {
+        let rcpt = &env.recipients[i];
+        for e in ex {
+            let key: Key = (i, e.key.clone());
+            errors_to.insert(key.clone(), e.errors_to.clone());
+            if st.is_finished(&key) {
+                continue;
+            }
+            let outcome = match &e.target {
+                Target::Fail { address, dsn, text } => {
+                    info!(
+                        "{id}: to=<{address}>{}, relay=local, delay={delay}, dsn={dsn}, status=bounced ({text})",
+                        orig_to(address, &rcpt.address)
+                    );
+                    Outcome::Failed {
+                        dsn: dsn.to_string(),
+                        text: text.clone(),
+                    }
+                }
+                Target::Defer { address, dsn, text } => {
+                    info!(
+                        "{id}: to=<{address}>{}, relay=local, delay={delay}, dsn={dsn}, status=deferred ({text})",
+                        orig_to(address, &rcpt.address)
+                    );
+                    Outcome::Deferred {
+                        dsn: dsn.to_string(),
+                        text: text.clone(),
+                    }
+                }
+                Target::Remote { address } => {
+                    let text = "remote delivery is not available yet; the message stays queued"
+                        .to_string();
+                    info!(
+                        "{id}: to=<{address}>, relay=none, delay={delay}, dsn=4.4.0, status=deferred ({text})"
+                    );
+                    Outcome::Deferred {
+                        dsn: "4.4.0".into(),
+                        text,
+                    }
+                }
+                t => ctx.agent.deliver(
+                    &ctx.cfg,
+                    id.as_str(),
+                    q.arrival,
+                    &env.sender,
+                    &rcpt.address,
+                    t,
+                    aliases_root,
+                    &mut f,
+                    q.msg_offset,
+                    q.msg_size,
+                ),
+            };
+            match outcome {
+                Outcome::Delivered => {
+                    journal.delivered(&key);
+                    st.done.insert(key.clone());
+                }
+                Outcome::Deferred { dsn, text } => {
+                    journal.deferred(&key, &dsn, &text);
+                    st.deferred.insert(key.clone(), (dsn, text));
+                    deferred_now.push(key.clone());
+                }
+                Outcome::Failed { dsn, text } => {
+                    journal.failed(&key, &dsn, &text);
+                    st.failed.insert(key.clone(), (dsn, text));
+                }
+            }
+            // With more than one delivery to make, each outcome is made
+            // durable before the next, so a crash repeats none of them.
+            if pending > 1 {
+                if let Err(e) = journal.sync() {
+                    error!("{id}: cannot record delivery state: {e}");
+                    return Pass::Deferred(now + backoff(&ctx.cfg, 1));
+                }
+            }
+        }
+    }
+
+    // Too old: what is still deferred fails now.
+    let lifetime = ctx.cfg.queue.lifetime.as_secs();
+    if !deferred_now.is_empty() && now.saturating_sub(q.arrival) >= lifetime {
+        for k in &deferred_now {
+            if let Some((dsn, text)) = st.deferred.remove(k) {
+                let days = lifetime as f64 / 86400.0;
+                let text = format!("message expired after {days:.1} days in the queue: {text}");
+                journal.failed(k, &dsn, &text);
+                info!(
+                    "{id}: to=<{}>, relay=none, delay={delay}, dsn={dsn}, status=expired ({text})",
+                    env.recipients[k.0].address
+                );
+                st.failed.insert(k.clone(), (dsn, text));
+            }
+        }
+        deferred_now.clear();
+    }
+
+    if let Err(pass) = send_bounces(ctx, id, &q, &mut f, &mut st, &mut journal, &errors_to) {
+        return pass;
+    }
+    let notified_all = st.failed.keys().all(|k| st.notified.contains(k));
+    let finished = expansions.iter().enumerate().all(|(i, ex)| {
+        ex.iter().all(|e| {
+            st.done.contains(&(i, e.key.clone())) || st.failed.contains_key(&(i, e.key.clone()))
+        })
+    });
+    if finished && notified_all {
+        if let Err(e) = std::fs::remove_file(&path) {
+            error!("{id}: cannot remove queue file: {e}");
+            return Pass::Deferred(now + backoff(&ctx.cfg, 1));
+        }
+        let _ = std::fs::remove_file(&state_path);
+        info!("{id}: removed");
+        return Pass::Done;
+    }
+    let attempts = st.attempts + 1;
+    let next = now + backoff(&ctx.cfg, attempts);
+    journal.schedule(next, attempts);
+    if let Err(e) = journal.sync() {
+        error!("{id}: cannot record delivery state: {e}");
+    }
+    Pass::Deferred(next)
+}
+
+/// send_bounces - one DSN per destination for failures not yet reported.
+fn send_bounces(
+    ctx: &Ctx,
+    id: &QueueId,
+    q: &qfile::QueueFile,
+    f: &mut std::fs::File,
+    st: &mut State,
+    journal: &mut Journal,
+    errors_to: &HashMap<Key, Option<String>>,
+) -> Result<(), Pass> {
+    let env = &q.envelope;
+    let now = posthorn_mail::date::unix_now();
+    let mut groups: HashMap<String, Vec<Key>> = HashMap::new();
+    let mut silent: Vec<Key> = Vec::new();
+    let mut keys: Vec<&Key> = st
+        .failed
+        .keys()
+        .filter(|k| !st.notified.contains(*k))
+        .collect();
+    keys.sort();
+    for k in keys {
+        let rcpt = &env.recipients[k.0];
+        if !wants_failure_notice(rcpt.notify.as_deref()) {
+            silent.push(k.clone());
+            continue;
+        }
+        let to = match errors_to.get(k).cloned().flatten() {
+            Some(o) => o,
+            None => env.sender.clone(),
+        };
+        groups.entry(to).or_default().push(k.clone());
+    }
+    for k in &silent {
+        journal.notified(k);
+        st.notified.insert(k.clone());
+    }
+    let double_bounce = format!("{DOUBLE_BOUNCE}@{}", ctx.cfg.hostname);
+    for (to, ks) in groups {
+        let (sender, to) = if env.sender.eq_ignore_ascii_case(&double_bounce) {
+            // A double bounce that failed: nobody is left to tell.
+            info!("{id}: undeliverable double bounce discarded");
+            for k in &ks {
+                journal.notified(k);
+                st.notified.insert(k.clone());
+            }
+            continue;
+        } else if to.is_empty() {
+            // A bounce that bounced: tell the postmaster, never <>.
+            let pm = if ctx.cfg.postmaster.contains('@') {
+                ctx.cfg.postmaster.clone()
+            } else {
+                format!("{}@{}", ctx.cfg.postmaster, ctx.cfg.hostname)
+            };
+            (double_bounce.clone(), pm)
+        } else {
+            (String::new(), to)
+        };
+        let failures: Vec<Failure> = ks
+            .iter()
+            .map(|k| {
+                let (dsn, text) = st.failed.get(k).cloned().unwrap_or_default();
+                let r = &env.recipients[k.0];
+                let final_rcpt = match k.1.split_once(':') {
+                    Some(("remote", a)) | Some(("error", a)) => a.to_string(),
+                    _ => r.address.clone(),
+                };
+                Failure {
+                    final_rcpt,
+                    original: r.orcpt.clone().or_else(|| Some(r.address.clone())),
+                    dsn,
+                    text,
+                }
+            })
+            .collect();
+        let ret = if env.ret.as_deref() == Some("FULL") {
+            Return::Full
+        } else {
+            Return::Headers
+        };
+        let (original, ret) = match bounce::read_original(f, q.msg_offset, q.msg_size, ret) {
+            Ok(x) => x,
+            Err(e) => {
+                error!("{id}: cannot read the message for a bounce: {e}");
+                return Err(Pass::Deferred(now + backoff(&ctx.cfg, 1)));
+            }
+        };
+        let text = bounce::compose(
+            &ctx.cfg,
+            id,
+            &to,
+            q.arrival,
+            env.envid.as_deref(),
+            &failures,
+            &original,
+            ret,
+        );
+        match bounce::enqueue(&ctx.spool, &sender, &to, &text) {
+            Ok(bid) => {
+                info!("{id}: sender non-delivery notification: {bid}");
+                for k in &ks {
+                    journal.notified(k);
+                    st.notified.insert(k.clone());
+                }
+            }
+            Err(e) => {
+                error!("{id}: cannot queue a bounce: {e}");
+                return Err(Pass::Deferred(now + backoff(&ctx.cfg, 1)));
+            }
+        }
+    }
+    if let Err(e) = journal.sync() {
+        error!("{id}: cannot record delivery state: {e}");
+        return Err(Pass::Deferred(now + backoff(&ctx.cfg, 1)));
+    }
+    Ok(())
+}

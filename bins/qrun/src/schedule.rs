@@ -1,0 +1,263 @@
+//! schedule - which message to work on when: a single pass, or the
+//! daemon loop woken by the trigger FIFO and by a timer for retries.
+
+use crate::process::{self, Ctx, Pass};
+use posthorn_spool::QueueId;
+use posthorn_spool::state::State;
+use posthorn_sys::exit::{self, Exit};
+use posthorn_sys::{info, warning};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
+use std::sync::Mutex;
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Temporary files older than this are left over from a crash.
+const TMP_MAX_AGE: Duration = Duration::from_secs(86400);
+
+/// scan - the queue IDs in incoming/, oldest first.
+fn scan(ctx: &Ctx) -> Result<Vec<QueueId>, Exit> {
+    let rd = std::fs::read_dir(ctx.spool.incoming()).map_err(|e| {
+        Exit::from_io(
+            format!("cannot read {}", ctx.spool.incoming().display()),
+            &e,
+        )
+    })?;
+    let mut ids: Vec<QueueId> = rd
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| QueueId::try_from(n).ok())
+        })
+        .collect();
+    ids.sort();
+    Ok(ids)
+}
+
+/// sweep - remove tmp/ files a crash left behind, and delivery records
+/// whose message is gone.
+fn sweep(ctx: &Ctx) {
+    let now = SystemTime::now();
+    if let Ok(rd) = std::fs::read_dir(ctx.spool.tmp()) {
+        for e in rd.filter_map(|e| e.ok()) {
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .map(|t| now.duration_since(t).unwrap_or_default() > TMP_MAX_AGE);
+            if old.unwrap_or(false) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    if let Ok(rd) = std::fs::read_dir(ctx.spool.state()) {
+        for e in rd.filter_map(|e| e.ok()) {
+            let name = e.file_name();
+            let Some(id) = name.to_str().and_then(|n| QueueId::try_from(n).ok()) else {
+                continue;
+            };
+            if !ctx.spool.message(&id).exists() {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+/// run_all - process `ids` with the configured number of workers.
+fn run_all(ctx: &Ctx, ids: Vec<QueueId>) {
+    let queue = Mutex::new(VecDeque::from(ids));
+    let n = ctx.cfg.queue.parallel;
+    std::thread::scope(|s| {
+        for _ in 0..n {
+            s.spawn(|| {
+                loop {
+                    let next = queue.lock().ok().and_then(|mut q| q.pop_front());
+                    let Some(id) = next else { break };
+                    process::process(ctx, &id);
+                }
+            });
+        }
+    });
+}
+
+/// once - every message now, deferred ones included; then the bounces
+/// that pass created, a few rounds at most.
+pub fn once(ctx: &Ctx) -> Result<(), Exit> {
+    sweep(ctx);
+    let mut seen: HashSet<QueueId> = HashSet::new();
+    for _ in 0..5 {
+        let ids: Vec<QueueId> = scan(ctx)?
+            .into_iter()
+            .filter(|i| !seen.contains(i))
+            .collect();
+        if ids.is_empty() {
+            break;
+        }
+        seen.extend(ids.iter().cloned());
+        run_all(ctx, ids);
+    }
+    Ok(())
+}
+
+/// What wakes the daemon loop.
+enum Event {
+    Wake,
+    Finished(QueueId, Pass),
+}
+
+/// daemon - run until killed: pick up new mail on each wake-up, retry
+/// deferred mail when it is due, rescan at least every scan_interval.
+pub fn daemon(ctx: &Ctx) -> Result<(), Exit> {
+    let lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o640)
+        .open(ctx.spool.lock())
+        .map_err(|e| Exit::from_io(format!("cannot open {}", ctx.spool.lock().display()), &e))?;
+    if lock.try_lock().is_err() {
+        return Err(Exit::new(
+            exit::TEMPFAIL,
+            format!(
+                "another qrun is running ({} is locked)",
+                ctx.spool.lock().display()
+            ),
+        ));
+    }
+    let _ = lock.set_len(0);
+    let _ = std::io::Write::write_all(&mut &lock, format!("{}\n", std::process::id()).as_bytes());
+    // Read-write, so the FIFO never reports end-of-file when writers come and go.
+    let mut fifo = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(ctx.spool.trigger())
+        .map_err(|e| Exit::from_io(format!("cannot open {}", ctx.spool.trigger().display()), &e))?;
+    sweep(ctx);
+    info!(
+        "daemon started: spool {}, {} parallel deliveries",
+        ctx.spool.root.display(),
+        ctx.cfg.queue.parallel
+    );
+
+    let (ev_tx, ev_rx) = mpsc::channel::<Event>();
+    let (job_tx, job_rx) = mpsc::channel::<QueueId>();
+    let job_rx = Mutex::new(job_rx);
+    std::thread::scope(|s| -> Result<(), Exit> {
+        let wake_tx = ev_tx.clone();
+        s.spawn(move || {
+            let mut buf = [0u8; 512];
+            loop {
+                match fifo.read(&mut buf) {
+                    Ok(0) => std::thread::sleep(Duration::from_millis(100)),
+                    Ok(_) => {
+                        if wake_tx.send(Event::Wake).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        warning!("trigger FIFO: {e}");
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                }
+            }
+        });
+        for _ in 0..ctx.cfg.queue.parallel {
+            let tx = ev_tx.clone();
+            let rx = &job_rx;
+            s.spawn(move || {
+                loop {
+                    let job = match rx.lock() {
+                        Ok(r) => r.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok(id) = job else { return };
+                    let pass = process::process(ctx, &id);
+                    if tx.send(Event::Finished(id, pass)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        let mut due: HashMap<QueueId, u64> = HashMap::new();
+        let mut inflight: HashSet<QueueId> = HashSet::new();
+        let mut last_sweep = Instant::now();
+        let mut must_scan = true;
+        loop {
+            if must_scan {
+                must_scan = false;
+                let now = posthorn_mail::date::unix_now();
+                let ids = scan(ctx)?;
+                let present: HashSet<&QueueId> = ids.iter().collect();
+                due.retain(|k, _| present.contains(k));
+                for id in &ids {
+                    if inflight.contains(id) {
+                        continue;
+                    }
+                    let when = *due.entry(id.clone()).or_insert_with(|| {
+                        State::load(&ctx.spool.state_file(id))
+                            .map(|s| s.next_attempt)
+                            .unwrap_or(0)
+                    });
+                    if when <= now {
+                        inflight.insert(id.clone());
+                        if job_tx.send(id.clone()).is_err() {
+                            return Err(Exit::new(exit::SOFTWARE, "worker threads are gone"));
+                        }
+                    }
+                }
+                if last_sweep.elapsed() >= ctx.cfg.queue.scan_interval {
+                    sweep(ctx);
+                    last_sweep = Instant::now();
+                }
+            }
+            // Sleep until the next retry is due, a rescan is owed, or something happens.
+            let now = posthorn_mail::date::unix_now();
+            let next_due = due
+                .iter()
+                .filter(|(k, _)| !inflight.contains(*k))
+                .map(|(_, t)| *t)
+                .min();
+            let mut wait = ctx.cfg.queue.scan_interval;
+            if let Some(t) = next_due {
+                wait = wait.min(Duration::from_secs(t.saturating_sub(now)));
+            }
+            let first = match ev_rx.recv_timeout(wait.max(Duration::from_millis(10))) {
+                Ok(ev) => Some(ev),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(Exit::new(exit::SOFTWARE, "event channel closed"));
+                }
+            };
+            if first.is_none() {
+                must_scan = true;
+            }
+            for ev in first
+                .into_iter()
+                .chain(std::iter::from_fn(|| ev_rx.try_recv().ok()))
+            {
+                match ev {
+                    Event::Wake => must_scan = true,
+                    Event::Finished(id, pass) => {
+                        inflight.remove(&id);
+                        match pass {
+                            Pass::Done | Pass::Gone => {
+                                due.remove(&id);
+                            }
+                            Pass::Deferred(t) => {
+                                due.insert(id, t);
+                            }
+                            Pass::Busy => {
+                                due.insert(id, posthorn_mail::date::unix_now() + 5);
+                            }
+                        }
+                        // A finished message may have queued a bounce.
+                        must_scan = true;
+                    }
+                }
+            }
+        }
+    })
+}
