@@ -51,6 +51,16 @@ pub fn init(program: &str, to_stderr: bool) {
     ));
 }
 
+/// is_initialized - whether init ran (before it, errors go to stderr only once).
+pub fn is_initialized() -> bool {
+    SINK.get().is_some()
+}
+
+/// to_stderr - whether log lines go to stderr.
+pub fn to_stderr() -> bool {
+    matches!(SINK.get(), Some((Sink::Stderr, _)))
+}
+
 /// write - emit one line; control characters are escaped so a log line
 /// is always one line whatever an address contains.
 pub fn write(level: Level, text: &str) {

@@ -59,7 +59,9 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("qrun: {e}");
-            posthorn_sys::error!("fatal: {e}");
+            if posthorn_sys::log::is_initialized() && !posthorn_sys::log::to_stderr() {
+                posthorn_sys::error!("fatal: {e}");
+            }
             ExitCode::from(e.code)
         }
     }

@@ -1,0 +1,260 @@
+//! aliases(5), .forward, bounces: what qrun expands and what it reports.
+
+use crate::harness::*;
+
+#[test]
+fn lists_includes_nesting_and_owner() {
+    let i = Instance::new();
+    i.write("list.txt", "# members\nbob\ncarl@mail.test\n");
+    i.write(
+        "aliases",
+        &format!("postmaster: ann\nstaff: ann, everyone\neveryone: :include:{}\nteam: staff, ghost\nowner-team: carl\n", i.path("list.txt").display()),
+    );
+    i.init_spool();
+    let out = i.sendmail(
+        &["-i", "-f", "sender@mail.test", "staff"],
+        b"Subject: to staff\n\nhi\n",
+    );
+    assert!(out.status.success());
+    i.qrun_once();
+    for u in ["ann", "bob", "carl"] {
+        let m = i.maildir(u);
+        assert_eq!(m.len(), 1, "{u}");
+        assert_eq!(
+            header(&m[0], "Delivered-To").unwrap(),
+            format!("{u}@{HOST}")
+        );
+    }
+    // team has an owner: the failure for ghost goes to owner-team (carl), not the sender.
+    let out = i.sendmail(
+        &["-i", "-f", "sender@mail.test", "team"],
+        b"Subject: to team\n\nhi\n",
+    );
+    assert!(out.status.success());
+    i.qrun_once();
+    let c = i.maildir("carl");
+    assert_eq!(
+        c.len(),
+        3,
+        "carl: staff mail, team mail, the owner's bounce"
+    );
+    let bounce = c
+        .iter()
+        .find(|m| header(m, "Subject").as_deref() == Some("Undelivered Mail Returned to Sender"))
+        .expect("bounce to owner");
+    assert!(text(bounce).contains("ghost@mail.test"));
+    assert!(i.maildir("ann").len() == 2 && i.maildir("bob").len() == 2);
+}
+
+#[test]
+fn pipe_and_file_targets_get_addresses_only_in_the_environment() {
+    let i = Instance::new();
+    let out_file = i.path("pipe.out");
+    let mbox = i.path("archive.mbox");
+    i.write(
+        "aliases",
+        &format!(
+            "postmaster: ann\nbot: \"|/bin/sh -c 'cat > {0}.msg; env > {0}.env'\"\narchive: {1}\n",
+            out_file.display(),
+            mbox.display()
+        ),
+    );
+    i.init_spool();
+    // A sender full of shell syntax must reach the command as data only.
+    let evil = "x`touch${IFS}/tmp/pwned`$(id)@mail.test";
+    let out = i.sendmail(
+        &["-i", "-f", evil, "bot", "archive"],
+        b"Subject: pipe\n\npayload\n",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    i.qrun_once();
+    let msg = std::fs::read(i.path("pipe.out.msg")).expect("the command ran");
+    assert!(text(&msg).contains("payload"));
+    assert_eq!(header(&msg, "Delivered-To").unwrap(), format!("bot@{HOST}"));
+    let env = text(&std::fs::read(i.path("pipe.out.env")).unwrap());
+    assert!(env.contains(&format!("SENDER={evil}")), "{env}");
+    assert!(env.contains(&format!("RECIPIENT=bot@{HOST}")), "{env}");
+    assert!(!std::path::Path::new("/tmp/pwned").exists());
+    let m = text(&std::fs::read(&mbox).expect("file target"));
+    assert!(m.starts_with("From x`touch"), "{m}");
+    assert!(m.contains("payload\n\n"));
+    assert!(i.queue_files().is_empty());
+}
+
+#[test]
+fn loops_bounce_with_5_4_6_and_unknown_users_with_5_1_1() {
+    let i = Instance::new();
+    i.write("aliases", "postmaster: ann\nping: pong\npong: ping\n");
+    i.init_spool();
+    assert!(
+        i.sendmail(
+            &["-i", "-f", "bob@mail.test", "ping", "nosuch"],
+            b"Subject: loop\n\nx\n"
+        )
+        .status
+        .success()
+    );
+    i.qrun_once();
+    let b = i.maildir("bob");
+    assert_eq!(b.len(), 1, "one bounce for both failures");
+    let t = text(&b[0]);
+    assert!(t.contains("Status: 5.4.6"), "{t}");
+    assert!(t.contains("Status: 5.1.1"), "{t}");
+    assert!(i.queue_files().is_empty());
+}
+
+#[test]
+fn bounce_is_a_multipart_report_python_can_parse() {
+    let i = Instance::new();
+    i.init_spool();
+    let out = i.sendmail(
+        &[
+            "-i",
+            "-f",
+            "bob@mail.test",
+            "-N",
+            "failure",
+            "-V",
+            "env-42",
+            "nosuchuser@mail.test",
+        ],
+        b"Subject: lost\nX-Marker: original-header\n\nsecret body\n",
+    );
+    assert!(out.status.success());
+    i.qrun_once();
+    let b = i.maildir("bob");
+    assert_eq!(b.len(), 1);
+    std::fs::write(i.path("bounce.eml"), &b[0]).unwrap();
+    let got = python(
+        r#"
+import email, sys
+from email import policy
+m = email.message_from_bytes(open(sys.argv[1], 'rb').read(), policy=policy.default)
+assert m.get_content_type() == 'multipart/report', m.get_content_type()
+assert m.get_param('report-type') == 'delivery-status'
+parts = list(m.iter_parts())
+assert parts[1].get_content_type() == 'message/delivery-status'
+blocks = parts[1].get_payload()
+print(blocks[0]['Reporting-MTA'], blocks[0]['Original-Envelope-Id'])
+print(blocks[1]['Final-Recipient'], blocks[1]['Action'], blocks[1]['Status'])
+print(parts[2].get_content_type())
+print(m['Return-Path'])
+"#,
+        &[i.path("bounce.eml").to_str().unwrap()],
+    );
+    let lines: Vec<&str> = got.lines().collect();
+    assert_eq!(lines[0], "dns; mail.test env-42");
+    assert_eq!(lines[1], "rfc822; nosuchuser@mail.test failed 5.1.1");
+    assert_eq!(lines[2], "text/rfc822-headers");
+    assert_eq!(lines[3], "<>", "bounces come from the null sender");
+    let t = text(&b[0]);
+    assert!(t.contains("X-Marker: original-header"));
+    assert!(
+        !t.contains("secret body"),
+        "RET=HDRS (the default) returns headers only"
+    );
+}
+
+#[test]
+fn notify_never_means_no_bounce_and_double_bounces_go_to_postmaster() {
+    let i = Instance::new();
+    i.init_spool();
+    assert!(
+        i.sendmail(
+            &["-i", "-N", "never", "-f", "bob@mail.test", "ghost"],
+            b"Subject: x\n\ny\n"
+        )
+        .status
+        .success()
+    );
+    // A bounce (sender <>) that cannot be delivered goes to postmaster (ann), never to <>.
+    assert!(
+        i.sendmail(&["-i", "-f", "<>", "ghost2"], b"Subject: bounce\n\ny\n")
+            .status
+            .success()
+    );
+    i.qrun_once();
+    assert!(i.maildir("bob").is_empty(), "NOTIFY=NEVER");
+    let a = i.maildir("ann");
+    assert_eq!(a.len(), 1);
+    assert_eq!(
+        header(&a[0], "Return-Path").unwrap(),
+        format!("<double-bounce@{HOST}>")
+    );
+    assert!(text(&a[0]).contains("ghost2@mail.test"));
+    assert!(i.queue_files().is_empty());
+}
+
+#[test]
+fn forward_files() {
+    let mut i = Instance::new();
+    i.add_user("dave", None);
+    i.write("home/dave/.forward", "\\dave, bob\n");
+    i.init_spool();
+    chmod(&i.path("home/dave/.forward"), 0o644);
+    assert!(
+        i.sendmail(&["-i", "dave"], b"Subject: fwd\n\nx\n")
+            .status
+            .success()
+    );
+    i.qrun_once();
+    assert_eq!(i.maildir("dave").len(), 1, "\\dave keeps a copy");
+    assert_eq!(i.maildir("bob").len(), 1);
+    // A group-writable .forward is ignored: anyone in the group could redirect the mail.
+    chmod(&i.path("home/dave/.forward"), 0o664);
+    assert!(
+        i.sendmail(&["-i", "dave"], b"Subject: fwd2\n\nx\n")
+            .status
+            .success()
+    );
+    i.qrun_once();
+    assert_eq!(i.maildir("dave").len(), 2);
+    assert_eq!(i.maildir("bob").len(), 1);
+}
+
+#[test]
+fn newaliases_reports_errors_by_file_and_line() {
+    let i = Instance::new();
+    i.write(
+        "aliases",
+        "postmaster: ann\nbroken line here\nok: bob\nbad: \"unbalanced\nok: carl\n",
+    );
+    let out = i.sendmail(&["-bi"], b"");
+    assert_eq!(out.status.code(), Some(65));
+    let e = text(&out.stderr);
+    let f = i.path("aliases");
+    assert!(
+        e.contains(&format!("{}:2: missing ':'", f.display())),
+        "{e}"
+    );
+    assert!(
+        e.contains(&format!("{}:4: alias \"bad\"", f.display())),
+        "{e}"
+    );
+    assert!(
+        e.contains(&format!("{}:5: duplicate alias \"ok\"", f.display())),
+        "{e}"
+    );
+    i.write("aliases", "postmaster: ann\nroot: ann\n");
+    let out = i.sendmail(&["-bi"], b"");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn plus_detail_goes_to_the_folder_when_it_exists() {
+    let i = Instance::new();
+    std::fs::create_dir_all(i.path("home/ann/Maildir/.lists/cur")).unwrap();
+    i.init_spool();
+    assert!(
+        i.sendmail(
+            &["-i", "ann+lists@mail.test", "bob+nofolder@mail.test"],
+            b"Subject: d\n\nx\n"
+        )
+        .status
+        .success()
+    );
+    i.qrun_once();
+    assert_eq!(i.maildir_at("home/ann/Maildir/.lists").len(), 1);
+    assert!(i.maildir("ann").is_empty());
+    assert_eq!(i.maildir("bob").len(), 1);
+}

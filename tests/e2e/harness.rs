@@ -1,0 +1,327 @@
+//! harness - a throwaway instance (config, spool, users, aliases,
+//! mailboxes) and the real binaries run against it with stdin, env, argv.
+//!
+//! As root (CI), the non-root tests run the binaries as `nobody`, so they
+//! test the "no root at all" path they claim to; root tests say so.
+
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub const HOST: &str = "mail.test";
+
+/// is_root - whether the tests run as root (CI does).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// bin_dir - the built binaries; as root, a copy that `nobody` can execute.
+pub fn bin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test exe");
+        let built = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target/debug")
+            .to_path_buf();
+        for b in ["sendmail", "enqueue", "qrun", "deliver"] {
+            assert!(
+                built.join(b).exists(),
+                "{} is missing: run `cargo build --workspace` first",
+                built.join(b).display()
+            );
+        }
+        if !is_root() {
+            return built;
+        }
+        let dir = std::env::temp_dir().join(format!("posthorn-test-bin-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for b in ["sendmail", "enqueue", "qrun", "deliver"] {
+            std::fs::copy(built.join(b), dir.join(b)).unwrap();
+        }
+        chmod(&dir, 0o755);
+        dir
+    })
+}
+
+pub fn chmod(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// The ids the non-root tests run as: ourselves, or nobody when root.
+pub fn run_ids() -> Option<(u32, u32)> {
+    if is_root() {
+        Some((65534, 65534))
+    } else {
+        None
+    }
+}
+
+/// One instance directory.
+pub struct Instance {
+    _dir: tempfile::TempDir,
+    pub root: PathBuf,
+    pub config: PathBuf,
+    users: Vec<String>,
+    extra_config: String,
+}
+
+impl Instance {
+    /// new - an instance with users ann, bob, carl and an aliases file.
+    pub fn new() -> Instance {
+        let dir = tempfile::Builder::new()
+            .prefix("posthorn-e2e")
+            .tempdir()
+            .unwrap();
+        let root = dir.path().to_path_buf();
+        let mut i = Instance {
+            config: root.join("posthorn.toml"),
+            root,
+            _dir: dir,
+            users: Vec::new(),
+            extra_config: String::new(),
+        };
+        for u in ["ann", "bob", "carl"] {
+            i.add_user(u, None);
+        }
+        i.write("aliases", "postmaster: ann\nroot: ann\n");
+        i.write_config("");
+        i
+    }
+
+    /// write_config - the config file, with `extra` top-level keys added.
+    pub fn write_config(&mut self, extra: &str) {
+        self.extra_config = extra.to_string();
+        let text = format!(
+            "hostname = \"{HOST}\"\nspool = \"spool\"\nusers = \"users\"\nsystem_users = false\naliases = \"aliases\"\nlog = \"stderr\"\nlibexec = \"{}\"\n{extra}\n[queue]\nparallel = 4\nmin_backoff = \"1s\"\nmax_backoff = \"2s\"\n",
+            bin_dir().display()
+        );
+        self.write("posthorn.toml", &text);
+    }
+
+    /// add_user - a virtual user with a home in the instance; `mail` sets userdb_mail.
+    pub fn add_user(&mut self, name: &str, mail: Option<&str>) {
+        let home = self.root.join("home").join(name);
+        std::fs::create_dir_all(&home).unwrap();
+        let extra = mail.map(|m| format!("userdb_mail={m}")).unwrap_or_default();
+        self.users
+            .push(format!("{name}:{{PLAIN}}x::::{}::{extra}", home.display()));
+        let text = self.users.join("\n") + "\n";
+        self.write("users", &text);
+    }
+
+    /// write - a file in the instance.
+    pub fn write(&self, rel: &str, text: &str) {
+        let p = self.root.join(rel);
+        if let Some(d) = p.parent() {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::write(&p, text).unwrap();
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    /// own - as root, hand the instance to nobody before running anything.
+    fn own(&self) {
+        if is_root() {
+            let st = Command::new("chown")
+                .arg("-R")
+                .arg("65534:65534")
+                .arg(&self.root)
+                .status()
+                .unwrap();
+            assert!(st.success());
+        }
+    }
+
+    /// cmd - a Command for one of the binaries, as the test user, with this config.
+    pub fn cmd(&self, bin: &str) -> Command {
+        self.own();
+        let mut c = Command::new(bin_dir().join(bin));
+        c.env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("POSTHORN_CONFIG", &self.config)
+            .env("TZ", "UTC");
+        c.current_dir(&self.root);
+        if let Some((u, g)) = run_ids() {
+            c.uid(u).gid(g);
+        }
+        c
+    }
+
+    /// cmd_root - a Command that keeps our (root) identity: for root tests.
+    pub fn cmd_root(&self, bin: &str) -> Command {
+        self.own();
+        let mut c = Command::new(bin_dir().join(bin));
+        c.env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("POSTHORN_CONFIG", &self.config)
+            .env("TZ", "UTC");
+        c.current_dir(&self.root);
+        c
+    }
+
+    /// run - run a binary with stdin, wait, and return its output.
+    pub fn run(&self, bin: &str, args: &[&str], stdin: &[u8]) -> Output {
+        let mut c = self.cmd(bin);
+        c.args(args);
+        run_with_stdin(c, stdin)
+    }
+
+    /// sendmail - `sendmail ARGS` with `msg` on stdin.
+    pub fn sendmail(&self, args: &[&str], msg: &[u8]) -> Output {
+        self.run("sendmail", args, msg)
+    }
+
+    /// qrun_once - one queue pass; panics on failure so a test sees why.
+    pub fn qrun_once(&self) -> Output {
+        let out = self.run("qrun", &["-o"], b"");
+        assert!(
+            out.status.success(),
+            "qrun -o failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// maildir - the messages in a user's Maildir (new and cur), sorted by name.
+    pub fn maildir(&self, user: &str) -> Vec<Vec<u8>> {
+        self.maildir_at(&format!("home/{user}/Maildir"))
+    }
+
+    /// maildir_at - the messages in the Maildir at `rel`.
+    pub fn maildir_at(&self, rel: &str) -> Vec<Vec<u8>> {
+        let mut names = Vec::new();
+        for sub in ["new", "cur"] {
+            if let Ok(rd) = std::fs::read_dir(self.path(rel).join(sub)) {
+                for e in rd.flatten() {
+                    names.push(e.path());
+                }
+            }
+        }
+        names.sort();
+        names.iter().map(|p| std::fs::read(p).unwrap()).collect()
+    }
+
+    /// queue_files - names in spool/incoming.
+    pub fn queue_files(&self) -> Vec<String> {
+        list(&self.path("spool/incoming"))
+    }
+
+    /// tmp_files - names in spool/tmp.
+    pub fn tmp_files(&self) -> Vec<String> {
+        list(&self.path("spool/tmp"))
+    }
+
+    /// init_spool - create the spool (a qrun pass does that).
+    pub fn init_spool(&self) {
+        self.qrun_once();
+    }
+}
+
+fn list(p: &Path) -> Vec<String> {
+    match std::fs::read_dir(p) {
+        Ok(rd) => rd
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// run_with_stdin - spawn, feed stdin from a thread (no deadlock on big
+/// inputs), collect output.
+pub fn run_with_stdin(mut c: Command, stdin: &[u8]) -> Output {
+    c.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().expect("spawn");
+    let mut w = child.stdin.take().unwrap();
+    let data = stdin.to_vec();
+    let t = std::thread::spawn(move || {
+        let _ = w.write_all(&data);
+    });
+    let out = child.wait_with_output().unwrap();
+    let _ = t.join();
+    out
+}
+
+/// text - output as a string, for assertion messages.
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// header - the value of the first header field `name` in `msg`, unfolded.
+pub fn header(msg: &[u8], name: &str) -> Option<String> {
+    headers(msg, name).into_iter().next()
+}
+
+/// headers - every value of header field `name`.
+pub fn headers(msg: &[u8], name: &str) -> Vec<String> {
+    let t = String::from_utf8_lossy(msg);
+    let head = t.split("\n\n").next().unwrap_or("");
+    let mut out: Vec<String> = Vec::new();
+    let mut cur: Option<String> = None;
+    for line in head.lines() {
+        if line.starts_with([' ', '\t']) {
+            if let Some(c) = cur.as_mut() {
+                c.push(' ');
+                c.push_str(line.trim());
+            }
+            continue;
+        }
+        if let Some(c) = cur.take() {
+            out.push(c);
+        }
+        if let Some((n, v)) = line.split_once(':') {
+            if n.eq_ignore_ascii_case(name) {
+                cur = Some(v.trim().to_string());
+            }
+        }
+    }
+    if let Some(c) = cur {
+        out.push(c);
+    }
+    out
+}
+
+/// body - everything after the first blank line.
+pub fn body(msg: &[u8]) -> Vec<u8> {
+    match msg.windows(2).position(|w| w == b"\n\n") {
+        Some(i) => msg[i + 2..].to_vec(),
+        None => Vec::new(),
+    }
+}
+
+/// wait_for - poll `f` until it is true or `limit` passes; for correctness
+/// only (a generous bound), never as a measurement.
+pub fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    f()
+}
+
+/// python - run a Python snippet with args; returns stdout, panics on failure.
+pub fn python(code: &str, args: &[&str]) -> String {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(code)
+        .args(args)
+        .output()
+        .expect("python3 is needed for the tests");
+    assert!(out.status.success(), "python failed: {}", text(&out.stderr));
+    text(&out.stdout)
+}

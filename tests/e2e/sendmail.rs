@@ -1,0 +1,423 @@
+//! The sendmail invocations real programs use, end to end into a mailbox.
+
+use crate::harness::*;
+
+/// deliver_one - submit with `args`, run the queue, return the messages of `user`.
+fn submit(i: &Instance, args: &[&str], msg: &[u8]) -> std::process::Output {
+    let out = i.sendmail(args, msg);
+    assert!(
+        out.status.success(),
+        "sendmail {args:?} failed ({:?}): {}",
+        out.status,
+        text(&out.stderr)
+    );
+    i.qrun_once();
+    out
+}
+
+/// assert_added - the fields sendmail must supply when the message lacks them.
+fn assert_added(m: &[u8]) {
+    assert!(header(m, "Date").is_some(), "no Date:\n{}", text(m));
+    let mid = header(m, "Message-ID").expect("Message-ID");
+    assert!(
+        mid.starts_with('<') && mid.ends_with(&format!("@{HOST}>")),
+        "{mid}"
+    );
+    assert!(
+        header(m, "Received")
+            .unwrap()
+            .contains("(Posthorn, from userid")
+    );
+}
+
+#[test]
+fn debian_cron() {
+    let i = Instance::new();
+    i.init_spool();
+    // Debian's cron writes its own From/To/Subject and names the recipient on the command line.
+    let msg = b"From: root (Cron Daemon)\nTo: root\nSubject: Cron <root@h> date\nContent-Type: text/plain; charset=UTF-8\n\nSat Nov 28\n.\nstill the body, because of -i\n";
+    submit(
+        &i,
+        &["-i", "-FCronDaemon", "-B8BITMIME", "-oem", "root"],
+        msg,
+    );
+    let m = i.maildir("ann");
+    assert_eq!(m.len(), 1);
+    let m = &m[0];
+    assert_eq!(
+        header(m, "From").unwrap(),
+        "root (Cron Daemon)",
+        "-F must not replace an existing From:"
+    );
+    assert_eq!(header(m, "Delivered-To").unwrap(), format!("ann@{HOST}"));
+    assert!(
+        header(m, "Return-Path")
+            .unwrap()
+            .ends_with(&format!("@{HOST}>"))
+    );
+    assert_added(m);
+    assert_eq!(body(m), b"Sat Nov 28\n.\nstill the body, because of -i\n");
+}
+
+#[test]
+fn cronie_with_t_and_f() {
+    let i = Instance::new();
+    i.init_spool();
+    let msg = b"To: bob\nSubject: Cron <root@h> job\n\noutput\n";
+    submit(
+        &i,
+        &[
+            "-FCronDaemon",
+            "-i",
+            "-odi",
+            "-oem",
+            "-oi",
+            "-t",
+            "-f",
+            "root",
+        ],
+        msg,
+    );
+    let m = i.maildir("bob");
+    assert_eq!(m.len(), 1);
+    assert_eq!(
+        header(&m[0], "Return-Path").unwrap(),
+        format!("<root@{HOST}>")
+    );
+    assert_eq!(
+        header(&m[0], "From").unwrap(),
+        format!("CronDaemon <root@{HOST}>")
+    );
+    assert_added(&m[0]);
+    assert!(i.maildir("ann").is_empty());
+}
+
+#[test]
+fn anacron_without_i_stops_at_a_lone_dot() {
+    let i = Instance::new();
+    i.init_spool();
+    submit(
+        &i,
+        &["-FAnacron", "-odi", "root"],
+        b"Subject: anacron\n\nbefore\n.\nafter\n",
+    );
+    let m = i.maildir("ann");
+    assert_eq!(m.len(), 1);
+    assert_eq!(body(&m[0]), b"before\n");
+    assert!(header(&m[0], "From").unwrap().starts_with("Anacron <"));
+}
+
+#[test]
+fn mutt_with_double_dash_and_two_recipients() {
+    let i = Instance::new();
+    i.init_spool();
+    let msg = b"From: Me <me@x.example>\nTo: ann@mail.test, bob@mail.test\nSubject: hi\nMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\nGr\xc3\xbc\xc3\x9fe\n";
+    submit(
+        &i,
+        &[
+            "-oem",
+            "-oi",
+            "-f",
+            "me@x.example",
+            "-B8BITMIME",
+            "--",
+            "ann@mail.test",
+            "bob@mail.test",
+        ],
+        msg,
+    );
+    for u in ["ann", "bob"] {
+        let m = i.maildir(u);
+        assert_eq!(m.len(), 1, "{u}");
+        assert_eq!(header(&m[0], "Return-Path").unwrap(), "<me@x.example>");
+        assert_eq!(body(&m[0]), "Grüße\n".as_bytes());
+    }
+}
+
+#[test]
+fn mailx_and_s_nail() {
+    let i = Instance::new();
+    i.init_spool();
+    submit(&i, &["-i", "--", "ann@mail.test"], b"Subject: mailx\n\nx\n");
+    let out = submit(
+        &i,
+        &["-i", "-v", "bob@mail.test"],
+        b"Subject: s-nail\n\ny\n",
+    );
+    assert!(
+        text(&out.stderr).contains("queued as"),
+        "-v says where it went: {}",
+        text(&out.stderr)
+    );
+    assert_eq!(i.maildir("ann").len(), 1);
+    assert_eq!(i.maildir("bob").len(), 1);
+}
+
+#[test]
+fn git_send_email() {
+    let i = Instance::new();
+    i.init_spool();
+    let msg = b"From: Dev <me@x.example>\nTo: ann@mail.test\nCc: bob@mail.test\nSubject: [PATCH] fix\nDate: Sat, 28 Nov 2026 10:00:00 +0000\nMessage-ID: <patch-1@x.example>\n\n---\n";
+    submit(
+        &i,
+        &["-f", "me@x.example", "-i", "ann@mail.test", "bob@mail.test"],
+        msg,
+    );
+    let m = &i.maildir("bob")[0];
+    assert_eq!(
+        header(m, "Message-ID").unwrap(),
+        "<patch-1@x.example>",
+        "an existing Message-ID is kept"
+    );
+    assert_eq!(
+        header(m, "Date").unwrap(),
+        "Sat, 28 Nov 2026 10:00:00 +0000"
+    );
+    assert_eq!(headers(m, "Date").len(), 1);
+    assert_eq!(i.maildir("ann").len(), 1);
+}
+
+#[test]
+fn php_mail_glued_sender_and_bcc_removed() {
+    let i = Instance::new();
+    i.init_spool();
+    let msg =
+        b"To: ann@mail.test\nBcc: carl@mail.test\nSubject: from php\nX-Mailer: PHP\n\nhello\n";
+    submit(&i, &["-t", "-i", "-fme@x.example"], msg);
+    let a = &i.maildir("ann")[0];
+    let c = &i.maildir("carl")[0];
+    assert_eq!(header(a, "Return-Path").unwrap(), "<me@x.example>");
+    assert!(
+        header(a, "Bcc").is_none() && header(c, "Bcc").is_none(),
+        "Bcc must be removed:\n{}",
+        text(c)
+    );
+    assert_eq!(
+        header(a, "From")
+            .unwrap()
+            .split('<')
+            .nth(1)
+            .map(|s| s.trim_end_matches('>')),
+        Some("me@x.example")
+    );
+}
+
+#[test]
+fn sudo_logwatch_mdadm_unattended_upgrades() {
+    let i = Instance::new();
+    i.init_spool();
+    // sudo and logwatch: -t only, no -i: a lone dot ends the message.
+    submit(&i, &["-t"], b"To: root\nSubject: *** SECURITY information ***\n\nuser : command not allowed\n.\nignored\n");
+    let m = i.maildir("ann");
+    assert_eq!(m.len(), 1);
+    assert_eq!(body(&m[0]), b"user : command not allowed\n");
+    // mdadm: -t with a glued -f.
+    submit(
+        &i,
+        &["-t", "-fmdadm@x.example"],
+        b"From: mdadm monitoring <root>\nTo: bob\nSubject: Fail event\n\n/dev/md0\n",
+    );
+    assert_eq!(
+        header(&i.maildir("bob")[0], "Return-Path").unwrap(),
+        "<mdadm@x.example>"
+    );
+    // unattended-upgrades: -oi -t.
+    submit(
+        &i,
+        &["-oi", "-t"],
+        b"To: carl\nSubject: unattended-upgrades result\n\n.\nall done\n",
+    );
+    assert_eq!(body(&i.maildir("carl")[0]), b".\nall done\n");
+}
+
+#[test]
+fn t_adds_command_line_recipients_and_prefers_resent() {
+    let i = Instance::new();
+    i.init_spool();
+    submit(&i, &["-t", "-i", "carl"], b"To: ann\nSubject: both\n\nx\n");
+    assert_eq!(i.maildir("ann").len(), 1);
+    assert_eq!(i.maildir("carl").len(), 1);
+    // With Resent- fields, To: is not used for recipients.
+    submit(
+        &i,
+        &["-t", "-i"],
+        b"To: ann\nResent-To: bob\nResent-Bcc: carl\nSubject: resent\n\ny\n",
+    );
+    assert_eq!(
+        i.maildir("ann").len(),
+        1,
+        "To: must be ignored when Resent-To: is present"
+    );
+    assert_eq!(i.maildir("bob").len(), 1);
+    let c = i.maildir("carl");
+    assert_eq!(c.len(), 2);
+    assert!(header(&c[1], "Resent-Bcc").is_none() && header(&c[0], "Resent-Bcc").is_none());
+}
+
+#[test]
+fn an_argument_may_be_an_address_list() {
+    let i = Instance::new();
+    i.init_spool();
+    submit(
+        &i,
+        &["-i", "ann@mail.test, Bob <bob@mail.test>"],
+        b"Subject: list\n\nx\n",
+    );
+    assert_eq!(i.maildir("ann").len(), 1);
+    assert_eq!(i.maildir("bob").len(), 1);
+}
+
+#[test]
+fn missing_from_gets_full_name_and_sender() {
+    let i = Instance::new();
+    i.init_spool();
+    submit(
+        &i,
+        &["-i", "-F", "Backup Job", "-f", "backup@x.example", "ann"],
+        b"Subject: s\n\nb\n",
+    );
+    assert_eq!(
+        header(&i.maildir("ann")[0], "From").unwrap(),
+        "Backup Job <backup@x.example>"
+    );
+}
+
+#[test]
+fn injection_in_arguments_is_a_usage_error_and_queues_nothing() {
+    let i = Instance::new();
+    i.init_spool();
+    for args in [
+        vec!["-f", "a@b\r\nBcc: x@evil"],
+        vec!["-F", "Name\nBcc: x@evil", "ann"],
+        vec!["ann\n@x"],
+    ] {
+        let mut a = args.clone();
+        if a.len() == 2 && a[0] == "-f" {
+            a.push("ann");
+        }
+        let out = i.sendmail(&a, b"Subject: x\n\ny\n");
+        assert_eq!(out.status.code(), Some(64), "{a:?}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("CR, LF or NUL"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    assert!(i.queue_files().is_empty());
+}
+
+#[test]
+fn bad_options_and_modes() {
+    let i = Instance::new();
+    i.init_spool();
+    let out = i.sendmail(&["-k", "ann"], b"x\n");
+    assert_eq!(out.status.code(), Some(64));
+    assert!(text(&out.stderr).contains("unknown option -k"));
+    let out = i.sendmail(&["-bs"], b"");
+    assert_eq!(out.status.code(), Some(69));
+    let out = i.sendmail(&["-i"], b"Subject: x\n\ny\n");
+    assert_eq!(
+        out.status.code(),
+        Some(64),
+        "no recipients: {}",
+        text(&out.stderr)
+    );
+    let out = i.sendmail(&["-t"], b"Subject: nobody\n\ny\n");
+    assert_eq!(out.status.code(), Some(64));
+    assert!(i.queue_files().is_empty());
+    // Ignored options are accepted, values included, and -q does not eat a recipient.
+    let out = i.sendmail(
+        &[
+            "-Am",
+            "-G",
+            "-h",
+            "3",
+            "-L",
+            "tag",
+            "-m",
+            "-n",
+            "-O",
+            "x=y",
+            "-U",
+            "-X",
+            "/tmp/x",
+            "-oA/etc/aliases",
+            "-ann",
+        ],
+        b"",
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(64),
+        "-a is not an option: {}",
+        text(&out.stderr)
+    );
+    let out = i.sendmail(
+        &[
+            "-Am", "-G", "-h", "3", "-L", "tag", "-m", "-n", "-O", "x=y", "-U", "ann",
+        ],
+        b"Subject: ok\n\nx\n",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn mailq_runq_and_names() {
+    let i = Instance::new();
+    i.init_spool();
+    let out = i.sendmail(&["-bp"], b"");
+    assert_eq!(text(&out.stdout).trim(), "Mail queue is empty");
+    // Remote mail stays queued and deferred with a reason.
+    let out = i.sendmail(
+        &["-i", "-f", "ann@mail.test", "someone@remote.example"],
+        b"Subject: r\n\nx\n",
+    );
+    assert!(out.status.success());
+    i.qrun_once();
+    let q = text(&i.sendmail(&["-bp"], b"").stdout);
+    assert!(q.contains("someone@remote.example"), "{q}");
+    assert!(q.contains("(remote delivery is not available yet"), "{q}");
+    assert!(q.contains("-- 1 Kbytes in 1 Request."), "{q}");
+    // argv[0] = mailq behaves as -bp.
+    let link = i.path("mailq");
+    std::os::unix::fs::symlink(bin_dir().join("sendmail"), &link).unwrap();
+    let mut c2 = i.cmd("sendmail");
+    let mut c2 = {
+        let mut l = std::process::Command::new(&link);
+        l.envs(
+            c2.get_envs()
+                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+        );
+        if let Some((u, g)) = run_ids() {
+            use std::os::unix::process::CommandExt;
+            l.uid(u).gid(g);
+        }
+        let _ = &mut c2;
+        l
+    };
+    let out = c2.output().unwrap();
+    assert!(
+        text(&out.stdout).contains("someone@remote.example"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(i.queue_files().len(), 1, "never dropped");
+}
+
+#[test]
+fn verify_mode() {
+    let i = Instance::new();
+    i.init_spool();
+    let out = i.sendmail(&["-bv", "root", "ann@mail.test"], b"");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let t = text(&out.stdout);
+    assert!(t.contains("root: deliverable: ann@mail.test"), "{t}");
+    let out = i.sendmail(&["-bv", "ghost"], b"");
+    assert_eq!(out.status.code(), Some(67));
+    assert!(
+        text(&out.stdout).contains("ghost: undeliverable"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(i.queue_files().is_empty(), "-bv sends nothing");
+}
