@@ -165,3 +165,77 @@ fn bad_configuration_is_named() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn runq_and_flush_retry_deferred_mail_now() {
+    let i = Instance::new();
+    i.write(
+        "aliases",
+        &format!(
+            "postmaster: ann\nlist: :include:{}\n",
+            i.path("members").display()
+        ),
+    );
+    let cfg = std::fs::read_to_string(&i.config)
+        .unwrap()
+        .replace("min_backoff = \"1s\"", "min_backoff = \"1h\"")
+        .replace("max_backoff = \"2s\"", "max_backoff = \"2h\"");
+    std::fs::write(&i.config, cfg).unwrap();
+    i.init_spool();
+    assert!(
+        i.sendmail(&["-i", "list"], b"Subject: one\n\nx\n")
+            .status
+            .success()
+    );
+    assert!(
+        i.sendmail(&["-i", "list"], b"Subject: two\n\ny\n")
+            .status
+            .success()
+    );
+    i.qrun_once();
+    let q = text(&i.sendmail(&["-bp"], b"").stdout);
+    assert!(q.contains("(cannot read :include: file"), "{q}");
+    assert_eq!(i.queue_files().len(), 2);
+    i.write("members", "bob\n");
+
+    // A daemon waits an hour before the retry ...
+    let mut c = i.cmd("qrun");
+    c.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut d = c.spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(i.maildir("bob").is_empty());
+    // ... unless asked: `enqueue -q` is what sendmail -q uses for users who may not run the queue.
+    let out = i.run("enqueue", &["-q"], b"");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let flushed = wait_for(std::time::Duration::from_secs(20), || {
+        i.maildir("bob").len() == 2
+    });
+    let _ = d.kill();
+    let log = text(&d.wait_with_output().unwrap().stderr);
+    assert!(flushed, "{log}");
+    assert!(log.contains("flush requested"), "{log}");
+    assert!(i.queue_files().is_empty());
+
+    // With no daemon, sendmail -q (runq) runs the queue itself.
+    i.write(
+        "aliases",
+        &format!(
+            "postmaster: ann\nlist: :include:{}\nlate: :include:{}\n",
+            i.path("members").display(),
+            i.path("later").display()
+        ),
+    );
+    assert!(
+        i.sendmail(&["-i", "late"], b"Subject: three\n\nz\n")
+            .status
+            .success()
+    );
+    i.qrun_once();
+    assert_eq!(i.queue_files().len(), 1);
+    i.write("later", "carl\n");
+    let out = i.sendmail(&["-q"], b"");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(i.maildir("carl").len(), 1);
+    assert!(i.queue_files().is_empty());
+}

@@ -281,11 +281,10 @@ pub fn headers(msg: &[u8], name: &str) -> Vec<String> {
         if let Some(c) = cur.take() {
             out.push(c);
         }
-        if let Some((n, v)) = line.split_once(':') {
-            if n.eq_ignore_ascii_case(name) {
+        if let Some((n, v)) = line.split_once(':')
+            && n.eq_ignore_ascii_case(name) {
                 cur = Some(v.trim().to_string());
             }
-        }
     }
     if let Some(c) = cur {
         out.push(c);

@@ -1,5 +1,7 @@
 //! End-to-end tests: the real binaries against throwaway instances.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod harness;
 
 mod aliases;

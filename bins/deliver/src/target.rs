@@ -138,7 +138,7 @@ fn attempt(
 
     // A message that already passed through this recipient is a loop.
     let rl = rcpt.to_ascii_lowercase();
-    if msg.delivered_to().iter().any(|d| *d == rl) {
+    if msg.delivered_to().contains(&rl) {
         return Err(Exit::new(
             exit::DATAERR,
             format!("mail forwarding loop for {rcpt}"),

@@ -19,7 +19,7 @@ use std::io::{BufReader, BufWriter, Seek, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: enqueue [-C FILE] [-p]";
+const USAGE: &str = "usage: enqueue [-C FILE] [-p | -q]";
 
 fn main() -> ExitCode {
     // Files we create are for the spool group only.
@@ -38,13 +38,15 @@ fn main() -> ExitCode {
 struct Args {
     config: Option<PathBuf>,
     list: bool,
+    flush: bool,
 }
 
-/// parse_args - `-C FILE` and `-p`; anything else is a usage error.
+/// parse_args - `-C FILE`, `-p` and `-q`; anything else is a usage error.
 fn parse_args() -> Result<Args, Exit> {
     let mut a = Args {
         config: None,
         list: false,
+        flush: false,
     };
     let mut it = std::env::args_os().skip(1);
     while let Some(arg) = it.next() {
@@ -54,6 +56,7 @@ fn parse_args() -> Result<Args, Exit> {
                 a.config = Some(PathBuf::from(f));
             }
             Some("-p") => a.list = true,
+            Some("-q") => a.flush = true,
             _ => {
                 return Err(Exit::new(
                     exit::USAGE,
@@ -76,6 +79,17 @@ fn run() -> Result<(), Exit> {
     let spool = Spool::new(&cfg.spool);
     if args.list {
         return list::print(&spool);
+    }
+    if args.flush {
+        // `sendmail -q` from a user who may not run the queue: ask the daemon.
+        return if spool.flush() {
+            Ok(())
+        } else {
+            Err(Exit::new(
+                exit::UNAVAILABLE,
+                "qrun is not running: start it, or run the queue as root",
+            ))
+        };
     }
     let stdin = std::io::stdin().lock();
     let mut input = BufReader::with_capacity(64 * 1024, stdin);

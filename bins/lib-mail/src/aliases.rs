@@ -144,13 +144,12 @@ fn logical_lines(text: &str) -> Vec<(usize, String)> {
         if l.trim().is_empty() {
             continue;
         }
-        if l.starts_with([' ', '\t']) {
-            if let Some(last) = out.last_mut() {
+        if l.starts_with([' ', '\t'])
+            && let Some(last) = out.last_mut() {
                 last.1.push(' ');
                 last.1.push_str(l.trim());
                 continue;
             }
-        }
         out.push((i + 1, l.to_string()));
     }
     out

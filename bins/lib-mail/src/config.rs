@@ -104,13 +104,11 @@ impl Default for Config {
 /// default_libexec - the running program's own directory in a build tree
 /// (where the helpers sit beside it), else the installed libexec directory.
 fn default_libexec() -> PathBuf {
-    if let Ok(exe) = std::env::current_exe() {
-        if let Some(dir) = exe.parent() {
-            if dir.join("enqueue").is_file() && dir.join("deliver").is_file() {
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(dir) = exe.parent()
+            && dir.join("enqueue").is_file() && dir.join("deliver").is_file() {
                 return dir.to_path_buf();
             }
-        }
-    }
     PathBuf::from(LIBEXEC)
 }
 

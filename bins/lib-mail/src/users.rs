@@ -42,8 +42,8 @@ pub fn lookup(
     local: &str,
     domain: Option<&str>,
 ) -> std::io::Result<Option<MailUser>> {
-    if let Some(path) = &cfg.users {
-        if let Some(e) = find_in_file(path, local, domain)? {
+    if let Some(path) = &cfg.users
+        && let Some(e) = find_in_file(path, local, domain)? {
             let home = if e.home.is_empty() {
                 PathBuf::from("/nonexistent")
             } else {
@@ -64,7 +64,6 @@ pub fn lookup(
                 system: false,
             }));
         }
-    }
     if cfg.system_users {
         // System account names are case-sensitive but mail is not: try as given, then lowercased.
         let mut acct = posthorn_sys::privs::lookup_user(local)?;
@@ -129,6 +128,10 @@ fn find_in_file(path: &Path, local: &str, domain: Option<&str>) -> std::io::Resu
     let text = match std::fs::read(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        // A program already running as a mail user (deliver as Postfix's
+        // mailbox_command) may not read the secret users file: system
+        // accounts still work for it, and qrun passes what it needs.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => return Ok(None),
         Err(e) => return Err(e),
     };
     let text = String::from_utf8_lossy(&text);

@@ -263,7 +263,7 @@ impl<W: Write> Write for ChunkWriter<W> {
             return Ok(0);
         }
         let n = buf.len().min(MAX_CHUNK);
-        write!(self.inner, "{n}\n")?;
+        writeln!(self.inner, "{n}")?;
         self.inner.write_all(&buf[..n])?;
         Ok(n)
     }

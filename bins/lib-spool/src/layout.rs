@@ -51,8 +51,9 @@ impl Spool {
     }
 
     /// create - make the directories and the FIFO if missing (qrun at start,
-    /// make install). Modes: group (the spool group) may write tmp/ and
-    /// incoming/ but not list them; others get nothing. The setgid bit makes
+    /// make install). Modes: the group (the spool group: qrun and the setgid
+    /// enqueue, nobody else) may write tmp/ and incoming/, and list
+    /// incoming/ and state/ for mailq; others get nothing. The setgid bit makes
     /// every queue file belong to the spool group, whoever wrote it, so qrun
     /// can read what a root-run enqueue wrote.
     pub fn create(&self) -> io::Result<()> {
@@ -134,12 +135,23 @@ impl Spool {
 
     /// wake - poke qrun through the FIFO; no reader is fine, never blocks.
     pub fn wake(&self) {
+        self.poke(b"w");
+    }
+
+    /// flush - ask a running qrun to retry all deferred mail now (`sendmail -q`).
+    pub fn flush(&self) -> bool {
+        self.poke(b"f")
+    }
+
+    /// poke - write one byte to the trigger FIFO; false when no qrun listens.
+    fn poke(&self, byte: &[u8]) -> bool {
         if let Ok(mut f) = std::fs::OpenOptions::new()
             .write(true)
             .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
             .open(self.trigger())
         {
-            let _ = f.write_all(b"w");
+            return f.write_all(byte).is_ok();
         }
+        false
     }
 }

@@ -142,12 +142,11 @@ pub fn deliver(
     body: &mut dyn Read,
     wait: Duration,
 ) -> Result<(), StoreError> {
-    if let Some(dir) = path.parent() {
-        if !dir.as_os_str().is_empty() && !dir.is_dir() {
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty() && !dir.is_dir() {
             std::fs::create_dir_all(dir)
                 .map_err(io_err(format!("cannot create {}", dir.display())))?;
         }
-    }
     let _dot = dotlock(path, wait)?;
     let f = OpenOptions::new()
         .append(true)

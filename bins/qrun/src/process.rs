@@ -293,12 +293,11 @@ pub fn process(ctx: &Ctx, id: &QueueId) -> Pass {
             }
             // With more than one delivery to make, each outcome is made
             // durable before the next, so a crash repeats none of them.
-            if pending > 1 {
-                if let Err(e) = journal.sync() {
+            if pending > 1
+                && let Err(e) = journal.sync() {
                     error!("{id}: cannot record delivery state: {e}");
                     return Pass::Deferred(now + backoff(&ctx.cfg, 1));
                 }
-            }
         }
     }
 

@@ -141,8 +141,8 @@ impl Resolver<'_> {
     ) {
         let addr = address::strip_brackets(addr);
         let (local, domain) = address::split(addr);
-        if let Some(d) = domain {
-            if !self.cfg.is_local_domain(d) {
+        if let Some(d) = domain
+            && !self.cfg.is_local_domain(d) {
                 self.push(
                     out,
                     Target::Remote {
@@ -152,7 +152,6 @@ impl Resolver<'_> {
                 );
                 return;
             }
-        }
         let display = match domain {
             Some(_) => addr.to_string(),
             None => format!("{addr}@{}", self.cfg.hostname),

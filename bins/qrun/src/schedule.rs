@@ -103,6 +103,8 @@ pub fn once(ctx: &Ctx) -> Result<(), Exit> {
 /// What wakes the daemon loop.
 enum Event {
     Wake,
+    /// `sendmail -q` asked for deferred mail to be tried now.
+    Flush,
     Finished(QueueId, Pass),
 }
 
@@ -151,8 +153,13 @@ pub fn daemon(ctx: &Ctx) -> Result<(), Exit> {
             loop {
                 match fifo.read(&mut buf) {
                     Ok(0) => std::thread::sleep(Duration::from_millis(100)),
-                    Ok(_) => {
-                        if wake_tx.send(Event::Wake).is_err() {
+                    Ok(n) => {
+                        let ev = if buf[..n].contains(&b'f') {
+                            Event::Flush
+                        } else {
+                            Event::Wake
+                        };
+                        if wake_tx.send(ev).is_err() {
                             return;
                         }
                     }
@@ -185,6 +192,7 @@ pub fn daemon(ctx: &Ctx) -> Result<(), Exit> {
         let mut inflight: HashSet<QueueId> = HashSet::new();
         let mut last_sweep = Instant::now();
         let mut must_scan = true;
+        let mut flush = false;
         loop {
             if must_scan {
                 must_scan = false;
@@ -195,6 +203,9 @@ pub fn daemon(ctx: &Ctx) -> Result<(), Exit> {
                 for id in &ids {
                     if inflight.contains(id) {
                         continue;
+                    }
+                    if flush {
+                        due.insert(id.clone(), 0);
                     }
                     let when = *due.entry(id.clone()).or_insert_with(|| {
                         State::load(&ctx.spool.state_file(id))
@@ -208,6 +219,7 @@ pub fn daemon(ctx: &Ctx) -> Result<(), Exit> {
                         }
                     }
                 }
+                flush = false;
                 if last_sweep.elapsed() >= ctx.cfg.queue.scan_interval {
                     sweep(ctx);
                     last_sweep = Instant::now();
@@ -240,6 +252,11 @@ pub fn daemon(ctx: &Ctx) -> Result<(), Exit> {
             {
                 match ev {
                     Event::Wake => must_scan = true,
+                    Event::Flush => {
+                        info!("flush requested: retrying deferred mail now");
+                        flush = true;
+                        must_scan = true;
+                    }
                     Event::Finished(id, pass) => {
                         inflight.remove(&id);
                         match pass {

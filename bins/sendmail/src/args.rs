@@ -162,11 +162,10 @@ pub fn parse(mode: Mode, argv: Vec<OsString>) -> Result<Args, String> {
             _ => return Err(format!("-R {r}: expected full or hdrs")),
         });
     }
-    if let Some(b) = &a.body {
-        if !matches!(b.as_str(), "7BIT" | "8BITMIME" | "BINARYMIME") {
+    if let Some(b) = &a.body
+        && !matches!(b.as_str(), "7BIT" | "8BITMIME" | "BINARYMIME") {
             return Err(format!("-B {b}: expected 7BIT or 8BITMIME"));
         }
-    }
     Ok(a)
 }
 

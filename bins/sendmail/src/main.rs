@@ -53,7 +53,17 @@ fn run(mode: Mode, argv: Vec<std::ffi::OsString>) -> Result<(), Exit> {
     match a.mode {
         Mode::Deliver => submit::deliver(&cfg, &a),
         Mode::List => submit::exec_helper(&cfg, "enqueue", &["-p"]),
-        Mode::RunQueue => submit::exec_helper(&cfg, "qrun", &["-o"]),
+        Mode::RunQueue => {
+            // Who may work on the spool runs the queue; anyone else asks the daemon.
+            let state = posthorn_spool::Spool::new(&cfg.spool).state();
+            if nix::unistd::access(&state, nix::unistd::AccessFlags::W_OK).is_ok()
+                || posthorn_sys::privs::uid() == 0
+            {
+                submit::exec_helper(&cfg, "qrun", &["-o"])
+            } else {
+                submit::exec_helper(&cfg, "enqueue", &["-q"])
+            }
+        }
         Mode::Verify => {
             let mut v: Vec<&str> = vec!["--verify"];
             v.extend(a.recipients.iter().map(String::as_str));
@@ -105,11 +115,10 @@ fn check_includes(al: &posthorn_mail::aliases::Aliases) -> Vec<String> {
     // Walk every alias's values for includes.
     let text = std::fs::read_to_string(&al.file).unwrap_or_default();
     for line in text.lines() {
-        if let Some((n, _)) = line.split_once(':') {
-            if !n.starts_with([' ', '\t', '#']) {
+        if let Some((n, _)) = line.split_once(':')
+            && !n.starts_with([' ', '\t', '#']) {
                 names.push(n.trim().to_string());
             }
-        }
     }
     for n in names {
         for v in al.get(&n).unwrap_or(&[]) {
