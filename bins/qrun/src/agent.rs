@@ -61,9 +61,11 @@ impl Agent {
         &self,
         user: &posthorn_mail::users::MailUser,
     ) -> Result<Option<String>, String> {
-        let Some(_) = &self.root else {
+        // Without root, or for a virtual user without a uid (whose mail runs
+        // as qrun's own user anyway), qrun may read the file itself.
+        if self.root.is_none() || user.uid.is_none() {
             return posthorn_mail::users::read_forward_file(&user.home.join(".forward"), user.uid);
-        };
+        }
         let run_as = match (user.uid, user.gid) {
             (Some(u), Some(g)) => RunAs::User {
                 name: user.name.clone(),
