@@ -62,7 +62,7 @@ impl Spool {
         b.create(&self.root)?;
         for (d, mode) in [
             (self.tmp(), 0o3730),
-            (self.incoming(), 0o3730),
+            (self.incoming(), 0o3770),
             (self.state(), 0o2750),
         ] {
             match std::fs::DirBuilder::new().mode(mode).create(&d) {
@@ -120,7 +120,11 @@ impl Spool {
         for _ in 0..100 {
             match std::fs::hard_link(tmp_path, self.message(&id)) {
                 Ok(()) => {
-                    fsio::fsync_dir(&self.incoming())?;
+                    if let Err(e) = fsio::fsync_dir(&self.incoming()) {
+                        // Not durable: take it back, so a failure means nothing was queued.
+                        let _ = std::fs::remove_file(self.message(&id));
+                        return Err(e);
+                    }
                     let _ = std::fs::remove_file(tmp_path);
                     return Ok(id);
                 }
