@@ -21,14 +21,35 @@ fn deliver_as_mda_exit_codes_and_headers() {
     assert_eq!(out.status.code(), Some(67), "unknown user");
     assert!(text(&out.stderr).contains("unknown user: \"ghost\""));
     // A message that already went through this recipient is a loop.
-    let out = i.run(
-        "deliver",
-        &["ann"],
-        format!("Delivered-To: ann@{HOST}\nSubject: again\n\nz\n").as_bytes(),
+    let looped = format!(
+        "Received: from out.example by in.example\nDelivered-To: ann@{HOST}\nSubject: again\n\nz\n"
     );
+    let out = i.run("deliver", &["ann"], looped.as_bytes());
     assert_eq!(out.status.code(), Some(65), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("loop"));
     assert_eq!(i.maildir("ann").len(), 1);
+    // What Postfix's local(8) hands its mailbox_command: a From_ line and its
+    // own Delivered-To for this very delivery. Not a loop; the From_ line goes.
+    let from_postfix = format!(
+        "From a@x.example  Sat Nov 28 12:00:00 2026\nReturn-Path: <a@x.example>\nDelivered-To: ann@{HOST}\nReceived: by mx.example\nSubject: via postfix\n\nbody\n"
+    );
+    let out = i.run(
+        "deliver",
+        &["-f", "a@x.example", "ann"],
+        from_postfix.as_bytes(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let m = i.maildir("ann");
+    let last = m
+        .iter()
+        .find(|m| header(m, "Subject").as_deref() == Some("via postfix"))
+        .unwrap();
+    assert!(
+        last.starts_with(b"Return-Path: <a@x.example>\nDelivered-To: ann@mail.test\nReturn-Path"),
+        "{}",
+        text(last)
+    );
+    assert!(!text(last).contains("From a@x.example "));
     let out = i.run("deliver", &[], b"");
     assert_eq!(out.status.code(), Some(64));
 }

@@ -282,9 +282,10 @@ pub fn headers(msg: &[u8], name: &str) -> Vec<String> {
             out.push(c);
         }
         if let Some((n, v)) = line.split_once(':')
-            && n.eq_ignore_ascii_case(name) {
-                cur = Some(v.trim().to_string());
-            }
+            && n.eq_ignore_ascii_case(name)
+        {
+            cur = Some(v.trim().to_string());
+        }
     }
     if let Some(c) = cur {
         out.push(c);

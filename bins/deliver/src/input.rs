@@ -16,6 +16,9 @@ const HEADER_SCAN: usize = 256 * 1024;
 pub struct Message {
     head: Vec<u8>,
     rest: Option<File>,
+    /// Length of a leading mbox `From ` line (Postfix's local(8) and
+    /// fetchmail may prepend one): it is not part of the message.
+    skip: usize,
 }
 
 impl Message {
@@ -24,8 +27,13 @@ impl Message {
         let mut stdin = io::stdin().lock();
         let mut head = Vec::with_capacity(64 * 1024);
         (&mut stdin).take(SPILL as u64).read_to_end(&mut head)?;
+        let skip = from_line_len(&head);
         if head.len() < SPILL {
-            return Ok(Message { head, rest: None });
+            return Ok(Message {
+                head,
+                rest: None,
+                skip,
+            });
         }
         let dir = std::env::var_os("TMPDIR").unwrap_or_else(|| "/tmp".into());
         let mut f = std::fs::OpenOptions::new()
@@ -39,30 +47,41 @@ impl Message {
         Ok(Message {
             head,
             rest: Some(f),
+            skip,
         })
     }
 
     /// reader - a fresh reader over the whole message.
     pub fn reader(&self) -> io::Result<Box<dyn Read + '_>> {
+        let head = &self.head[self.skip..];
         match &self.rest {
-            None => Ok(Box::new(&self.head[..])),
+            None => Ok(Box::new(head)),
             Some(f) => {
                 let mut f = f.try_clone()?;
                 f.seek(SeekFrom::Start(0))?;
-                Ok(Box::new((&self.head[..]).chain(f)))
+                Ok(Box::new(head.chain(f)))
             }
         }
     }
 
-    /// delivered_to - the Delivered-To: values in the header (lowercased).
+    /// delivered_to - the Delivered-To: values (lowercased) that mark an
+    /// earlier pass through a mail system. Those above the first Received:
+    /// were put there by the MTA that runs us, for this very delivery
+    /// (Postfix's local(8) before a mailbox_command), so they do not count:
+    /// a real loop went out and came back through at least one Received:.
     pub fn delivered_to(&self) -> Vec<String> {
-        let scan = &self.head[..self.head.len().min(HEADER_SCAN)];
+        let scan = &self.head[self.skip..self.head.len().min(HEADER_SCAN)];
         let mut out = Vec::new();
+        let mut seen_received = false;
         for line in scan.split(|&b| b == b'\n') {
             if line.is_empty() || line == b"\r" {
                 break;
             }
-            if line.len() > 13 && line[..13].eq_ignore_ascii_case(b"delivered-to:") {
+            if line.len() > 9 && line[..9].eq_ignore_ascii_case(b"received:") {
+                seen_received = true;
+            }
+            if seen_received && line.len() > 13 && line[..13].eq_ignore_ascii_case(b"delivered-to:")
+            {
                 out.push(
                     String::from_utf8_lossy(&line[13..])
                         .trim()
@@ -71,5 +90,45 @@ impl Message {
             }
         }
         out
+    }
+}
+
+/// from_line_len - the length of a leading `From ` line with its newline, or 0.
+fn from_line_len(head: &[u8]) -> usize {
+    if !head.starts_with(b"From ") {
+        return 0;
+    }
+    match head.iter().position(|&b| b == b'\n') {
+        Some(i) => i + 1,
+        None => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(b: &[u8]) -> Message {
+        Message {
+            head: b.to_vec(),
+            rest: None,
+            skip: from_line_len(b),
+        }
+    }
+
+    #[test]
+    fn delivered_to_counts_only_below_a_received() {
+        let m = msg(
+            b"Delivered-To: ann@h\nReceived: by h\nDelivered-To: bob@h\n\nDelivered-To: carl@h\n",
+        );
+        assert_eq!(m.delivered_to(), ["bob@h"]);
+    }
+
+    #[test]
+    fn a_leading_from_line_is_dropped() {
+        let m = msg(b"From MAILER-DAEMON Sat Nov 28 12:00:00 2026\nSubject: x\n\nFrom here\n");
+        let mut out = Vec::new();
+        m.reader().unwrap().read_to_end(&mut out).unwrap();
+        assert_eq!(out, b"Subject: x\n\nFrom here\n");
     }
 }

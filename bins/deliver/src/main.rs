@@ -22,7 +22,8 @@ use std::process::ExitCode;
 #[command(
     name = "deliver",
     about = "Posthorn local delivery agent",
-    disable_version_flag = true
+    disable_version_flag = true,
+    override_usage = "deliver [-C file] [-f sender] [-a original-recipient] user ..."
 )]
 pub struct Args {
     /// Configuration file.

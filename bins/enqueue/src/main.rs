@@ -19,7 +19,7 @@ use std::io::{BufReader, BufWriter, Seek, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: enqueue [-C FILE] [-p | -q]";
+const USAGE: &str = "usage: enqueue [-C file] [-p | -q]";
 
 fn main() -> ExitCode {
     // Files we create are for the spool group only.

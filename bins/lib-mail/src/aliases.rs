@@ -145,11 +145,12 @@ fn logical_lines(text: &str) -> Vec<(usize, String)> {
             continue;
         }
         if l.starts_with([' ', '\t'])
-            && let Some(last) = out.last_mut() {
-                last.1.push(' ');
-                last.1.push_str(l.trim());
-                continue;
-            }
+            && let Some(last) = out.last_mut()
+        {
+            last.1.push(' ');
+            last.1.push_str(l.trim());
+            continue;
+        }
         out.push((i + 1, l.to_string()));
     }
     out

@@ -106,9 +106,11 @@ impl Default for Config {
 fn default_libexec() -> PathBuf {
     if let Ok(exe) = std::env::current_exe()
         && let Some(dir) = exe.parent()
-            && dir.join("enqueue").is_file() && dir.join("deliver").is_file() {
-                return dir.to_path_buf();
-            }
+        && dir.join("enqueue").is_file()
+        && dir.join("deliver").is_file()
+    {
+        return dir.to_path_buf();
+    }
     PathBuf::from(LIBEXEC)
 }
 

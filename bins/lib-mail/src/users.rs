@@ -43,27 +43,28 @@ pub fn lookup(
     domain: Option<&str>,
 ) -> std::io::Result<Option<MailUser>> {
     if let Some(path) = &cfg.users
-        && let Some(e) = find_in_file(path, local, domain)? {
-            let home = if e.home.is_empty() {
-                PathBuf::from("/nonexistent")
-            } else {
-                PathBuf::from(&e.home)
-            };
-            let mailbox = expand(
-                e.mail.as_deref().unwrap_or(&cfg.mailbox),
-                &home,
-                &e.name,
-                domain.unwrap_or(&cfg.hostname),
-            );
-            return Ok(Some(MailUser {
-                name: e.name,
-                uid: e.uid,
-                gid: e.gid,
-                home,
-                mailbox,
-                system: false,
-            }));
-        }
+        && let Some(e) = find_in_file(path, local, domain)?
+    {
+        let home = if e.home.is_empty() {
+            PathBuf::from("/nonexistent")
+        } else {
+            PathBuf::from(&e.home)
+        };
+        let mailbox = expand(
+            e.mail.as_deref().unwrap_or(&cfg.mailbox),
+            &home,
+            &e.name,
+            domain.unwrap_or(&cfg.hostname),
+        );
+        return Ok(Some(MailUser {
+            name: e.name,
+            uid: e.uid,
+            gid: e.gid,
+            home,
+            mailbox,
+            system: false,
+        }));
+    }
     if cfg.system_users {
         // System account names are case-sensitive but mail is not: try as given, then lowercased.
         let mut acct = posthorn_sys::privs::lookup_user(local)?;

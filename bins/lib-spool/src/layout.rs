@@ -66,14 +66,15 @@ impl Spool {
             (self.state(), 0o2750),
         ] {
             match std::fs::DirBuilder::new().mode(mode).create(&d) {
-                // The umask must not take the group's write bit away.
-                Ok(()) => std::fs::set_permissions(
-                    &d,
-                    std::os::unix::fs::PermissionsExt::from_mode(mode),
-                )?,
+                Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(e),
             }
+            // Set the mode every time: the umask must not take the group's
+            // write bit away, and a spool made by an older version is mended.
+            // One that is not ours to change is left as it is.
+            let _ =
+                std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(mode));
         }
         let t = self.trigger();
         if std::fs::symlink_metadata(&t).is_err() {

@@ -143,10 +143,11 @@ pub fn deliver(
     wait: Duration,
 ) -> Result<(), StoreError> {
     if let Some(dir) = path.parent()
-        && !dir.as_os_str().is_empty() && !dir.is_dir() {
-            std::fs::create_dir_all(dir)
-                .map_err(io_err(format!("cannot create {}", dir.display())))?;
-        }
+        && !dir.as_os_str().is_empty()
+        && !dir.is_dir()
+    {
+        std::fs::create_dir_all(dir).map_err(io_err(format!("cannot create {}", dir.display())))?;
+    }
     let _dot = dotlock(path, wait)?;
     let f = OpenOptions::new()
         .append(true)

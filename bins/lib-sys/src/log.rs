@@ -27,19 +27,18 @@ pub enum Level {
 /// init - choose the sink once: `to_stderr` for instances and tests, else syslog.
 pub fn init(program: &str, to_stderr: bool) {
     let tag = format!("posthorn/{program}");
-    if !to_stderr
-        && let Ok(c) = CString::new(tag.clone()) {
-            // openlog keeps the pointer: leak it on purpose, once per process.
-            let ident: &'static CString = Box::leak(Box::new(c));
-            // SAFETY: ident lives for the rest of the process.
-            unsafe {
-                libc::openlog(
-                    ident.as_ptr(),
-                    libc::LOG_PID | libc::LOG_NDELAY,
-                    libc::LOG_MAIL,
-                )
-            };
-        }
+    if !to_stderr && let Ok(c) = CString::new(tag.clone()) {
+        // openlog keeps the pointer: leak it on purpose, once per process.
+        let ident: &'static CString = Box::leak(Box::new(c));
+        // SAFETY: ident lives for the rest of the process.
+        unsafe {
+            libc::openlog(
+                ident.as_ptr(),
+                libc::LOG_PID | libc::LOG_NDELAY,
+                libc::LOG_MAIL,
+            )
+        };
+    }
     let _ = SINK.set((
         if to_stderr {
             Sink::Stderr

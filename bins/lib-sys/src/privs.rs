@@ -145,10 +145,9 @@ pub fn command_as(cmd: &mut std::process::Command, ids: &Ids) {
     unsafe {
         cmd.pre_exec(move || {
             let _ = libc::setresuid(0, 0, 0);
-            if libc::geteuid() == 0
-                && libc::setgroups(groups.len(), groups.as_ptr()) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
+            if libc::geteuid() == 0 && libc::setgroups(groups.len(), groups.as_ptr()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
             if libc::setresgid(ids.gid, ids.gid, ids.gid) != 0 && libc::getegid() != ids.gid {
                 return Err(std::io::Error::last_os_error());
             }

@@ -38,7 +38,7 @@ pub struct RootIds {
 
 impl Agent {
     /// ids_for - whose rights a child gets; None means "as qrun already is".
-    fn ids_for(&self, run_as: &RunAs, from_aliases_root: bool) -> Result<Option<Ids>, String> {
+    fn ids_for(&self, run_as: &RunAs) -> Result<Option<Ids>, String> {
         let Some(root) = &self.root else {
             return Ok(None);
         };
@@ -51,7 +51,7 @@ impl Agent {
                 }
                 Ok(Some(Ids::for_user(name, *uid, *gid)))
             }
-            RunAs::Qrun if from_aliases_root => Ok(Some(root.nobody.clone())),
+            RunAs::Nobody => Ok(Some(root.nobody.clone())),
             RunAs::Qrun => Ok(Some(root.mail.clone())),
         }
     }
@@ -74,7 +74,7 @@ impl Agent {
             },
             _ => RunAs::Qrun,
         };
-        let ids = match self.ids_for(&run_as, false) {
+        let ids = match self.ids_for(&run_as) {
             Ok(i) => i,
             // Root's own .forward is not read as root; root should be an alias.
             Err(_) => return Ok(None),
@@ -119,7 +119,6 @@ impl Agent {
         sender: &str,
         original: &str,
         target: &Target,
-        aliases_root_owned: bool,
         msg: &mut File,
         offset: u64,
         size: u64,
@@ -178,10 +177,7 @@ impl Agent {
                 };
             }
         };
-        let ids = match self.ids_for(
-            &run_as,
-            aliases_root_owned && !matches!(target, Target::Mailbox { .. }),
-        ) {
+        let ids = match self.ids_for(&run_as) {
             Ok(i) => i,
             Err(m) => {
                 return Outcome::Deferred {

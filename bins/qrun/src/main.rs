@@ -27,7 +27,8 @@ use std::process::ExitCode;
 #[command(
     name = "qrun",
     about = "Posthorn queue runner",
-    disable_version_flag = true
+    disable_version_flag = true,
+    override_usage = "qrun [-C file] [-o]\n       qrun [-C file] --verify address ..."
 )]
 struct Args {
     /// Configuration file.

@@ -29,7 +29,6 @@ struct AliasCache {
     stamp: Option<(SystemTime, u64, u64)>,
     table: Arc<Aliases>,
     run_as: Option<RunAs>,
-    root_owned: bool,
 }
 
 /// How a pass over a message ended.
@@ -57,13 +56,15 @@ impl Ctx {
     }
 
     /// aliases - the aliases table, re-read when the file changes; problems
-    /// are logged by file and line on each re-read.
-    fn aliases(&self) -> (Arc<Aliases>, RunAs, bool) {
+    /// are logged by file and line on each re-read. Also whose rights its
+    /// commands and files get: the file's owner, or nobody for a root-owned
+    /// file (Postfix's default_privs); with no root, qrun's own user.
+    fn aliases(&self) -> (Arc<Aliases>, RunAs) {
         let Ok(mut c) = self.aliases.lock() else {
-            return (Arc::new(Aliases::default()), RunAs::Qrun, false);
+            return (Arc::new(Aliases::default()), RunAs::Qrun);
         };
         let Some(path) = &self.cfg.aliases else {
-            return (c.table.clone(), RunAs::Qrun, false);
+            return (c.table.clone(), RunAs::Qrun);
         };
         let meta = std::fs::metadata(path).ok();
         let stamp = meta.as_ref().map(|m| {
@@ -81,41 +82,26 @@ impl Ctx {
             for p in &table.problems {
                 warning!("{p}");
             }
-            let (run_as, root_owned) = match &meta {
-                Some(m) if m.uid() != 0 => {
-                    match posthorn_sys::privs::lookup_uid(m.uid()).ok().flatten() {
-                        Some(a) => (
-                            RunAs::User {
-                                name: a.name,
-                                uid: a.uid,
-                                gid: a.gid,
-                            },
-                            false,
-                        ),
-                        None => (RunAs::Qrun, false),
-                    }
-                }
-                Some(_) => (RunAs::Qrun, true),
-                None => (RunAs::Qrun, false),
-            };
-            // With no root, everything runs as qrun's own user anyway.
-            let run_as = if self.agent.root.is_none() {
-                RunAs::Qrun
-            } else {
-                run_as
+            let run_as = match &meta {
+                _ if self.agent.root.is_none() => RunAs::Qrun,
+                Some(m) if m.uid() == 0 => RunAs::Nobody,
+                Some(m) => match posthorn_sys::privs::lookup_uid(m.uid()).ok().flatten() {
+                    Some(a) => RunAs::User {
+                        name: a.name,
+                        uid: a.uid,
+                        gid: a.gid,
+                    },
+                    None => RunAs::Nobody,
+                },
+                None => RunAs::Nobody,
             };
             *c = AliasCache {
                 stamp,
                 table: Arc::new(table),
                 run_as: Some(run_as),
-                root_owned,
             };
         }
-        (
-            c.table.clone(),
-            c.run_as.clone().unwrap_or(RunAs::Qrun),
-            c.root_owned,
-        )
+        (c.table.clone(), c.run_as.clone().unwrap_or(RunAs::Nobody))
     }
 }
 
@@ -200,7 +186,7 @@ pub fn process(ctx: &Ctx, id: &QueueId) -> Pass {
         env.recipients.len()
     );
 
-    let (aliases, aliases_run_as, aliases_root) = ctx.aliases();
+    let (aliases, aliases_run_as) = ctx.aliases();
     let resolver = Resolver {
         cfg: &ctx.cfg,
         aliases: &aliases,
@@ -270,7 +256,6 @@ pub fn process(ctx: &Ctx, id: &QueueId) -> Pass {
                     &env.sender,
                     &rcpt.address,
                     t,
-                    aliases_root,
                     &mut f,
                     q.msg_offset,
                     q.msg_size,
@@ -294,10 +279,11 @@ pub fn process(ctx: &Ctx, id: &QueueId) -> Pass {
             // With more than one delivery to make, each outcome is made
             // durable before the next, so a crash repeats none of them.
             if pending > 1
-                && let Err(e) = journal.sync() {
-                    error!("{id}: cannot record delivery state: {e}");
-                    return Pass::Deferred(now + backoff(&ctx.cfg, 1));
-                }
+                && let Err(e) = journal.sync()
+            {
+                error!("{id}: cannot record delivery state: {e}");
+                return Pass::Deferred(now + backoff(&ctx.cfg, 1));
+            }
         }
     }
 

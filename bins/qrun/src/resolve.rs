@@ -18,6 +18,9 @@ const MAX_TARGETS: usize = 10_000;
 pub enum RunAs {
     /// qrun's own (unprivileged) user.
     Qrun,
+    /// `nobody`: commands and files from a root-owned aliases file when qrun
+    /// runs as root (Postfix's default_privs).
+    Nobody,
     /// A named account.
     User { name: String, uid: u32, gid: u32 },
 }
@@ -142,16 +145,17 @@ impl Resolver<'_> {
         let addr = address::strip_brackets(addr);
         let (local, domain) = address::split(addr);
         if let Some(d) = domain
-            && !self.cfg.is_local_domain(d) {
-                self.push(
-                    out,
-                    Target::Remote {
-                        address: addr.to_string(),
-                    },
-                    &errors_to,
-                );
-                return;
-            }
+            && !self.cfg.is_local_domain(d)
+        {
+            self.push(
+                out,
+                Target::Remote {
+                    address: addr.to_string(),
+                },
+                &errors_to,
+            );
+            return;
+        }
         let display = match domain {
             Some(_) => addr.to_string(),
             None => format!("{addr}@{}", self.cfg.hostname),

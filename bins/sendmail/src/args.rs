@@ -163,9 +163,10 @@ pub fn parse(mode: Mode, argv: Vec<OsString>) -> Result<Args, String> {
         });
     }
     if let Some(b) = &a.body
-        && !matches!(b.as_str(), "7BIT" | "8BITMIME" | "BINARYMIME") {
-            return Err(format!("-B {b}: expected 7BIT or 8BITMIME"));
-        }
+        && !matches!(b.as_str(), "7BIT" | "8BITMIME" | "BINARYMIME")
+    {
+        return Err(format!("-B {b}: expected 7BIT, 8BITMIME or BINARYMIME"));
+    }
     Ok(a)
 }
 

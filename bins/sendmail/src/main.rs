@@ -116,9 +116,10 @@ fn check_includes(al: &posthorn_mail::aliases::Aliases) -> Vec<String> {
     let text = std::fs::read_to_string(&al.file).unwrap_or_default();
     for line in text.lines() {
         if let Some((n, _)) = line.split_once(':')
-            && !n.starts_with([' ', '\t', '#']) {
-                names.push(n.trim().to_string());
-            }
+            && !n.starts_with([' ', '\t', '#'])
+        {
+            names.push(n.trim().to_string());
+        }
     }
     for n in names {
         for v in al.get(&n).unwrap_or(&[]) {

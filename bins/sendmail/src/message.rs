@@ -173,10 +173,11 @@ pub fn read_header<R: BufRead>(r: &mut LineReader<R>) -> io::Result<Header> {
         let continuation = matches!(buf.first(), Some(b' ') | Some(b'\t'));
         if continuation {
             if let Some(last) = h.fields.last_mut()
-                && total <= MAX_HEADER {
-                    last.raw.extend_from_slice(&buf);
-                    continue;
-                }
+                && total <= MAX_HEADER
+            {
+                last.raw.extend_from_slice(&buf);
+                continue;
+            }
         } else if is_field_start(&buf) && total <= MAX_HEADER && h.fields.len() < MAX_FIELDS {
             h.fields.push(Field { raw: buf.clone() });
             continue;
