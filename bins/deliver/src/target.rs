@@ -114,15 +114,7 @@ fn attempt(
             Some((name, Some(uid), Some(gid))) => (name, uid, gid),
             Some((_, _, _)) | None => {
                 // A virtual user without a uid, or a target named by qrun: the configured mail user.
-                let a = privs::lookup_user(&cfg.user)
-                    .ok()
-                    .flatten()
-                    .ok_or_else(|| {
-                        Exit::new(
-                            exit::CONFIG,
-                            format!("user \"{}\" (the `user` key) does not exist", cfg.user),
-                        )
-                    })?;
+                let a = cfg.mail_account()?;
                 (a.name, a.uid, a.gid)
             }
         };

@@ -11,11 +11,12 @@
 mod list;
 
 use posthorn_mail::config::{Config, Source};
+use posthorn_spool::Spool;
 use posthorn_spool::envelope::{self, Envelope, ReadError};
-use posthorn_spool::{Spool, qfile};
+use posthorn_spool::layout::StoreError;
 use posthorn_sys::exit::{self, Exit};
 use posthorn_sys::{fsio, info, privs};
-use std::io::{BufReader, BufWriter, Seek, Write};
+use std::io::BufReader;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -96,35 +97,27 @@ fn run() -> Result<(), Exit> {
     let env = Envelope::read_records(&mut input).map_err(read_error)?;
 
     let arrival = posthorn_mail::date::unix_now();
-    let (id, tmp_path, file) = spool.create_tmp(arrival).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Exit::new(
-            exit::CANTCREAT,
-            format!(
-                "{}: no spool here (run qrun once, or make install)",
-                spool.tmp().display()
-            ),
-        ),
-        _ => Exit::from_io(
-            format!("cannot create a file in {}", spool.tmp().display()),
-            &e,
-        ),
-    })?;
-    // From here on, any failure removes the half-written file.
-    let cleanup = TmpGuard(Some(tmp_path.clone()));
     let uid = privs::uid();
-    let mut w = BufWriter::with_capacity(64 * 1024, file);
-    let io = |e: std::io::Error| Exit::from_io("writing the queue file", &e);
-    qfile::write_header(&mut w, &id, arrival, uid, &env).map_err(io)?;
-    w.flush().map_err(io)?;
-    let msg_offset = w.get_mut().stream_position().map_err(io)?;
-    let size =
-        envelope::copy_chunks(&mut input, &mut w, cfg.message_size_limit).map_err(read_error)?;
-    let mut file = w.into_inner().map_err(|e| io(e.into_error()))?;
-    qfile::finish_size(&mut file, msg_offset, size).map_err(io)?;
+    let mut size = 0;
     let id = spool
-        .commit(&file, &tmp_path, id)
-        .map_err(|e| Exit::from_io("committing the queue file", &e))?;
-    cleanup.disarm();
+        .store(&env, uid, arrival, |w| {
+            size = envelope::copy_chunks(&mut input, w, cfg.message_size_limit)?;
+            Ok(size)
+        })
+        .map_err(|e| match e {
+            StoreError::Body(r) => read_error(r),
+            StoreError::Io(e) if e.kind() == std::io::ErrorKind::NotFound => Exit::new(
+                exit::CANTCREAT,
+                format!(
+                    "{}: no spool here (run qrun once, or make install)",
+                    spool.tmp().display()
+                ),
+            ),
+            StoreError::Io(e) => Exit::from_io(
+                format!("writing the queue file in {}", spool.root.display()),
+                &e,
+            ),
+        })?;
     info!(
         "{id}: uid={uid} from=<{}>, size={size}, nrcpt={}",
         env.sender,
@@ -142,22 +135,5 @@ fn read_error(e: ReadError) -> Exit {
         ReadError::Bad(_) => Exit::new(exit::DATAERR, e.to_string()),
         ReadError::TooBig(_) => Exit::new(exit::DATAERR, e.to_string()),
         ReadError::Io(io) => Exit::from_io("reading input", io),
-    }
-}
-
-/// Removes a temporary file unless disarmed.
-struct TmpGuard(Option<PathBuf>);
-
-impl TmpGuard {
-    fn disarm(mut self) {
-        self.0 = None;
-    }
-}
-
-impl Drop for TmpGuard {
-    fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            let _ = std::fs::remove_file(p);
-        }
     }
 }

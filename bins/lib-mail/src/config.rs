@@ -356,6 +356,28 @@ impl Config {
             || self.hostname.eq_ignore_ascii_case(d)
     }
 
+    /// mail_account - the `user` account that programs started as root run as.
+    pub fn mail_account(&self) -> Result<posthorn_sys::privs::Account, Exit> {
+        match posthorn_sys::privs::lookup_user(&self.user) {
+            Ok(Some(a)) if a.uid != 0 => Ok(a),
+            Ok(Some(_)) => Err(Exit::new(
+                exit::CONFIG,
+                format!("user \"{}\" (the `user` key) must not be root", self.user),
+            )),
+            Ok(None) => Err(Exit::new(
+                exit::CONFIG,
+                format!(
+                    "user \"{}\" (the `user` key) does not exist: create it, or set `user`",
+                    self.user
+                ),
+            )),
+            Err(e) => Err(Exit::from_io(
+                format!("looking up user \"{}\"", self.user),
+                &e,
+            )),
+        }
+    }
+
     /// helper - the path of a helper program such as `enqueue` or `deliver`.
     pub fn helper(&self, name: &str) -> PathBuf {
         self.libexec.join(name)

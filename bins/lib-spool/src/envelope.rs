@@ -274,7 +274,11 @@ impl<W: Write> Write for ChunkWriter<W> {
 
 /// copy_chunks - copy the chunked message from `r` to `w`, at most `limit`
 /// bytes; returns the message size. Ends only at the "0" chunk.
-pub fn copy_chunks(r: &mut impl BufRead, w: &mut impl Write, limit: u64) -> Result<u64, ReadError> {
+pub fn copy_chunks(
+    r: &mut impl BufRead,
+    w: &mut (impl Write + ?Sized),
+    limit: u64,
+) -> Result<u64, ReadError> {
     let mut total: u64 = 0;
     let mut buf = vec![0u8; 64 * 1024];
     loop {

@@ -160,3 +160,43 @@ impl Spool {
         false
     }
 }
+
+/// Why `Spool::store` failed: the spool, or the caller's message writer.
+#[derive(Debug)]
+pub enum StoreError<E> {
+    /// Creating, writing or committing the queue file.
+    Io(io::Error),
+    /// The message writer's own error (a broken input stream, say).
+    Body(E),
+}
+
+impl Spool {
+    /// store - the one way a new message enters the spool: a queue file in
+    /// tmp/ with the header and whatever `body` writes, then `commit`. On any
+    /// failure the half-written file is removed and nothing is queued.
+    /// `body` returns the number of message bytes it wrote.
+    pub fn store<E>(
+        &self,
+        env: &crate::Envelope,
+        uid: u32,
+        arrival: u64,
+        body: impl FnOnce(&mut dyn Write) -> Result<u64, E>,
+    ) -> Result<QueueId, StoreError<E>> {
+        use std::io::Seek;
+        let (id, tmp, file) = self.create_tmp(arrival).map_err(StoreError::Io)?;
+        let result = (|| {
+            let mut w = io::BufWriter::with_capacity(64 * 1024, file);
+            crate::qfile::write_header(&mut w, &id, arrival, uid, env).map_err(StoreError::Io)?;
+            w.flush().map_err(StoreError::Io)?;
+            let offset = w.get_mut().stream_position().map_err(StoreError::Io)?;
+            let size = body(&mut w).map_err(StoreError::Body)?;
+            let mut file = w.into_inner().map_err(|e| StoreError::Io(e.into_error()))?;
+            crate::qfile::finish_size(&mut file, offset, size).map_err(StoreError::Io)?;
+            self.commit(&file, &tmp, id.clone()).map_err(StoreError::Io)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
+    }
+}

@@ -3,8 +3,9 @@
 
 use posthorn_mail::Config;
 use posthorn_spool::envelope::{Envelope, Recipient};
-use posthorn_spool::{QueueId, Spool, qfile};
-use std::io::{Read, Seek, SeekFrom, Write};
+use posthorn_spool::layout::StoreError;
+use posthorn_spool::{QueueId, Spool};
+use std::io::{Read, Seek, SeekFrom};
 
 /// The envelope sender of double bounces; its own failures are dropped.
 pub const DOUBLE_BOUNCE: &str = "double-bounce";
@@ -168,21 +169,14 @@ pub fn enqueue(spool: &Spool, sender: &str, to: &str, text: &[u8]) -> std::io::R
         }],
         ..Envelope::default()
     };
-    let (id, tmp, file) = spool.create_tmp(now)?;
-    let result = (|| -> std::io::Result<QueueId> {
-        let mut w = std::io::BufWriter::new(file);
-        qfile::write_header(&mut w, &id, now, posthorn_sys::privs::uid(), &env)?;
-        w.flush()?;
-        let off = w.get_mut().stream_position()?;
-        w.write_all(text)?;
-        let mut file = w.into_inner().map_err(|e| e.into_error())?;
-        qfile::finish_size(&mut file, off, text.len() as u64)?;
-        spool.commit(&file, &tmp, id.clone())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    let uid = posthorn_sys::privs::uid();
+    spool
+        .store(&env, uid, now, |w| {
+            w.write_all(text).map(|()| text.len() as u64)
+        })
+        .map_err(|e| match e {
+            StoreError::Io(e) | StoreError::Body(e) => e,
+        })
 }
 
 #[cfg(test)]

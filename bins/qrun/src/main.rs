@@ -105,24 +105,7 @@ fn run(args: Args) -> Result<(), Exit> {
 /// become_mail_user - as root: make the spool belong to `user`, then run as
 /// `user` with the saved uid kept for starting deliveries.
 fn become_mail_user(cfg: &Config, spool: &Spool) -> Result<RootIds, Exit> {
-    let a = privs::lookup_user(&cfg.user)
-        .ok()
-        .flatten()
-        .ok_or_else(|| {
-            Exit::new(
-                exit::CONFIG,
-                format!(
-                    "user \"{}\" (the `user` key) does not exist: create it, or set `user`",
-                    cfg.user
-                ),
-            )
-        })?;
-    if a.uid == 0 {
-        return Err(Exit::new(
-            exit::CONFIG,
-            format!("user \"{}\" must not be root", cfg.user),
-        ));
-    }
+    let a = cfg.mail_account()?;
     let nobody = privs::lookup_user("nobody").ok().flatten();
     spool.create().map_err(|e| {
         Exit::new(
