@@ -11,6 +11,10 @@
 #
 # Usage: sh scripts/bench-postfix-setup.sh [DOMAIN]    (default bench.test)
 set -eu
+# Postfix's own commands only: a Posthorn "make install" puts its sendmail,
+# newaliases and mailq in /usr/local/sbin, ahead of /usr/sbin in root's PATH.
+PATH=/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
 
 domain=${1:-bench.test}
 user=benchpf
@@ -59,7 +63,7 @@ postconf -e \
 # 3. master.cf: the SMTP listener on a port of its own, never port 25.
 #    postconf -M prints the current service entry; only rewrite it if it
 #    still listens on the default "smtp" port.
-if postconf -M smtp/inet >/dev/null 2>&1 && [ -n "$(postconf -M smtp/inet)" ]; then
+if [ -n "$(postconf -M smtp/inet 2>/dev/null)" ]; then
     postconf -MX smtp/inet
 fi
 if [ -z "$(postconf -M 127.0.0.1:2525/inet 2>/dev/null)" ]; then
@@ -80,7 +84,7 @@ home=$(getent passwd "$user" | cut -d: -f6)
 
 # 5. Aliases and the chroot copies of /etc files, as Debian's init script does.
 [ -f /etc/aliases ] || echo "postmaster: root" > /etc/aliases
-newaliases
+/usr/sbin/postalias /etc/aliases
 if [ -x /usr/lib/postfix/configure-instance.sh ]; then
     /usr/lib/postfix/configure-instance.sh - >/dev/null 2>&1 || true
 fi

@@ -26,6 +26,10 @@ set -eu
 # The Makefile runs "sh scripts/bench.sh": this script wants bash.
 if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 
+# Postfix's commands from /usr/sbin, never a Posthorn installed in /usr/local.
+PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
+export PATH
+
 top=$(cd "$(dirname "$0")/.." && pwd)
 bin="$top/target/release"
 inst="${BENCH_DIR:-$top/target/bench}"   # the Posthorn instance
@@ -39,7 +43,7 @@ pf_sendmail=/usr/sbin/sendmail
 messages=${BENCH_MESSAGES:-1000}
 fsync_messages=${BENCH_FSYNC_MESSAGES:-200}
 rounds=${BENCH_ROUNDS:-2}
-timeout=${BENCH_TIMEOUT:-120}            # seconds, per timed load
+timeout=${BENCH_TIMEOUT:-90}             # seconds, per timed load
 fsync_calls=fsync,fdatasync,sync_file_range,msync
 
 say() { printf '%s\n' "== $*" >&2; }
@@ -61,7 +65,7 @@ sh "$top/scripts/bench-postfix-setup.sh" "$domain" >&2
 pf_home=$(getent passwd "$pf_user" | cut -d: -f6)
 [ -n "$pf_home" ] && [ "$pf_home" != / ] || die "user $pf_user has no home directory"
 pf_maildir="$pf_home/Maildir"
-[ -x "$pf_sendmail" ] && [ "$(readlink -f "$pf_sendmail")" != "$bin/sendmail" ] ||
+dpkg-query -S "$pf_sendmail" 2>/dev/null | grep -q '^postfix:' ||
     die "$pf_sendmail is not Postfix's sendmail"
 
 # pf_wait_idle - wait (bounded) until Postfix's queue is empty.
@@ -193,10 +197,11 @@ count_new() { ls -U "$1" 2>/dev/null | wc -l; }
 
 # load N P MAILDIR CMD... - N messages through CMD by P submitters in
 # parallel; wait (bounded) until N are in MAILDIR/new. Sets $rate (msgs/s,
-# or "timeout") and $elapsed (seconds).
+# or "timeout" or "failed") and $elapsed (seconds). It stops waiting early
+# when submissions failed, once every submitter is done.
 load() {
     local n=$1 p=$2 maildir=$3; shift 3
-    local j per extra t0 t1 got pids=
+    local j per extra t0 t1 got pids= deadline=$((SECONDS + timeout))
     : > "$fail_file"
     per=$((n / p)); extra=$((n % p))
     t0=$(now)
@@ -204,11 +209,13 @@ load() {
         submit $((per + (j <= extra ? 1 : 0))) "$@" &
         pids="$pids $!"
     done
-    got=0
     while :; do
         got=$(count_new "$maildir/new")
         [ "$got" -lt "$n" ] || break
-        if awk -v a="$t0" -v b="$(now)" -v t="$timeout" 'BEGIN { exit !(b - a > t) }'; then
+        [ "$SECONDS" -lt "$deadline" ] || break
+        if [ -s "$fail_file" ] && ! alive $pids; then
+            sleep 2    # what was accepted may still be on its way
+            got=$(count_new "$maildir/new")
             break
         fi
         sleep 0.05
@@ -216,13 +223,22 @@ load() {
     t1=$(now)
     for j in $pids; do wait "$j" || true; done
     elapsed=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
-    if [ -s "$fail_file" ]; then say "  $(wc -l < "$fail_file") submissions failed"; fi
-    if [ "$got" -lt "$n" ]; then
+    if [ -s "$fail_file" ]; then
+        say "  $(wc -l < "$fail_file") submissions failed; $got of $n delivered"
+        rate=failed
+    elif [ "$got" -lt "$n" ]; then
         say "  timeout after ${timeout}s: $got of $n delivered"
         rate=timeout
     else
         rate=$(awk -v n="$n" -v e="$elapsed" 'BEGIN { printf "%.1f", n / e }')
     fi
+}
+
+# alive PID... - true if any of the processes still runs.
+alive() {
+    local q
+    for q in "$@"; do kill -0 "$q" 2>/dev/null && return 0; done
+    return 1
 }
 
 # ph_load N P - one timed Posthorn run on a fresh instance; sets $rate.
@@ -244,18 +260,20 @@ pf_load() {
     pf_log_problems | sed 's/^/  postfix log: /' | head -n 10 >&2
 }
 
-# best A B - the larger rate; "timeout" counts as nothing.
+# best A B - the larger rate; "timeout" or "failed" counts as nothing
+# (and is what is left when no round gave a rate).
 best() {
     awk -v a="$1" -v b="$2" 'BEGIN {
-        if (a == "timeout" || a == "") a = -1; if (b == "timeout" || b == "") b = -1
-        m = (a > b) ? a : b; if (m < 0) print "timeout"; else print m }'
+        na = (a ~ /^[0-9.]+$/); nb = (b ~ /^[0-9.]+$/)
+        if (na && nb) print (a + 0 > b + 0) ? a : b
+        else if (na) print a; else if (nb) print b; else print b }'
 }
 
 # ------------------------------------------------------- fsyncs per message
 # strace options: follow forks; with --seccomp-bpf only the counted calls
 # stop the tracee, so the tracing itself hardly slows the path down.
-strace_opts="-f -qq --seccomp-bpf -e trace=$fsync_calls"
-strace $strace_opts -o /dev/null true 2>/dev/null || strace_opts="-f -qq -e trace=$fsync_calls"
+strace_opts="-f -qq --seccomp-bpf -e signal=none -e trace=$fsync_calls"
+strace $strace_opts -o /dev/null true 2>/dev/null || strace_opts="-f -qq -e signal=none -e trace=$fsync_calls"
 
 # count_syncs FILE... - the number of sync calls in strace output files.
 # An interrupted call shows up as "fsync(3 <unfinished ...>" and later
@@ -291,6 +309,7 @@ ph_fsyncs() {
     say "  posthorn: $c sync calls for $n messages" \
         "(submit $(count_syncs "$inst.strace-submit"), queue+delivery $(count_syncs "$inst.strace-qrun"))"
     per_msg=$(per_message "$c" "$n")
+    if [ -s "$fail_file" ]; then say "  $(wc -l < "$fail_file") submissions failed"; per_msg=failed; fi
 }
 
 pf_fsyncs() {
@@ -326,6 +345,7 @@ pf_fsyncs() {
     say "  postfix: $c sync calls for $n messages" \
         "(submit $(count_syncs "$inst.strace-pfsubmit"), queue+delivery $(count_syncs "$inst.strace-postfix"))"
     per_msg=$(per_message "$c" "$n")
+    if [ -s "$fail_file" ]; then say "  $(wc -l < "$fail_file") submissions failed"; per_msg=failed; fi
 }
 
 # ---------------------------------------------------------------- the runs
@@ -333,7 +353,7 @@ started=$(now)
 say "load average before: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) cores"
 declare -A ph pf
 for p in 1 8; do
-    ph[$p]=timeout; pf[$p]=timeout
+    ph[$p]=-; pf[$p]=-
     say "sendmail -> Maildir, $messages messages, $p submitter(s), $rounds round(s)"
     for r in $(seq 1 "$rounds"); do
         # A B B A ...: neither system always goes first.

@@ -2,7 +2,6 @@
 //! message on a pipe, and turn its exit status into an outcome.
 
 use crate::resolve::{RunAs, Target};
-use posthorn_mail::Config;
 use posthorn_sys::exit;
 use posthorn_sys::privs::{self, Ids};
 use std::fs::File;
@@ -113,7 +112,6 @@ impl Agent {
     #[allow(clippy::too_many_arguments)]
     pub fn deliver(
         &self,
-        cfg: &Config,
         qid: &str,
         arrival: u64,
         sender: &str,
@@ -193,7 +191,6 @@ impl Agent {
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        let _ = cfg;
         let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => {

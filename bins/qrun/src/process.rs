@@ -250,7 +250,6 @@ pub fn process(ctx: &Ctx, id: &QueueId) -> Pass {
                     }
                 }
                 t => ctx.agent.deliver(
-                    &ctx.cfg,
                     id.as_str(),
                     q.arrival,
                     &env.sender,
