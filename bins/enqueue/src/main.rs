@@ -96,7 +96,7 @@ fn run() -> Result<(), Exit> {
     let mut input = BufReader::with_capacity(64 * 1024, stdin);
     let env = Envelope::read_records(&mut input).map_err(read_error)?;
 
-    let arrival = posthorn_mail::date::unix_now();
+    let arrival = posthorn_mail::date::since_epoch();
     let uid = privs::uid();
     let mut size = 0;
     let id = spool

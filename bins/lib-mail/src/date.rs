@@ -6,6 +6,13 @@ pub fn now_rfc5322() -> String {
     now.strftime("%a, %d %b %Y %H:%M:%S %z").to_string()
 }
 
+/// since_epoch - the time since the epoch, to the microsecond.
+pub fn since_epoch() -> std::time::Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
 /// unix_now - seconds since the epoch.
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now()

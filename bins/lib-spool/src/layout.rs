@@ -179,11 +179,11 @@ impl Spool {
         &self,
         env: &crate::Envelope,
         uid: u32,
-        arrival: u64,
+        arrival: std::time::Duration,
         body: impl FnOnce(&mut dyn Write) -> Result<u64, E>,
     ) -> Result<QueueId, StoreError<E>> {
         use std::io::Seek;
-        let (id, tmp, file) = self.create_tmp(arrival).map_err(StoreError::Io)?;
+        let (id, tmp, file) = self.create_tmp(arrival.as_secs()).map_err(StoreError::Io)?;
         let result = (|| {
             let mut w = io::BufWriter::with_capacity(64 * 1024, file);
             crate::qfile::write_header(&mut w, &id, arrival, uid, env).map_err(StoreError::Io)?;

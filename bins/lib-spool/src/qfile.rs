@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! POSTHORN-Q1\n
-//! I<queue id>\n  A<arrival, unix seconds>\n  U<submitting uid>\n
+//! I<queue id>\n  A<arrival: unix seconds.microseconds>\n  U<submitting uid>\n
 //! V1 ... D        the envelope records of envelope.rs
 //! M<20 digits>\n  the message size
 //! <the message, exactly that many bytes, to the end of the file>
@@ -22,11 +22,20 @@ const MAGIC: &str = "POSTHORN-Q1";
 #[derive(Debug, Clone)]
 pub struct QueueFile {
     pub id: QueueId,
+    /// Arrival time, Unix seconds, and the microseconds within that second.
     pub arrival: u64,
+    pub arrival_micros: u32,
     pub uid: u32,
     pub envelope: Envelope,
     pub msg_offset: u64,
     pub msg_size: u64,
+}
+
+impl QueueFile {
+    /// arrival_secs - the arrival time as fractional Unix seconds, for delay= in logs.
+    pub fn arrival_secs(&self) -> f64 {
+        self.arrival as f64 + f64::from(self.arrival_micros) / 1e6
+    }
 }
 
 /// write_header - everything before the message; the size is a placeholder
@@ -34,13 +43,13 @@ pub struct QueueFile {
 pub fn write_header(
     w: &mut impl Write,
     id: &QueueId,
-    arrival: u64,
+    arrival: std::time::Duration,
     uid: u32,
     env: &Envelope,
 ) -> io::Result<()> {
     writeln!(w, "{MAGIC}")?;
     writeln!(w, "I{id}")?;
-    writeln!(w, "A{arrival}")?;
+    writeln!(w, "A{}.{:06}", arrival.as_secs(), arrival.subsec_micros())?;
     writeln!(w, "U{uid}")?;
     env.write_records(w)?;
     writeln!(w, "M{:020}", 0)
@@ -82,9 +91,14 @@ pub fn read_header(f: &mut File) -> Result<QueueFile, String> {
         .strip_prefix('I')
         .map(QueueId::try_from)
         .ok_or("no I record")??;
-    let arrival = line(&mut r, &mut offset)?
-        .strip_prefix('A')
-        .and_then(|s| s.parse().ok())
+    let a = line(&mut r, &mut offset)?;
+    let a = a.strip_prefix('A').ok_or("bad A record")?;
+    let (secs, micros) = a.split_once('.').unwrap_or((a, "0"));
+    let arrival: u64 = secs.parse().map_err(|_| "bad A record")?;
+    let arrival_micros: u32 = micros
+        .parse()
+        .ok()
+        .filter(|m| *m < 1_000_000)
         .ok_or("bad A record")?;
     let uid = line(&mut r, &mut offset)?
         .strip_prefix('U')
@@ -113,6 +127,7 @@ pub fn read_header(f: &mut File) -> Result<QueueFile, String> {
     Ok(QueueFile {
         id,
         arrival,
+        arrival_micros,
         uid,
         envelope,
         msg_offset: offset,
@@ -169,13 +184,20 @@ mod tests {
             }],
             ..Default::default()
         };
-        write_header(&mut f, &id, 1234, 1000, &env).unwrap();
+        write_header(
+            &mut f,
+            &id,
+            std::time::Duration::from_micros(1_234_000_250),
+            1000,
+            &env,
+        )
+        .unwrap();
         let off = f.stream_position().unwrap();
         f.write_all(b"Subject: hi\n\nyo\n").unwrap();
         finish_size(&mut f, off, 16).unwrap();
         let q = read_header(&mut f).unwrap();
         assert_eq!(q.id, id);
-        assert_eq!(q.arrival, 1234);
+        assert_eq!((q.arrival, q.arrival_micros), (1234, 250));
         assert_eq!(q.uid, 1000);
         assert_eq!(q.envelope, env);
         assert_eq!(q.msg_offset, off);

@@ -113,7 +113,7 @@ impl Agent {
     pub fn deliver(
         &self,
         qid: &str,
-        arrival: u64,
+        arrival: f64,
         sender: &str,
         original: &str,
         target: &Target,
@@ -126,7 +126,7 @@ impl Agent {
         cmd.arg("-q")
             .arg(qid)
             .arg("--arrival")
-            .arg(arrival.to_string());
+            .arg(format!("{arrival:.6}"));
         cmd.arg("-f").arg(sender).arg("-a").arg(original);
         let (run_as, user_arg) = match target {
             Target::Mailbox { user, address, .. } => {

@@ -159,7 +159,7 @@ pub fn read_original(
 
 /// enqueue - commit a bounce into the spool directly (qrun owns the spool).
 pub fn enqueue(spool: &Spool, sender: &str, to: &str, text: &[u8]) -> std::io::Result<QueueId> {
-    let now = posthorn_mail::date::unix_now();
+    let now = posthorn_mail::date::since_epoch();
     let env = Envelope {
         sender: sender.to_string(),
         recipients: vec![Recipient {

@@ -206,7 +206,10 @@ pub fn process(ctx: &Ctx, id: &QueueId) -> Pass {
         .count();
 
     let now = posthorn_mail::date::unix_now();
-    let delay = now.saturating_sub(q.arrival);
+    let delay = format!(
+        "{:.2}",
+        (posthorn_mail::date::since_epoch().as_secs_f64() - q.arrival_secs()).max(0.0)
+    );
     let mut deferred_now: Vec<Key> = Vec::new();
     let mut errors_to: HashMap<Key, Option<String>> = HashMap::new();
     for (i, ex) in expansions.iter().enumerate() {
@@ -251,7 +254,7 @@ pub fn process(ctx: &Ctx, id: &QueueId) -> Pass {
                 }
                 t => ctx.agent.deliver(
                     id.as_str(),
-                    q.arrival,
+                    q.arrival_secs(),
                     &env.sender,
                     &rcpt.address,
                     t,
@@ -304,34 +307,43 @@ pub fn process(ctx: &Ctx, id: &QueueId) -> Pass {
         deferred_now.clear();
     }
 
-    if let Err(pass) = send_bounces(ctx, id, &q, &mut f, &mut st, &mut journal, &errors_to) {
-        return pass;
-    }
+    let bounced = send_bounces(ctx, id, &q, &mut f, &mut st, &mut journal, &errors_to);
     let notified_all = st.failed.keys().all(|k| st.notified.contains(k));
     let finished = expansions.iter().enumerate().all(|(i, ex)| {
         ex.iter().all(|e| {
             st.done.contains(&(i, e.key.clone())) || st.failed.contains_key(&(i, e.key.clone()))
         })
     });
-    if finished && notified_all {
-        if let Err(e) = std::fs::remove_file(&path) {
-            error!("{id}: cannot remove queue file: {e}");
-            return Pass::Deferred(now + backoff(&ctx.cfg, 1));
+    // All done: the records in the journal would describe a message that is
+    // gone, so they are not synced (one fdatasync less per message).
+    if bounced.is_ok() && finished && notified_all {
+        match std::fs::remove_file(&path) {
+            Ok(()) => {
+                let _ = std::fs::remove_file(&state_path);
+                info!("{id}: removed");
+                return Pass::Done;
+            }
+            Err(e) => error!("{id}: cannot remove queue file: {e}"),
         }
-        let _ = std::fs::remove_file(&state_path);
-        info!("{id}: removed");
-        return Pass::Done;
     }
-    let attempts = st.attempts + 1;
-    let next = now + backoff(&ctx.cfg, attempts);
-    journal.schedule(next, attempts);
+    let pass = match bounced {
+        Err(pass) => pass,
+        Ok(()) => {
+            let attempts = st.attempts + 1;
+            let next = now + backoff(&ctx.cfg, attempts);
+            journal.schedule(next, attempts);
+            Pass::Deferred(next)
+        }
+    };
     if let Err(e) = journal.sync() {
         error!("{id}: cannot record delivery state: {e}");
     }
-    Pass::Deferred(next)
+    pass
 }
 
-/// send_bounces - one DSN per destination for failures not yet reported.
+/// send_bounces - one DSN per destination for failures not yet reported;
+/// the caller syncs the journal (a bounce is queued before its N record, so
+/// a crash between them sends it twice, never not at all).
 fn send_bounces(
     ctx: &Ctx,
     id: &QueueId,
@@ -440,10 +452,6 @@ fn send_bounces(
                 return Err(Pass::Deferred(now + backoff(&ctx.cfg, 1)));
             }
         }
-    }
-    if let Err(e) = journal.sync() {
-        error!("{id}: cannot record delivery state: {e}");
-        return Err(Pass::Deferred(now + backoff(&ctx.cfg, 1)));
     }
     Ok(())
 }
