@@ -126,13 +126,14 @@ ph_stop() {
     if [ -z "$qrun_pid" ]; then
         # qrun never wrote its lock file: stop what was started, if anything.
         [ -z "${wrapper_pid:-}" ] || kill "$wrapper_pid" 2>/dev/null || true
+        wrapper_pid=
         return 0
     fi
     kill "$qrun_pid" 2>/dev/null || true
     local i=0
     while kill -0 "$wrapper_pid" 2>/dev/null; do
         i=$((i + 1))
-        if [ $i -ge 100 ]; then
+        if [ $i = 100 ]; then
             say "qrun $qrun_pid did not stop on TERM; killing it"
             kill -9 "$qrun_pid" 2>/dev/null || true
         fi
@@ -140,7 +141,7 @@ ph_stop() {
         sleep 0.05
     done
     wait "$wrapper_pid" 2>/dev/null || true
-    qrun_pid=
+    qrun_pid= wrapper_pid=
 }
 trap 'ph_stop' EXIT
 trap 'exit 130' INT TERM
@@ -283,8 +284,6 @@ count_syncs() {
 }
 per_message() { awk -v c="$1" -v n="$2" 'BEGIN { printf "%.1f", c / n }'; }
 
-# ph_fsyncs N / pf_fsyncs N - one traced run of N messages; set $per_msg.
-
 # wait_for N MAILDIR - bounded wait until N messages are in MAILDIR/new.
 wait_for() {
     local i=0
@@ -295,6 +294,8 @@ wait_for() {
     done
 }
 
+# ph_fsyncs N / pf_fsyncs N - one traced run of N messages, every process
+# on the path under strace; set $per_msg.
 ph_fsyncs() {
     local n=$1 c
     ph_prepare strace $strace_opts -o "$inst.strace-qrun"
@@ -312,19 +313,34 @@ ph_fsyncs() {
     if [ -s "$fail_file" ]; then say "  $(wc -l < "$fail_file") submissions failed"; per_msg=failed; fi
 }
 
+# pf_stop - stop Postfix and wait (bounded) until its master has exited:
+# "postfix stop" returns before the old master lets go of its lock file.
+pf_stop() {
+    local pid i=0
+    pid=$(tr -dc 0-9 < "$(postconf -h queue_directory)/pid/master.pid" 2>/dev/null || true)
+    postfix stop >/dev/null 2>&1 || true
+    while [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = master ]; do
+        i=$((i + 1)); [ $i -lt 100 ] || { say "postfix master $pid did not exit"; return 1; }
+        sleep 0.1
+    done
+}
+
 pf_fsyncs() {
     local n=$1 c i=0 spid
     pf_prepare
-    postfix stop >/dev/null 2>&1 || true
-    while postfix status >/dev/null 2>&1; do
-        i=$((i + 1)); [ $i -lt 100 ] || die "postfix did not stop"; sleep 0.1
-    done
+    per_msg=failed
+    pf_stop || return 0
     # Postfix's master and every daemon it starts, traced from the start.
     strace $strace_opts -o "$inst.strace-postfix" postfix start-fg >/dev/null 2>&1 &
     spid=$!
-    i=0
     while ! postfix status >/dev/null 2>&1; do
-        i=$((i + 1)); [ $i -lt 100 ] || die "postfix did not start under strace"; sleep 0.1
+        i=$((i + 1))
+        if [ $i -ge 100 ] || ! kill -0 "$spid" 2>/dev/null; then
+            say "postfix did not start under strace; see /var/log/postfix-bench.log"
+            postfix start >/dev/null 2>&1 || true
+            return 0
+        fi
+        sleep 0.1
     done
     : > "$fail_file"
     strace $strace_opts -o "$inst.strace-pfsubmit" \
@@ -332,7 +348,7 @@ pf_fsyncs() {
         submit "$pf_sendmail" -i "$pf_rcpt"
     wait_for "$n" "$pf_maildir" || true
     pf_wait_idle
-    postfix stop >/dev/null 2>&1 || true
+    pf_stop || true
     i=0
     while kill -0 "$spid" 2>/dev/null; do
         i=$((i + 1))
