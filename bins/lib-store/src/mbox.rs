@@ -123,8 +123,14 @@ fn from_line(sender: &str) -> String {
             }
         })
         .collect();
-    let now = jiff::ZonedDateTime::now();
-    format!("From {s} {}\n", now.strftime("%a %b %e %H:%M:%S %Y"))
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs() as i64;
+    format!(
+        "From {s} {}\n",
+        posthorn_sys::fsio::strftime_local(now, c"%a %b %e %H:%M:%S %Y")
+    )
 }
 
 /// needs_quote - `From ` after any number of `>`: mboxrd quoting, so a

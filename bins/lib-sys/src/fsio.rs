@@ -84,3 +84,23 @@ pub fn ignore_sigxfsz() {
     // SAFETY: SIG_IGN for SIGXFSZ is process wide and async-signal-safe.
     unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
 }
+
+/// strftime_local - format a Unix time in the local zone with strftime(3),
+/// in the C locale (English day and month names, as mail headers need).
+/// libc reads /etc/localtime once; a Rust time-zone database that indexes
+/// all of /usr/share/zoneinfo cost more than the rest of sendmail's start.
+pub fn strftime_local(secs: i64, fmt: &std::ffi::CStr) -> String {
+    // SAFETY: localtime_r writes only into `tm`,
+    // which is a valid zeroed struct; strftime writes at most buf.len()
+    // bytes into `buf` and returns how many it wrote.
+    unsafe {
+        let t: libc::time_t = secs as libc::time_t;
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&t, &mut tm).is_null() {
+            return String::new();
+        }
+        let mut buf = [0u8; 128];
+        let n = libc::strftime(buf.as_mut_ptr().cast(), buf.len(), fmt.as_ptr(), &tm);
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+}
