@@ -28,10 +28,44 @@ pub struct MailUser {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Entry {
     name: String,
+    password: String,
     uid: Option<u32>,
     gid: Option<u32>,
     home: String,
     mail: Option<String>,
+}
+
+/// A password hash, printed as [redacted].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// lookup_login - like `lookup`, with the stored password hash: from the
+/// users file, or for a system account from /etc/shadow (readable by root
+/// only). For the servers' login, before they give up root.
+pub fn lookup_login(
+    cfg: &Config,
+    local: &str,
+    domain: Option<&str>,
+) -> std::io::Result<Option<(MailUser, Secret)>> {
+    if let Some(path) = &cfg.users
+        && let Some(e) = find_in_file(path, local, domain)?
+    {
+        let password = Secret(e.password.clone());
+        return Ok(Some((file_user(cfg, e, domain), password)));
+    }
+    match system_user(cfg, local, domain)? {
+        Some(u) => {
+            let hash = posthorn_sys::crypt::shadow_hash(&u.name).unwrap_or_default();
+            Ok(Some((u, Secret(hash))))
+        }
+        None => Ok(None),
+    }
 }
 
 /// lookup - find `local` (without +detail) in the users file, then, when
@@ -45,26 +79,40 @@ pub fn lookup(
     if let Some(path) = &cfg.users
         && let Some(e) = find_in_file(path, local, domain)?
     {
-        let home = if e.home.is_empty() {
-            PathBuf::from("/nonexistent")
-        } else {
-            PathBuf::from(&e.home)
-        };
-        let mailbox = expand(
-            e.mail.as_deref().unwrap_or(&cfg.mailbox),
-            &home,
-            &e.name,
-            domain.unwrap_or(&cfg.hostname),
-        );
-        return Ok(Some(MailUser {
-            name: e.name,
-            uid: e.uid,
-            gid: e.gid,
-            home,
-            mailbox,
-            system: false,
-        }));
+        return Ok(Some(file_user(cfg, e, domain)));
     }
+    system_user(cfg, local, domain)
+}
+
+/// file_user - a users-file entry as a mail user.
+fn file_user(cfg: &Config, e: Entry, domain: Option<&str>) -> MailUser {
+    let home = if e.home.is_empty() {
+        PathBuf::from("/nonexistent")
+    } else {
+        PathBuf::from(&e.home)
+    };
+    let mailbox = expand(
+        e.mail.as_deref().unwrap_or(&cfg.mailbox),
+        &home,
+        &e.name,
+        domain.unwrap_or(&cfg.hostname),
+    );
+    MailUser {
+        name: e.name,
+        uid: e.uid,
+        gid: e.gid,
+        home,
+        mailbox,
+        system: false,
+    }
+}
+
+/// system_user - a system account, when `system_users` is on.
+fn system_user(
+    cfg: &Config,
+    local: &str,
+    domain: Option<&str>,
+) -> std::io::Result<Option<MailUser>> {
     if cfg.system_users {
         // System account names are case-sensitive but mail is not: try as given, then lowercased.
         let mut acct = posthorn_sys::privs::lookup_user(local)?;
@@ -189,6 +237,7 @@ fn parse_line(line: &str) -> Option<Entry> {
     });
     Some(Entry {
         name: name.to_string(),
+        password: f.get(1).map(|s| s.trim().to_string()).unwrap_or_default(),
         uid: num(2),
         gid: num(3),
         home: f.get(5).map(|s| s.trim().to_string()).unwrap_or_default(),

@@ -1,0 +1,276 @@
+//! login - from a name and a password to a mail user, or a refusal that
+//! says nothing about which part was wrong.
+
+use crate::password::{self, Verdict};
+use posthorn_mail::Config;
+use posthorn_mail::users::{self, MailUser};
+use std::time::Duration;
+
+/// Longest login name accepted.
+pub const MAX_NAME: usize = 255;
+
+/// check_name - a login name is used as a lookup key and may end up in a
+/// path (a home, a mailbox): refuse `/`, `..`, NUL, control characters and
+/// white space before any lookup.
+pub fn check_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() || name.len() > MAX_NAME {
+        return Err("bad user name length");
+    }
+    if name
+        .chars()
+        .any(|c| c.is_control() || c.is_whitespace() || c == '/' || c == '\\')
+    {
+        return Err("bad character in user name");
+    }
+    if name.contains("..") || name.starts_with('.') || name.starts_with('-') {
+        return Err("bad user name");
+    }
+    Ok(())
+}
+
+/// Why a login failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Wrong name or wrong password: the client learns no more than that.
+    Failed,
+    /// Something broke (unreadable users file, unknown hash scheme): a
+    /// temporary error for the client, the details in the log.
+    Temporary(String),
+}
+
+/// A successful login.
+#[derive(Debug, Clone)]
+pub struct Login {
+    pub user: MailUser,
+    /// The stored hash was {PLAIN}: worth a warning in the log.
+    pub plain_hash: bool,
+}
+
+/// authenticate - look `name` up (users file, then system accounts) and
+/// check `password`. An unknown user costs a hash check too, so timing
+/// does not tell which users exist.
+pub fn authenticate(cfg: &Config, name: &str, password: &[u8]) -> Result<Login, Refusal> {
+    if check_name(name).is_err() {
+        let _ = password::verify(password::DUMMY_HASH, password);
+        return Err(Refusal::Failed);
+    }
+    let (local, domain) = posthorn_mail::address::split(name);
+    let found = users::lookup_login(cfg, local, domain)
+        .map_err(|e| Refusal::Temporary(format!("user lookup: {e}")))?;
+    let Some((user, secret)) = found else {
+        let _ = password::verify(password::DUMMY_HASH, password);
+        return Err(Refusal::Failed);
+    };
+    match password::verify(&secret.0, password) {
+        Verdict::Match => Ok(Login {
+            user,
+            plain_hash: false,
+        }),
+        Verdict::MatchPlain => Ok(Login {
+            user,
+            plain_hash: true,
+        }),
+        Verdict::Mismatch => Err(Refusal::Failed),
+        Verdict::Unsupported => Err(Refusal::Temporary(format!(
+            "unsupported password scheme for user {}",
+            user.name
+        ))),
+    }
+}
+
+/// Failures per connection: a growing delay after each, then the end.
+#[derive(Debug, Clone)]
+pub struct Throttle {
+    failures: u32,
+    max: u32,
+}
+
+impl Throttle {
+    /// new - allow `max` failed attempts per connection (3 is usual).
+    pub fn new(max: u32) -> Throttle {
+        Throttle {
+            failures: 0,
+            max: max.max(1),
+        }
+    }
+
+    /// fail - record a failure: how long to wait before answering
+    /// (1 s, 2 s, 4 s ...), and whether to close the connection after.
+    pub fn fail(&mut self) -> (Duration, bool) {
+        self.failures += 1;
+        let delay = Duration::from_secs(1u64 << (self.failures - 1).min(5));
+        (delay, self.failures >= self.max)
+    }
+}
+
+/// failure_line - the one log line per failed login, in the shape the
+/// fail2ban filter in scripts/fail2ban matches:
+/// `auth failed: method=PLAIN, user=<ann>, client=host[192.0.2.7]`.
+pub fn failure_line(method: &str, user: &str, client: &str) -> String {
+    let user: String = user
+        .chars()
+        .take(64)
+        .map(|c| {
+            if c.is_control() || c == '<' || c == '>' || c.is_whitespace() {
+                '?'
+            } else {
+                c
+            }
+        })
+        .collect();
+    format!("auth failed: method={method}, user=<{user}>, client={client}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn names() {
+        for bad in [
+            "",
+            "a/b",
+            "..",
+            "a..b",
+            ".hidden",
+            "-x",
+            "a\0b",
+            "a\nb",
+            "a b",
+            "a\\b",
+            &"x".repeat(256),
+        ] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+        for good in ["ann", "ann@example.org", "Ann.Smith", "a+b", "ü"] {
+            assert!(check_name(good).is_ok(), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn throttle_grows_then_ends() {
+        let mut t = Throttle::new(3);
+        assert_eq!(t.fail(), (Duration::from_secs(1), false));
+        assert_eq!(t.fail(), (Duration::from_secs(2), false));
+        assert_eq!(t.fail(), (Duration::from_secs(4), true));
+    }
+
+    #[test]
+    fn users_file_logins() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("users");
+        let h = posthorn_sys::crypt::crypt(b"pw1", "$6$abcdefgh$").unwrap();
+        std::fs::write(&p, format!("ann:{{SHA512-CRYPT}}{h}::::/home/ann::\nbob:{{PLAIN}}pw2::::/home/bob::\ncarl:{{MD4}}x:::::\n")).unwrap();
+        let cfg = Config {
+            users: Some(p),
+            system_users: false,
+            ..Config::default()
+        };
+        assert_eq!(authenticate(&cfg, "ann", b"pw1").unwrap().user.name, "ann");
+        assert!(!authenticate(&cfg, "ann", b"pw1").unwrap().plain_hash);
+        assert!(authenticate(&cfg, "bob", b"pw2").unwrap().plain_hash);
+        assert_eq!(
+            authenticate(&cfg, "ann", b"pw2").unwrap_err(),
+            Refusal::Failed
+        );
+        assert_eq!(
+            authenticate(&cfg, "nobody-here", b"pw1").unwrap_err(),
+            Refusal::Failed
+        );
+        assert_eq!(
+            authenticate(&cfg, "../ann", b"pw1").unwrap_err(),
+            Refusal::Failed
+        );
+        assert!(matches!(
+            authenticate(&cfg, "carl", b"x"),
+            Err(Refusal::Temporary(_))
+        ));
+    }
+
+    #[test]
+    fn failure_lines_stay_one_line() {
+        assert_eq!(
+            failure_line("PLAIN", "ann", "unknown[192.0.2.7]"),
+            "auth failed: method=PLAIN, user=<ann>, client=unknown[192.0.2.7]"
+        );
+        assert_eq!(
+            failure_line("LOGIN", "a>\nb <c", "local"),
+            "auth failed: method=LOGIN, user=<a??b??c>, client=local"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn check_name_never_accepts_path_tricks(s in "\\PC{0,40}") {
+            if check_name(&s).is_ok() {
+                prop_assert!(!s.contains('/') && !s.contains("..") && !s.contains('\0') && !s.contains('\n'));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod root_tests {
+    use super::*;
+
+    /// As root (CI): a system account made with useradd and chpasswd
+    /// (Debian's default yescrypt) logs in through /etc/shadow.
+    #[test]
+    fn system_account_with_yescrypt() {
+        if !nix::unistd::Uid::effective().is_root() {
+            eprintln!("skipped: needs root (CI runs it)");
+            return;
+        }
+        let name = format!("phauth{}", std::process::id() % 100000);
+        let st = std::process::Command::new("useradd")
+            .args(["-M", "-s", "/usr/sbin/nologin", &name])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        struct Gone(String);
+        impl Drop for Gone {
+            fn drop(&mut self) {
+                let _ = std::process::Command::new("userdel").arg(&self.0).status();
+            }
+        }
+        let _gone = Gone(name.clone());
+        let mut ch = std::process::Command::new("chpasswd")
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        ch.stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{name}:Tr0ub4dor&3\n").as_bytes())
+            .unwrap();
+        assert!(ch.wait().unwrap().success());
+        let hash = posthorn_sys::crypt::shadow_hash(&name).unwrap();
+        assert!(
+            hash.starts_with("$y$"),
+            "Debian 12 hashes with yescrypt: {hash}"
+        );
+        let cfg = Config {
+            users: None,
+            system_users: true,
+            ..Config::default()
+        };
+        let l = authenticate(&cfg, &name, b"Tr0ub4dor&3").unwrap();
+        assert!(l.user.system && l.user.uid.is_some_and(|u| u != 0));
+        assert_eq!(
+            authenticate(&cfg, &name, b"tr0ub4dor&3").unwrap_err(),
+            Refusal::Failed
+        );
+        // With system accounts off, the same login is unknown.
+        let off = Config {
+            users: None,
+            system_users: false,
+            ..Config::default()
+        };
+        assert_eq!(
+            authenticate(&off, &name, b"Tr0ub4dor&3").unwrap_err(),
+            Refusal::Failed
+        );
+    }
+}
