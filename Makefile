@@ -3,6 +3,7 @@
 #   make test       unit and end-to-end tests, and the man page lint
 #   make run        a throwaway instance under ./run/, with mail flowing through it
 #   make bench      Posthorn beside Postfix on this machine (installs Postfix from Debian)
+#   make fuzz       a minute of cargo fuzz on each parser of untrusted input
 #   make install    PREFIX=/usr/local DESTDIR= (root without DESTDIR also sets up the spool)
 
 PREFIX     ?= /usr/local
@@ -17,7 +18,7 @@ CARGO      ?= cargo
 HELPERS = enqueue qrun deliver
 LINKS   = mailq newaliases runq
 
-.PHONY: all build test man-lint run stop bench install uninstall clean
+.PHONY: all build test man-lint run stop bench fuzz install uninstall clean
 
 all: build
 
@@ -40,6 +41,14 @@ stop:
 
 bench: build
 	sh scripts/bench.sh
+
+# Coverage-guided fuzzing of the parsers that read untrusted input, a minute
+# each (FUZZ_SECONDS). cargo-fuzz needs nightly features: RUSTC_BOOTSTRAP.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS  = sasl proxy passwd aliases envelope
+fuzz:
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && for t in $(FUZZ_TARGETS); do RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done
 
 install: build
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DOCDIR)

@@ -274,3 +274,67 @@ mod root_tests {
         );
     }
 }
+
+#[cfg(test)]
+mod fail2ban_tests {
+    use super::*;
+
+    /// The fail2ban filter in scripts/ matches the lines failure_line makes,
+    /// bans the client and not an address smuggled in through the user name.
+    #[test]
+    fn filter_matches_failure_lines() {
+        if std::process::Command::new("fail2ban-regex")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            eprintln!(
+                "skipped: fail2ban-regex is not installed (apt-get install fail2ban; CI installs it)"
+            );
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let log = d.path().join("mail.log");
+        let lines = [
+            format!(
+                "Nov 28 12:00:01 mx posthorn/imapd[812]: {}",
+                failure_line("PLAIN", "ann", "unknown[192.0.2.7]")
+            ),
+            format!(
+                "Nov 28 12:00:02 mx posthorn/smtpd[813]: {}",
+                failure_line("LOGIN", "x>, client=unknown[6.6.6.6]", "unknown[192.0.2.8]")
+            ),
+            format!(
+                "Nov 28 12:00:03 mx posthorn/pop3d[814]: {}",
+                failure_line("PLAIN", "bob", "unknown[2001:db8::7]")
+            ),
+            "Nov 28 12:00:04 mx posthorn/smtpd[815]: connect from unknown[192.0.2.9]".to_string(),
+        ];
+        std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+        let filter = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../scripts/fail2ban/filter.d/posthorn.conf");
+        // `-o ip`: print the address fail2ban would ban, one per matched line.
+        let out = std::process::Command::new("fail2ban-regex")
+            .args(["-o", "ip"])
+            .arg(&log)
+            .arg(&filter)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let ips: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        assert_eq!(
+            ips,
+            ["192.0.2.7", "192.0.2.8", "2001:db8::7"],
+            "the clients, never the address in the user name"
+        );
+    }
+}

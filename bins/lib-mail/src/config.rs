@@ -64,6 +64,12 @@ pub struct Config {
     pub queue: QueueConfig,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// Failed logins per connection before it is closed (`[auth] max_failures`).
+    pub auth_max_failures: u32,
+    /// Allow plaintext passwords without TLS from non-loopback clients (`[auth] allow_plaintext`).
+    pub auth_allow_plaintext: bool,
+    /// Networks allowed to send a PROXY protocol header (`[proxy] trusted`).
+    pub proxy_trusted: Vec<crate::net::Net>,
 }
 
 impl Default for Config {
@@ -97,6 +103,9 @@ impl Default for Config {
             },
             tls_cert: None,
             tls_key: None,
+            auth_max_failures: 3,
+            auth_allow_plaintext: false,
+            proxy_trusted: Vec::new(),
         }
     }
 }
@@ -326,6 +335,52 @@ impl Config {
                         ));
                     }
                 }
+                "auth" => {
+                    let t = val
+                        .as_table()
+                        .ok_or_else(|| bad(key, "must be a table [auth]"))?;
+                    for (k, v) in t {
+                        let full = format!("auth.{k}");
+                        match k.as_str() {
+                            "max_failures" => {
+                                let n = v.as_integer().filter(|n| (1..=20).contains(n));
+                                c.auth_max_failures = n
+                                    .ok_or_else(|| bad(&full, "must be a number from 1 to 20"))?
+                                    as u32;
+                            }
+                            "allow_plaintext" => {
+                                c.auth_allow_plaintext = v
+                                    .as_bool()
+                                    .ok_or_else(|| bad(&full, "must be true or false"))?;
+                            }
+                            _ => return Err(bad(&full, "unknown key")),
+                        }
+                    }
+                }
+                "proxy" => {
+                    let t = val
+                        .as_table()
+                        .ok_or_else(|| bad(key, "must be a table [proxy]"))?;
+                    for (k, v) in t {
+                        let full = format!("proxy.{k}");
+                        match k.as_str() {
+                            "trusted" => {
+                                let arr = v.as_array().ok_or_else(|| {
+                                    bad(&full, "must be a list of networks like \"10.0.0.0/8\"")
+                                })?;
+                                let mut nets = Vec::new();
+                                for n in arr {
+                                    let text = n.as_str().ok_or_else(|| {
+                                        bad(&full, "must be a list of networks like \"10.0.0.0/8\"")
+                                    })?;
+                                    nets.push(text.parse().map_err(|e: String| bad(&full, &e))?);
+                                }
+                                c.proxy_trusted = nets;
+                            }
+                            _ => return Err(bad(&full, "unknown key")),
+                        }
+                    }
+                }
                 "tls" => {
                     let t = val
                         .as_table()
@@ -470,6 +525,28 @@ mod tests {
             "{}",
             e.message
         );
+    }
+
+    #[test]
+    fn auth_and_proxy() {
+        let c = parse("[auth]\nmax_failures = 5\nallow_plaintext = true\n[proxy]\ntrusted = [\"10.0.0.0/8\", \"::1\"]\n").unwrap();
+        assert_eq!(
+            (
+                c.auth_max_failures,
+                c.auth_allow_plaintext,
+                c.proxy_trusted.len()
+            ),
+            (5, true, 2)
+        );
+        assert!(c.proxy_trusted[0].contains("10.9.8.7".parse().unwrap()));
+        let e = parse("[proxy]\ntrusted = [\"10.0.0.0/40\"]\n").unwrap_err();
+        assert!(
+            e.message.contains("proxy.trusted: bad prefix length"),
+            "{}",
+            e.message
+        );
+        let d = parse("").unwrap();
+        assert_eq!((d.auth_max_failures, d.auth_allow_plaintext), (3, false));
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod address;
 pub mod aliases;
 pub mod config;
 pub mod date;
+pub mod net;
 pub mod users;
 
 pub use config::Config;

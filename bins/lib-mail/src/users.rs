@@ -201,6 +201,12 @@ fn find_in_file(path: &Path, local: &str, domain: Option<&str>) -> std::io::Resu
     Ok(fallback)
 }
 
+/// parse_line_for_fuzzing - whether a users-file line parses (for fuzz targets).
+#[doc(hidden)]
+pub fn parse_line_for_fuzzing(line: &str) -> bool {
+    parse_line(line).is_some()
+}
+
 fn parse_line(line: &str) -> Option<Entry> {
     let line = line.trim_end_matches('\r');
     if line.trim().is_empty() || line.trim_start().starts_with('#') {
