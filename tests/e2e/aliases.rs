@@ -258,3 +258,36 @@ fn plus_detail_goes_to_the_folder_when_it_exists() {
     assert!(i.maildir("ann").is_empty());
     assert_eq!(i.maildir("bob").len(), 1);
 }
+
+#[test]
+fn too_many_hops_is_a_loop_and_bounces() {
+    let i = Instance::new();
+    i.init_spool();
+    let mut msg = String::new();
+    for n in 0..51 {
+        msg.push_str(&format!(
+            "Received: from hop{n}.example by hop{}.example\n",
+            n + 1
+        ));
+    }
+    msg.push_str("Subject: around and around\n\nx\n");
+    assert!(
+        i.sendmail(&["-i", "-f", "bob@mail.test", "ann"], msg.as_bytes())
+            .status
+            .success()
+    );
+    i.qrun_once();
+    assert!(i.maildir("ann").is_empty(), "not delivered");
+    let b = i.maildir("bob");
+    assert_eq!(b.len(), 1);
+    let t = text(&b[0]);
+    assert!(
+        t.contains("Status: 5.4.6") && t.contains("too many hops (52 Received: header fields)"),
+        "{t}"
+    );
+    // Fifty hops (and ours) are still fine.
+    let ok: String = msg.lines().skip(2).map(|l| format!("{l}\n")).collect();
+    assert!(i.sendmail(&["-i", "ann"], ok.as_bytes()).status.success());
+    i.qrun_once();
+    assert_eq!(i.maildir("ann").len(), 1);
+}

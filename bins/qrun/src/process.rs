@@ -111,6 +111,34 @@ impl ForwardReader for Agent {
     }
 }
 
+/// Most Received: fields a message may carry before it counts as a loop.
+const MAX_HOPS: usize = 50;
+
+/// count_hops - the Received: fields in the message header (its first
+/// 256 KiB at most).
+fn count_hops(f: &mut std::fs::File, offset: u64, size: u64) -> usize {
+    use std::io::{BufRead, Read, Seek, SeekFrom};
+    if f.seek(SeekFrom::Start(offset)).is_err() {
+        return 0;
+    }
+    let mut r = std::io::BufReader::new(f.take(size.min(256 * 1024)));
+    let mut line = Vec::new();
+    let mut n = 0;
+    loop {
+        line.clear();
+        match r.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => return n,
+            Ok(_) => {}
+        }
+        if line == b"\n" || line == b"\r\n" {
+            return n;
+        }
+        if line.len() >= 9 && line[..9].eq_ignore_ascii_case(b"received:") {
+            n += 1;
+        }
+    }
+}
+
 /// backoff - Postfix's schedule: min_backoff doubling per attempt, capped.
 pub fn backoff(cfg: &Config, attempts: u32) -> u64 {
     let min = cfg.queue.min_backoff.as_secs().max(1);
@@ -193,10 +221,29 @@ pub fn process(ctx: &Ctx, id: &QueueId) -> Pass {
         aliases_run_as,
         forward: &ctx.agent,
     };
+    // A message that has passed through too many hosts is looping somewhere:
+    // every recipient fails (Postfix's hopcount_limit, 50).
+    let hops = count_hops(&mut f, q.msg_offset, q.msg_size);
     let expansions: Vec<Vec<Expanded>> = env
         .recipients
         .iter()
-        .map(|r| resolver.expand(&r.address))
+        .map(|r| {
+            if hops > MAX_HOPS {
+                vec![Expanded {
+                    key: format!("error:{}", r.address.to_ascii_lowercase()),
+                    target: Target::Fail {
+                        address: r.address.clone(),
+                        dsn: "5.4.6",
+                        text: format!(
+                            "too many hops ({hops} Received: header fields): a mail loop"
+                        ),
+                    },
+                    errors_to: None,
+                }]
+            } else {
+                resolver.expand(&r.address)
+            }
+        })
         .collect();
     let pending = expansions
         .iter()
