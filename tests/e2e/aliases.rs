@@ -291,3 +291,50 @@ fn too_many_hops_is_a_loop_and_bounces() {
     i.qrun_once();
     assert_eq!(i.maildir("ann").len(), 1);
 }
+
+#[test]
+fn notify_success_sends_a_delivery_report() {
+    let i = Instance::new();
+    i.init_spool();
+    let out = i.sendmail(
+        &[
+            "-i",
+            "-N",
+            "success,failure",
+            "-f",
+            "bob@mail.test",
+            "ann",
+            "ghost",
+        ],
+        b"Subject: tell me\n\nx\n",
+    );
+    assert!(out.status.success());
+    i.qrun_once();
+    assert_eq!(i.maildir("ann").len(), 1);
+    let b = i.maildir("bob");
+    assert_eq!(b.len(), 2, "one success report, one failure report");
+    let success = b
+        .iter()
+        .find(|m| header(m, "Subject").as_deref() == Some("Successful Mail Delivery Report"))
+        .expect("success report");
+    let t = text(success);
+    assert!(t.contains("Final-Recipient: rfc822; ann@mail.test\nOriginal-Recipient: rfc822; ann@mail.test\nAction: delivered\nStatus: 2.0.0"), "{t}");
+    assert!(!t.contains("ghost"), "{t}");
+    let failure = b
+        .iter()
+        .find(|m| header(m, "Subject").as_deref() == Some("Undelivered Mail Returned to Sender"))
+        .expect("failure report");
+    assert!(text(failure).contains("Action: failed\nStatus: 5.1.1"));
+    // Without -N, a delivery is silent.
+    assert!(
+        i.sendmail(
+            &["-i", "-f", "bob@mail.test", "ann"],
+            b"Subject: quiet\n\nx\n"
+        )
+        .status
+        .success()
+    );
+    i.qrun_once();
+    assert_eq!(i.maildir("bob").len(), 2);
+    assert!(i.queue_files().is_empty());
+}

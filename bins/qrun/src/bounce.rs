@@ -17,6 +17,8 @@ pub struct Failure {
     pub original: Option<String>,
     pub dsn: String,
     pub text: String,
+    /// A success report (NOTIFY=SUCCESS) rather than a failure.
+    pub delivered: bool,
 }
 
 /// What to return of the original message.
@@ -48,7 +50,12 @@ pub fn compose(
         "From: MAILER-DAEMON@{host} (Mail Delivery System)\n"
     ));
     m.push_str(&format!("To: {to}\n"));
-    m.push_str("Subject: Undelivered Mail Returned to Sender\n");
+    let success = failures.iter().all(|f| f.delivered);
+    m.push_str(if success {
+        "Subject: Successful Mail Delivery Report\n"
+    } else {
+        "Subject: Undelivered Mail Returned to Sender\n"
+    });
     m.push_str(&format!("Date: {date}\n"));
     m.push_str(&format!(
         "Message-ID: <{}.{:016x}@{host}>\n",
@@ -64,8 +71,14 @@ pub fn compose(
     m.push_str("This is a MIME-encapsulated message.\n\n");
     m.push_str(&format!("--{boundary}\nContent-Description: Notification\nContent-Type: text/plain; charset=utf-8\n\n"));
     m.push_str(&format!("This is the mail system at host {host}.\n\n"));
-    m.push_str("I'm sorry to have to inform you that your message could not\nbe delivered to one or more recipients. It's attached below.\n\n");
-    m.push_str("For further assistance, please send mail to postmaster.\n\n");
+    if success {
+        m.push_str(
+            "Your message was successfully delivered to the destination(s)\nlisted below.\n\n",
+        );
+    } else {
+        m.push_str("I'm sorry to have to inform you that your message could not\nbe delivered to one or more recipients. It's attached below.\n\n");
+        m.push_str("For further assistance, please send mail to postmaster.\n\n");
+    }
     for f in failures {
         m.push_str(&format!("<{}>: {}\n", f.final_rcpt, f.text));
     }
@@ -91,7 +104,11 @@ pub fn compose(
             };
             m.push_str(&format!("Original-Recipient: {o}\n"));
         }
-        m.push_str("Action: failed\n");
+        m.push_str(if f.delivered {
+            "Action: delivered\n"
+        } else {
+            "Action: failed\n"
+        });
         m.push_str(&format!("Status: {}\n", f.dsn));
         m.push_str(&format!("Diagnostic-Code: X-Posthorn; {}\n", f.text));
     }
@@ -195,6 +212,7 @@ mod tests {
             original: Some("rfc822;x@h.test".into()),
             dsn: "5.1.1".into(),
             text: "unknown user: \"x\"".into(),
+            delivered: false,
         };
         let m = compose(
             &cfg,

@@ -156,13 +156,11 @@ fn orig_to(to: &str, orig: &str) -> String {
     }
 }
 
-/// wants_failure_notice - DSN NOTIFY: absent means the default (failures are reported).
-fn wants_failure_notice(notify: Option<&str>) -> bool {
+/// wants_notice - DSN NOTIFY: absent means the default (failures only).
+fn wants_notice(notify: Option<&str>, what: &str) -> bool {
     match notify {
-        None => true,
-        Some(n) => n
-            .split(',')
-            .any(|w| w.trim().eq_ignore_ascii_case("FAILURE")),
+        None => what == "FAILURE",
+        Some(n) => n.split(',').any(|w| w.trim().eq_ignore_ascii_case(what)),
     }
 }
 
@@ -388,9 +386,10 @@ pub fn process(ctx: &Ctx, id: &QueueId) -> Pass {
     pass
 }
 
-/// send_bounces - one DSN per destination for failures not yet reported;
-/// the caller syncs the journal (a bounce is queued before its N record, so
-/// a crash between them sends it twice, never not at all).
+/// send_bounces - one DSN per destination and kind for failures not yet
+/// reported and for deliveries whose recipient asked for NOTIFY=SUCCESS;
+/// the caller syncs the journal (a report is queued before its N record,
+/// so a crash between them sends it twice, never not at all).
 fn send_bounces(
     ctx: &Ctx,
     id: &QueueId,
@@ -402,33 +401,59 @@ fn send_bounces(
 ) -> Result<(), Pass> {
     let env = &q.envelope;
     let now = posthorn_mail::date::unix_now();
-    let mut groups: HashMap<String, Vec<Key>> = HashMap::new();
+    let double_bounce = format!("{DOUBLE_BOUNCE}@{}", ctx.cfg.hostname);
+    // (destination, success?) -> keys
+    let mut groups: HashMap<(String, bool), Vec<Key>> = HashMap::new();
     let mut silent: Vec<Key> = Vec::new();
-    let mut keys: Vec<&Key> = st
+    let mut failed: Vec<&Key> = st
         .failed
         .keys()
         .filter(|k| !st.notified.contains(*k))
         .collect();
-    keys.sort();
-    for k in keys {
-        let rcpt = &env.recipients[k.0];
-        if !wants_failure_notice(rcpt.notify.as_deref()) {
+    failed.sort();
+    for k in failed {
+        if !wants_notice(env.recipients[k.0].notify.as_deref(), "FAILURE") {
             silent.push(k.clone());
             continue;
         }
-        let to = match errors_to.get(k).cloned().flatten() {
-            Some(o) => o,
-            None => env.sender.clone(),
-        };
-        groups.entry(to).or_default().push(k.clone());
+        let to = errors_to
+            .get(k)
+            .cloned()
+            .flatten()
+            .unwrap_or_else(|| env.sender.clone());
+        groups.entry((to, false)).or_default().push(k.clone());
+    }
+    // Success reports go to the sender only, and never about mail from <>.
+    let mut done: Vec<&Key> = st
+        .done
+        .iter()
+        .filter(|k| !st.notified.contains(*k))
+        .filter(|k| {
+            env.recipients[k.0]
+                .notify
+                .as_deref()
+                .is_some_and(|n| wants_notice(Some(n), "SUCCESS"))
+        })
+        .collect();
+    done.sort();
+    for k in done {
+        if env.sender.is_empty() || env.sender.eq_ignore_ascii_case(&double_bounce) {
+            silent.push(k.clone());
+        } else {
+            groups
+                .entry((env.sender.clone(), true))
+                .or_default()
+                .push(k.clone());
+        }
     }
     for k in &silent {
         journal.notified(k);
         st.notified.insert(k.clone());
     }
-    let double_bounce = format!("{DOUBLE_BOUNCE}@{}", ctx.cfg.hostname);
-    for (to, ks) in groups {
-        let (sender, to) = if env.sender.eq_ignore_ascii_case(&double_bounce) {
+    let mut groups: Vec<((String, bool), Vec<Key>)> = groups.into_iter().collect();
+    groups.sort();
+    for ((to, success), ks) in groups {
+        let (sender, to) = if !success && env.sender.eq_ignore_ascii_case(&double_bounce) {
             // A double bounce that failed: nobody is left to tell.
             info!("{id}: undeliverable double bounce discarded");
             for k in &ks {
@@ -447,10 +472,14 @@ fn send_bounces(
         } else {
             (String::new(), to)
         };
-        let failures: Vec<Failure> = ks
+        let reports: Vec<Failure> = ks
             .iter()
             .map(|k| {
-                let (dsn, text) = st.failed.get(k).cloned().unwrap_or_default();
+                let (dsn, text) = if success {
+                    ("2.0.0".to_string(), "delivered".to_string())
+                } else {
+                    st.failed.get(k).cloned().unwrap_or_default()
+                };
                 let r = &env.recipients[k.0];
                 let final_rcpt = match k.1.split_once(':') {
                     Some(("remote", a)) | Some(("error", a)) => a.to_string(),
@@ -461,10 +490,12 @@ fn send_bounces(
                     original: r.orcpt.clone().or_else(|| Some(r.address.clone())),
                     dsn,
                     text,
+                    delivered: success,
                 }
             })
             .collect();
-        let ret = if env.ret.as_deref() == Some("FULL") {
+        // Success reports carry the headers only, as Postfix sends them.
+        let ret = if env.ret.as_deref() == Some("FULL") && !success {
             Return::Full
         } else {
             Return::Headers
@@ -482,13 +513,18 @@ fn send_bounces(
             &to,
             q.arrival,
             env.envid.as_deref(),
-            &failures,
+            &reports,
             &original,
             ret,
         );
         match bounce::enqueue(&ctx.spool, &sender, &to, &text) {
             Ok(bid) => {
-                info!("{id}: sender non-delivery notification: {bid}");
+                let what = if success {
+                    "sender delivery status notification"
+                } else {
+                    "sender non-delivery notification"
+                };
+                info!("{id}: {what}: {bid}");
                 for k in &ks {
                     journal.notified(k);
                     st.notified.insert(k.clone());
