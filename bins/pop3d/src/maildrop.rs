@@ -1,0 +1,439 @@
+//! maildrop - the user's Maildir INBOX as POP3 sees it: new/ and cur/,
+//! read once at login, in a stable order, with CRLF sizes and unique ids;
+//! the one-session lock; and the UPDATE state's deletes and moves.
+//!
+//! Deviations and choices, as Dovecot's comments do:
+//! - Order: by the delivery time prefix of the name (the seconds before the
+//!   first `.`), then by name, so the oldest message is number 1 and the
+//!   numbering is the same in every session that sees the same files.
+//! - UIDL: the Maildir base name (the name before `:2,`), as Dovecot's
+//!   `pop3_uidl_format = %f`. It never repeats: Maildir names are unique.
+//!   A `dovecot-uidlist` is not read yet (see pop3d(8), BUGS). Names longer
+//!   than 70 octets or with octets outside 0x21-0x7E (RFC 1939 limits) are
+//!   replaced by `H` and a 64-bit FNV-1a hash of the name in hex.
+//! - Sizes: the CRLF size. `,W=` in the name is that (Dovecot writes it);
+//!   otherwise the file is read once and the size remembered in
+//!   `posthorn-pop3-sizes` in the Maildir (a cache: deleting it is safe).
+//! - Messages that arrive during a session are not seen until the next one.
+
+use crate::stream;
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+/// The lock file, in the Maildir: holds the pid of the session.
+pub const LOCK_FILE: &str = "posthorn-pop3.lock";
+/// The size cache: `base size` lines.
+pub const SIZE_CACHE: &str = "posthorn-pop3-sizes";
+
+/// One message of the maildrop.
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// `new/NAME` or `cur/NAME`, relative to the Maildir.
+    pub rel: PathBuf,
+    /// The base name (before `:2,`).
+    pub base: String,
+    /// The flags after `:2,` (empty for new/).
+    pub flags: String,
+    /// Size in octets with CRLF line ends, as RETR sends it before stuffing.
+    pub size: u64,
+    pub uidl: String,
+    pub deleted: bool,
+    /// Sent whole by RETR: moves to cur/ with the S flag at QUIT.
+    pub seen: bool,
+}
+
+/// Why the maildrop could not be opened.
+#[derive(Debug)]
+pub enum OpenError {
+    /// Another session holds the lock.
+    InUse,
+    /// Anything else: the client may try again later.
+    Temporary(String),
+}
+
+/// The opened maildrop: the message list and the lock.
+#[derive(Debug)]
+pub struct Maildrop {
+    pub dir: PathBuf,
+    pub messages: Vec<Message>,
+    lock: Option<Lock>,
+}
+
+/// The one-session lock: `posthorn-pop3.lock` created with O_EXCL, holding
+/// our pid; removed when the session ends.
+#[derive(Debug)]
+struct Lock {
+    path: PathBuf,
+    pid: u32,
+}
+
+impl Drop for Lock {
+    /// drop - remove the lock only if it is still ours (a breaker may have
+    /// taken it after a very long pause of ours).
+    fn drop(&mut self) {
+        if read_pid(&self.path) == Some(self.pid) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// read_pid - the pid in a lock file.
+fn read_pid(path: &Path) -> Option<u32> {
+    let mut s = String::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(32)
+        .read_to_string(&mut s)
+        .ok()?;
+    s.trim().parse().ok()
+}
+
+/// alive - whether process `pid` exists (EPERM: it exists, as someone else).
+fn alive(pid: u32) -> bool {
+    let Ok(p) = i32::try_from(pid) else {
+        return false;
+    };
+    if p <= 0 {
+        return false;
+    }
+    !matches!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None),
+        Err(nix::errno::Errno::ESRCH)
+    )
+}
+
+/// lock - take the lock, breaking a stale one (its pid is gone, or it is
+/// empty or garbage and older than a minute: a crash between create and write).
+fn lock(dir: &Path) -> Result<Lock, OpenError> {
+    let path = dir.join(LOCK_FILE);
+    let pid = std::process::id();
+    for _ in 0..2 {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc_nofollow())
+            .open(&path)
+        {
+            Ok(mut f) => {
+                f.write_all(format!("{pid}\n").as_bytes())
+                    .map_err(|e| OpenError::Temporary(format!("{}: {e}", path.display())))?;
+                return Ok(Lock { path, pid });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let stale = match read_pid(&path) {
+                    Some(p) => !alive(p),
+                    None => std::fs::symlink_metadata(&path)
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .is_some_and(|age| age.as_secs() > 60),
+                };
+                if !stale {
+                    return Err(OpenError::InUse);
+                }
+                // Break it by renaming to a name of our own first, so two
+                // breakers cannot both remove a fresh lock: only one rename
+                // of the stale file succeeds.
+                let aside = dir.join(format!("{LOCK_FILE}.stale.{pid}"));
+                if std::fs::rename(&path, &aside).is_ok() {
+                    let _ = std::fs::remove_file(&aside);
+                }
+            }
+            Err(e) => return Err(OpenError::Temporary(format!("{}: {e}", path.display()))),
+        }
+    }
+    Err(OpenError::InUse)
+}
+
+/// libc_nofollow - O_NOFOLLOW: the lock is never a symlink planted elsewhere.
+fn libc_nofollow() -> i32 {
+    nix::fcntl::OFlag::O_NOFOLLOW.bits()
+}
+
+/// time_prefix - the delivery time a Maildir name starts with, for ordering.
+fn time_prefix(name: &str) -> u64 {
+    name.split('.')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(u64::MAX)
+}
+
+/// name_field - the value of `,X=` in a base name (`,S=`, `,W=`).
+fn name_field(base: &str, key: char) -> Option<u64> {
+    base.split(',').skip(1).find_map(|f| {
+        let mut c = f.chars();
+        if c.next() == Some(key) && c.next() == Some('=') {
+            f[2..].parse().ok()
+        } else {
+            None
+        }
+    })
+}
+
+/// uidl - the unique id for a base name (see the module comment).
+pub fn uidl(base: &str) -> String {
+    if !base.is_empty() && base.len() <= 70 && base.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+        return base.to_string();
+    }
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in base.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("H{h:016x}")
+}
+
+/// read_cache - the size cache, or nothing if it is missing or broken.
+fn read_cache(dir: &Path) -> HashMap<String, u64> {
+    let mut m = HashMap::new();
+    let Ok(text) = std::fs::read_to_string(dir.join(SIZE_CACHE)) else {
+        return m;
+    };
+    for line in text.lines() {
+        if let Some((b, s)) = line.split_once(' ')
+            && let Ok(s) = s.parse()
+        {
+            m.insert(b.to_string(), s);
+        }
+    }
+    m
+}
+
+/// write_cache - replace the size cache atomically; failure only costs time later.
+fn write_cache(dir: &Path, messages: &[Message]) {
+    let mut text = String::new();
+    for m in messages {
+        if name_field(&m.base, 'W').is_none() {
+            text.push_str(&format!("{} {}\n", m.base, m.size));
+        }
+    }
+    let tmp = dir.join(format!("{SIZE_CACHE}.{}", std::process::id()));
+    let ok = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .and_then(|()| std::fs::rename(&tmp, dir.join(SIZE_CACHE)));
+    if ok.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+}
+
+impl Maildrop {
+    /// open - lock the Maildir at `dir` and list its messages.
+    pub fn open(dir: &Path) -> Result<Maildrop, OpenError> {
+        match std::fs::metadata(dir) {
+            // No mail was ever delivered: an empty maildrop, and nothing
+            // is created on the user's behalf.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Maildrop {
+                    dir: dir.to_path_buf(),
+                    messages: Vec::new(),
+                    lock: None,
+                });
+            }
+            // Unreadable is not empty: say so rather than show no mail.
+            Err(e) => return Err(OpenError::Temporary(format!("{}: {e}", dir.display()))),
+            Ok(m) if !m.is_dir() => {
+                return Err(OpenError::Temporary(format!(
+                    "{}: not a directory",
+                    dir.display()
+                )));
+            }
+            Ok(_) => {}
+        }
+        let lock = lock(dir)?;
+        let mut messages = Vec::new();
+        for sub in ["new", "cur"] {
+            let rd = match std::fs::read_dir(dir.join(sub)) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    return Err(OpenError::Temporary(format!(
+                        "{}: {e}",
+                        dir.join(sub).display()
+                    )));
+                }
+            };
+            for e in rd {
+                let e = e.map_err(|e| OpenError::Temporary(format!("{sub}: {e}")))?;
+                let Ok(name) = e.file_name().into_string() else {
+                    continue;
+                };
+                if name.starts_with('.') {
+                    continue;
+                }
+                let (base, flags) = match name.split_once(":2,") {
+                    Some((b, f)) => (b.to_string(), f.to_string()),
+                    None => (
+                        name.split(':').next().unwrap_or(&name).to_string(),
+                        String::new(),
+                    ),
+                };
+                messages.push(Message {
+                    rel: Path::new(sub).join(&name),
+                    uidl: uidl(&base),
+                    base,
+                    flags,
+                    size: 0,
+                    deleted: false,
+                    seen: false,
+                });
+            }
+        }
+        messages
+            .sort_by(|a, b| (time_prefix(&a.base), &a.base).cmp(&(time_prefix(&b.base), &b.base)));
+        // A name in both new/ and cur/ (a client renaming just now) once.
+        messages.dedup_by(|a, b| a.base == b.base);
+        let cache = read_cache(dir);
+        let mut computed = false;
+        messages.retain_mut(|m| {
+            if let Some(w) = name_field(&m.base, 'W') {
+                m.size = w;
+                return true;
+            }
+            if let Some(&s) = cache.get(&m.base) {
+                m.size = s;
+                return true;
+            }
+            // Read once; a file that vanished since the listing is skipped.
+            match std::fs::File::open(dir.join(&m.rel)) {
+                Ok(f) => match stream::crlf_size(f) {
+                    Ok(s) => {
+                        m.size = s;
+                        computed = true;
+                        true
+                    }
+                    Err(_) => false,
+                },
+                Err(_) => false,
+            }
+        });
+        if computed
+            || cache.len()
+                != messages
+                    .iter()
+                    .filter(|m| name_field(&m.base, 'W').is_none())
+                    .count()
+        {
+            write_cache(dir, &messages);
+        }
+        Ok(Maildrop {
+            dir: dir.to_path_buf(),
+            messages,
+            lock: Some(lock),
+        })
+    }
+
+    /// path - the file of message `m` now.
+    pub fn path(&self, m: &Message) -> PathBuf {
+        self.dir.join(&m.rel)
+    }
+
+    /// update - the UPDATE state: unlink deleted messages, move the ones
+    /// RETR sent to cur/ with the S flag. A file already gone is fine
+    /// (another client removed it). Returns the number of deletions that failed.
+    pub fn update(&mut self) -> usize {
+        let mut failed = 0;
+        for m in &self.messages {
+            let p = self.dir.join(&m.rel);
+            if m.deleted {
+                match std::fs::remove_file(&p) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(_) => failed += 1,
+                }
+            } else if m.seen && !m.flags.contains('S') {
+                let mut flags: Vec<char> = m.flags.chars().chain(['S']).collect();
+                flags.sort_unstable();
+                flags.dedup();
+                let flags: String = flags.into_iter().collect();
+                let to = self.dir.join("cur").join(format!("{}:2,{flags}", m.base));
+                let _ = std::fs::rename(&p, to);
+            }
+        }
+        if self.messages.iter().any(|m| m.deleted) {
+            let _ = posthorn_sys::fsio::fsync_dir(&self.dir.join("cur"));
+            let _ = posthorn_sys::fsio::fsync_dir(&self.dir.join("new"));
+        }
+        failed
+    }
+
+    /// release - give the lock up now.
+    pub fn release(&mut self) {
+        self.lock = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(dir: &Path, rel: &str, body: &str) {
+        std::fs::create_dir_all(dir.join(rel).parent().unwrap()).unwrap();
+        std::fs::write(dir.join(rel), body).unwrap();
+    }
+
+    #[test]
+    fn order_sizes_uidl_and_cache() {
+        let d = tempfile::tempdir().unwrap();
+        let m = d.path();
+        std::fs::create_dir_all(m.join("tmp")).unwrap();
+        put(m, "new/200.M1P1.h,S=4", "b\nc\n");
+        put(m, "cur/100.M1P1.h,S=2:2,S", "a\n");
+        put(m, "cur/1000.M1P1.h,S=9,W=99:2,", "whatever\n");
+        let md = Maildrop::open(m).unwrap();
+        let names: Vec<&str> = md.messages.iter().map(|m| m.base.as_str()).collect();
+        assert_eq!(
+            names,
+            ["100.M1P1.h,S=2", "200.M1P1.h,S=4", "1000.M1P1.h,S=9,W=99"]
+        );
+        let sizes: Vec<u64> = md.messages.iter().map(|m| m.size).collect();
+        assert_eq!(sizes, [3, 6, 99]);
+        assert_eq!(md.messages[1].uidl, "200.M1P1.h,S=4");
+        assert!(m.join(LOCK_FILE).exists());
+        assert!(matches!(Maildrop::open(m), Err(OpenError::InUse)));
+        drop(md);
+        assert!(!m.join(LOCK_FILE).exists());
+        let cache = std::fs::read_to_string(m.join(SIZE_CACHE)).unwrap();
+        assert_eq!(cache, "100.M1P1.h,S=2 3\n200.M1P1.h,S=4 6\n");
+    }
+
+    #[test]
+    fn stale_lock_is_broken() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("new")).unwrap();
+        // A pid that cannot exist (above pid_max).
+        std::fs::write(d.path().join(LOCK_FILE), "99999999\n").unwrap();
+        assert!(Maildrop::open(d.path()).is_ok());
+    }
+
+    #[test]
+    fn update_deletes_and_marks_seen() {
+        let d = tempfile::tempdir().unwrap();
+        let m = d.path();
+        put(m, "new/1.a.h,S=2", "a\n");
+        put(m, "new/2.b.h,S=2", "b\n");
+        put(m, "cur/3.c.h,S=2:2,F", "c\n");
+        let mut md = Maildrop::open(m).unwrap();
+        md.messages[0].deleted = true;
+        md.messages[1].seen = true;
+        md.messages[2].seen = true;
+        std::fs::remove_file(m.join("new/1.a.h,S=2")).unwrap();
+        assert_eq!(md.update(), 0, "a vanished file is fine");
+        assert!(m.join("cur/2.b.h,S=2:2,S").exists());
+        assert!(m.join("cur/3.c.h,S=2:2,FS").exists());
+    }
+
+    #[test]
+    fn odd_names_get_a_hashed_uidl() {
+        assert_eq!(uidl("1.a.h"), "1.a.h");
+        let long = "x".repeat(71);
+        assert!(uidl(&long).starts_with('H') && uidl(&long).len() == 17);
+        assert_ne!(uidl("a b"), uidl("a c"));
+    }
+}

@@ -1,0 +1,242 @@
+//! wire - the connection on fds 0 and 1: raw reads with an idle timeout,
+//! optionally TLS (rustls) on top, line reading under a cap, and replies
+//! queued so that pipelined commands are answered in one write (RFC 2449
+//! PIPELINING), flushed before we would block reading.
+
+use rustls::{ServerConfig, ServerConnection, StreamOwned};
+use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Longest line kept: longer lines are cut here and reported too long.
+/// (SASL responses may be up to 4096 octets; commands up to 255.)
+pub const MAX_LINE: usize = 8192;
+
+/// Octets queued before a write even in the middle of a reply.
+const OUT_CHUNK: usize = 64 * 1024;
+
+/// Fds 0 and 1, read with a timeout through poll(2).
+#[derive(Debug)]
+pub struct Raw {
+    pub timeout: Duration,
+}
+
+impl Read for Raw {
+    /// read - wait up to the idle timeout for input, then read(2) fd 0.
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        let stdin = io::stdin();
+        let fd = stdin.as_fd();
+        let ms = PollTimeout::try_from(self.timeout).unwrap_or(PollTimeout::MAX);
+        loop {
+            let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+            match poll(&mut fds, ms) {
+                Ok(0) => return Err(io::Error::new(io::ErrorKind::TimedOut, "idle timeout")),
+                Ok(_) => break,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        loop {
+            match nix::unistd::read(fd, buf) {
+                Ok(n) => return Ok(n),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+impl Write for Raw {
+    /// write - write(2) fd 1 (not Stdout: it buffers lines behind our back).
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        loop {
+            match nix::unistd::write(io::stdout().as_fd(), buf) {
+                Ok(n) => return Ok(n),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The transport: plain, or TLS over the same fds.
+#[derive(Debug)]
+enum Conn {
+    Plain(Raw),
+    Tls(Box<StreamOwned<ServerConnection, Raw>>),
+    /// Only while switching.
+    Gone,
+}
+
+/// One line from the client.
+#[derive(Debug)]
+pub struct Line {
+    /// Without CRLF (or LF); cut at MAX_LINE + 1 octets when too long.
+    pub text: Vec<u8>,
+    /// Octets on the wire, line end included.
+    pub len: usize,
+}
+
+/// The connection: buffered lines in, queued replies out.
+#[derive(Debug)]
+pub struct Wire {
+    conn: Conn,
+    inbuf: Vec<u8>,
+    pos: usize,
+    out: Vec<u8>,
+}
+
+impl Wire {
+    /// new - a plaintext connection on fds 0/1.
+    pub fn new(timeout: Duration) -> Wire {
+        Wire {
+            conn: Conn::Plain(Raw { timeout }),
+            inbuf: Vec::new(),
+            pos: 0,
+            out: Vec::new(),
+        }
+    }
+
+    /// is_tls - whether the session runs under TLS.
+    pub fn is_tls(&self) -> bool {
+        matches!(self.conn, Conn::Tls(_))
+    }
+
+    /// pending_input - octets the client sent that no line has used yet.
+    pub fn pending_input(&self) -> bool {
+        self.pos < self.inbuf.len()
+    }
+
+    /// read_raw - one read from the transport.
+    fn read_raw(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match &mut self.conn {
+            Conn::Plain(r) => r.read(buf),
+            Conn::Tls(t) => match t.read(buf) {
+                // A client that closes without close_notify has still gone.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+                other => other,
+            },
+            Conn::Gone => Ok(0),
+        }
+    }
+
+    /// read_line - the next line, None at end of input. Queued replies are
+    /// sent first when no complete line is buffered (we are about to wait).
+    pub fn read_line(&mut self) -> io::Result<Option<Line>> {
+        let mut discarding: Option<(Vec<u8>, usize)> = None;
+        loop {
+            if let Some(i) = self.inbuf[self.pos..].iter().position(|&b| b == b'\n') {
+                let start = self.pos;
+                self.pos += i + 1;
+                let mut text = self.inbuf[start..start + i].to_vec();
+                if text.last() == Some(&b'\r') {
+                    text.pop();
+                }
+                if self.pos == self.inbuf.len() {
+                    self.inbuf.clear();
+                    self.pos = 0;
+                }
+                if let Some((head, skipped)) = discarding {
+                    return Ok(Some(Line {
+                        text: head,
+                        len: skipped + i + 1,
+                    }));
+                }
+                return Ok(Some(Line { text, len: i + 1 }));
+            }
+            // No whole line: cut an overlong one down, keeping its start.
+            if self.inbuf.len() - self.pos > MAX_LINE {
+                let held = self.inbuf.len() - self.pos;
+                let d = discarding.get_or_insert_with(|| {
+                    (self.inbuf[self.pos..self.pos + MAX_LINE + 1].to_vec(), 0)
+                });
+                d.1 += held;
+                self.inbuf.clear();
+                self.pos = 0;
+            }
+            self.flush()?;
+            if self.pos > 0 {
+                self.inbuf.drain(..self.pos);
+                self.pos = 0;
+            }
+            let mut chunk = [0u8; 4096];
+            let n = self.read_raw(&mut chunk)?;
+            if n == 0 {
+                return Ok(None);
+            }
+            self.inbuf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// queue - add reply octets; sent at the next flush.
+    pub fn queue(&mut self, b: &[u8]) {
+        self.out.extend_from_slice(b);
+    }
+
+    /// start_tls - send what is queued (the +OK), then handshake on fds 0/1.
+    pub fn start_tls(&mut self, cfg: Arc<ServerConfig>) -> io::Result<()> {
+        self.flush()?;
+        let raw = match std::mem::replace(&mut self.conn, Conn::Gone) {
+            Conn::Plain(r) => r,
+            other => {
+                self.conn = other;
+                return Err(io::Error::other("TLS is already active"));
+            }
+        };
+        let sc = ServerConnection::new(cfg).map_err(io::Error::other)?;
+        let mut tls = StreamOwned::new(sc, raw);
+        while tls.conn.is_handshaking() {
+            let (rd, wr) = tls.conn.complete_io(&mut tls.sock)?;
+            if rd == 0 && wr == 0 && tls.conn.is_handshaking() {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "client went away during the TLS handshake",
+                ));
+            }
+        }
+        self.conn = Conn::Tls(Box::new(tls));
+        Ok(())
+    }
+
+    /// close_tls - send close_notify if under TLS.
+    pub fn close(&mut self) {
+        let _ = self.flush();
+        if let Conn::Tls(t) = &mut self.conn {
+            t.conn.send_close_notify();
+            let _ = t.flush();
+        }
+    }
+}
+
+impl Write for Wire {
+    /// write - queue, and send when a message chunk has piled up.
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.out.extend_from_slice(buf);
+        if self.out.len() >= OUT_CHUNK {
+            self.flush()?;
+        }
+        Ok(buf.len())
+    }
+
+    /// flush - send everything queued.
+    fn flush(&mut self) -> io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let out = std::mem::take(&mut self.out);
+        let r = match &mut self.conn {
+            Conn::Plain(r) => r.write_all(&out),
+            Conn::Tls(t) => t.write_all(&out).and_then(|()| t.flush()),
+            Conn::Gone => Ok(()),
+        };
+        self.out = out;
+        self.out.clear();
+        r
+    }
+}
