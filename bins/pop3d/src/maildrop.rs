@@ -3,8 +3,8 @@
 //! the one-session lock; and the UPDATE state's deletes and moves.
 //!
 //! Deviations and choices, as Dovecot's comments do:
-//! - Order: by the delivery time prefix of the name (the seconds before the
-//!   first `.`), then by name, so the oldest message is number 1 and the
+//! - Order: by the delivery time in the name (`<secs>.M<usec>`), then by
+//!   name, so the oldest message is number 1 and the
 //!   numbering is the same in every session that sees the same files.
 //! - UIDL: the Maildir base name (the name before `:2,`), as Dovecot's
 //!   `pop3_uidl_format = %f`. It never repeats: Maildir names are unique.
@@ -153,12 +153,24 @@ fn libc_nofollow() -> i32 {
     nix::fcntl::OFlag::O_NOFOLLOW.bits()
 }
 
-/// time_prefix - the delivery time a Maildir name starts with, for ordering.
-fn time_prefix(name: &str) -> u64 {
-    name.split('.')
+/// time_key - the delivery time a Maildir name starts with (`<secs>.M<usec>`,
+/// the usual `<secs>.` alone otherwise), for ordering.
+fn time_key(name: &str) -> (u64, u64) {
+    let mut parts = name.split('.');
+    let secs = parts
         .next()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(u64::MAX)
+        .unwrap_or(u64::MAX);
+    let usec = parts
+        .next()
+        .and_then(|p| p.strip_prefix('M'))
+        .and_then(|p| {
+            p[..p.bytes().take_while(u8::is_ascii_digit).count()]
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0);
+    (secs, usec)
 }
 
 /// name_field - the value of `,X=` in a base name (`,S=`, `,W=`).
@@ -285,8 +297,7 @@ impl Maildrop {
                 });
             }
         }
-        messages
-            .sort_by(|a, b| (time_prefix(&a.base), &a.base).cmp(&(time_prefix(&b.base), &b.base)));
+        messages.sort_by(|a, b| (time_key(&a.base), &a.base).cmp(&(time_key(&b.base), &b.base)));
         // A name in both new/ and cur/ (a client renaming just now) once.
         messages.dedup_by(|a, b| a.base == b.base);
         let cache = read_cache(dir);
@@ -401,6 +412,16 @@ mod tests {
         assert!(!m.join(LOCK_FILE).exists());
         let cache = std::fs::read_to_string(m.join(SIZE_CACHE)).unwrap();
         assert_eq!(cache, "100.M1P1.h,S=2 3\n200.M1P1.h,S=4 6\n");
+    }
+
+    #[test]
+    fn delivery_time_order() {
+        assert_eq!(time_key("100.M9P1.h"), (100, 9));
+        assert_eq!(time_key("100.M12P1.h"), (100, 12));
+        assert!(time_key("100.M9P1.h") < time_key("100.M12P1.h"));
+        assert_eq!(time_key("100.P1.h"), (100, 0));
+        assert_eq!(time_key("junk"), (u64::MAX, 0));
+        assert_eq!(time_key("100.M"), (100, 0));
     }
 
     #[test]
