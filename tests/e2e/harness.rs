@@ -29,7 +29,7 @@ pub fn bin_dir() -> &'static Path {
             .and_then(Path::parent)
             .expect("target/debug")
             .to_path_buf();
-        for b in ["sendmail", "enqueue", "qrun", "deliver"] {
+        for b in ["sendmail", "enqueue", "qrun", "deliver", "pop3d"] {
             assert!(
                 built.join(b).exists(),
                 "{} is missing: run `cargo build --workspace` first",
@@ -41,7 +41,7 @@ pub fn bin_dir() -> &'static Path {
         }
         let dir = std::env::temp_dir().join(format!("posthorn-test-bin-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        for b in ["sendmail", "enqueue", "qrun", "deliver"] {
+        for b in ["sendmail", "enqueue", "qrun", "deliver", "pop3d"] {
             std::fs::copy(built.join(b), dir.join(b)).unwrap();
         }
         chmod(&dir, 0o755);

@@ -7,5 +7,6 @@ mod harness;
 mod aliases;
 mod delivery;
 mod durability;
+mod pop3d;
 mod root;
 mod sendmail;

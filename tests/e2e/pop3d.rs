@@ -1,0 +1,542 @@
+//! pop3d: golden sessions over pipes, and real clients (Python's poplib,
+//! plain and with STLS) through systemd-socket-activate.
+
+use crate::harness::*;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// three - an instance with three messages for ann, the second with a line
+/// that starts with a dot; returns the Maildir files as (base name, bytes),
+/// in delivery order.
+fn three() -> Instance {
+    let i = Instance::new();
+    i.init_spool();
+    for (n, body) in ["first\n", ".hidden dot line\n..two\nend\n", "third\n"]
+        .iter()
+        .enumerate()
+    {
+        let msg = format!("Subject: m{}\n\n{body}", n + 1);
+        let out = i.sendmail(&["-i", "-f", "bob@mail.test", "ann"], msg.as_bytes());
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        // Distinct delivery times keep the expected order obvious.
+        i.qrun_once();
+    }
+    assert_eq!(i.maildir("ann").len(), 3);
+    i
+}
+
+/// files - ann's messages as (directory/name) paths, sorted by pop3d's order.
+fn files(i: &Instance) -> Vec<std::path::PathBuf> {
+    let mut v = Vec::new();
+    for sub in ["new", "cur"] {
+        if let Ok(rd) = std::fs::read_dir(i.path("home/ann/Maildir").join(sub)) {
+            v.extend(rd.flatten().map(|e| e.path()));
+        }
+    }
+    let key = |p: &std::path::PathBuf| {
+        let n = p.file_name().unwrap().to_string_lossy().into_owned();
+        let secs: u64 = n.split('.').next().unwrap().parse().unwrap();
+        let usec: u64 = n.split('.').nth(1).unwrap()[1..]
+            .split('P')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        (secs, usec, n)
+    };
+    v.sort_by_key(key);
+    v
+}
+
+/// base - the UIDL pop3d gives a file: its name before `:2,`.
+fn base(p: &std::path::Path) -> String {
+    let n = p.file_name().unwrap().to_string_lossy().into_owned();
+    n.split(":2,").next().unwrap().to_string()
+}
+
+/// pop - one session over pipes: `script` (lines joined with CRLF) in,
+/// the reply lines out (CRLF checked and removed), and stderr.
+fn pop(i: &Instance, script: &[&str]) -> (Vec<String>, String) {
+    let mut input = script.join("\r\n");
+    input.push_str("\r\n");
+    let out = i.run("pop3d", &[], input.as_bytes());
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.is_empty() || stdout.ends_with("\r\n"),
+        "unterminated: {stdout:?}"
+    );
+    let lines: Vec<String> = stdout
+        .split_terminator("\r\n")
+        .map(|l| {
+            assert!(!l.contains('\n'), "bare LF in {l:?}");
+            l.to_string()
+        })
+        .collect();
+    (lines, text(&out.stderr))
+}
+
+#[test]
+fn golden_session_stat_list_uidl_retr_top() {
+    let i = three();
+    let f = files(&i);
+    let sizes: Vec<usize> = f
+        .iter()
+        .map(|p| {
+            let b = std::fs::read(p).unwrap();
+            b.len() + b.iter().filter(|&&c| c == b'\n').count()
+        })
+        .collect();
+    let total: usize = sizes.iter().sum();
+    let (l, err) = pop(
+        &i,
+        &[
+            "CAPA", "USER ann", "PASS x", "STAT", "LIST", "LIST 2", "UIDL", "UIDL 3", "RETR 2",
+            "TOP 1 0", "LIST 4", "QUIT",
+        ],
+    );
+    let mut want: Vec<String> = [
+        "+OK Posthorn POP3 ready",
+        "+OK capability list follows",
+        "TOP",
+        "UIDL",
+        "RESP-CODES",
+        "PIPELINING",
+        "AUTH-RESP-CODE",
+        "USER",
+        "SASL PLAIN LOGIN",
+        "IMPLEMENTATION Posthorn",
+        ".",
+        "+OK send PASS",
+    ]
+    .map(String::from)
+    .to_vec();
+    want.push(format!("+OK maildrop has 3 messages ({total} octets)"));
+    want.push(format!("+OK 3 {total}"));
+    want.push(format!("+OK 3 messages ({total} octets)"));
+    for (n, s) in sizes.iter().enumerate() {
+        want.push(format!("{} {s}", n + 1));
+    }
+    want.push(".".into());
+    want.push(format!("+OK 2 {}", sizes[1]));
+    want.push("+OK unique-id listing follows".into());
+    for (n, p) in f.iter().enumerate() {
+        want.push(format!("{} {}", n + 1, base(p)));
+    }
+    want.push(".".into());
+    want.push(format!("+OK 3 {}", base(&f[2])));
+    assert_eq!(l[..want.len()], want[..], "{err}");
+    // RETR 2: the header, a blank line, the body dot-stuffed, the end dot.
+    let rest = &l[want.len()..];
+    assert_eq!(rest[0], format!("+OK {} octets", sizes[1]));
+    let blank = rest.iter().position(String::is_empty).unwrap();
+    assert!(
+        rest[1..blank].iter().any(|h| h == "Subject: m2"),
+        "{rest:?}"
+    );
+    assert_eq!(
+        rest[blank + 1..blank + 5],
+        ["..hidden dot line", "...two", "end", "."]
+    );
+    // TOP 1 0: the whole header and the blank line, no body.
+    let rest = &rest[blank + 5..];
+    assert!(rest[0].starts_with("+OK"), "{rest:?}");
+    let blank = rest.iter().position(String::is_empty).unwrap();
+    assert!(rest[1..blank].iter().any(|h| h == "Subject: m1"));
+    assert_eq!(rest[blank + 1], ".");
+    assert_eq!(
+        rest[blank + 2..],
+        [
+            "-ERR no such message",
+            "+OK Posthorn POP3 signing off (3 messages left)"
+        ]
+    );
+    assert!(err.contains("connect from local"), "{err}");
+    assert!(
+        err.contains("login: user=<ann>, method=USER, client=local"),
+        "{err}"
+    );
+    assert!(err.contains("retr=1/"), "{err}");
+    // RETR'd message 2 is now seen (cur/, :2,S); the others are untouched.
+    let after = files(&i);
+    assert_eq!(after.len(), 3);
+    assert!(after[1].to_string_lossy().ends_with(":2,S"), "{after:?}");
+    assert!(after[1].parent().unwrap().ends_with("cur"));
+    assert!(after[0].parent().unwrap().ends_with("new"));
+}
+
+#[test]
+fn bad_password_is_delayed_logged_and_says_nothing_more() {
+    let i = three();
+    let start = Instant::now();
+    let (l, err) = pop(
+        &i,
+        &["USER ann", "PASS wrong", "USER nosuch", "PASS x", "QUIT"],
+    );
+    assert!(
+        start.elapsed() >= Duration::from_millis(2900),
+        "1 s then 2 s"
+    );
+    assert_eq!(
+        l,
+        [
+            "+OK Posthorn POP3 ready",
+            "+OK send PASS",
+            "-ERR [AUTH] authentication failed",
+            "+OK send PASS",
+            "-ERR [AUTH] authentication failed",
+            "+OK Posthorn POP3 signing off",
+        ]
+    );
+    assert!(
+        err.contains("auth failed: method=USER, user=<ann>, client=local"),
+        "{err}"
+    );
+    assert!(err.contains("auth failed: method=USER, user=<nosuch>, client=local"));
+    assert!(!err.contains("wrong"), "no password in the log: {err}");
+}
+
+#[test]
+fn auth_plain_with_initial_response_and_login() {
+    let i = three();
+    // base64("\0ann\0x") and base64("ann"), base64("x").
+    let (l, _) = pop(&i, &["AUTH PLAIN AGFubgB4", "STAT", "QUIT"]);
+    assert!(l[1].starts_with("+OK maildrop has 3 messages ("), "{l:?}");
+    assert!(l[2].starts_with("+OK 3 "), "{l:?}");
+    let (l, err) = pop(&i, &["AUTH LOGIN", "YW5u", "eA==", "QUIT"]);
+    assert_eq!(l[1], "+ VXNlcm5hbWU6");
+    assert_eq!(l[2], "+ UGFzc3dvcmQ6");
+    assert!(l[3].starts_with("+OK maildrop has 3"), "{l:?}");
+    assert!(err.contains("method=LOGIN"), "{err}");
+    // A wrong password through AUTH: the same answer as USER/PASS.
+    let (l, _) = pop(&i, &["AUTH PLAIN AGFubgB5", "QUIT"]);
+    assert_eq!(l[1], "-ERR [AUTH] authentication failed");
+}
+
+#[test]
+fn dele_then_quit_removes_dele_then_drop_removes_nothing_rset_undoes() {
+    let i = three();
+    let f = files(&i);
+    // Dropped connection (EOF, no QUIT): nothing deleted.
+    let (l, _) = pop(&i, &["USER ann", "PASS x", "DELE 1", "DELE 1"]);
+    assert_eq!(l[3], "+OK message 1 deleted");
+    assert_eq!(l[4], "-ERR message 1 already deleted");
+    assert_eq!(files(&i), f);
+    // RSET unmarks.
+    let (l, _) = pop(
+        &i,
+        &["USER ann", "PASS x", "DELE 1", "STAT", "RSET", "QUIT"],
+    );
+    assert!(l[4].starts_with("+OK 2 "), "{l:?}");
+    assert!(l[5].starts_with("+OK maildrop has 3 messages"), "{l:?}");
+    assert_eq!(files(&i), f);
+    // QUIT in TRANSACTION: UPDATE removes the file.
+    let (l, err) = pop(&i, &["USER ann", "PASS x", "DELE 1", "QUIT"]);
+    assert_eq!(l[4], "+OK Posthorn POP3 signing off (2 messages left)");
+    assert_eq!(files(&i), f[1..]);
+    assert!(err.contains("del=1"), "{err}");
+    // The numbering starts again at 1 in the next session.
+    let (l, _) = pop(&i, &["USER ann", "PASS x", "UIDL 1", "QUIT"]);
+    assert_eq!(l[3], format!("+OK 1 {}", base(&f[1])));
+}
+
+#[test]
+fn kill_9_after_dele_deletes_nothing_and_the_lock_is_broken_after() {
+    let i = three();
+    let f = files(&i);
+    let mut s = Session::start(&i);
+    s.send("USER ann\r\nPASS x\r\n");
+    assert_eq!(s.line(), "+OK send PASS");
+    assert!(s.line().starts_with("+OK maildrop has 3"));
+    s.send("DELE 1\r\nDELE 2\r\nNOOP\r\n");
+    s.line();
+    s.line();
+    assert_eq!(s.line(), "+OK");
+    s.child.kill().unwrap();
+    s.child.wait().unwrap();
+    assert_eq!(files(&i), f);
+    assert!(i.path("home/ann/Maildir/posthorn-pop3.lock").exists());
+    let (l, _) = pop(&i, &["USER ann", "PASS x", "QUIT"]);
+    assert!(l[2].starts_with("+OK maildrop has 3"), "stale lock: {l:?}");
+}
+
+/// A session held open over pipes, read line by line.
+struct Session {
+    child: Child,
+    out: BufReader<std::process::ChildStdout>,
+}
+
+impl Session {
+    fn start(i: &Instance) -> Session {
+        let mut c = i.cmd("pop3d");
+        c.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = c.spawn().unwrap();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        let mut s = Session { child, out };
+        assert_eq!(s.line(), "+OK Posthorn POP3 ready");
+        s
+    }
+    fn send(&mut self, t: &str) {
+        self.child
+            .stdin
+            .as_mut()
+            .unwrap()
+            .write_all(t.as_bytes())
+            .unwrap();
+    }
+    fn line(&mut self) -> String {
+        let mut l = String::new();
+        self.out.read_line(&mut l).unwrap();
+        assert!(l.ends_with("\r\n"), "{l:?}");
+        l.trim_end().to_string()
+    }
+}
+
+#[test]
+fn second_session_gets_in_use_and_uidl_is_stable() {
+    let i = three();
+    let mut s = Session::start(&i);
+    s.send("USER ann\r\nPASS x\r\nUIDL\r\n");
+    s.line();
+    s.line();
+    let mut first = Vec::new();
+    loop {
+        let l = s.line();
+        if l == "." {
+            break;
+        }
+        first.push(l);
+    }
+    let (l, _) = pop(&i, &["USER ann", "PASS x", "STAT"]);
+    assert_eq!(
+        l[2], "-ERR [IN-USE] maildrop is locked by another POP3 session",
+        "{l:?}"
+    );
+    assert_eq!(l.len(), 3, "closed after [IN-USE]");
+    s.send("QUIT\r\n");
+    assert!(s.line().starts_with("+OK Posthorn POP3 signing off"));
+    s.child.wait().unwrap();
+    let (l, _) = pop(&i, &["USER ann", "PASS x", "UIDL", "QUIT"]);
+    assert_eq!(l[3], "+OK unique-id listing follows");
+    assert_eq!(l[4..7], first[1..], "same ids in the next session");
+}
+
+#[test]
+fn bad_commands_and_long_lines_close_the_session() {
+    let i = three();
+    let long = format!("NOOP {}", "x".repeat(300));
+    let mut script = vec!["STAT", "RETR 1", long.as_str()];
+    script.extend(["BOGUS"; 10]);
+    let (l, _) = pop(&i, &script);
+    assert_eq!(l[1], "-ERR not allowed before login");
+    assert_eq!(l[3], "-ERR line too long");
+    assert_eq!(l.last().unwrap(), "-ERR too many bad commands, closing");
+    assert_eq!(l.len(), 11, "{l:?}");
+}
+
+/// free_port - a loopback port nobody listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Launcher - systemd-socket-activate --inetd -a running pop3d per connection.
+struct Launcher {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Launcher {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Launcher {
+    /// start - the launcher as the test user, and a bounded wait for its socket.
+    fn start(i: &Instance, args: &[&str]) -> Option<Launcher> {
+        if Command::new("systemd-socket-activate")
+            .arg("--help")
+            .stdout(Stdio::null())
+            .status()
+            .is_err()
+        {
+            eprintln!("skipped: systemd-socket-activate is not installed");
+            return None;
+        }
+        let port = free_port();
+        let pop3d = bin_dir().join("pop3d");
+        // The same user, environment and directory as cmd() gives pop3d.
+        i.cmd("pop3d");
+        let mut l = Command::new("systemd-socket-activate");
+        l.env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .current_dir(&i.root)
+            .args(["--inetd", "-a", "-l", &format!("127.0.0.1:{port}")])
+            .arg(format!("--setenv=POSTHORN_CONFIG={}", i.config.display()))
+            .arg(&pop3d)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some((u, g)) = run_ids() {
+            use std::os::unix::process::CommandExt;
+            l.uid(u).gid(g);
+        }
+        let child = l.spawn().unwrap();
+        let up = wait_for(Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok_and(|s| {
+                // That connection starts a pop3d: let it see EOF at once.
+                drop(s);
+                true
+            })
+        });
+        assert!(up, "systemd-socket-activate did not listen");
+        Some(Launcher { child, port })
+    }
+}
+
+#[test]
+fn python_poplib_fetches_everything_through_socket_activation() {
+    let i = three();
+    let want = i.maildir("ann");
+    let Some(l) = Launcher::start(&i, &[]) else {
+        return;
+    };
+    let got = python(
+        r#"
+import poplib, sys, json
+p = poplib.POP3("127.0.0.1", int(sys.argv[1]), timeout=20)
+p.user("ann"); p.pass_("x")
+n, size = p.stat()
+msgs = [b"\n".join(p.retr(k + 1)[1]).decode() + "\n" for k in range(n)]
+uidl = p.uidl()[1]
+caps = p.capa()
+p.quit()
+print(json.dumps({"n": n, "msgs": msgs, "uidl": len(uidl), "caps": sorted(caps)}))
+"#,
+        &[&l.port.to_string()],
+    );
+    assert!(got.contains("\"n\": 3"), "{got}");
+    assert!(got.contains("\"uidl\": 3"), "{got}");
+    assert!(got.contains("\"IMPLEMENTATION\""), "{got}");
+    for m in &want {
+        let body = text(&body(m));
+        let escaped = body.replace('\n', "\\n");
+        assert!(got.contains(&escaped), "{escaped} in {got}");
+    }
+    // Seen by RETR: all moved to cur/ with S.
+    let names: Vec<String> = files(&i)
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names
+            .iter()
+            .all(|n| n.contains("/cur/") && n.ends_with(":2,S")),
+        "{names:?}"
+    );
+}
+
+/// tls_instance - three messages and a self-signed certificate in [tls].
+fn tls_instance() -> Option<Instance> {
+    let mut i = three();
+    let st = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=mail.test",
+            "-addext",
+            "subjectAltName=DNS:mail.test",
+        ])
+        .arg("-keyout")
+        .arg(i.path("key.pem"))
+        .arg("-out")
+        .arg(i.path("cert.pem"))
+        .stderr(Stdio::null())
+        .status();
+    if !st.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: openssl is not installed");
+        return None;
+    }
+    i.write_config("[tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n");
+    Some(i)
+}
+
+#[test]
+fn stls_with_python_and_no_plaintext_after_stls() {
+    let Some(i) = tls_instance() else {
+        return;
+    };
+    // Pipelined plaintext after STLS must not be answered (CVE-2011-0411).
+    let (l, err) = pop(&i, &["CAPA", "STLS", "CAPA"]);
+    assert!(l.contains(&"STLS".to_string()), "{l:?}");
+    assert_eq!(l.last().unwrap(), "+OK begin TLS negotiation", "{l:?}");
+    assert_eq!(
+        l.iter().filter(|x| x.starts_with("+OK capability")).count(),
+        1
+    );
+    assert!(err.contains("plaintext after STLS"), "{err}");
+    let Some(launcher) = Launcher::start(&i, &[]) else {
+        return;
+    };
+    let got = python(
+        r#"
+import poplib, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+ctx.check_hostname = False
+p = poplib.POP3("127.0.0.1", int(sys.argv[1]), timeout=20)
+p.stls(context=ctx)
+caps = p.capa()
+assert "STLS" not in caps, caps
+p.user("ann"); p.pass_("x")
+print(p.stat()[0], p.sock.version(), len(p.retr(3)[1]))
+p.quit()
+"#,
+        &[
+            &launcher.port.to_string(),
+            &i.path("cert.pem").to_string_lossy(),
+        ],
+    );
+    assert!(got.starts_with("3 TLSv1."), "{got}");
+}
+
+#[test]
+fn implicit_tls_with_python_pop3_ssl() {
+    let Some(i) = tls_instance() else {
+        return;
+    };
+    let Some(launcher) = Launcher::start(&i, &["--tls"]) else {
+        return;
+    };
+    let got = python(
+        r#"
+import poplib, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+ctx.check_hostname = False
+p = poplib.POP3_SSL("127.0.0.1", int(sys.argv[1]), timeout=20, context=ctx)
+print(p.getwelcome().decode())
+p.user("ann"); p.pass_("x")
+print(p.stat()[0])
+p.quit()
+"#,
+        &[
+            &launcher.port.to_string(),
+            &i.path("cert.pem").to_string_lossy(),
+        ],
+    );
+    assert_eq!(got, "+OK Posthorn POP3 ready\n3\n");
+}
