@@ -140,7 +140,7 @@ fn act(
                 user,
                 password,
             } => {
-                let more = login(ctx, session, method, &authzid, &user, &password);
+                let more = login(ctx, session, method, &authzid, &user, &password.0);
                 for m in more.into_iter().rev() {
                     queue.push_front(m);
                 }

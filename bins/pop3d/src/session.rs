@@ -36,7 +36,7 @@ pub enum Action {
         method: &'static str,
         authzid: String,
         user: String,
-        password: Vec<u8>,
+        password: Password,
     },
     /// Send message `index` (0-based): `+OK`, the stuffed text and `.`,
     /// or `-ERR` if its file is gone; then call `retrieved` for RETR.
@@ -49,6 +49,16 @@ pub enum Action {
     Update,
     /// Close the connection (after sending what is queued).
     Close,
+}
+
+/// A password on its way to the check; prints as [redacted].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(pub Vec<u8>);
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
 }
 
 /// The facts about the connection the session decides by.
@@ -180,7 +190,7 @@ impl Session {
                         method: "USER",
                         authzid: String::new(),
                         user,
-                        password: p,
+                        password: Password(p),
                     }],
                     None => self.bad("USER first"),
                 }
@@ -214,7 +224,7 @@ impl Session {
                 method: mech.name(),
                 authzid: cred.authzid,
                 user: cred.user,
-                password: cred.password,
+                password: Password(cred.password),
             }],
             Step::Cancelled => vec![line("-ERR authentication cancelled")],
             Step::Bad(why) => self.bad(&format!("[AUTH] {why}")),
@@ -416,4 +426,121 @@ fn count(d: &Maildrop) -> (usize, u64) {
         .iter()
         .filter(|m| !m.deleted)
         .fold((0, 0), |(n, s), m| (n + 1, s + m.size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(tls_available: bool, plaintext_anyway: bool) -> Options {
+        Options {
+            tls_available,
+            tls_active: false,
+            plaintext_anyway,
+            max_failures: 3,
+        }
+    }
+
+    fn feed(s: &mut Session, line: &str) -> Vec<Action> {
+        s.feed(line.as_bytes(), line.len() + 2)
+    }
+
+    fn text(a: &[Action]) -> String {
+        a.iter()
+            .map(|a| match a {
+                Action::Reply(b) => String::from_utf8_lossy(b).into_owned(),
+                other => format!("<{other:?}>"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn no_passwords_in_the_clear_from_afar_until_stls() {
+        let mut s = Session::new(opts(true, false));
+        let capa = text(&feed(&mut s, "CAPA"));
+        assert!(capa.contains("STLS\r\n") && !capa.contains("USER\r\n") && !capa.contains("SASL"));
+        for l in ["USER ann", "PASS x", "AUTH PLAIN AGFubgB4"] {
+            assert!(text(&feed(&mut s, l)).starts_with("-ERR [AUTH] "), "{l}");
+        }
+        assert_eq!(
+            feed(&mut s, "STLS"),
+            vec![line("+OK begin TLS negotiation"), Action::StartTls]
+        );
+        s.tls_started();
+        let capa = text(&feed(&mut s, "CAPA"));
+        assert!(!capa.contains("STLS") && capa.contains("USER\r\nSASL PLAIN LOGIN\r\n"));
+        assert!(text(&feed(&mut s, "STLS")).starts_with("-ERR"));
+        assert_eq!(text(&feed(&mut s, "USER ann")), "+OK send PASS\r\n");
+        assert!(
+            matches!(&feed(&mut s, "PASS x")[..], [Action::Login { method: "USER", user, .. }] if user == "ann")
+        );
+    }
+
+    #[test]
+    fn no_stls_without_tls_and_plaintext_on_loopback() {
+        let mut s = Session::new(opts(false, true));
+        let capa = text(&feed(&mut s, "CAPA"));
+        assert!(!capa.contains("STLS") && capa.contains("USER"));
+        assert!(text(&feed(&mut s, "STLS")).starts_with("-ERR"));
+        assert!(text(&feed(&mut s, "PASS x")).starts_with("-ERR USER first"));
+    }
+
+    #[test]
+    fn sasl_exchanges() {
+        let mut s = Session::new(opts(false, true));
+        assert_eq!(text(&feed(&mut s, "AUTH PLAIN")), "+ \r\n");
+        // A response is not a command, and may be longer than one.
+        let a = feed(&mut s, "YWRtaW4AYW5uAHg=");
+        assert!(
+            matches!(&a[..], [Action::Login { method: "PLAIN", authzid, user, .. }] if authzid == "admin" && user == "ann")
+        );
+        assert_eq!(text(&feed(&mut s, "AUTH LOGIN")), "+ VXNlcm5hbWU6\r\n");
+        assert_eq!(
+            text(&feed(&mut s, "*")),
+            "-ERR authentication cancelled\r\n"
+        );
+        assert!(text(&feed(&mut s, "AUTH CRAM-MD5")).starts_with("-ERR"));
+        assert!(text(&feed(&mut s, "AUTH PLAIN !!!")).starts_with("-ERR [AUTH]"));
+    }
+
+    #[test]
+    fn failures_delay_then_close() {
+        let mut s = Session::new(opts(false, true));
+        let a = s.login_failed(false);
+        assert_eq!(a[0], Action::Delay(Duration::from_secs(1)));
+        assert_eq!(text(&a[1..]), "-ERR [AUTH] authentication failed\r\n");
+        s.login_failed(false);
+        assert_eq!(s.login_failed(false).last(), Some(&Action::Close));
+        assert!(text(&s.login_failed(true)).starts_with("-ERR [SYS/TEMP]"));
+    }
+
+    #[test]
+    fn transaction_needs_login_and_ten_bad_commands_close() {
+        let mut s = Session::new(opts(false, true));
+        for _ in 0..9 {
+            assert_ne!(feed(&mut s, "STAT").last(), Some(&Action::Close));
+        }
+        assert_eq!(feed(&mut s, "XYZZY").last(), Some(&Action::Close));
+        let mut s = Session::new(opts(false, true));
+        assert_eq!(
+            feed(&mut s, "QUIT"),
+            vec![line("+OK Posthorn POP3 signing off"), Action::Close]
+        );
+    }
+
+    #[test]
+    fn passwords_never_print() {
+        let mut s = Session::new(opts(false, true));
+        feed(&mut s, "USER ann");
+        assert!(!format!("{:?}", feed(&mut s, "PASS hunter2")).contains("hunter2"));
+    }
+
+    #[test]
+    fn maildrop_in_use_closes() {
+        let mut s = Session::new(opts(false, true));
+        let a = s.logged_in(Err(OpenError::InUse));
+        assert!(text(&a).starts_with("-ERR [IN-USE]"));
+        assert_eq!(a.last(), Some(&Action::Close));
+        assert_eq!(s.state, State::Authorization);
+    }
 }
