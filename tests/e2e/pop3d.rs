@@ -268,7 +268,9 @@ struct Session {
 
 impl Session {
     fn start(i: &Instance) -> Session {
-        let mut c = i.cmd("pop3d");
+        Session::start_cmd(i.cmd("pop3d"))
+    }
+    fn start_cmd(mut c: Command) -> Session {
         c.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
@@ -539,4 +541,135 @@ p.quit()
         ],
     );
     assert_eq!(got, "+OK Posthorn POP3 ready\n3\n");
+}
+
+#[test]
+fn mail_arriving_during_a_session_waits_and_vanished_files_are_skipped() {
+    let i = three();
+    let mut s = Session::start(&i);
+    s.send("USER ann\r\nPASS x\r\n");
+    s.line();
+    assert!(s.line().starts_with("+OK maildrop has 3 messages"));
+    let out = i.sendmail(&["-i", "ann"], b"Subject: m4\n\nlate\n");
+    assert!(out.status.success());
+    i.qrun_once();
+    assert_eq!(i.maildir("ann").len(), 4);
+    // Another client removed message 1 meanwhile: -ERR, and the rest works.
+    std::fs::remove_file(&files(&i)[0]).unwrap();
+    s.send("STAT\r\nRETR 1\r\nLIST 3\r\nDELE 1\r\nQUIT\r\n");
+    assert!(
+        s.line().starts_with("+OK 3 "),
+        "the new message is not seen yet"
+    );
+    assert!(s.line().starts_with("-ERR message 1 is gone"));
+    assert!(s.line().starts_with("+OK 3 "));
+    assert_eq!(s.line(), "+OK message 1 deleted");
+    assert_eq!(s.line(), "+OK Posthorn POP3 signing off (2 messages left)");
+    s.child.wait().unwrap();
+    let (l, _) = pop(&i, &["USER ann", "PASS x", "STAT", "QUIT"]);
+    assert!(l[3].starts_with("+OK 3 "), "{l:?}");
+}
+
+/// uids - the Uid: line of /proc/PID/status (real, effective, saved, fs).
+fn uids(pid: u32) -> String {
+    let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    st.lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .unwrap()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn as_root_unprivileged_before_login_and_the_owner_after() {
+    if !is_root() {
+        eprintln!("skipped: needs root (CI runs it)");
+        return;
+    }
+    let mut i = three();
+    let homes = tempfile::Builder::new()
+        .prefix("posthorn-homes")
+        .tempdir()
+        .unwrap();
+    chmod(homes.path(), 0o755);
+    let name = format!("phpop{}", std::process::id() % 100000);
+    let home = homes.path().join(&name);
+    let st = Command::new("useradd")
+        .args(["-m", "-d"])
+        .arg(&home)
+        .args(["-s", "/usr/sbin/nologin", &name])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    struct Gone(String);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            let _ = Command::new("userdel").args(["-r", &self.0]).status();
+        }
+    }
+    let _gone = Gone(name.clone());
+    let mut ch = Command::new("chpasswd")
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    ch.stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{name}:S3cret-pw\n").as_bytes())
+        .unwrap();
+    assert!(ch.wait().unwrap().success());
+    let uid: u32 = text(
+        &Command::new("id")
+            .args(["-u", &name])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .trim()
+    .parse()
+    .unwrap();
+    i.write_config("user = \"nobody\"");
+    let cfg = std::fs::read_to_string(&i.config)
+        .unwrap()
+        .replace("system_users = false\n", "system_users = true\n");
+    std::fs::write(&i.config, cfg).unwrap();
+    // deliver, started as root, writes the Maildir as the user.
+    let mut d = i.cmd_root("deliver");
+    d.arg(&name);
+    let out = run_with_stdin(d, b"Subject: for a system user\n\nhello\n");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let mut s = Session::start_cmd(i.cmd_root("pop3d"));
+    let pid = s.child.id();
+    assert_eq!(
+        uids(pid),
+        "65534 65534 0 65534",
+        "the `user` account before login"
+    );
+    s.send(&format!("USER {name}\r\nPASS S3cret-pw\r\n"));
+    s.line();
+    assert!(s.line().starts_with("+OK maildrop has 1 messages ("));
+    assert_eq!(
+        uids(pid),
+        format!("{uid} {uid} {uid} {uid}"),
+        "the owner for good"
+    );
+    use std::os::unix::fs::MetadataExt;
+    let lock = home.join("Maildir/posthorn-pop3.lock");
+    assert_eq!(std::fs::metadata(&lock).unwrap().uid(), uid);
+    s.send("RETR 1\r\nQUIT\r\n");
+    while s.line() != "." {}
+    assert!(s.line().starts_with("+OK Posthorn POP3 signing off"));
+    s.child.wait().unwrap();
+    // A virtual user without a uid: the `user` account (nobody).
+    let mut s = Session::start_cmd(i.cmd_root("pop3d"));
+    let pid = s.child.id();
+    s.send("USER ann\r\nPASS x\r\n");
+    s.line();
+    assert!(s.line().starts_with("+OK maildrop has 3"));
+    assert_eq!(uids(pid), "65534 65534 65534 65534");
+    s.send("QUIT\r\n");
+    s.line();
+    s.child.wait().unwrap();
 }
