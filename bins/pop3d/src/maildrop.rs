@@ -8,9 +8,11 @@
 //!   numbering is the same in every session that sees the same files.
 //! - UIDL: the Maildir base name (the name before `:2,`), as Dovecot's
 //!   `pop3_uidl_format = %f`. It never repeats: Maildir names are unique.
-//!   A `dovecot-uidlist` is not read yet (see pop3d(8), BUGS). Names longer
+//!   Names longer
 //!   than 70 octets or with octets outside 0x21-0x7E (RFC 1939 limits) are
-//!   replaced by `H` and a 64-bit FNV-1a hash of the name in hex.
+//!   replaced by `H` and a 64-bit FNV-1a hash of the name in hex. When a
+//!   `dovecot-uidlist` lists the message, its id is what Dovecot gave
+//!   (uidlist.rs), so clients moved from Dovecot fetch nothing twice.
 //! - Sizes: the CRLF size. `,W=` in the name is that (Dovecot writes it);
 //!   otherwise the file is read once and the size remembered in
 //!   `posthorn-pop3-sizes` in the Maildir (a cache: deleting it is safe).
@@ -300,9 +302,21 @@ impl Maildrop {
         messages.sort_by(|a, b| (time_key(&a.base), &a.base).cmp(&(time_key(&b.base), &b.base)));
         // A name in both new/ and cur/ (a client renaming just now) once.
         messages.dedup_by(|a, b| a.base == b.base);
+        let dovecot = crate::uidlist::read(dir);
+        for m in &mut messages {
+            if let Some(e) = dovecot.get(&m.base) {
+                m.uidl = uidl(&e.uidl);
+                if let Some(w) = e.size {
+                    m.size = w;
+                }
+            }
+        }
         let cache = read_cache(dir);
         let mut computed = false;
         messages.retain_mut(|m| {
+            if m.size > 0 {
+                return true;
+            }
             if let Some(w) = name_field(&m.base, 'W') {
                 m.size = w;
                 return true;
@@ -422,6 +436,22 @@ mod tests {
         assert_eq!(time_key("100.P1.h"), (100, 0));
         assert_eq!(time_key("junk"), (u64::MAX, 0));
         assert_eq!(time_key("100.M"), (100, 0));
+    }
+
+    #[test]
+    fn dovecot_uidlist_ids_win() {
+        let d = tempfile::tempdir().unwrap();
+        let m = d.path();
+        put(m, "cur/100.a.h,S=2:2,S", "a\n");
+        put(m, "new/200.b.h,S=2", "b\n");
+        put(m, "dovecot-uidlist", "3 V1 N2 Gx\n1 W9 :100.a.h,S=2\n");
+        let md = Maildrop::open(m).unwrap();
+        assert_eq!(md.messages[0].uidl, "0000000100000001");
+        assert_eq!(md.messages[0].size, 9);
+        assert_eq!(
+            md.messages[1].uidl, "200.b.h,S=2",
+            "not listed: the base name"
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod maildrop;
 mod serve;
 mod session;
 mod stream;
+mod uidlist;
 mod wire;
 
 use posthorn_mail::config::{Config, LogSink, Source};
