@@ -673,3 +673,66 @@ fn as_root_unprivileged_before_login_and_the_owner_after() {
     s.line();
     s.child.wait().unwrap();
 }
+
+/// vm_hwm_kb - the peak resident size of a process, from /proc.
+fn vm_hwm_kb(pid: u32) -> u64 {
+    let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    st.lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .unwrap()
+        .trim()
+        .trim_end_matches(" kB")
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_big_message_is_streamed_not_held() {
+    let i = Instance::new();
+    let new = i.path("home/ann/Maildir/new");
+    for d in ["new", "cur", "tmp"] {
+        std::fs::create_dir_all(i.path("home/ann/Maildir").join(d)).unwrap();
+    }
+    // 64 MB in lines of 64 octets, every 8th starting with a dot.
+    let mut msg = b"Subject: big\n\n".to_vec();
+    let lines = 1 << 20;
+    for n in 0..lines {
+        msg.extend_from_slice(if n % 8 == 0 { b"." } else { b"x" });
+        msg.extend_from_slice(&[b'y'; 62]);
+        msg.push(b'\n');
+    }
+    let crlf = msg.len() + lines + 2;
+    std::fs::write(
+        new.join(format!("1700000000.M1P1.{HOST},S={}", msg.len())),
+        &msg,
+    )
+    .unwrap();
+    let mut s = Session::start(&i);
+    s.send("USER ann\r\nPASS x\r\nRETR 1\r\n");
+    s.line();
+    assert_eq!(
+        s.line(),
+        format!("+OK maildrop has 1 messages ({crlf} octets)")
+    );
+    assert_eq!(s.line(), format!("+OK {crlf} octets"));
+    let (mut got, mut dotted) = (0usize, 0usize);
+    loop {
+        let mut l = Vec::new();
+        s.out.read_until(b'\n', &mut l).unwrap();
+        assert!(l.ends_with(b"\r\n"));
+        if l == b".\r\n" {
+            break;
+        }
+        if l.starts_with(b"..") {
+            dotted += 1;
+        }
+        got += l.len();
+    }
+    assert_eq!(dotted, lines / 8);
+    assert_eq!(got - dotted, crlf);
+    let peak = vm_hwm_kb(s.child.id());
+    assert!(peak < 24 * 1024, "peak RSS {peak} kB for a 64 MB message");
+    s.send("QUIT\r\n");
+    assert!(s.line().starts_with("+OK"));
+    s.child.wait().unwrap();
+}

@@ -25,19 +25,9 @@ pub struct Raw {
 impl Read for Raw {
     /// read - wait up to the idle timeout for input, then read(2) fd 0.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
         let stdin = io::stdin();
         let fd = stdin.as_fd();
-        let ms = PollTimeout::try_from(self.timeout).unwrap_or(PollTimeout::MAX);
-        loop {
-            let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
-            match poll(&mut fds, ms) {
-                Ok(0) => return Err(io::Error::new(io::ErrorKind::TimedOut, "idle timeout")),
-                Ok(_) => break,
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
+        wait(fd, nix::poll::PollFlags::POLLIN, self.timeout)?;
         loop {
             match nix::unistd::read(fd, buf) {
                 Ok(n) => return Ok(n),
@@ -48,11 +38,35 @@ impl Read for Raw {
     }
 }
 
+/// wait - poll(2) `fd` for `events` up to `timeout`: a client that neither
+/// sends nor reads for that long is gone (TimedOut).
+fn wait(
+    fd: std::os::fd::BorrowedFd,
+    events: nix::poll::PollFlags,
+    timeout: Duration,
+) -> io::Result<()> {
+    use nix::poll::{PollFd, PollTimeout, poll};
+    let ms = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
+    loop {
+        let mut fds = [PollFd::new(fd, events)];
+        match poll(&mut fds, ms) {
+            Ok(0) => return Err(io::Error::new(io::ErrorKind::TimedOut, "idle timeout")),
+            Ok(_) => return Ok(()),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 impl Write for Raw {
-    /// write - write(2) fd 1 (not Stdout: it buffers lines behind our back).
+    /// write - write(2) fd 1 (not Stdout: it buffers lines behind our
+    /// back), after waiting up to the timeout for the client to read.
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let stdout = io::stdout();
+        let fd = stdout.as_fd();
+        wait(fd, nix::poll::PollFlags::POLLOUT, self.timeout)?;
         loop {
-            match nix::unistd::write(io::stdout().as_fd(), buf) {
+            match nix::unistd::write(fd, buf) {
                 Ok(n) => return Ok(n),
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(e.into()),
