@@ -736,3 +736,33 @@ fn a_big_message_is_streamed_not_held() {
     assert!(s.line().starts_with("+OK"));
     s.child.wait().unwrap();
 }
+
+#[test]
+fn proxy_header_from_a_trusted_proxy_names_the_client() {
+    let mut i = three();
+    i.write_config("[proxy]\ntrusted = [\"127.0.0.1\"]\n");
+    let run = |first: &str| {
+        let mut c = i.cmd("pop3d");
+        c.env("REMOTE_ADDR", "127.0.0.1");
+        let out = run_with_stdin(c, format!("{first}CAPA\r\nUSER ann\r\nQUIT\r\n").as_bytes());
+        (text(&out.stdout), text(&out.stderr))
+    };
+    let (out, err) = run("PROXY TCP4 192.0.2.7 127.0.0.1 40000 110\r\n");
+    assert!(err.contains("connect from unknown[192.0.2.7]"), "{err}");
+    // The real client is not on loopback: no passwords without TLS.
+    assert!(!out.contains("USER\r\n"), "{out}");
+    assert!(
+        out.contains("-ERR [AUTH] plaintext authentication disallowed"),
+        "{out}"
+    );
+    // Garbage where the header belongs: closed before the greeting.
+    let (out, err) = run("HELLO\r\n");
+    assert_eq!(out, "");
+    assert!(err.contains("bad PROXY header"), "{err}");
+    // From an untrusted address the header is just a bad command.
+    let mut c = i.cmd("pop3d");
+    c.env("REMOTE_ADDR", "192.0.2.9");
+    let out = run_with_stdin(c, b"PROXY TCP4 192.0.2.7 127.0.0.1 40000 110\r\nQUIT\r\n");
+    assert!(text(&out.stdout).contains("-ERR unknown command"));
+    assert!(text(&out.stderr).contains("connect from unknown[192.0.2.9]"));
+}

@@ -74,7 +74,6 @@ fn run(args: &Args) -> Result<(), Exit> {
     let cfg = Config::load(&Source::choose(args.config.as_deref(), true))?;
     posthorn_sys::log::init("pop3d", cfg.log == LogSink::Stderr);
     let peer = posthorn_auth::peer::Peer::detect();
-    posthorn_sys::info!("connect from {}", peer.log_name());
     // Read the key while we may (it is root's), before giving anything up.
     let tls = match (&cfg.tls_cert, &cfg.tls_key) {
         (Some(c), Some(k)) => {
@@ -95,7 +94,7 @@ fn run(args: &Args) -> Result<(), Exit> {
     } else {
         None
     };
-    serve::serve(&cfg, &peer, tls, args.tls, pre_login)
+    serve::serve(&cfg, peer, tls, args.tls, pre_login)
 }
 
 #[cfg(test)]

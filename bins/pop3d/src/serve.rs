@@ -8,6 +8,7 @@ use crate::stream;
 use crate::wire::Wire;
 use posthorn_auth::login::{self, Refusal};
 use posthorn_auth::peer::Peer;
+use posthorn_auth::proxy::Header;
 use posthorn_mail::Config;
 use posthorn_mail::users::MailUser;
 use posthorn_sys::exit::{self, Exit};
@@ -21,6 +22,9 @@ use std::time::Duration;
 
 /// Idle time before the session is closed (RFC 1939: at least 10 minutes).
 pub const IDLE: Duration = Duration::from_secs(600);
+
+/// How long a trusted proxy may take to send its PROXY header.
+pub const PROXY_WAIT: Duration = Duration::from_secs(5);
 
 /// What the loop does after a batch of actions.
 enum Next {
@@ -42,12 +46,36 @@ struct Ctx<'a> {
 /// exit code; a client going away is a normal end.
 pub fn serve(
     cfg: &Config,
-    peer: &Peer,
+    mut peer: Peer,
     tls: Option<Arc<ServerConfig>>,
     implicit_tls: bool,
     pre_login: Option<Account>,
 ) -> Result<(), Exit> {
     let mut wire = Wire::new(IDLE);
+    // A trusted proxy names the real client before anything else.
+    if peer
+        .remote
+        .is_some_and(|a| cfg.proxy_trusted.iter().any(|n| n.contains(a.ip())))
+    {
+        match wire.read_proxy(PROXY_WAIT) {
+            Ok(Some(Header::Proxied {
+                source,
+                destination,
+            })) => {
+                peer = Peer {
+                    remote: Some(source),
+                    local: Some(destination),
+                }
+            }
+            Ok(Some(Header::Local) | None) => {}
+            Err(e) => {
+                warning!("bad PROXY header from {}: {e}", peer.log_name());
+                return Ok(());
+            }
+        }
+    }
+    let peer = &peer;
+    info!("connect from {}", peer.log_name());
     if implicit_tls
         && let Some(t) = &tls
         && let Err(e) = wire.start_tls(t.clone())

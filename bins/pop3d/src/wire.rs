@@ -3,6 +3,7 @@
 //! queued so that pipelined commands are answered in one write (RFC 2449
 //! PIPELINING), flushed before we would block reading.
 
+use posthorn_auth::proxy::Header;
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
@@ -186,6 +187,36 @@ impl Wire {
             }
             self.inbuf.extend_from_slice(&chunk[..n]);
         }
+    }
+
+    /// read_proxy - the PROXY header (v1 or v2) a trusted proxy sends
+    /// first; None when nothing arrives within `wait` (a proxy's health
+    /// check, or a direct connection). Read an octet at a time so that not
+    /// one octet after the header (a TLS ClientHello) is taken early.
+    pub fn read_proxy(&mut self, wait: Duration) -> io::Result<Option<Header>> {
+        let Conn::Plain(raw) = &mut self.conn else {
+            return Ok(None);
+        };
+        let idle = std::mem::replace(&mut raw.timeout, wait);
+        let mut head = Vec::new();
+        let r = loop {
+            match posthorn_auth::proxy::parse(&head) {
+                Ok(Some((h, _))) => break Ok(Some(h)),
+                Ok(None) => {}
+                Err(e) => break Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+            }
+            let mut b = [0u8; 1];
+            match raw.read(&mut b) {
+                Ok(0) => break Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(_) => head.push(b[0]),
+                Err(e) if e.kind() == io::ErrorKind::TimedOut && head.is_empty() => {
+                    break Ok(None);
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        raw.timeout = idle;
+        r
     }
 
     /// queue - add reply octets; sent at the next flush.
