@@ -766,3 +766,24 @@ fn proxy_header_from_a_trusted_proxy_names_the_client() {
     assert!(text(&out.stdout).contains("-ERR unknown command"));
     assert!(text(&out.stderr).contains("connect from unknown[192.0.2.9]"));
 }
+
+#[test]
+fn no_flag_updates_leaves_retrieved_mail_new() {
+    let i = three();
+    let before = files(&i);
+    let out = i.run(
+        "pop3d",
+        &["--no-flag-updates"],
+        b"USER ann\r\nPASS x\r\nRETR 1\r\nRETR 2\r\nQUIT\r\n",
+    );
+    let t = text(&out.stdout);
+    assert!(
+        t.ends_with("signing off (3 messages left)\r\n"),
+        "{t}\n{}",
+        text(&out.stderr)
+    );
+    assert_eq!(files(&i), before);
+    let out = i.run("pop3d", &["--bogus"], b"");
+    assert_eq!(out.status.code(), Some(64));
+    assert!(text(&out.stderr).contains("usage: pop3d [-C file] [--tls] [--no-flag-updates]"));
+}

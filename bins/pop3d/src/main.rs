@@ -23,22 +23,25 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: pop3d [-C file] [--tls]";
+const USAGE: &str = "usage: pop3d [-C file] [--tls] [--no-flag-updates]";
 
 /// Command line, as in pop3d(8).
 #[derive(Debug, Default)]
 struct Args {
     config: Option<PathBuf>,
     tls: bool,
+    /// RETR leaves messages in new/ and their flags alone.
+    no_flag_updates: bool,
 }
 
-/// parse_args - `-C file` and `--tls`, nothing else.
+/// parse_args - `-C file`, `--tls`, `--no-flag-updates`, nothing else.
 fn parse_args(mut it: impl Iterator<Item = std::ffi::OsString>) -> Result<Args, String> {
     let mut a = Args::default();
     while let Some(arg) = it.next() {
         match arg.to_str() {
             Some("-C") => a.config = Some(it.next().ok_or("-C needs a file")?.into()),
             Some("--tls") => a.tls = true,
+            Some("--no-flag-updates") => a.no_flag_updates = true,
             Some(s) if s.starts_with("-C") && s.len() > 2 => a.config = Some(s[2..].into()),
             _ => return Err(format!("unexpected argument {:?}", arg)),
         }
@@ -94,7 +97,7 @@ fn run(args: &Args) -> Result<(), Exit> {
     } else {
         None
     };
-    serve::serve(&cfg, peer, tls, args.tls, pre_login)
+    serve::serve(&cfg, peer, tls, args.tls, !args.no_flag_updates, pre_login)
 }
 
 #[cfg(test)]
@@ -110,7 +113,8 @@ mod tests {
         assert!(p(&[]).is_ok());
         let a = p(&["-C", "x.toml", "--tls"]).unwrap();
         assert_eq!(a.config.as_deref(), Some(std::path::Path::new("x.toml")));
-        assert!(a.tls);
+        assert!(a.tls && !a.no_flag_updates);
+        assert!(p(&["--no-flag-updates"]).unwrap().no_flag_updates);
         assert!(p(&["-Cx.toml"]).unwrap().config.is_some());
         assert!(p(&["-C"]).is_err());
         assert!(p(&["-x"]).is_err());

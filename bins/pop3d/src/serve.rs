@@ -40,6 +40,8 @@ struct Ctx<'a> {
     /// Set when started as root: the account we run as until login.
     pre_login: Option<Account>,
     user: Option<String>,
+    /// Move messages RETR sent to cur/ with the S flag at QUIT.
+    flag_updates: bool,
 }
 
 /// serve - run the session to its end. Errors are only those worth an
@@ -49,6 +51,7 @@ pub fn serve(
     mut peer: Peer,
     tls: Option<Arc<ServerConfig>>,
     implicit_tls: bool,
+    flag_updates: bool,
     pre_login: Option<Account>,
 ) -> Result<(), Exit> {
     let mut wire = Wire::new(IDLE);
@@ -95,6 +98,7 @@ pub fn serve(
         tls,
         pre_login,
         user: None,
+        flag_updates,
     };
     wire.queue(&Session::greeting());
     let end = loop {
@@ -177,6 +181,11 @@ fn act(
                 send(session, wire, index, part).map_err(|_| "connection lost")?;
             }
             Action::Update => {
+                if !ctx.flag_updates
+                    && let Some(d) = session.maildrop.as_mut()
+                {
+                    d.messages.iter_mut().for_each(|m| m.seen = false);
+                }
                 let failed = session.maildrop.as_mut().map_or(0, Maildrop::update);
                 if failed > 0 {
                     warning!("update: {failed} messages could not be deleted");
