@@ -311,7 +311,10 @@ fn send(
         wire.queue(b"-ERR no maildrop\r\n");
         return Ok(());
     };
-    let m = &d.messages[index];
+    let Some(m) = d.messages.get(index) else {
+        wire.queue(b"-ERR no such message\r\n");
+        return Ok(());
+    };
     let f = match std::fs::File::open(d.path(m)) {
         Ok(f) => f,
         Err(e) => {
