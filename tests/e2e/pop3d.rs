@@ -385,7 +385,9 @@ impl Launcher {
             .arg(&pop3d)
             .args(args)
             .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            // pop3d's log lines, where a test can read them (a pipe nobody
+            // drains could fill and stall the sessions).
+            .stderr(std::fs::File::create(i.path("launcher.log")).unwrap());
         if let Some((u, g)) = run_ids() {
             use std::os::unix::process::CommandExt;
             l.uid(u).gid(g);
@@ -786,4 +788,146 @@ fn no_flag_updates_leaves_retrieved_mail_new() {
     let out = i.run("pop3d", &["--bogus"], b"");
     assert_eq!(out.status.code(), Some(64));
     assert!(text(&out.stderr).contains("usage: pop3d [-C file] [--tls] [--no-flag-updates]"));
+}
+
+/// client - a mail fetcher run as the test user with HOME in the instance;
+/// None (skip) when it is not installed.
+fn client(i: &Instance, prog: &str) -> Option<Command> {
+    if Command::new(prog)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_err()
+    {
+        eprintln!("skipped: {prog} is not installed (apt-get install fetchmail getmail6)");
+        return None;
+    }
+    let mut c = Command::new(prog);
+    c.env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", &i.root)
+        .env("TZ", "UTC")
+        .current_dir(&i.root);
+    if let Some((u, g)) = run_ids() {
+        use std::os::unix::process::CommandExt;
+        c.uid(u).gid(g);
+    }
+    Some(c)
+}
+
+/// fetched - how many messages a Maildir holds.
+fn count(i: &Instance, rel: &str) -> usize {
+    i.maildir_at(rel).len()
+}
+
+#[test]
+fn fetchmail_into_deliver_with_keep_and_without() {
+    // fetchmail 6.4 insists on STLS by default: give it TLS, as in real life.
+    let Some(i) = tls_instance() else {
+        return;
+    };
+    if client(&i, "fetchmail").is_none() {
+        return;
+    }
+    let Some(l) = Launcher::start(&i, &[]) else {
+        return;
+    };
+    let rc = |keep: &str| {
+        let text = format!(
+            "set no syslog\npoll 127.0.0.1 service {} protocol pop3 auth password uidl\n  user \"ann\" password \"x\" is \"bob\" here\n  mda \"{} -C {} bob\"\n  {keep} no sslcertck\n",
+            l.port,
+            bin_dir().join("deliver").display(),
+            i.config.display()
+        );
+        i.write("fetchmailrc", &text);
+        chmod(&i.path("fetchmailrc"), 0o600);
+    };
+    let fetch = || {
+        let mut c = client(&i, "fetchmail").unwrap();
+        c.arg("-f")
+            .arg(i.path("fetchmailrc"))
+            .arg("--idfile")
+            .arg(i.path("fetchids"))
+            .arg("--nosyslog");
+        let out = c.output().unwrap();
+        (
+            out.status.code(),
+            format!("{}{}", text(&out.stdout), text(&out.stderr)),
+        )
+    };
+    rc("keep");
+    i.cmd("pop3d"); // hand the new files to the test user
+    let (code, log) = fetch();
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(count(&i, "home/bob/Maildir"), 3, "{log}");
+    assert_eq!(count(&i, "home/ann/Maildir"), 3, "keep");
+    // Kept and tracked by UIDL: nothing again (fetchmail exits 1: no mail).
+    let (code, log) = fetch();
+    assert_eq!(code, Some(1), "{log}");
+    assert_eq!(count(&i, "home/bob/Maildir"), 3);
+    // A new message only, then without keep: everything left is removed.
+    let out = i.sendmail(&["-i", "ann"], b"Subject: m4\n\nfour\n");
+    assert!(out.status.success());
+    i.qrun_once();
+    rc("nokeep");
+    let (code, log) = fetch();
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(count(&i, "home/bob/Maildir"), 4, "{log}");
+    let bodies: Vec<String> = i.maildir("bob").iter().map(|m| text(&body(m))).collect();
+    assert!(
+        bodies.iter().any(|b| b == ".hidden dot line\n..two\nend\n"),
+        "{bodies:?}"
+    );
+    assert!(bodies.iter().any(|b| b == "four\n"));
+    let log = std::fs::read_to_string(i.path("launcher.log")).unwrap();
+    assert!(
+        log.contains("login: user=<ann>, method=USER, client=unknown[127.0.0.1]"),
+        "{log}"
+    );
+}
+
+#[test]
+fn getmail_tracks_uidls_across_runs() {
+    let i = three();
+    if client(&i, "getmail").is_none() {
+        return;
+    }
+    let Some(l) = Launcher::start(&i, &[]) else {
+        return;
+    };
+    for d in ["new", "cur", "tmp"] {
+        std::fs::create_dir_all(i.path("fetched").join(d)).unwrap();
+    }
+    std::fs::create_dir_all(i.path("getmail")).unwrap();
+    i.write(
+        "getmail/rc",
+        &format!(
+            "[retriever]\ntype = SimplePOP3Retriever\nserver = 127.0.0.1\nport = {}\nusername = ann\npassword = x\n\n[destination]\ntype = Maildir\npath = {}/\n\n[options]\nread_all = false\ndelete = false\nverbose = 1\n",
+            l.port,
+            i.path("fetched").display()
+        ),
+    );
+    i.cmd("pop3d"); // hand the new files to the test user
+    let get = || {
+        let mut c = client(&i, "getmail").unwrap();
+        c.arg("--getmaildir")
+            .arg(i.path("getmail"))
+            .arg("--rcfile")
+            .arg("rc");
+        let out = c.output().unwrap();
+        let log = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert!(out.status.success(), "{log}");
+        log
+    };
+    let log = get();
+    assert_eq!(count(&i, "fetched"), 3, "{log}");
+    let log = get();
+    assert_eq!(count(&i, "fetched"), 3, "nothing fetched twice: {log}");
+    let out = i.sendmail(&["-i", "ann"], b"Subject: m4\n\nfour\n");
+    assert!(out.status.success());
+    i.qrun_once();
+    let log = get();
+    assert_eq!(count(&i, "fetched"), 4, "only the new one: {log}");
+    assert_eq!(count(&i, "home/ann/Maildir"), 4, "delete = false");
 }
