@@ -106,6 +106,18 @@ fn alive(pid: u32) -> bool {
     )
 }
 
+/// reused - whether process `pid` started after the lock was written, so
+/// it is another program that got the pid of a session that died. Linux:
+/// a /proc/PID directory is as old as its process.
+fn reused(pid: u32, lock: &Path) -> bool {
+    let started = std::fs::metadata(format!("/proc/{pid}")).and_then(|m| m.modified());
+    let locked = std::fs::symlink_metadata(lock).and_then(|m| m.modified());
+    match (started, locked) {
+        (Ok(s), Ok(l)) => s > l + std::time::Duration::from_secs(2),
+        _ => false,
+    }
+}
+
 /// lock - take the lock, breaking a stale one (its pid is gone, or it is
 /// empty or garbage and older than a minute: a crash between create and write).
 fn lock(dir: &Path) -> Result<Lock, OpenError> {
@@ -126,7 +138,7 @@ fn lock(dir: &Path) -> Result<Lock, OpenError> {
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 let stale = match read_pid(&path) {
-                    Some(p) => !alive(p),
+                    Some(p) => !alive(p) || reused(p, &path),
                     None => std::fs::symlink_metadata(&path)
                         .and_then(|m| m.modified())
                         .ok()
@@ -464,6 +476,23 @@ mod tests {
         // A pid that cannot exist (above pid_max).
         std::fs::write(d.path().join(LOCK_FILE), "99999999\n").unwrap();
         assert!(Maildrop::open(d.path()).is_ok());
+    }
+
+    #[test]
+    fn a_lock_older_than_its_pid_is_stale() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("new")).unwrap();
+        let lock = d.path().join(LOCK_FILE);
+        // pid 1 is alive, but the lock says 1970: pid 1 cannot have written it.
+        std::fs::write(&lock, "1\n").unwrap();
+        let f = std::fs::File::options().write(true).open(&lock).unwrap();
+        f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1))
+            .unwrap();
+        drop(f);
+        assert!(Maildrop::open(d.path()).is_ok());
+        // Our own pid, written just now: in use.
+        std::fs::write(&lock, format!("{}\n", std::process::id())).unwrap();
+        assert!(matches!(Maildrop::open(d.path()), Err(OpenError::InUse)));
     }
 
     #[test]
