@@ -211,7 +211,14 @@ fn with_root<T>(pre_login: &Option<Account>, f: impl FnOnce() -> T) -> T {
     };
     let _ = nix::unistd::seteuid(nix::unistd::Uid::from_raw(0));
     let r = f();
-    let _ = nix::unistd::seteuid(nix::unistd::Uid::from_raw(a.uid));
+    // Never go on with root: if it cannot be put down again, stop here
+    // (before login nothing is open that an exit could leave half done).
+    if nix::unistd::seteuid(nix::unistd::Uid::from_raw(a.uid)).is_err()
+        || posthorn_sys::privs::euid() != a.uid
+    {
+        posthorn_sys::error!("cannot drop root after the password check");
+        std::process::exit(i32::from(exit::OSERR));
+    }
     r
 }
 
