@@ -1,7 +1,8 @@
 #!/bin/sh
 # make run: a throwaway Posthorn instance under ./run/ with no root needed.
 # It starts qrun, pipes in a message the way Debian's cron does, and shows
-# it arriving in the Maildir with the log lines. `make stop` (or
+# it arriving in the Maildir with the log lines, then reads it back over POP3
+# from pop3d on 127.0.0.1:11110 (POP3_PORT). `make stop` (or
 # `sh scripts/run.sh stop`) stops qrun again.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -9,10 +10,17 @@ bin="$top/target/release"
 inst="$top/run"
 conf="$inst/posthorn.toml"
 
+pop3_port=${POP3_PORT:-11110}
+
 stop() {
     if [ -f "$inst/spool/qrun.lock" ]; then
         pid=$(cat "$inst/spool/qrun.lock" 2>/dev/null || true)
         if [ -n "$pid" ] && kill "$pid" 2>/dev/null; then echo "stopped qrun (pid $pid)"; fi
+    fi
+    if [ -f "$inst/pop3.pid" ]; then
+        pid=$(cat "$inst/pop3.pid")
+        if kill "$pid" 2>/dev/null; then echo "stopped the POP3 listener (pid $pid)"; fi
+        rm -f "$inst/pop3.pid"
     fi
 }
 
@@ -49,9 +57,17 @@ if [ "$(id -u)" = 0 ]; then
 fi
 
 echo "== starting qrun (log in run/qrun.log)"
-"$bin/qrun" -C "$conf" > "$inst/qrun.log" 2>&1 &
+"$bin/qrun" -C "$conf" < /dev/null > "$inst/qrun.log" 2>&1 &
 qpid=$!
 i=0; while [ ! -p "$inst/spool/trigger" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
+
+# pop3d is one session per process on stdin/stdout: systemd-socket-activate
+# plays inetd here, on a loopback port of its own.
+if command -v systemd-socket-activate >/dev/null; then
+    echo "== starting pop3d on 127.0.0.1:$pop3_port (through systemd-socket-activate --inetd)"
+    systemd-socket-activate -l "127.0.0.1:$pop3_port" --inetd -a "$bin/pop3d" -C "$conf" < /dev/null > /dev/null 2>> "$inst/pop3d.log" &
+    echo $! > "$inst/pop3.pid"
+fi
 
 echo "== a cron job's output, piped in as Debian's cron does:"
 echo "   sendmail -i -FCronDaemon -B8BITMIME -oem root"
@@ -69,6 +85,27 @@ echo
 echo "== the log lines:"
 sleep 0.2
 sed 's/^/   /' "$inst/qrun.log"
+if [ -f "$inst/pop3.pid" ] && command -v python3 >/dev/null; then
+    echo
+    echo "== and read back over POP3 by Python's poplib, as demo (password demo):"
+    python3 - "$pop3_port" <<'PY' | sed 's/^/   /'
+import poplib, sys, time
+for _ in range(50):
+    try:
+        p = poplib.POP3("127.0.0.1", int(sys.argv[1]), timeout=10)
+        break
+    except OSError:
+        time.sleep(0.1)
+print(p.getwelcome().decode())
+p.user("demo"); p.pass_("demo")
+count, size = p.stat()
+print(f"STAT: {count} message(s), {size} octets")
+for line in p.retr(1)[1]:
+    if line.startswith(b"Subject:"):
+        print("RETR 1:", line.decode())
+print(p.quit().decode())
+PY
+fi
 echo
 echo "== the queue now:"
 "$bin/sendmail" -C "$conf" -bp | sed 's/^/   /'
@@ -76,4 +113,5 @@ echo
 echo "qrun is still running (pid $qpid). Try:"
 echo "   echo hello | $bin/sendmail -C $conf demo"
 echo "   ls run/home/demo/Maildir/new; cat run/qrun.log"
-echo "Stop it with: make stop"
+[ -f "$inst/pop3.pid" ] && echo "   python3 -c 'import poplib; p=poplib.POP3(\"127.0.0.1\", $pop3_port); p.user(\"demo\"); p.pass_(\"demo\"); print(p.stat())'"
+echo "Stop it (qrun and the POP3 listener) with: make stop"

@@ -132,13 +132,7 @@ impl Instance {
     /// own - as root, hand the instance to nobody before running anything.
     fn own(&self) {
         if is_root() {
-            let st = Command::new("chown")
-                .arg("-R")
-                .arg("65534:65534")
-                .arg(&self.root)
-                .status()
-                .unwrap();
-            assert!(st.success());
+            chown_tree(&self.root, 65534, 65534);
         }
     }
 
@@ -224,6 +218,29 @@ impl Instance {
     /// init_spool - create the spool (a qrun pass does that).
     pub fn init_spool(&self) {
         self.qrun_once();
+    }
+}
+
+/// chown_tree - lchown every entry below `p`; entries that vanish while
+/// we walk (a qrun running in the background deletes files) are skipped.
+fn chown_tree(p: &Path, uid: u32, gid: u32) {
+    match std::os::unix::fs::lchown(p, Some(uid), Some(gid)) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+        Err(e) => panic!("chown {}: {e}", p.display()),
+    }
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                chown_tree(&e.path(), uid, gid);
+            } else {
+                match std::os::unix::fs::lchown(e.path(), Some(uid), Some(gid)) {
+                    Ok(()) => {}
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(err) => panic!("chown {}: {err}", e.path().display()),
+                }
+            }
+        }
     }
 }
 

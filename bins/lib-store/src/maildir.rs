@@ -61,12 +61,19 @@ pub fn deliver(dir: &Path, prefix: &[u8], body: &mut dyn Read) -> Result<PathBuf
         .map_err(io_err(format!("cannot create {}", tmp.display())))?;
     let result = (|| -> Result<PathBuf, StoreError> {
         let wctx = || format!("cannot write {}", tmp.display());
-        f.write_all(prefix).map_err(io_err(wctx()))?;
-        let n = std::io::copy(body, &mut f).map_err(io_err(wctx()))?;
-        let size = prefix.len() as u64 + n;
+        let mut w = LineCounter {
+            inner: &mut f,
+            bytes: 0,
+            lines: 0,
+        };
+        w.write_all(prefix).map_err(io_err(wctx()))?;
+        std::io::copy(body, &mut w).map_err(io_err(wctx()))?;
+        // S= the size on disk; W= the size with CRLF line ends, which POP3
+        // and IMAP report (Dovecot's fields), so servers need not read the file.
+        let (size, crlf) = (w.bytes, w.bytes + w.lines);
         f.sync_all()
             .map_err(io_err(format!("cannot fsync {}", tmp.display())))?;
-        let dest = dir.join("new").join(format!("{base},S={size}"));
+        let dest = dir.join("new").join(format!("{base},S={size},W={crlf}"));
         std::fs::rename(&tmp, &dest)
             .map_err(io_err(format!("cannot rename into {}", dest.display())))?;
         posthorn_sys::fsio::fsync_dir(&dir.join("new"))
@@ -77,6 +84,25 @@ pub fn deliver(dir: &Path, prefix: &[u8], body: &mut dyn Read) -> Result<PathBuf
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Counts the bytes and the LF line ends written through it.
+struct LineCounter<'a> {
+    inner: &'a mut std::fs::File,
+    bytes: u64,
+    lines: u64,
+}
+
+impl Write for LineCounter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        self.lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 #[cfg(test)]
@@ -95,7 +121,7 @@ mod tests {
         .unwrap();
         assert!(p.starts_with(md.join("new")));
         let name = p.file_name().unwrap().to_str().unwrap().to_string();
-        assert!(name.ends_with(",S=34"), "{name}");
+        assert!(name.ends_with(",S=34,W=38"), "{name}");
         assert_eq!(
             std::fs::read(&p).unwrap(),
             b"Return-Path: <a@b>\nSubject: x\n\nhi\n"
