@@ -384,7 +384,15 @@ impl Maildrop {
             if m.deleted {
                 match std::fs::remove_file(&p) {
                     Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    // Another client (an IMAP session setting flags) may have
+                    // renamed it since login: find it by its base name.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        if let Some(now) = self.find_renamed(&m.base)
+                            && std::fs::remove_file(&now).is_err()
+                        {
+                            failed += 1;
+                        }
+                    }
                     Err(_) => failed += 1,
                 }
             } else if m.seen && !m.flags.contains('S') {
@@ -403,6 +411,26 @@ impl Maildrop {
         failed
     }
 
+    /// find_renamed - the current path of the message with this base name,
+    /// if it still exists under another name (new flags, or moved to cur/).
+    fn find_renamed(&self, base: &str) -> Option<std::path::PathBuf> {
+        for sub in ["cur", "new"] {
+            let rd = std::fs::read_dir(self.dir.join(sub)).ok()?;
+            for e in rd.flatten() {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                if name == base
+                    || name
+                        .strip_prefix(base)
+                        .is_some_and(|r| r.starts_with(":2,"))
+                {
+                    return Some(e.path());
+                }
+            }
+        }
+        None
+    }
+
     /// release - give the lock up now.
     pub fn release(&mut self) {
         self.lock = None;
@@ -416,6 +444,33 @@ mod tests {
     fn put(dir: &Path, rel: &str, body: &str) {
         std::fs::create_dir_all(dir.join(rel).parent().unwrap()).unwrap();
         std::fs::write(dir.join(rel), body).unwrap();
+    }
+
+    #[test]
+    fn dele_finds_a_message_renamed_since_login() {
+        let d = tempfile::tempdir().unwrap();
+        let m = d.path();
+        std::fs::create_dir_all(m.join("tmp")).unwrap();
+        put(m, "new/300.M1P1.h,S=2", "x\n");
+        put(m, "new/400.M1P1.h,S=2", "y\n");
+        let mut md = Maildrop::open(m).unwrap();
+        // An IMAP client flags the first message while we hold the maildrop.
+        std::fs::create_dir_all(m.join("cur")).unwrap();
+        std::fs::rename(
+            m.join("new/300.M1P1.h,S=2"),
+            m.join("cur/300.M1P1.h,S=2:2,F"),
+        )
+        .unwrap();
+        md.messages[0].deleted = true;
+        assert_eq!(md.update(), 0);
+        assert!(
+            !m.join("cur/300.M1P1.h,S=2:2,F").exists(),
+            "deleted under its new name"
+        );
+        assert!(
+            m.join("new/400.M1P1.h,S=2").exists(),
+            "the other one is untouched"
+        );
     }
 
     #[test]
