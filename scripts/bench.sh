@@ -12,6 +12,8 @@
 #     calls made by every process on the path (submitters, daemons,
 #     delivery agents), counted with strace over BENCH_FSYNC_MESSAGES
 #     (200) messages, one submitter, in a run of their own.
+# Then scripts/bench-pop3.sh: pop3d beside Dovecot (login, STAT, UIDL,
+# RETR of a 10,000-message, 250 MB Maildir, warm and cold, and RSS).
 # Each timed load runs BENCH_ROUNDS (2) times, alternating the two systems
 # (A B B A ...), and the best round counts: others share this machine.
 # Only the ratio, measured in the same run, means anything.
@@ -404,3 +406,9 @@ echo
 echo "ratio = posthorn / postfix (msg/s: higher is faster; fsyncs: lower is fewer)."
 echo "$messages messages of 4 KiB per load, best of $rounds round(s); fsyncs over $fsync_messages messages."
 echo "Posthorn logs: $inst.qrun-1.log, $inst.qrun-8.log; Postfix log: /var/log/postfix-bench.log"
+
+# pop3d beside Dovecot, in a script of its own (BENCH_POP3=no skips it).
+if [ "${BENCH_POP3:-yes}" != no ]; then
+    echo
+    bash "$top/scripts/bench-pop3.sh"
+fi
