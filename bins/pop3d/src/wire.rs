@@ -80,6 +80,20 @@ impl Write for Raw {
     }
 }
 
+/// nodelay - TCP_NODELAY on fd 1 when it is a TCP socket. Replies are
+/// already written in large pieces (OUT_CHUNK) and flushed only before we
+/// wait for the client, so Nagle's algorithm has nothing to merge; it would
+/// only hold the tail of a reply until the client's delayed ACK (40 ms per
+/// pipelined batch of RETRs). A pipe or a Unix socket just says no.
+fn nodelay() {
+    let stdout = io::stdout();
+    let _ = nix::sys::socket::setsockopt(
+        &stdout.as_fd(),
+        nix::sys::socket::sockopt::TcpNoDelay,
+        &true,
+    );
+}
+
 /// The transport: plain, or TLS over the same fds.
 #[derive(Debug)]
 enum Conn {
@@ -110,6 +124,7 @@ pub struct Wire {
 impl Wire {
     /// new - a plaintext connection on fds 0/1.
     pub fn new(timeout: Duration) -> Wire {
+        nodelay();
         Wire {
             conn: Conn::Plain(Raw { timeout }),
             inbuf: Vec::new(),
