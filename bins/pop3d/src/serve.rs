@@ -141,7 +141,7 @@ fn act(
     let mut queue: std::collections::VecDeque<Action> = actions.into();
     while let Some(a) = queue.pop_front() {
         match a {
-            Action::Reply(b) => wire.queue(&b),
+            Action::Reply(b) => wire.queue_vec(b),
             Action::Close => return Ok(Next::Close),
             Action::Delay(d) => {
                 wire.flush().map_err(|_| "connection lost")?;

@@ -239,6 +239,16 @@ impl Wire {
         self.out.extend_from_slice(b);
     }
 
+    /// queue_vec - add a reply we own; a big one (a UIDL or LIST of every
+    /// message) is taken over rather than copied when nothing else waits.
+    pub fn queue_vec(&mut self, b: Vec<u8>) {
+        if self.out.is_empty() && b.len() > self.out.capacity() {
+            self.out = b;
+        } else {
+            self.out.extend_from_slice(&b);
+        }
+    }
+
     /// start_tls - send what is queued (the +OK), then handshake on fds 0/1.
     pub fn start_tls(&mut self, cfg: Arc<ServerConfig>) -> io::Result<()> {
         self.flush()?;
