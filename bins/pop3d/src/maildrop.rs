@@ -17,7 +17,10 @@
 //!   otherwise the file is read once and the size remembered in
 //!   `posthorn-pop3-sizes` in the Maildir (a cache: deleting it is safe).
 //! - Messages that arrive during a session are not seen until the next one.
+//! - A big maildrop's file list is remembered between sessions while new/
+//!   and cur/ stay unchanged, as Dovecot's index does (listing.rs).
 
+use crate::listing;
 use crate::stream;
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -55,6 +58,16 @@ const SUB_LEN: usize = 4;
 impl Message {
     /// new - the message in file `name` of `sub` (`new` or `cur`).
     fn new(sub: &str, name: &str) -> Message {
+        let mut rel = String::with_capacity(SUB_LEN + name.len());
+        rel.push_str(sub);
+        rel.push('/');
+        rel.push_str(name);
+        Message::from_rel(rel)
+    }
+
+    /// from_rel - the message in file `rel`: `new/NAME` or `cur/NAME`.
+    fn from_rel(rel: String) -> Message {
+        let name = &rel[SUB_LEN..];
         // Usually the first `:` starts `:2,`; search on only when not.
         let colon = name.bytes().position(|b| b == b':');
         let info = match colon {
@@ -66,10 +79,6 @@ impl Message {
             (Some(i), _) => (i, i + 3),
             (None, c) => (c.unwrap_or(name.len()), name.len()),
         };
-        let mut rel = String::with_capacity(SUB_LEN + name.len());
-        rel.push_str(sub);
-        rel.push('/');
-        rel.push_str(name);
         let base = &name[..base_end];
         Message {
             uidl: (!plain_uidl(base)).then(|| uidl(base).into_boxed_str()),
@@ -322,6 +331,43 @@ fn write_cache(dir: &Path, sizes: &[(String, u64)]) {
     }
 }
 
+/// scan - read new/ and cur/: the messages in maildrop order (see the
+/// module comment), their sizes not yet known.
+fn scan(dir: &Path) -> Result<Vec<Message>, OpenError> {
+    let mut keyed: Vec<((u64, u64), Message)> = Vec::new();
+    for sub in ["new", "cur"] {
+        let rd = match std::fs::read_dir(dir.join(sub)) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                return Err(OpenError::Temporary(format!(
+                    "{}: {e}",
+                    dir.join(sub).display()
+                )));
+            }
+        };
+        for e in rd {
+            let e = e.map_err(|e| OpenError::Temporary(format!("{sub}: {e}")))?;
+            let Ok(name) = e.file_name().into_string() else {
+                continue;
+            };
+            if name.starts_with('.') {
+                continue;
+            }
+            let m = Message::new(sub, &name);
+            // Keys parsed once, not at every comparison: 10,000 names
+            // cost 140,000 comparisons.
+            keyed.push((time_key(m.base()), m));
+        }
+    }
+    // The base name only breaks ties: most keys differ.
+    keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.base().cmp(b.1.base())));
+    let mut messages: Vec<Message> = keyed.into_iter().map(|(_, m)| m).collect();
+    // A name in both new/ and cur/ (a client renaming just now) once.
+    messages.dedup_by(|a, b| a.base() == b.base());
+    Ok(messages)
+}
+
 impl Maildrop {
     /// open - lock the Maildir at `dir` and list its messages.
     pub fn open(dir: &Path) -> Result<Maildrop, OpenError> {
@@ -346,37 +392,18 @@ impl Maildrop {
             Ok(_) => {}
         }
         let lock = lock(dir)?;
-        let mut keyed: Vec<((u64, u64), Message)> = Vec::new();
-        for sub in ["new", "cur"] {
-            let rd = match std::fs::read_dir(dir.join(sub)) {
-                Ok(rd) => rd,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => {
-                    return Err(OpenError::Temporary(format!(
-                        "{}: {e}",
-                        dir.join(sub).display()
-                    )));
+        // A big maildrop unchanged since the last session: its list as it was.
+        let stamps = listing::stamps(dir);
+        let mut messages = match stamps.as_ref().and_then(|s| listing::read(dir, s)) {
+            Some(rels) => rels.into_iter().map(Message::from_rel).collect(),
+            None => {
+                let m = scan(dir)?;
+                if let Some(s) = &stamps {
+                    listing::write(dir, s, m.iter().map(Message::rel));
                 }
-            };
-            for e in rd {
-                let e = e.map_err(|e| OpenError::Temporary(format!("{sub}: {e}")))?;
-                let Ok(name) = e.file_name().into_string() else {
-                    continue;
-                };
-                if name.starts_with('.') {
-                    continue;
-                }
-                let m = Message::new(sub, &name);
-                // Keys parsed once, not at every comparison: 10,000 names
-                // cost 140,000 comparisons.
-                keyed.push((time_key(m.base()), m));
+                m
             }
-        }
-        // The base name only breaks ties: most keys differ.
-        keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.base().cmp(b.1.base())));
-        let mut messages: Vec<Message> = keyed.into_iter().map(|(_, m)| m).collect();
-        // A name in both new/ and cur/ (a client renaming just now) once.
-        messages.dedup_by(|a, b| a.base() == b.base());
+        };
         let dovecot = crate::uidlist::read(dir);
         if !dovecot.is_empty() {
             for m in &mut messages {
@@ -597,6 +624,39 @@ mod tests {
             assert_eq!(m.uidl(), base);
         }
         assert!(Message::new("new", &"x".repeat(71)).uidl().starts_with('H'));
+    }
+
+    #[test]
+    fn a_remembered_list_is_the_scan_and_follows_changes() {
+        let d = tempfile::tempdir().unwrap();
+        let m = d.path();
+        for i in 0..listing::MIN_MESSAGES {
+            let sub = if i % 3 == 0 { "new" } else { "cur" };
+            let flags = if sub == "cur" { ":2,S" } else { "" };
+            put(
+                m,
+                &format!("{sub}/{}.M{i}P1.h,S=2{flags}", 1000 + i * 7 % 101),
+                "a\n",
+            );
+        }
+        for sub in ["new", "cur"] {
+            let f = std::fs::File::open(m.join(sub)).unwrap();
+            f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(60))
+                .unwrap();
+        }
+        let rels = |md: &Maildrop| -> Vec<String> {
+            md.messages.iter().map(|m| m.rel().to_string()).collect()
+        };
+        let first = rels(&Maildrop::open(m).unwrap());
+        assert!(m.join(listing::LIST_FILE).exists());
+        let again = Maildrop::open(m).unwrap();
+        assert_eq!(rels(&again), first, "the list gives what the scan gave");
+        assert_eq!(again.messages[0].size, 3);
+        drop(again);
+        put(m, "new/1.M1P1.h,S=2", "b\n");
+        let md = Maildrop::open(m).unwrap();
+        assert_eq!(md.messages.len(), first.len() + 1, "a delivery is seen");
+        assert_eq!(md.messages[0].rel(), "new/1.M1P1.h,S=2");
     }
 
     #[test]

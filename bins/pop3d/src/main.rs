@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 mod command;
+mod listing;
 mod maildrop;
 mod serve;
 mod session;
