@@ -61,7 +61,7 @@ impl Stuffer {
                 }
                 self.at_line_start = false;
             }
-            match input.iter().position(|&b| b == b'\n') {
+            match find_lf(input) {
                 Some(i) => {
                     let seg = &input[..i];
                     out.extend_from_slice(seg);
@@ -108,6 +108,33 @@ impl Stuffer {
         }
         out.extend_from_slice(b".\r\n");
     }
+}
+
+/// find_lf - the index of the first LF in `b`, eight octets at a time:
+/// a byte-by-byte search was half of what RETR cost.
+fn find_lf(b: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    const LFS: u64 = 0x0a0a_0a0a_0a0a_0a0a;
+    let mut chunks = b.chunks_exact(8);
+    let mut at = 0;
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        // A zero octet in v is an LF in c; the lowest flagged octet is
+        // always a true one (a borrow only flags octets above it).
+        let v = u64::from_le_bytes(w) ^ LFS;
+        let z = v.wrapping_sub(ONES) & !v & HIGHS;
+        if z != 0 {
+            return Some(at + (z.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&c| c == b'\n')
+        .map(|i| at + i)
 }
 
 /// send - stream `file` to `w` as the body of a RETR or TOP reply, with the
@@ -215,6 +242,27 @@ mod tests {
                 "{:?} {part:?}",
                 String::from_utf8_lossy(input)
             );
+        }
+    }
+
+    #[test]
+    fn lf_is_found_wherever_it_is() {
+        for len in 0..40 {
+            for at in 0..=len {
+                // Octets around LF that could fool a word-at-a-time search.
+                let mut b: Vec<u8> = (0..len).map(|i| [0x0b, 0x09, 0x8a, 0x00][i % 4]).collect();
+                let want = if at < len {
+                    b[at] = b'\n';
+                    if at + 1 < len {
+                        b[at + 1] = b'\n';
+                    }
+                    Some(at)
+                } else {
+                    None
+                };
+                assert_eq!(find_lf(&b), want, "{len} {at}");
+                assert_eq!(find_lf(&b), b.iter().position(|&c| c == b'\n'));
+            }
         }
     }
 
