@@ -363,10 +363,6 @@ if [ -n "$cold" ]; then
     done
 fi
 say "done in $((SECONDS - started))s; load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
-if [ "${best[ph.recv]:-}" != "${best[dc.recv]:-}" ]; then
-    say "note: the RETRs sent different amounts for the same mail:" \
-        "pop3d ${best[ph.recv]:-?}, dovecot ${best[dc.recv]:-?} octets"
-fi
 
 # ratio A B - A/B as N.NNx, or "-" when either is missing.
 ratio() {
