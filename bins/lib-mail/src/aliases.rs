@@ -121,6 +121,17 @@ impl Aliases {
             .map(|(_, v)| v.as_slice())
     }
 
+    /// iter - every alias with its values, in the order of the file.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[Value])> {
+        let mut v: Vec<(&usize, &str, &[Value])> = self
+            .map
+            .iter()
+            .map(|(n, (line, vals))| (line, n.as_str(), vals.as_slice()))
+            .collect();
+        v.sort_by_key(|(line, _, _)| **line);
+        v.into_iter().map(|(_, n, vals)| (n, vals))
+    }
+
     /// len - how many aliases there are.
     pub fn len(&self) -> usize {
         self.map.len()

@@ -111,18 +111,8 @@ fn check_aliases(cfg: &Config, verbose: bool) -> Result<(), Exit> {
 fn check_includes(al: &posthorn_mail::aliases::Aliases) -> Vec<String> {
     use posthorn_mail::aliases::{Value, parse_values};
     let mut out = Vec::new();
-    let mut names: Vec<String> = Vec::new();
-    // Walk every alias's values for includes.
-    let text = std::fs::read_to_string(&al.file).unwrap_or_default();
-    for line in text.lines() {
-        if let Some((n, _)) = line.split_once(':')
-            && !n.starts_with([' ', '\t', '#'])
-        {
-            names.push(n.trim().to_string());
-        }
-    }
-    for n in names {
-        for v in al.get(&n).unwrap_or(&[]) {
+    for (n, values) in al.iter() {
+        for v in values {
             if let Value::Include(p) = v {
                 match std::fs::read_to_string(p) {
                     Ok(t) => {
