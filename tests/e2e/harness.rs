@@ -39,10 +39,22 @@ pub fn bin_dir() -> &'static Path {
         if !is_root() {
             return built;
         }
-        let dir = std::env::temp_dir().join(format!("posthorn-test-bin-{}", std::process::id()));
+        // One directory per build tree, replaced file by file through a
+        // rename (never written in place: a binary may still be running),
+        // so test runs do not leave a copy each in /tmp.
+        let tag: u64 = built
+            .as_os_str()
+            .as_encoded_bytes()
+            .iter()
+            .fold(0xcbf29ce484222325, |h, &b| {
+                (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+            });
+        let dir = std::env::temp_dir().join(format!("posthorn-test-bin-{tag:016x}"));
         std::fs::create_dir_all(&dir).unwrap();
         for b in ["sendmail", "enqueue", "qrun", "deliver", "pop3d"] {
-            std::fs::copy(built.join(b), dir.join(b)).unwrap();
+            let tmp = dir.join(format!(".{b}.{}", std::process::id()));
+            std::fs::copy(built.join(b), &tmp).unwrap();
+            std::fs::rename(&tmp, dir.join(b)).unwrap();
         }
         chmod(&dir, 0o755);
         dir
