@@ -13,3 +13,4 @@ pub mod peer;
 pub mod proxy;
 pub mod sasl;
 pub mod tls;
+pub mod wire;

@@ -16,7 +16,6 @@ mod serve;
 mod session;
 mod stream;
 mod uidlist;
-mod wire;
 
 use posthorn_mail::config::{Config, LogSink, Source};
 use posthorn_sys::exit::{self, Exit};

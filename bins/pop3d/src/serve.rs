@@ -5,10 +5,10 @@
 use crate::maildrop::{Maildrop, OpenError};
 use crate::session::{Action, Options, Session};
 use crate::stream;
-use crate::wire::Wire;
 use posthorn_auth::login::{self, Refusal};
 use posthorn_auth::peer::Peer;
 use posthorn_auth::proxy::Header;
+use posthorn_auth::wire::Wire;
 use posthorn_mail::Config;
 use posthorn_mail::users::MailUser;
 use posthorn_sys::exit::{self, Exit};
@@ -22,6 +22,10 @@ use std::time::Duration;
 
 /// Idle time before the session is closed (RFC 1939: at least 10 minutes).
 pub const IDLE: Duration = Duration::from_secs(600);
+
+/// Longest line kept: longer lines are cut here and reported too long.
+/// (SASL responses may be up to 4096 octets; commands up to 255.)
+pub const MAX_LINE: usize = 8192;
 
 /// How long a trusted proxy may take to send its PROXY header.
 pub const PROXY_WAIT: Duration = Duration::from_secs(5);
@@ -54,7 +58,7 @@ pub fn serve(
     flag_updates: bool,
     pre_login: Option<Account>,
 ) -> Result<(), Exit> {
-    let mut wire = Wire::new(IDLE);
+    let mut wire = Wire::new(IDLE, MAX_LINE);
     // A trusted proxy names the real client before anything else.
     if peer
         .remote

@@ -1,0 +1,455 @@
+//! wire - a server's connection on fds 0 and 1 (inetd, systemd
+//! Accept=yes, tcpserver, or a pipe): raw reads with an idle timeout and an
+//! optional overall deadline, TLS (rustls) on top after STARTTLS or from
+//! the start, lines read under a cap, exact octet counts for literals and
+//! BDAT chunks, and replies queued so that pipelined commands are answered
+//! in one write, flushed before we would block reading.
+//!
+//! Distrusts the client: no line or read grows memory past the cap, a
+//! line's ending (CRLF or a bare LF) is reported so that a protocol can
+//! refuse bare line ends, and input pipelined behind STARTTLS can be seen
+//! (`pending_input`) before the handshake.
+
+use crate::proxy::Header;
+use rustls::{ServerConfig, ServerConnection, StreamOwned};
+use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Octets queued before a write even in the middle of a reply.
+const OUT_CHUNK: usize = 64 * 1024;
+
+/// Octets asked of the transport per read.
+const IN_CHUNK: usize = 16 * 1024;
+
+/// Fds 0 and 1, read and written with a timeout through poll(2).
+#[derive(Debug)]
+pub struct Raw {
+    /// How long one wait for the client may take.
+    pub timeout: Duration,
+    /// When the whole session must end, if ever.
+    pub deadline: Option<Instant>,
+}
+
+impl Raw {
+    /// limit - the wait allowed now: the idle timeout, cut to the deadline.
+    fn limit(&self) -> io::Result<Duration> {
+        match self.deadline {
+            None => Ok(self.timeout),
+            Some(d) => match d.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => Ok(left.min(self.timeout)),
+                _ => Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "session time limit",
+                )),
+            },
+        }
+    }
+}
+
+impl Read for Raw {
+    /// read - wait up to the idle timeout for input, then read(2) fd 0.
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let stdin = io::stdin();
+        let fd = stdin.as_fd();
+        wait(fd, nix::poll::PollFlags::POLLIN, self.limit()?)?;
+        loop {
+            match nix::unistd::read(fd, buf) {
+                Ok(n) => return Ok(n),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+/// wait - poll(2) `fd` for `events` up to `timeout`: a client that neither
+/// sends nor reads for that long is gone (TimedOut).
+fn wait(
+    fd: std::os::fd::BorrowedFd,
+    events: nix::poll::PollFlags,
+    timeout: Duration,
+) -> io::Result<()> {
+    use nix::poll::{PollFd, PollTimeout, poll};
+    let ms = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
+    loop {
+        let mut fds = [PollFd::new(fd, events)];
+        match poll(&mut fds, ms) {
+            Ok(0) => return Err(io::Error::new(io::ErrorKind::TimedOut, "idle timeout")),
+            Ok(_) => return Ok(()),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+impl Write for Raw {
+    /// write - write(2) fd 1 (not Stdout: it buffers lines behind our
+    /// back), after waiting up to the timeout for the client to read.
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let stdout = io::stdout();
+        let fd = stdout.as_fd();
+        wait(fd, nix::poll::PollFlags::POLLOUT, self.limit()?)?;
+        loop {
+            match nix::unistd::write(fd, buf) {
+                Ok(n) => return Ok(n),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// nodelay - TCP_NODELAY on fd 1 when it is a TCP socket. Replies are
+/// already written in large pieces and flushed only before we wait for the
+/// client, so Nagle's algorithm has nothing to merge; it would only hold
+/// the tail of a reply until the client's delayed ACK (40 ms per pipelined
+/// batch). A pipe or a Unix socket just says no.
+fn nodelay() {
+    let stdout = io::stdout();
+    let _ = nix::sys::socket::setsockopt(
+        &stdout.as_fd(),
+        nix::sys::socket::sockopt::TcpNoDelay,
+        &true,
+    );
+}
+
+/// The transport: plain, or TLS over the same fds.
+#[derive(Debug)]
+enum Conn {
+    Plain(Raw),
+    Tls(Box<StreamOwned<ServerConnection, Raw>>),
+    /// Only while switching.
+    Gone,
+}
+
+/// How a line ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// CR LF, as every protocol here requires.
+    Crlf,
+    /// A bare LF (the CR missing): lenient protocols take it, SMTP must not.
+    Lf,
+}
+
+/// One line from the client.
+#[derive(Debug)]
+pub struct Line {
+    /// Without its line end; cut at max_line + 1 octets when too long.
+    pub text: Vec<u8>,
+    /// Octets on the wire, line end included.
+    pub len: usize,
+    pub ending: Ending,
+}
+
+impl Line {
+    /// too_long - whether the line was cut (longer than `max_line`).
+    pub fn too_long(&self, max_line: usize) -> bool {
+        self.text.len() > max_line
+    }
+}
+
+/// The connection: buffered input, queued replies out.
+#[derive(Debug)]
+pub struct Wire {
+    conn: Conn,
+    inbuf: Vec<u8>,
+    pos: usize,
+    out: Vec<u8>,
+    max_line: usize,
+}
+
+impl Wire {
+    /// new - a plaintext connection on fds 0/1, lines cut at `max_line`.
+    pub fn new(timeout: Duration, max_line: usize) -> Wire {
+        nodelay();
+        Wire {
+            conn: Conn::Plain(Raw {
+                timeout,
+                deadline: None,
+            }),
+            inbuf: Vec::new(),
+            pos: 0,
+            out: Vec::new(),
+            max_line,
+        }
+    }
+
+    /// raw - the fds underneath, for their timeouts.
+    fn raw(&mut self) -> Option<&mut Raw> {
+        match &mut self.conn {
+            Conn::Plain(r) => Some(r),
+            Conn::Tls(t) => Some(&mut t.sock),
+            Conn::Gone => None,
+        }
+    }
+
+    /// set_timeout - a new idle timeout for the waits to come.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        if let Some(r) = self.raw() {
+            r.timeout = timeout;
+        }
+    }
+
+    /// set_deadline - end every wait at `at`: the session's time is up.
+    pub fn set_deadline(&mut self, at: Instant) {
+        if let Some(r) = self.raw() {
+            r.deadline = Some(at);
+        }
+    }
+
+    /// set_max_line - a new line cap (a SASL response may be longer than
+    /// a command).
+    pub fn set_max_line(&mut self, max_line: usize) {
+        self.max_line = max_line;
+    }
+
+    /// is_tls - whether the session runs under TLS.
+    pub fn is_tls(&self) -> bool {
+        matches!(self.conn, Conn::Tls(_))
+    }
+
+    /// pending_input - octets the client sent that nothing has used yet.
+    pub fn pending_input(&self) -> bool {
+        self.pos < self.inbuf.len()
+    }
+
+    /// read_raw - one read from the transport.
+    fn read_raw(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match &mut self.conn {
+            Conn::Plain(r) => r.read(buf),
+            Conn::Tls(t) => match t.read(buf) {
+                // A client that closes without close_notify has still gone.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+                other => other,
+            },
+            Conn::Gone => Ok(0),
+        }
+    }
+
+    /// fill - read more input into the buffer, sending queued replies
+    /// first (we are about to wait). Returns false at end of input.
+    fn fill(&mut self) -> io::Result<bool> {
+        self.flush()?;
+        if self.pos > 0 {
+            self.inbuf.drain(..self.pos);
+            self.pos = 0;
+        }
+        let have = self.inbuf.len();
+        self.inbuf.resize(have + IN_CHUNK, 0);
+        let r = {
+            let mut chunk = std::mem::take(&mut self.inbuf);
+            let r = self.read_raw(&mut chunk[have..]);
+            self.inbuf = chunk;
+            r
+        };
+        let n = match r {
+            Ok(n) => n,
+            Err(e) => {
+                self.inbuf.truncate(have);
+                return Err(e);
+            }
+        };
+        self.inbuf.truncate(have + n);
+        Ok(n > 0)
+    }
+
+    /// read_line - the next line, None at end of input (a last line with
+    /// no line end is dropped: the client went away mid-command). A line
+    /// over the cap is returned cut to max_line + 1 octets, the rest of it
+    /// read and thrown away.
+    pub fn read_line(&mut self) -> io::Result<Option<Line>> {
+        let mut discarding: Option<(Vec<u8>, usize)> = None;
+        loop {
+            let avail = &self.inbuf[self.pos..];
+            if let Some(i) = avail.iter().position(|&b| b == b'\n') {
+                let crlf = i > 0 && avail[i - 1] == b'\r';
+                let end = if crlf { i - 1 } else { i };
+                let ending = if crlf { Ending::Crlf } else { Ending::Lf };
+                let line = match discarding {
+                    Some((head, skipped)) => Line {
+                        text: head,
+                        len: skipped + i + 1,
+                        ending,
+                    },
+                    None => Line {
+                        text: avail[..end].to_vec(),
+                        len: i + 1,
+                        ending,
+                    },
+                };
+                self.pos += i + 1;
+                if self.pos == self.inbuf.len() {
+                    self.inbuf.clear();
+                    self.pos = 0;
+                }
+                return Ok(Some(line));
+            }
+            // No whole line: cut an overlong one down, keeping its start
+            // (and a CR that may pair with the LF still to come).
+            let held = self.inbuf.len() - self.pos;
+            if held > self.max_line + 1 {
+                let keep = usize::from(self.inbuf.last() == Some(&b'\r'));
+                let d = discarding.get_or_insert_with(|| {
+                    (
+                        self.inbuf[self.pos..self.pos + self.max_line + 1].to_vec(),
+                        0,
+                    )
+                });
+                d.1 += held - keep;
+                let tail = self.inbuf.len() - keep;
+                self.inbuf.drain(..tail);
+                self.pos = 0;
+            }
+            if !self.fill()? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// read_some - up to `max` octets of input as they come (a literal or
+    /// a BDAT chunk is read this way, never held whole); empty at end of
+    /// input.
+    pub fn read_some(&mut self, max: usize) -> io::Result<&[u8]> {
+        if self.pos == self.inbuf.len() && !self.fill()? {
+            return Ok(&[]);
+        }
+        let n = max.min(self.inbuf.len() - self.pos);
+        let start = self.pos;
+        self.pos += n;
+        Ok(&self.inbuf[start..start + n])
+    }
+
+    /// read_proxy - the PROXY header (v1 or v2) a trusted proxy sends
+    /// first; None when nothing arrives within `wait` (a proxy's health
+    /// check, or a direct connection). Read an octet at a time so that not
+    /// one octet after the header (a TLS ClientHello) is taken early.
+    pub fn read_proxy(&mut self, wait: Duration) -> io::Result<Option<Header>> {
+        let Conn::Plain(raw) = &mut self.conn else {
+            return Ok(None);
+        };
+        let idle = std::mem::replace(&mut raw.timeout, wait);
+        let mut head = Vec::new();
+        let r = loop {
+            match crate::proxy::parse(&head) {
+                Ok(Some((h, _))) => break Ok(Some(h)),
+                Ok(None) => {}
+                Err(e) => break Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+            }
+            let mut b = [0u8; 1];
+            match raw.read(&mut b) {
+                Ok(0) => break Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(_) => head.push(b[0]),
+                Err(e) if e.kind() == io::ErrorKind::TimedOut && head.is_empty() => {
+                    break Ok(None);
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        raw.timeout = idle;
+        r
+    }
+
+    /// queue - add reply octets; sent at the next flush.
+    pub fn queue(&mut self, b: &[u8]) {
+        self.out.extend_from_slice(b);
+    }
+
+    /// queue_vec - add a reply we own; a big one is taken over rather than
+    /// copied when nothing else waits.
+    pub fn queue_vec(&mut self, b: Vec<u8>) {
+        if self.out.is_empty() && b.len() > self.out.capacity() {
+            self.out = b;
+        } else {
+            self.out.extend_from_slice(&b);
+        }
+    }
+
+    /// start_tls - send what is queued (the go-ahead), then handshake on
+    /// fds 0/1. The caller checks `pending_input` first.
+    pub fn start_tls(&mut self, cfg: Arc<ServerConfig>) -> io::Result<()> {
+        self.flush()?;
+        let raw = match std::mem::replace(&mut self.conn, Conn::Gone) {
+            Conn::Plain(r) => r,
+            other => {
+                self.conn = other;
+                return Err(io::Error::other("TLS is already active"));
+            }
+        };
+        let sc = ServerConnection::new(cfg).map_err(io::Error::other)?;
+        let mut tls = StreamOwned::new(sc, raw);
+        while tls.conn.is_handshaking() {
+            let (rd, wr) = tls.conn.complete_io(&mut tls.sock)?;
+            if rd == 0 && wr == 0 && tls.conn.is_handshaking() {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "client went away during the TLS handshake",
+                ));
+            }
+        }
+        self.conn = Conn::Tls(Box::new(tls));
+        Ok(())
+    }
+
+    /// tls_version - the protocol version in use, as "TLSv1.3", if any.
+    pub fn tls_version(&self) -> Option<&'static str> {
+        let Conn::Tls(t) = &self.conn else {
+            return None;
+        };
+        match t.conn.protocol_version()? {
+            rustls::ProtocolVersion::TLSv1_3 => Some("TLSv1.3"),
+            rustls::ProtocolVersion::TLSv1_2 => Some("TLSv1.2"),
+            _ => Some("TLS"),
+        }
+    }
+
+    /// tls_cipher - the cipher suite in use, if any.
+    pub fn tls_cipher(&self) -> Option<String> {
+        let Conn::Tls(t) = &self.conn else {
+            return None;
+        };
+        let s = t.conn.negotiated_cipher_suite()?;
+        Some(s.suite().as_str().unwrap_or("unknown").to_string())
+    }
+
+    /// close - send what is queued, and close_notify if under TLS.
+    pub fn close(&mut self) {
+        let _ = self.flush();
+        if let Conn::Tls(t) = &mut self.conn {
+            t.conn.send_close_notify();
+            let _ = t.flush();
+        }
+    }
+}
+
+impl Write for Wire {
+    /// write - queue, and send when a chunk has piled up.
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.out.extend_from_slice(buf);
+        if self.out.len() >= OUT_CHUNK {
+            self.flush()?;
+        }
+        Ok(buf.len())
+    }
+
+    /// flush - send everything queued.
+    fn flush(&mut self) -> io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let out = std::mem::take(&mut self.out);
+        let r = match &mut self.conn {
+            Conn::Plain(r) => r.write_all(&out),
+            Conn::Tls(t) => t.write_all(&out).and_then(|()| t.flush()),
+            Conn::Gone => Ok(()),
+        };
+        self.out = out;
+        self.out.clear();
+        r
+    }
+}
