@@ -16,7 +16,7 @@ use posthorn_spool::envelope::{self, Envelope, ReadError};
 use posthorn_spool::layout::StoreError;
 use posthorn_sys::exit::{self, Exit};
 use posthorn_sys::{fsio, info, privs};
-use std::io::BufReader;
+use std::io::{BufReader, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -100,7 +100,13 @@ fn run() -> Result<(), Exit> {
     let uid = privs::uid();
     let mut size = 0;
     let id = spool
-        .store(&env, uid, arrival, |w| {
+        .store(&env, uid, arrival, |id, w| {
+            // The ID now, before the message: smtpd puts it in Received:.
+            // Exit 0 is what says the message was committed under it.
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{id}")
+                .and_then(|()| out.flush())
+                .map_err(ReadError::Io)?;
             size = envelope::copy_chunks(&mut input, w, cfg.message_size_limit)?;
             Ok(size)
         })
@@ -124,7 +130,6 @@ fn run() -> Result<(), Exit> {
         env.recipients.len()
     );
     spool.wake();
-    println!("{id}");
     Ok(())
 }
 

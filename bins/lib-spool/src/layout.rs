@@ -103,7 +103,16 @@ impl Spool {
                 .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
                 .open(&p)
             {
-                Ok(f) => return Ok((id, p, f)),
+                // While tmp/ID exists no one else can commit ID; a message
+                // committed under it earlier is still in incoming/. So the ID
+                // chosen here is final (enqueue prints it before the message).
+                Ok(f) => match std::fs::symlink_metadata(self.message(&id)) {
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((id, p, f)),
+                    _ => {
+                        let _ = std::fs::remove_file(&p);
+                        continue;
+                    }
+                },
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(e),
             }
@@ -113,29 +122,19 @@ impl Spool {
 
     /// commit - the commit point. The file is fsynced, linked into incoming/
     /// (link, not rename, so an existing message is never replaced), the
-    /// directory fsynced, and only then is the message accepted. Returns the
-    /// final ID, which changes only in the unlikely case of a collision.
+    /// directory fsynced, and only then is the message accepted. The ID is
+    /// the one `create_tmp` chose; a collision there is an error, never a
+    /// silent rename (the caller may already have told someone the ID).
     pub fn commit(&self, file: &File, tmp_path: &Path, id: QueueId) -> io::Result<QueueId> {
         file.sync_all()?;
-        let mut id = id;
-        for _ in 0..100 {
-            match std::fs::hard_link(tmp_path, self.message(&id)) {
-                Ok(()) => {
-                    if let Err(e) = fsio::fsync_dir(&self.incoming()) {
-                        // Not durable: take it back, so a failure means nothing was queued.
-                        let _ = std::fs::remove_file(self.message(&id));
-                        return Err(e);
-                    }
-                    let _ = std::fs::remove_file(tmp_path);
-                    return Ok(id);
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    id = QueueId::generate(crate::queue_id_time(&id));
-                }
-                Err(e) => return Err(e),
-            }
+        std::fs::hard_link(tmp_path, self.message(&id))?;
+        if let Err(e) = fsio::fsync_dir(&self.incoming()) {
+            // Not durable: take it back, so a failure means nothing was queued.
+            let _ = std::fs::remove_file(self.message(&id));
+            return Err(e);
         }
-        Err(io::Error::other("could not find a free queue ID"))
+        let _ = std::fs::remove_file(tmp_path);
+        Ok(id)
     }
 
     /// wake - poke qrun through the FIFO; no reader is fine, never blocks.
@@ -174,13 +173,14 @@ impl Spool {
     /// store - the one way a new message enters the spool: a queue file in
     /// tmp/ with the header and whatever `body` writes, then `commit`. On any
     /// failure the half-written file is removed and nothing is queued.
-    /// `body` returns the number of message bytes it wrote.
+    /// `body` learns the message's ID (final: see `create_tmp`) and returns
+    /// the number of message bytes it wrote.
     pub fn store<E>(
         &self,
         env: &crate::Envelope,
         uid: u32,
         arrival: std::time::Duration,
-        body: impl FnOnce(&mut dyn Write) -> Result<u64, E>,
+        body: impl FnOnce(&QueueId, &mut dyn Write) -> Result<u64, E>,
     ) -> Result<QueueId, StoreError<E>> {
         use std::io::Seek;
         let (id, tmp, file) = self.create_tmp(arrival.as_secs()).map_err(StoreError::Io)?;
@@ -189,7 +189,7 @@ impl Spool {
             crate::qfile::write_header(&mut w, &id, arrival, uid, env).map_err(StoreError::Io)?;
             w.flush().map_err(StoreError::Io)?;
             let offset = w.get_mut().stream_position().map_err(StoreError::Io)?;
-            let size = body(&mut w).map_err(StoreError::Body)?;
+            let size = body(&id, &mut w).map_err(StoreError::Body)?;
             let mut file = w.into_inner().map_err(|e| StoreError::Io(e.into_error()))?;
             crate::qfile::finish_size(&mut file, offset, size).map_err(StoreError::Io)?;
             self.commit(&file, &tmp, id.clone()).map_err(StoreError::Io)

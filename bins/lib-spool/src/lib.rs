@@ -16,11 +16,3 @@ pub mod state;
 pub use envelope::{Envelope, Recipient};
 pub use layout::Spool;
 pub use queue_id::QueueId;
-
-/// queue_id_time - a time to generate a replacement ID with (now).
-fn queue_id_time(_old: &QueueId) -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}

@@ -188,7 +188,7 @@ pub fn enqueue(spool: &Spool, sender: &str, to: &str, text: &[u8]) -> std::io::R
     };
     let uid = posthorn_sys::privs::uid();
     spool
-        .store(&env, uid, now, |w| {
+        .store(&env, uid, now, |_, w| {
             w.write_all(text).map(|()| text.len() as u64)
         })
         .map_err(|e| match e {
