@@ -83,6 +83,11 @@ pub struct Exchange {
     state: State,
 }
 
+/// encode - a challenge as the base64 a `334` or `+` line carries.
+pub fn encode(b: &[u8]) -> String {
+    STANDARD.encode(b)
+}
+
 /// decode - strict base64 of one client line; `=` alone is the empty response.
 fn decode(line: &str) -> Result<Vec<u8>, &'static str> {
     let line = line.trim_end_matches(['\r', '\n']);

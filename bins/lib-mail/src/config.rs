@@ -70,6 +70,34 @@ pub struct Config {
     pub auth_allow_plaintext: bool,
     /// Networks allowed to send a PROXY protocol header (`[proxy] trusted`).
     pub proxy_trusted: Vec<crate::net::Net>,
+    pub smtpd: SmtpdConfig,
+    /// Secret files opened while privileged (`hold_secrets`).
+    pub held: Held,
+}
+
+/// SMTP server limits and policy (`[smtpd]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpdConfig {
+    /// Recipients per message.
+    pub max_recipients: usize,
+    /// Error replies per session before `421` and close.
+    pub max_errors: u32,
+    /// Waiting for the client, per read (RFC 5321 4.5.3.2: 5 minutes).
+    pub idle_timeout: Duration,
+    /// The whole session.
+    pub session_timeout: Duration,
+    /// Authenticated users may send only as themselves.
+    pub sender_check: bool,
+}
+
+/// Files a server opens while it may, before it gives up root: reading
+/// them later needs no privilege, and nothing else of root's is kept.
+#[derive(Debug, Clone, Default)]
+pub struct Held {
+    /// The `users` file.
+    pub users: Option<std::sync::Arc<std::fs::File>>,
+    /// /etc/shadow, for system accounts' passwords.
+    pub shadow: Option<std::sync::Arc<std::fs::File>>,
 }
 
 impl Default for Config {
@@ -106,6 +134,14 @@ impl Default for Config {
             auth_max_failures: 3,
             auth_allow_plaintext: false,
             proxy_trusted: Vec::new(),
+            smtpd: SmtpdConfig {
+                max_recipients: 1000,
+                max_errors: 10,
+                idle_timeout: Duration::from_secs(300),
+                session_timeout: Duration::from_secs(3600),
+                sender_check: true,
+            },
+            held: Held::default(),
         }
     }
 }
@@ -381,6 +417,41 @@ impl Config {
                         }
                     }
                 }
+                "smtpd" => {
+                    let t = val
+                        .as_table()
+                        .ok_or_else(|| bad(key, "must be a table [smtpd]"))?;
+                    for (k, v) in t {
+                        let full = format!("smtpd.{k}");
+                        let s = &mut c.smtpd;
+                        match k.as_str() {
+                            "max_recipients" => {
+                                let n = v.as_integer().filter(|n| (1..=10_000).contains(n));
+                                s.max_recipients = n
+                                    .ok_or_else(|| bad(&full, "must be a number from 1 to 10000"))?
+                                    as usize;
+                            }
+                            "max_errors" => {
+                                let n = v.as_integer().filter(|n| (1..=1000).contains(n));
+                                s.max_errors = n
+                                    .ok_or_else(|| bad(&full, "must be a number from 1 to 1000"))?
+                                    as u32;
+                            }
+                            "idle_timeout" => {
+                                s.idle_timeout = duration(v).map_err(|w| bad(&full, &w))?
+                            }
+                            "session_timeout" => {
+                                s.session_timeout = duration(v).map_err(|w| bad(&full, &w))?
+                            }
+                            "sender_check" => {
+                                s.sender_check = v
+                                    .as_bool()
+                                    .ok_or_else(|| bad(&full, "must be true or false"))?;
+                            }
+                            _ => return Err(bad(&full, "unknown key")),
+                        }
+                    }
+                }
                 "tls" => {
                     let t = val
                         .as_table()
@@ -431,6 +502,25 @@ impl Config {
                 &e,
             )),
         }
+    }
+
+    /// hold_secrets - open the users file (and, with `shadow`, /etc/shadow
+    /// when system accounts may log in) now, while privileged, so that
+    /// lookups keep working after root is given up for good. A file that
+    /// is missing is simply not held.
+    pub fn hold_secrets(&mut self, shadow: bool) -> Result<(), Exit> {
+        let open = |p: &Path| match std::fs::File::open(p) {
+            Ok(f) => Ok(Some(std::sync::Arc::new(f))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Exit::from_io(format!("opening {}", p.display()), &e)),
+        };
+        if let Some(u) = &self.users {
+            self.held.users = open(u)?;
+        }
+        if shadow && self.system_users {
+            self.held.shadow = open(Path::new("/etc/shadow"))?;
+        }
+        Ok(())
     }
 
     /// helper - the path of a helper program such as `enqueue` or `deliver`.

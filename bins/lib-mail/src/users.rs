@@ -54,14 +54,17 @@ pub fn lookup_login(
     domain: Option<&str>,
 ) -> std::io::Result<Option<(MailUser, Secret)>> {
     if let Some(path) = &cfg.users
-        && let Some(e) = find_in_file(path, local, domain)?
+        && let Some(e) = find_in_file(cfg, path, local, domain)?
     {
         let password = Secret(e.password.clone());
         return Ok(Some((file_user(cfg, e, domain), password)));
     }
     match system_user(cfg, local, domain)? {
         Some(u) => {
-            let hash = posthorn_sys::crypt::shadow_hash(&u.name).unwrap_or_default();
+            let hash = match &cfg.held.shadow {
+                Some(f) => shadow_entry(&read_held(f)?, &u.name).unwrap_or_default(),
+                None => posthorn_sys::crypt::shadow_hash(&u.name).unwrap_or_default(),
+            };
             Ok(Some((u, Secret(hash))))
         }
         None => Ok(None),
@@ -77,7 +80,7 @@ pub fn lookup(
     domain: Option<&str>,
 ) -> std::io::Result<Option<MailUser>> {
     if let Some(path) = &cfg.users
-        && let Some(e) = find_in_file(path, local, domain)?
+        && let Some(e) = find_in_file(cfg, path, local, domain)?
     {
         return Ok(Some(file_user(cfg, e, domain)));
     }
@@ -173,7 +176,42 @@ pub fn expand(template: &str, home: &Path, user: &str, domain: &str) -> String {
     out
 }
 
-fn find_in_file(path: &Path, local: &str, domain: Option<&str>) -> std::io::Result<Option<Entry>> {
+/// read_held - the whole of a file opened earlier (while privileged), from
+/// its start: the descriptor outlives the rights that opened it.
+fn read_held(f: &std::fs::File) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match f.read_at(&mut buf, out.len() as u64) {
+            Ok(0) => return Ok(out),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+        if out.len() > 64 << 20 {
+            return Err(std::io::Error::other("file larger than 64 MiB"));
+        }
+    }
+}
+
+/// shadow_entry - the hash field of `name`'s line in shadow(5) text.
+fn shadow_entry(text: &[u8], name: &str) -> Option<String> {
+    String::from_utf8_lossy(text).lines().find_map(|l| {
+        let mut f = l.splitn(3, ':');
+        (f.next()? == name).then(|| f.next().unwrap_or("").to_string())
+    })
+}
+
+fn find_in_file(
+    cfg: &Config,
+    path: &Path,
+    local: &str,
+    domain: Option<&str>,
+) -> std::io::Result<Option<Entry>> {
+    if let Some(f) = &cfg.held.users {
+        return Ok(find_in_text(&read_held(f)?, local, domain));
+    }
     let text = match std::fs::read(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -183,7 +221,12 @@ fn find_in_file(path: &Path, local: &str, domain: Option<&str>) -> std::io::Resu
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => return Ok(None),
         Err(e) => return Err(e),
     };
-    let text = String::from_utf8_lossy(&text);
+    Ok(find_in_text(&text, local, domain))
+}
+
+/// find_in_text - the users-file entry for `local@domain`, else for `local`.
+fn find_in_text(text: &[u8], local: &str, domain: Option<&str>) -> Option<Entry> {
+    let text = String::from_utf8_lossy(text);
     let full = domain.map(|d| format!("{local}@{d}"));
     let mut fallback = None;
     for line in text.lines() {
@@ -192,13 +235,13 @@ fn find_in_file(path: &Path, local: &str, domain: Option<&str>) -> std::io::Resu
             .as_deref()
             .is_some_and(|f| e.name.eq_ignore_ascii_case(f))
         {
-            return Ok(Some(e));
+            return Some(e);
         }
         if e.name.eq_ignore_ascii_case(local) && fallback.is_none() {
             fallback = Some(e);
         }
     }
-    Ok(fallback)
+    fallback
 }
 
 /// parse_line_for_fuzzing - whether a users-file line parses (for fuzz targets).

@@ -1,0 +1,176 @@
+//! smtpd - one SMTP session on stdin/stdout (inetd, xinetd, systemd
+//! Accept=yes, tcpserver), as an MX (port 25), a submission server (587,
+//! and 465 with --tls), or for `sendmail -bs`. See smtpd(8).
+//!
+//! Distrusted, in this order: the file descriptors and umask we were
+//! given (harden), the command line, the client. Started as root, it opens
+//! the users file (and /etc/shadow for submission logins) and reads the
+//! TLS key, then becomes the `user` account for good before the first
+//! octet from the client is read: smtpd never needs root again, since
+//! accepted mail goes to the setgid enqueue.
+
+#![forbid(unsafe_code)]
+
+mod body;
+mod command;
+mod queue;
+mod session;
+
+use posthorn_auth::wire::Wire;
+use posthorn_mail::config::{Config, LogSink, Source};
+use posthorn_sys::exit::{self, Exit};
+use session::{MAX_COMMAND, Mode, Session};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+const USAGE: &str = "usage: smtpd [-C file] [--submission] [--tls] | smtpd [-C file] --local";
+
+/// How long a trusted proxy may take to send its PROXY header.
+const PROXY_WAIT: Duration = Duration::from_secs(5);
+
+/// Command line, as in smtpd(8).
+#[derive(Debug, Default)]
+struct Args {
+    config: Option<PathBuf>,
+    submission: bool,
+    tls: bool,
+    /// `sendmail -bs`: the calling user's session on a pipe.
+    local: bool,
+}
+
+/// parse_args - `-C file`, `--submission`, `--tls`, `--local`.
+fn parse_args(mut it: impl Iterator<Item = std::ffi::OsString>) -> Result<Args, String> {
+    let mut a = Args::default();
+    while let Some(arg) = it.next() {
+        match arg.to_str() {
+            Some("-C") => a.config = Some(it.next().ok_or("-C needs a file")?.into()),
+            Some("--submission") => a.submission = true,
+            Some("--tls") => a.tls = true,
+            Some("--local") => a.local = true,
+            Some(s) if s.starts_with("-C") && s.len() > 2 => a.config = Some(s[2..].into()),
+            _ => return Err(format!("unexpected argument {arg:?}")),
+        }
+    }
+    if a.local && (a.submission || a.tls) {
+        return Err("--local goes alone".into());
+    }
+    Ok(a)
+}
+
+fn main() -> ExitCode {
+    posthorn_sys::fsio::harden(0o077);
+    let args = match parse_args(std::env::args_os().skip(1)) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("smtpd: {e}\n{USAGE}");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            posthorn_sys::error!("{}", e.message);
+            // The client hears about it too, unless TLS was to come first.
+            if !args.tls {
+                let _ = std::io::stdout()
+                    .write_all(b"421 4.3.0 Error: server unavailable, try again later\r\n");
+            }
+            ExitCode::from(e.code)
+        }
+    }
+}
+
+/// run - configuration, logging, secrets, privileges, then the session.
+fn run(args: &Args) -> Result<(), Exit> {
+    let root = posthorn_sys::privs::euid() == 0;
+    // --local runs as the caller, who chose the config as sendmail's does.
+    let mut cfg = Config::load(&Source::choose(args.config.as_deref(), true))?;
+    posthorn_sys::log::init("smtpd", cfg.log == LogSink::Stderr);
+    let mode = if args.local {
+        let uid = posthorn_sys::privs::uid();
+        let login = posthorn_sys::privs::lookup_uid(uid)
+            .ok()
+            .flatten()
+            .map(|a| a.name)
+            .unwrap_or_else(|| format!("uid{uid}"));
+        Mode::Local { login, uid }
+    } else if args.submission {
+        Mode::Submission
+    } else {
+        Mode::Mx
+    };
+    let mut peer = posthorn_auth::peer::Peer::detect();
+    let tls = match (&cfg.tls_cert, &cfg.tls_key, &mode) {
+        (_, _, Mode::Local { .. }) => None,
+        (Some(c), Some(k), _) => {
+            Some(posthorn_auth::tls::server_config(c, k).map_err(|e| Exit::new(exit::CONFIG, e))?)
+        }
+        _ => None,
+    };
+    if args.tls && tls.is_none() {
+        return Err(Exit::new(exit::CONFIG, "--tls needs [tls] cert and key"));
+    }
+    // Open what only root may read, then stop being root for good.
+    cfg.hold_secrets(root && mode == Mode::Submission)?;
+    if root {
+        let a = cfg.mail_account()?;
+        posthorn_sys::privs::become_user(&a.name, a.uid, a.gid)
+            .map_err(|e| Exit::from_io(format!("switching to {}", a.name), &e))?;
+    }
+    let mut wire = Wire::new(cfg.smtpd.idle_timeout, MAX_COMMAND - 2);
+    wire.set_deadline(Instant::now() + cfg.smtpd.session_timeout);
+    // A trusted proxy names the real client before anything else.
+    if peer
+        .remote
+        .is_some_and(|a| cfg.proxy_trusted.iter().any(|n| n.contains(a.ip())))
+    {
+        use posthorn_auth::proxy::Header;
+        match wire.read_proxy(PROXY_WAIT) {
+            Ok(Some(Header::Proxied {
+                source,
+                destination,
+            })) => {
+                peer = posthorn_auth::peer::Peer {
+                    remote: Some(source),
+                    local: Some(destination),
+                }
+            }
+            Ok(Some(Header::Local) | None) => {}
+            Err(e) => {
+                posthorn_sys::warning!("bad PROXY header from {}: {e}", peer.log_name());
+                return Ok(());
+            }
+        }
+    }
+    if args.tls
+        && let Some(t) = &tls
+        && let Err(e) = wire.start_tls(t.clone())
+    {
+        posthorn_sys::info!("TLS handshake failed: {e}, client={}", peer.log_name());
+        return Ok(());
+    }
+    Session::new(&cfg, &peer, mode, tls, wire).run();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(v: &[&str]) -> Result<Args, String> {
+        parse_args(v.iter().map(|s| std::ffi::OsString::from(*s)))
+    }
+
+    #[test]
+    fn usage() {
+        assert!(p(&[]).is_ok());
+        let a = p(&["-C", "x.toml", "--submission", "--tls"]).unwrap();
+        assert!(a.submission && a.tls && !a.local);
+        assert!(p(&["--local"]).unwrap().local);
+        assert!(p(&["--local", "--tls"]).is_err());
+        assert!(p(&["-C"]).is_err());
+        assert!(p(&["-x"]).is_err());
+    }
+}

@@ -1,0 +1,111 @@
+//! queue - one message handed to `enqueue` through a pipe, as sendmail
+//! does: the envelope records, then the queue ID enqueue has chosen (it
+//! goes into our Received: field), then the message in chunks. Only when
+//! enqueue exits 0 after the final chunk is the message in the spool; a
+//! message we drop (refused, or the client went away) is ended without the
+//! final chunk, and enqueue stores nothing.
+
+use posthorn_mail::Config;
+use posthorn_spool::envelope::{ChunkWriter, Envelope};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+
+/// Why the queue would not take a message.
+#[derive(Debug)]
+pub enum Refused {
+    /// Try again later (451 4.3.0): a full disk, a broken spool.
+    Temporary(String),
+    /// Never (554 5.3.4 or the like): enqueue said the data is bad.
+    Permanent(String),
+}
+
+/// A message on its way into the queue.
+#[derive(Debug)]
+pub struct Queued {
+    child: Child,
+    input: ChunkWriter<BufWriter<ChildStdin>>,
+    pub id: String,
+}
+
+impl Queued {
+    /// start - run enqueue, send the envelope, read back the queue ID.
+    pub fn start(cfg: &Config, env: &Envelope) -> Result<Queued, Refused> {
+        let program = cfg.helper("enqueue");
+        let mut child = Command::new(&program)
+            .args(cfg.args())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| Refused::Temporary(format!("running {}: {e}", program.display())))?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err(Refused::Temporary("enqueue: no pipes".into()));
+        };
+        let mut w = BufWriter::with_capacity(64 * 1024, stdin);
+        let id = env
+            .write_records(&mut w)
+            .and_then(|()| w.flush())
+            .and_then(|()| read_id(stdout));
+        match id {
+            Ok(id) => Ok(Queued {
+                child,
+                input: ChunkWriter::new(w),
+                id,
+            }),
+            Err(_) => {
+                drop(w);
+                Err(refused(&mut child))
+            }
+        }
+    }
+
+    /// write - more of the message.
+    pub fn write(&mut self, b: &[u8]) -> io::Result<()> {
+        self.input.write_all(b)
+    }
+
+    /// commit - the final chunk; Ok when enqueue has made it durable.
+    pub fn commit(mut self) -> Result<String, Refused> {
+        let sent = self.input.finish().map(drop);
+        if sent.is_err() {
+            return Err(refused(&mut self.child));
+        }
+        match self.child.wait() {
+            Ok(s) if s.success() => Ok(self.id),
+            _ => Err(refused(&mut self.child)),
+        }
+    }
+
+    /// abort - end the stream without the final chunk: nothing is queued.
+    pub fn abort(mut self) {
+        drop(self.input);
+        let _ = self.child.wait();
+    }
+}
+
+/// read_id - the queue ID line enqueue prints before the message.
+fn read_id(stdout: ChildStdout) -> io::Result<String> {
+    let mut line = String::new();
+    BufReader::new(stdout).take(64).read_line(&mut line)?;
+    let id = line.trim_end();
+    if id.len() == 12 && id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        Ok(id.to_string())
+    } else {
+        Err(io::Error::other("enqueue gave no queue ID"))
+    }
+}
+
+/// refused - enqueue's exit status and message as a refusal: exit 65 is
+/// bad data (permanent), anything else temporary.
+fn refused(child: &mut Child) -> Refused {
+    let mut err = String::new();
+    if let Some(e) = child.stderr.as_mut() {
+        let _ = e.take(1000).read_to_string(&mut err);
+    }
+    let status = child.wait();
+    let why = err.lines().next().unwrap_or("enqueue failed").to_string();
+    match status.ok().and_then(|s| s.code()) {
+        Some(c) if c == i32::from(posthorn_sys::exit::DATAERR) => Refused::Permanent(why),
+        _ => Refused::Temporary(why),
+    }
+}
