@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -19,6 +19,9 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// The programs the tests run.
+pub const BINARIES: &[&str] = &["sendmail", "enqueue", "qrun", "deliver", "pop3d", "smtpd"];
+
 /// bin_dir - the built binaries; as root, a copy that `nobody` can execute.
 pub fn bin_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
@@ -29,7 +32,7 @@ pub fn bin_dir() -> &'static Path {
             .and_then(Path::parent)
             .expect("target/debug")
             .to_path_buf();
-        for b in ["sendmail", "enqueue", "qrun", "deliver", "pop3d"] {
+        for b in BINARIES {
             assert!(
                 built.join(b).exists(),
                 "{} is missing: run `cargo build --workspace` first",
@@ -51,7 +54,7 @@ pub fn bin_dir() -> &'static Path {
             });
         let dir = std::env::temp_dir().join(format!("posthorn-test-bin-{tag:016x}"));
         std::fs::create_dir_all(&dir).unwrap();
-        for b in ["sendmail", "enqueue", "qrun", "deliver", "pop3d"] {
+        for b in BINARIES {
             let tmp = dir.join(format!(".{b}.{}", std::process::id()));
             std::fs::copy(built.join(b), &tmp).unwrap();
             std::fs::rename(&tmp, dir.join(b)).unwrap();
@@ -353,4 +356,103 @@ pub fn python(code: &str, args: &[&str]) -> String {
         .expect("python3 is needed for the tests");
     assert!(out.status.success(), "python failed: {}", text(&out.stderr));
     text(&out.stdout)
+}
+
+/// free_port - a loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Launcher - systemd-socket-activate --inetd -a running a server per connection.
+pub struct Launcher {
+    child: Child,
+    pub port: u16,
+}
+
+impl Drop for Launcher {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Launcher {
+    /// start - the launcher as the test user, and a bounded wait for its socket.
+    pub fn start(i: &Instance, bin: &str, args: &[&str]) -> Option<Launcher> {
+        if Command::new("systemd-socket-activate")
+            .arg("--help")
+            .stdout(Stdio::null())
+            .status()
+            .is_err()
+        {
+            eprintln!("skipped: systemd-socket-activate is not installed");
+            return None;
+        }
+        let port = free_port();
+        let program = bin_dir().join(bin);
+        // The same user, environment and directory as cmd() gives the server.
+        i.cmd(bin);
+        let mut l = Command::new("systemd-socket-activate");
+        l.env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .current_dir(&i.root)
+            .args(["--inetd", "-a", "-l", &format!("127.0.0.1:{port}")])
+            .arg(format!("--setenv=POSTHORN_CONFIG={}", i.config.display()))
+            .arg(&program)
+            .args(args)
+            .stdout(Stdio::null())
+            // The servers' log lines, where a test can read them (a pipe nobody
+            // drains could fill and stall the sessions).
+            .stderr(std::fs::File::create(i.path("launcher.log")).unwrap());
+        if let Some((u, g)) = run_ids() {
+            use std::os::unix::process::CommandExt;
+            l.uid(u).gid(g);
+        }
+        let child = l.spawn().unwrap();
+        let up = wait_for(Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok_and(|s| {
+                // That connection starts a server: let it see EOF at once.
+                drop(s);
+                true
+            })
+        });
+        assert!(up, "systemd-socket-activate did not listen");
+        Some(Launcher { child, port })
+    }
+}
+
+/// make_cert - a self-signed certificate for mail.test in cert.pem and
+/// key.pem of the instance; false (and a note) without openssl.
+pub fn make_cert(i: &Instance) -> bool {
+    let st = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=mail.test",
+            "-addext",
+            "subjectAltName=DNS:mail.test",
+        ])
+        .arg("-keyout")
+        .arg(i.path("key.pem"))
+        .arg("-out")
+        .arg(i.path("cert.pem"))
+        .stderr(Stdio::null())
+        .status();
+    if !st.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: openssl is not installed");
+        return false;
+    }
+    true
 }

@@ -10,3 +10,4 @@ mod durability;
 mod pop3d;
 mod root;
 mod sendmail;
+mod smtpd;

@@ -338,78 +338,11 @@ fn bad_commands_and_long_lines_close_the_session() {
     assert_eq!(l.len(), 11, "{l:?}");
 }
 
-/// free_port - a loopback port nobody listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Launcher - systemd-socket-activate --inetd -a running pop3d per connection.
-struct Launcher {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Launcher {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Launcher {
-    /// start - the launcher as the test user, and a bounded wait for its socket.
-    fn start(i: &Instance, args: &[&str]) -> Option<Launcher> {
-        if Command::new("systemd-socket-activate")
-            .arg("--help")
-            .stdout(Stdio::null())
-            .status()
-            .is_err()
-        {
-            eprintln!("skipped: systemd-socket-activate is not installed");
-            return None;
-        }
-        let port = free_port();
-        let pop3d = bin_dir().join("pop3d");
-        // The same user, environment and directory as cmd() gives pop3d.
-        i.cmd("pop3d");
-        let mut l = Command::new("systemd-socket-activate");
-        l.env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .current_dir(&i.root)
-            .args(["--inetd", "-a", "-l", &format!("127.0.0.1:{port}")])
-            .arg(format!("--setenv=POSTHORN_CONFIG={}", i.config.display()))
-            .arg(&pop3d)
-            .args(args)
-            .stdout(Stdio::null())
-            // pop3d's log lines, where a test can read them (a pipe nobody
-            // drains could fill and stall the sessions).
-            .stderr(std::fs::File::create(i.path("launcher.log")).unwrap());
-        if let Some((u, g)) = run_ids() {
-            use std::os::unix::process::CommandExt;
-            l.uid(u).gid(g);
-        }
-        let child = l.spawn().unwrap();
-        let up = wait_for(Duration::from_secs(10), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok_and(|s| {
-                // That connection starts a pop3d: let it see EOF at once.
-                drop(s);
-                true
-            })
-        });
-        assert!(up, "systemd-socket-activate did not listen");
-        Some(Launcher { child, port })
-    }
-}
-
 #[test]
 fn python_poplib_fetches_everything_through_socket_activation() {
     let i = three();
     let want = i.maildir("ann");
-    let Some(l) = Launcher::start(&i, &[]) else {
+    let Some(l) = Launcher::start(&i, "pop3d", &[]) else {
         return;
     };
     let got = python(
@@ -450,30 +383,7 @@ print(json.dumps({"n": n, "msgs": msgs, "uidl": len(uidl), "caps": sorted(caps)}
 /// tls_instance - three messages and a self-signed certificate in [tls].
 fn tls_instance() -> Option<Instance> {
     let mut i = three();
-    let st = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=mail.test",
-            "-addext",
-            "subjectAltName=DNS:mail.test",
-        ])
-        .arg("-keyout")
-        .arg(i.path("key.pem"))
-        .arg("-out")
-        .arg(i.path("cert.pem"))
-        .stderr(Stdio::null())
-        .status();
-    if !st.is_ok_and(|s| s.success()) {
-        eprintln!("skipped: openssl is not installed");
+    if !make_cert(&i) {
         return None;
     }
     i.write_config("[tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n");
@@ -494,7 +404,7 @@ fn stls_with_python_and_no_plaintext_after_stls() {
         1
     );
     assert!(err.contains("plaintext after STLS"), "{err}");
-    let Some(launcher) = Launcher::start(&i, &[]) else {
+    let Some(launcher) = Launcher::start(&i, "pop3d", &[]) else {
         return;
     };
     let got = python(
@@ -523,7 +433,7 @@ fn implicit_tls_with_python_pop3_ssl() {
     let Some(i) = tls_instance() else {
         return;
     };
-    let Some(launcher) = Launcher::start(&i, &["--tls"]) else {
+    let Some(launcher) = Launcher::start(&i, "pop3d", &["--tls"]) else {
         return;
     };
     let got = python(
@@ -830,7 +740,7 @@ fn fetchmail_into_deliver_with_keep_and_without() {
     if client(&i, "fetchmail").is_none() {
         return;
     }
-    let Some(l) = Launcher::start(&i, &[]) else {
+    let Some(l) = Launcher::start(&i, "pop3d", &[]) else {
         return;
     };
     let rc = |keep: &str| {
@@ -893,7 +803,7 @@ fn getmail_tracks_uidls_across_runs() {
     if client(&i, "getmail").is_none() {
         return;
     }
-    let Some(l) = Launcher::start(&i, &[]) else {
+    let Some(l) = Launcher::start(&i, "pop3d", &[]) else {
         return;
     };
     for d in ["new", "cur", "tmp"] {

@@ -136,7 +136,7 @@ impl Default for Config {
             proxy_trusted: Vec::new(),
             smtpd: SmtpdConfig {
                 max_recipients: 1000,
-                max_errors: 10,
+                max_errors: 20,
                 idle_timeout: Duration::from_secs(300),
                 session_timeout: Duration::from_secs(3600),
                 sender_check: true,

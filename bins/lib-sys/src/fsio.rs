@@ -75,6 +75,11 @@ pub fn harden(umask: u32) {
     // Writing to a closed pipe must be an error we handle, not a death.
     // SAFETY: setting SIGPIPE to SIG_IGN is async-signal-safe and process wide.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    // An ignored SIGCHLD is inherited through exec (swaks --pipe does it):
+    // children would be reaped behind our back and wait() fail with
+    // ECHILD, so a committed message would look like a failed enqueue.
+    // SAFETY: SIG_DFL for SIGCHLD is process wide and async-signal-safe.
+    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
 }
 
 /// set_file_size_limit_unlimited_check - whether EFBIG may come from RLIMIT_FSIZE:

@@ -72,8 +72,10 @@ pub fn write(level: Level, text: &str) {
     };
     match sink {
         Sink::Stderr => {
-            let mut e = std::io::stderr().lock();
-            let _ = writeln!(e, "{tag}[{}]: {clean}", std::process::id());
+            // One write(2) per line: several processes may share the file,
+            // and stderr is unbuffered (writeln! would write piecemeal).
+            let line = format!("{tag}[{}]: {clean}\n", std::process::id());
+            let _ = std::io::stderr().lock().write_all(line.as_bytes());
         }
         Sink::Syslog => {
             let pri = match level {

@@ -73,10 +73,8 @@ fn run(mode: Mode, argv: Vec<std::ffi::OsString>) -> Result<(), Exit> {
             submit::exec_helper(&cfg, "qrun", &v)
         }
         Mode::Aliases => check_aliases(&cfg, a.verbose),
-        Mode::Smtp => Err(Exit::new(
-            exit::UNAVAILABLE,
-            "-bs (SMTP on stdin) is not available yet: it comes with smtpd",
-        )),
+        // SMTP on stdin/stdout, as the calling user: smtpd's local mode.
+        Mode::Smtp => submit::exec_helper(&cfg, "smtpd", &["--local"]),
         Mode::Daemon => Err(Exit::new(
             exit::UNAVAILABLE,
             "no daemon mode: run qrun for the queue and smtpd from inetd or systemd",

@@ -103,7 +103,15 @@ fn refused(child: &mut Child) -> Refused {
         let _ = e.take(1000).read_to_string(&mut err);
     }
     let status = child.wait();
-    let why = err.lines().next().unwrap_or("enqueue failed").to_string();
+    // enqueue's own error is its last line ("enqueue: why"); log lines
+    // may come before it when the log goes to stderr.
+    let why = err
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("enqueue: "))
+        .or_else(|| err.lines().last())
+        .unwrap_or("enqueue failed")
+        .to_string();
     match status.ok().and_then(|s| s.code()) {
         Some(c) if c == i32::from(posthorn_sys::exit::DATAERR) => Refused::Permanent(why),
         _ => Refused::Temporary(why),

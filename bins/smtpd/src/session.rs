@@ -697,14 +697,19 @@ impl<'a> Session<'a> {
         let mut body = Body::new(self.cfg.message_size_limit);
         let mut out = Vec::with_capacity(80 * 1024);
         let mut write_failed = None;
+        // The end is CRLF "." CRLF and nothing else: the dot line must end
+        // in CRLF and follow a line that did (or the 354), so `\n.\r\n`
+        // and friends never end the data (SMTP smuggling).
+        let mut after_crlf = true;
         let ended = loop {
             let line = match self.read_line() {
                 Ok(Some(l)) => l,
                 _ => break false,
             };
-            if line.ending == Ending::Crlf && line.text == b"." {
+            if after_crlf && line.ending == Ending::Crlf && line.text == b"." {
                 break true;
             }
+            after_crlf = line.ending == Ending::Crlf;
             let text = line.text.strip_prefix(b".").unwrap_or(&line.text);
             body.push(text, &mut out);
             body.push(
