@@ -64,8 +64,11 @@ install: build
 	test -e $(DESTDIR)$(SYSCONFDIR)/posthorn/posthorn.toml || install -m 0644 scripts/posthorn.toml $(DESTDIR)$(SYSCONFDIR)/posthorn/posthorn.toml
 	install -m 0644 scripts/posthorn.toml scripts/qrun.service scripts/qrun.cron $(DESTDIR)$(DOCDIR)/
 	install -m 0644 scripts/pop3d.socket scripts/pop3d@.service scripts/pop3s.socket scripts/pop3s@.service scripts/pop3d.inetd $(DESTDIR)$(DOCDIR)/
+	install -m 0644 scripts/smtpd.socket scripts/smtpd@.service scripts/submission.socket scripts/submission@.service scripts/smtps.socket scripts/smtps@.service $(DESTDIR)$(DOCDIR)/
+	install -m 0644 scripts/smtpd.inetd scripts/smtpd.xinetd scripts/smtpd.tcpserver $(DESTDIR)$(DOCDIR)/
 	install -d $(DESTDIR)$(DOCDIR)/fail2ban
 	install -m 0644 scripts/fail2ban/filter.d/posthorn.conf $(DESTDIR)$(DOCDIR)/fail2ban/filter.conf
+	install -m 0644 scripts/fail2ban/filter.d/posthorn-smtpd.conf $(DESTDIR)$(DOCDIR)/fail2ban/filter-smtpd.conf
 	install -m 0644 scripts/fail2ban/jail.d/posthorn.conf $(DESTDIR)$(DOCDIR)/fail2ban/jail.conf
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then sh scripts/setup-system.sh $(LIBEXECDIR) $(SYSCONFDIR)/posthorn/posthorn.toml; \
 	else echo "install: files only; as root, run scripts/setup-system.sh $(LIBEXECDIR) to create the posthorn user, the spool and the setgid enqueue"; fi
