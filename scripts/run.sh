@@ -2,8 +2,9 @@
 # make run: a throwaway Posthorn instance under ./run/ with no root needed.
 # It starts qrun, pipes in a message the way Debian's cron does, and shows
 # it arriving in the Maildir with the log lines, then reads it back over POP3
-# from pop3d on 127.0.0.1:11110 (POP3_PORT). `make stop` (or
-# `sh scripts/run.sh stop`) stops qrun again.
+# from pop3d on 127.0.0.1:11110 (POP3_PORT), and sends one more through
+# smtpd on 127.0.0.1:11025 (SMTP_PORT). `make stop` (or
+# `sh scripts/run.sh stop`) stops qrun and the listeners again.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 bin="$top/target/release"
@@ -11,17 +12,20 @@ inst="$top/run"
 conf="$inst/posthorn.toml"
 
 pop3_port=${POP3_PORT:-11110}
+smtp_port=${SMTP_PORT:-11025}
 
 stop() {
     if [ -f "$inst/spool/qrun.lock" ]; then
         pid=$(cat "$inst/spool/qrun.lock" 2>/dev/null || true)
         if [ -n "$pid" ] && kill "$pid" 2>/dev/null; then echo "stopped qrun (pid $pid)"; fi
     fi
-    if [ -f "$inst/pop3.pid" ]; then
-        pid=$(cat "$inst/pop3.pid")
-        if kill "$pid" 2>/dev/null; then echo "stopped the POP3 listener (pid $pid)"; fi
-        rm -f "$inst/pop3.pid"
-    fi
+    for l in pop3 smtp; do
+        if [ -f "$inst/$l.pid" ]; then
+            pid=$(cat "$inst/$l.pid")
+            if kill "$pid" 2>/dev/null; then echo "stopped the $l listener (pid $pid)"; fi
+            rm -f "$inst/$l.pid"
+        fi
+    done
 }
 
 if [ "${1:-}" = stop ]; then stop; exit 0; fi
@@ -67,6 +71,9 @@ if command -v systemd-socket-activate >/dev/null; then
     echo "== starting pop3d on 127.0.0.1:$pop3_port (through systemd-socket-activate --inetd)"
     systemd-socket-activate -l "127.0.0.1:$pop3_port" --inetd -a "$bin/pop3d" -C "$conf" < /dev/null > /dev/null 2>> "$inst/pop3d.log" &
     echo $! > "$inst/pop3.pid"
+    echo "== starting smtpd (MX mode) on 127.0.0.1:$smtp_port (through systemd-socket-activate --inetd)"
+    systemd-socket-activate -l "127.0.0.1:$smtp_port" --inetd -a "$bin/smtpd" -C "$conf" < /dev/null > /dev/null 2>> "$inst/smtpd.log" &
+    echo $! > "$inst/smtp.pid"
 fi
 
 echo "== a cron job's output, piped in as Debian's cron does:"
@@ -106,6 +113,37 @@ for line in p.retr(1)[1]:
 print(p.quit().decode())
 PY
 fi
+if [ -f "$inst/smtp.pid" ] && command -v python3 >/dev/null; then
+    echo
+    echo "== a message over SMTP, from Python's smtplib to smtpd on 127.0.0.1:$smtp_port:"
+    python3 - "$smtp_port" <<'PY' | sed 's/^/   /'
+import smtplib, sys, time
+for _ in range(50):
+    try:
+        s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=10)
+        break
+    except OSError:
+        time.sleep(0.1)
+s.ehlo("client.example")
+print("EHLO:", " ".join(sorted(s.esmtp_features)))
+msg = b"From: ann@example.org\r\nTo: demo@posthorn.test\r\nSubject: hello over SMTP\r\n\r\nhi demo\r\n"
+print("sendmail:", s.sendmail("ann@example.org", ["demo@posthorn.test"], msg) or "accepted")
+try:
+    s.sendmail("ann@example.org", ["someone@elsewhere.example"], msg)
+except smtplib.SMTPRecipientsRefused as e:
+    print("relay attempt:", *e.recipients["someone@elsewhere.example"])
+s.quit()
+PY
+    i=0; while [ "$(ls "$inst/home/demo/Maildir/new" | wc -l)" -lt 2 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+    f=$(grep -l "hello over SMTP" "$inst/home/demo/Maildir/new/"* 2>/dev/null | head -n 1)
+    if [ -n "$f" ]; then
+        echo "   delivered: run/home/demo/Maildir/new/$(basename "$f"), with"
+        sed -n '/^Received:/,/^[^[:space:]R]/p' "$f" | sed '$d' | sed 's/^/      /'
+    fi
+    echo "== smtpd's log lines (run/smtpd.log):"
+    sleep 0.2
+    grep -v -e '^Listening' -e '^Communication' -e '^Connection from' -e '^Spawned' -e '^Execing' -e '^Child' "$inst/smtpd.log" | sed 's/^/   /'
+fi
 echo
 echo "== the queue now:"
 "$bin/sendmail" -C "$conf" -bp | sed 's/^/   /'
@@ -114,4 +152,5 @@ echo "qrun is still running (pid $qpid). Try:"
 echo "   echo hello | $bin/sendmail -C $conf demo"
 echo "   ls run/home/demo/Maildir/new; cat run/qrun.log"
 [ -f "$inst/pop3.pid" ] && echo "   python3 -c 'import poplib; p=poplib.POP3(\"127.0.0.1\", $pop3_port); p.user(\"demo\"); p.pass_(\"demo\"); print(p.stat())'"
-echo "Stop it (qrun and the POP3 listener) with: make stop"
+[ -f "$inst/smtp.pid" ] && echo "   swaks --server 127.0.0.1:$smtp_port --to demo@posthorn.test"
+echo "Stop it (qrun and the listeners) with: make stop"

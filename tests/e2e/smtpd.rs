@@ -699,3 +699,23 @@ fn swaks_sends_through_the_launcher_and_a_pipe() {
         Some("swaks socket")
     );
 }
+
+/// --local trusts its caller as sendmail does, so it refuses to serve a
+/// network client (an inetd line pointing at it would be an open relay).
+#[test]
+fn local_mode_refuses_network_clients() {
+    let i = Instance::new();
+    i.init_spool();
+    let Some(l) = Launcher::start(&i, "smtpd", &["--local"]) else {
+        return;
+    };
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", l.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let _ = s.write_all(b"EHLO x\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<v@elsewhere.example>\r\n");
+    let mut got = String::new();
+    let _ = s.read_to_string(&mut got);
+    assert_eq!(
+        got,
+        "421 4.3.0 Error: server unavailable, try again later\r\n"
+    );
+}

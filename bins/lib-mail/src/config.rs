@@ -437,11 +437,21 @@ impl Config {
                                     .ok_or_else(|| bad(&full, "must be a number from 1 to 1000"))?
                                     as u32;
                             }
-                            "idle_timeout" => {
-                                s.idle_timeout = duration(v).map_err(|w| bad(&full, &w))?
-                            }
-                            "session_timeout" => {
-                                s.session_timeout = duration(v).map_err(|w| bad(&full, &w))?
+                            "idle_timeout" | "session_timeout" => {
+                                let d = duration(v)
+                                    .and_then(|d| {
+                                        if d.is_zero() {
+                                            Err("must be more than 0".to_string())
+                                        } else {
+                                            Ok(d)
+                                        }
+                                    })
+                                    .map_err(|w| bad(&full, &w))?;
+                                if k == "idle_timeout" {
+                                    s.idle_timeout = d;
+                                } else {
+                                    s.session_timeout = d;
+                                }
                             }
                             "sender_check" => {
                                 s.sender_check = v

@@ -82,6 +82,25 @@ pub fn harden(umask: u32) {
     unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
 }
 
+/// stderr_off_sockets - point fd 2 at /dev/null when it is a socket: inetd
+/// and xinetd give a server the connection as fds 0, 1 and 2, and an error
+/// or log line written there would go to the client, in the middle of the
+/// protocol. (systemd and the test launchers give a real stderr.)
+pub fn stderr_off_sockets() {
+    // SAFETY: fstat fills the stat buffer we own; open/dup2/close take
+    // valid arguments and only touch fd 2 and the fd just opened.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::fstat(2, &mut st) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFSOCK {
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if null >= 0 {
+                libc::dup2(null, 2);
+                libc::close(null);
+            }
+        }
+    }
+}
+
 /// set_file_size_limit_unlimited_check - whether EFBIG may come from RLIMIT_FSIZE:
 /// when the limit is hit the kernel sends SIGXFSZ, which we ignore so that
 /// write() fails with EFBIG and we can report a temporary error.

@@ -51,6 +51,8 @@ fn parse_args(mut it: impl Iterator<Item = std::ffi::OsString>) -> Result<Args, 
 
 fn main() -> ExitCode {
     posthorn_sys::fsio::harden(0o077);
+    // Under inetd, stderr is the client's socket: nothing of ours goes there.
+    posthorn_sys::fsio::stderr_off_sockets();
     let args = match parse_args(std::env::args_os().skip(1)) {
         Ok(a) => a,
         Err(e) => {

@@ -50,6 +50,12 @@ impl Body {
         self.fault
     }
 
+    /// line_too_long - a line was over the limit where the caller saw it
+    /// (on the wire, before dot-unstuffing cut it down).
+    pub fn line_too_long(&mut self) {
+        self.note(Fault::LineTooLong);
+    }
+
     fn note(&mut self, f: Fault) {
         // BareLineEnd beats TooBig beats LineTooLong.
         let rank = |f: Fault| match f {

@@ -61,6 +61,8 @@ fn parse_args(mut it: impl Iterator<Item = std::ffi::OsString>) -> Result<Args, 
 
 fn main() -> ExitCode {
     posthorn_sys::fsio::harden(0o077);
+    // Under inetd, stderr is the client's socket: nothing of ours goes there.
+    posthorn_sys::fsio::stderr_off_sockets();
     let args = match parse_args(std::env::args_os().skip(1)) {
         Ok(a) => a,
         Err(e) => {
@@ -102,6 +104,14 @@ fn run(args: &Args) -> Result<(), Exit> {
         Mode::Mx
     };
     let mut peer = posthorn_auth::peer::Peer::detect();
+    // --local trusts its caller as sendmail does: never a network client
+    // (an inetd line pointing at it would be an open relay).
+    if matches!(mode, Mode::Local { .. }) && peer.remote.is_some() {
+        return Err(Exit::new(
+            exit::USAGE,
+            "--local is for sendmail -bs on a pipe, not for network clients",
+        ));
+    }
     let tls = match (&cfg.tls_cert, &cfg.tls_key, &mode) {
         (_, _, Mode::Local { .. }) => None,
         (Some(c), Some(k), _) => {

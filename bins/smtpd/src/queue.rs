@@ -71,7 +71,17 @@ impl Queued {
             return Err(refused(&mut self.child));
         }
         match self.child.wait() {
-            Ok(s) if s.success() => Ok(self.id),
+            Ok(s) if s.success() => {
+                // enqueue's own log line, when the log goes to stderr.
+                let mut log = Vec::new();
+                if let Some(e) = self.child.stderr.as_mut() {
+                    let _ = e.take(64 * 1024).read_to_end(&mut log);
+                }
+                if !log.is_empty() {
+                    let _ = io::stderr().write_all(&log);
+                }
+                Ok(self.id)
+            }
             _ => Err(refused(&mut self.child)),
         }
     }

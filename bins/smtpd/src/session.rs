@@ -240,7 +240,7 @@ impl<'a> Session<'a> {
             Err(e) => {
                 let name = verb_name(&line.text);
                 self.counts.add(name, false);
-                self.last = name;
+                self.last = verb_upper(name);
                 let (code, text) = match e {
                     Bad::Syntax(why) => (501, format!("5.5.4 Syntax: {why}")),
                     Bad::Address(why) if name == "mail" => {
@@ -258,16 +258,8 @@ impl<'a> Session<'a> {
         };
         let name = cmd.name();
         self.last = match &cmd {
-            Command::Mail(..) => "MAIL",
-            Command::Rcpt(..) => "RCPT",
-            Command::Data => "DATA",
-            Command::Bdat { .. } => "BDAT",
-            Command::Ehlo(_) => "EHLO",
-            Command::Helo(_) => "HELO",
             Command::StartTls => "STARTTLS",
-            Command::Auth { .. } => "AUTH",
-            Command::Quit => "QUIT",
-            _ => "END-OF-MESSAGE",
+            c => verb_upper(c.name()),
         };
         if self.pipelined_too_early(&cmd) {
             info!(
@@ -710,6 +702,11 @@ impl<'a> Session<'a> {
                 break true;
             }
             after_crlf = line.ending == Ending::Crlf;
+            // The 1000-octet limit is on the line as sent, stuffing dot
+            // included; the wire has already thrown away the rest of it.
+            if line.too_long(MAX_TEXT_LINE) {
+                body.line_too_long();
+            }
             let text = line.text.strip_prefix(b".").unwrap_or(&line.text);
             body.push(text, &mut out);
             body.push(
@@ -730,6 +727,7 @@ impl<'a> Session<'a> {
             queued.abort();
             return Next::Close;
         }
+        self.last = "END-OF-MESSAGE";
         if write_failed.is_none() {
             write_failed = queued.write(&out).err();
         }
@@ -1032,6 +1030,27 @@ fn fault_reply(f: Fault) -> (u16, &'static str) {
             500,
             "5.5.2 Error: line longer than 1000 octets in message; it was not queued",
         ),
+    }
+}
+
+/// verb_upper - a command's name as Postfix logs it ("after RCPT").
+fn verb_upper(name: &str) -> &'static str {
+    match name {
+        "helo" => "HELO",
+        "ehlo" => "EHLO",
+        "mail" => "MAIL",
+        "rcpt" => "RCPT",
+        "data" => "DATA",
+        "bdat" => "BDAT",
+        "rset" => "RSET",
+        "noop" => "NOOP",
+        "quit" => "QUIT",
+        "vrfy" => "VRFY",
+        "expn" => "EXPN",
+        "help" => "HELP",
+        "starttls" => "STARTTLS",
+        "auth" => "AUTH",
+        _ => "UNKNOWN",
     }
 }
 
