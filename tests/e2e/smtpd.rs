@@ -719,3 +719,172 @@ fn local_mode_refuses_network_clients() {
         "421 4.3.0 Error: server unavailable, try again later\r\n"
     );
 }
+
+/// uids - real, effective, saved and filesystem uid of a process.
+fn uids(pid: u32) -> String {
+    let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    st.lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .unwrap()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A session held open over pipes, a reply line at a time.
+struct Held {
+    child: std::process::Child,
+    out: BufReader<std::process::ChildStdout>,
+}
+
+impl Held {
+    fn start(mut c: Command) -> Held {
+        c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null());
+        let mut child = c.spawn().unwrap();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        let mut h = Held { child, out };
+        assert!(h.reply().starts_with("220 "));
+        h
+    }
+    /// say - one command; its whole (possibly multi-line) reply.
+    fn say(&mut self, cmd: &str) -> String {
+        self.child
+            .stdin
+            .as_mut()
+            .unwrap()
+            .write_all(format!("{cmd}\r\n").as_bytes())
+            .unwrap();
+        self.reply()
+    }
+    fn reply(&mut self) -> String {
+        let mut all = String::new();
+        loop {
+            let mut l = String::new();
+            if self.out.read_line(&mut l).unwrap_or(0) == 0 {
+                return all;
+            }
+            all.push_str(&l);
+            if l.as_bytes().get(3) != Some(&b'-') {
+                return all;
+            }
+        }
+    }
+}
+
+/// As root (CI): smtpd becomes the `user` account before the client says
+/// anything and keeps no way back to root, yet still reads the root-only
+/// users file and /etc/shadow it opened first: a virtual user and a system
+/// account made with useradd and chpasswd (yescrypt) both log in.
+#[test]
+fn as_root_smtpd_drops_root_for_good_and_still_checks_passwords() {
+    if !is_root() {
+        eprintln!("skipped: needs root (CI runs it)");
+        return;
+    }
+    let i = Instance::new();
+    i.init_spool();
+    let name = format!("phsmtp{}", std::process::id() % 100000);
+    let st = Command::new("useradd")
+        .args(["-M", "-d", "/nonexistent", "-s", "/usr/sbin/nologin", &name])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    struct Gone(String);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            let _ = Command::new("userdel").arg(&self.0).status();
+        }
+    }
+    let _gone = Gone(name.clone());
+    let mut ch = Command::new("chpasswd").stdin(Stdio::piped()).spawn().unwrap();
+    ch.stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{name}:sys-secret\n").as_bytes())
+        .unwrap();
+    assert!(ch.wait().unwrap().success());
+    i.write(
+        "posthorn.toml",
+        &format!(
+            "hostname = \"{HOST}\"\nspool = \"spool\"\nusers = \"users\"\nsystem_users = true\naliases = \"aliases\"\nlog = \"stderr\"\nlibexec = \"{}\"\nuser = \"nobody\"\n",
+            bin_dir().display()
+        ),
+    );
+    let mut c = i.cmd_root("smtpd");
+    c.arg("--submission");
+    // cmd_root handed the instance to nobody: the users file goes back to
+    // root, readable by root alone.
+    std::os::unix::fs::chown(i.path("users"), Some(0), Some(0)).unwrap();
+    chmod(&i.path("users"), 0o600);
+    let mut s = Held::start(c);
+    let pid = s.child.id();
+    assert_eq!(uids(pid), "65534 65534 65534 65534");
+    assert!(s.say("EHLO c.example").contains("AUTH PLAIN LOGIN"));
+    let plain = |u: &str, p: &str| {
+        use std::fmt::Write as _;
+        let raw = format!("\0{u}\0{p}");
+        // base64 by hand: the test crate has no base64 dependency.
+        const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let b = raw.as_bytes();
+        let mut out = String::new();
+        for c in b.chunks(3) {
+            let n = (u32::from(c[0]) << 16)
+                | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+                | u32::from(*c.get(2).unwrap_or(&0));
+            for k in 0..4 {
+                if k <= c.len() {
+                    out.push(T[(n >> (18 - 6 * k) & 63) as usize] as char);
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        let mut line = String::new();
+        write!(line, "AUTH PLAIN {out}").unwrap();
+        line
+    };
+    assert!(s.say(&plain(&name, "sys-secret")).starts_with("235 "), "system account");
+    assert!(s.say("RCPT TO:<ann@mail.test>").starts_with("503"));
+    assert!(s.say("MAIL FROM:<>").starts_with("250"));
+    assert!(s.say("RCPT TO:<ann@mail.test>").starts_with("250"), "users file read after the drop");
+    assert!(s.say("RCPT TO:<nobody-here@mail.test>").starts_with("550"));
+    assert_eq!(uids(pid), "65534 65534 65534 65534");
+    s.say("QUIT");
+    s.child.wait().unwrap();
+    // And a virtual user from the root-only users file.
+    let mut c = i.cmd_root("smtpd");
+    c.arg("--submission");
+    std::os::unix::fs::chown(i.path("users"), Some(0), Some(0)).unwrap();
+    let mut s = Held::start(c);
+    s.say("EHLO c.example");
+    assert!(s.say(&plain("ann", "x")).starts_with("235 "));
+    assert!(s.say(&plain("ann", "x")).starts_with("503"));
+    s.say("QUIT");
+    s.child.wait().unwrap();
+}
+
+/// AUTH is refused before TLS for a client that is not on loopback, with
+/// 538 and without AUTH in EHLO, unless [auth] allow_plaintext says so.
+#[test]
+fn no_plaintext_auth_from_the_network_without_tls() {
+    let Some(mut i) = tls_instance() else {
+        return;
+    };
+    let session = |i: &Instance| {
+        let mut c = i.cmd("smtpd");
+        c.arg("--submission").env("TCPREMOTEIP", "192.0.2.7");
+        let mut s = Held::start(c);
+        let ehlo = s.say("EHLO c.example");
+        let auth = s.say("AUTH PLAIN AGFubgB4");
+        s.say("QUIT");
+        s.child.wait().unwrap();
+        (ehlo, auth)
+    };
+    let (ehlo, auth) = session(&i);
+    assert!(ehlo.contains("STARTTLS") && !ehlo.contains("AUTH"), "{ehlo}");
+    assert!(auth.starts_with("538 5.7.11"), "{auth}");
+    i.write_config("[tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n[auth]\nallow_plaintext = true\n");
+    let (ehlo, auth) = session(&i);
+    assert!(ehlo.contains("AUTH PLAIN LOGIN"), "{ehlo}");
+    assert!(auth.starts_with("235 "), "{auth}");
+}
