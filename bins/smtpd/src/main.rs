@@ -11,12 +11,11 @@
 
 #![forbid(unsafe_code)]
 
-mod body;
-mod command;
 mod queue;
 mod session;
 
 use posthorn_auth::wire::Wire;
+use posthorn_smtpd::{body, command};
 use posthorn_mail::config::{Config, LogSink, Source};
 use posthorn_sys::exit::{self, Exit};
 use session::{MAX_COMMAND, Mode, Session};
