@@ -888,3 +888,34 @@ fn no_plaintext_auth_from_the_network_without_tls() {
     assert!(ehlo.contains("AUTH PLAIN LOGIN"), "{ehlo}");
     assert!(auth.starts_with("235 "), "{auth}");
 }
+
+/// Postfix's smtp-source, 20 sessions at once, 200 messages of 4 KiB
+/// through the launcher: every one acknowledged is delivered, whole.
+#[test]
+fn smtp_source_twenty_sessions_into_a_maildir() {
+    if !Path::new("/usr/sbin/smtp-source").exists() {
+        eprintln!("skipped: smtp-source (Debian's postfix package) is not installed");
+        return;
+    }
+    let i = Instance::new();
+    i.init_spool();
+    let Some(l) = Launcher::start(&i, "smtpd", &[]) else {
+        return;
+    };
+    let out = Command::new("/usr/sbin/smtp-source")
+        .args(["-s", "20", "-m", "200", "-l", "4096", "-f", "bob@remote.example"])
+        .args(["-t", "ann@mail.test", "-M", "mail.test"])
+        .arg(format!("127.0.0.1:{}", l.port))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(i.queue_files().len(), 200);
+    i.qrun_once();
+    let msgs = i.maildir("ann");
+    assert_eq!(msgs.len(), 200);
+    for m in &msgs {
+        assert!(body(m).len() >= 4000, "{}", text(m));
+        let r = header(m, "Received").unwrap();
+        assert!(r.contains("by mail.test (Posthorn) with SMTP id"), "{r}");
+    }
+}
