@@ -12,7 +12,8 @@
 #     calls made by every process on the path (submitters, daemons,
 #     delivery agents), counted with strace over BENCH_FSYNC_MESSAGES
 #     (200) messages, one submitter, in a run of their own.
-# Then scripts/bench-pop3.sh: pop3d beside Dovecot (login, STAT, UIDL,
+# Then scripts/bench-smtp.sh: smtpd beside Postfix's smtpd under smtp-source
+# (20 sessions, 2000 messages), and scripts/bench-pop3.sh: pop3d beside Dovecot (login, STAT, UIDL,
 # RETR of a 10,000-message, 250 MB Maildir, warm and cold, and RSS).
 # Each timed load runs BENCH_ROUNDS (2) times, alternating the two systems
 # (A B B A ...), and the best round counts: others share this machine.
@@ -411,4 +412,10 @@ echo "Posthorn logs: $inst.qrun-1.log, $inst.qrun-8.log; Postfix log: /var/log/p
 if [ "${BENCH_POP3:-yes}" != no ]; then
     echo
     bash "$top/scripts/bench-pop3.sh"
+fi
+
+# smtpd beside Postfix's smtpd, with smtp-source (BENCH_SMTP=no skips it).
+if [ "${BENCH_SMTP:-yes}" != no ]; then
+    echo
+    bash "$top/scripts/bench-smtp.sh"
 fi

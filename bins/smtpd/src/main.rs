@@ -125,7 +125,7 @@ fn run(args: &Args) -> Result<(), Exit> {
     cfg.hold_secrets(root && mode == Mode::Submission)?;
     if root {
         let a = cfg.mail_account()?;
-        posthorn_sys::privs::become_user(&a.name, a.uid, a.gid)
+        posthorn_sys::privs::become_service(a.uid, a.gid)
             .map_err(|e| Exit::from_io(format!("switching to {}", a.name), &e))?;
     }
     let mut wire = Wire::new(cfg.smtpd.idle_timeout, MAX_COMMAND - 2);
