@@ -739,7 +739,9 @@ struct Held {
 
 impl Held {
     fn start(mut c: Command) -> Held {
-        c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null());
+        c.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
         let mut child = c.spawn().unwrap();
         let out = BufReader::new(child.stdout.take().unwrap());
         let mut h = Held { child, out };
@@ -796,7 +798,10 @@ fn as_root_smtpd_drops_root_for_good_and_still_checks_passwords() {
         }
     }
     let _gone = Gone(name.clone());
-    let mut ch = Command::new("chpasswd").stdin(Stdio::piped()).spawn().unwrap();
+    let mut ch = Command::new("chpasswd")
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
     ch.stdin
         .take()
         .unwrap()
@@ -843,10 +848,16 @@ fn as_root_smtpd_drops_root_for_good_and_still_checks_passwords() {
         write!(line, "AUTH PLAIN {out}").unwrap();
         line
     };
-    assert!(s.say(&plain(&name, "sys-secret")).starts_with("235 "), "system account");
+    assert!(
+        s.say(&plain(&name, "sys-secret")).starts_with("235 "),
+        "system account"
+    );
     assert!(s.say("RCPT TO:<ann@mail.test>").starts_with("503"));
     assert!(s.say("MAIL FROM:<>").starts_with("250"));
-    assert!(s.say("RCPT TO:<ann@mail.test>").starts_with("250"), "users file read after the drop");
+    assert!(
+        s.say("RCPT TO:<ann@mail.test>").starts_with("250"),
+        "users file read after the drop"
+    );
     assert!(s.say("RCPT TO:<nobody-here@mail.test>").starts_with("550"));
     assert_eq!(uids(pid), "65534 65534 65534 65534");
     s.say("QUIT");
@@ -881,9 +892,14 @@ fn no_plaintext_auth_from_the_network_without_tls() {
         (ehlo, auth)
     };
     let (ehlo, auth) = session(&i);
-    assert!(ehlo.contains("STARTTLS") && !ehlo.contains("AUTH"), "{ehlo}");
+    assert!(
+        ehlo.contains("STARTTLS") && !ehlo.contains("AUTH"),
+        "{ehlo}"
+    );
     assert!(auth.starts_with("538 5.7.11"), "{auth}");
-    i.write_config("[tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n[auth]\nallow_plaintext = true\n");
+    i.write_config(
+        "[tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n[auth]\nallow_plaintext = true\n",
+    );
     let (ehlo, auth) = session(&i);
     assert!(ehlo.contains("AUTH PLAIN LOGIN"), "{ehlo}");
     assert!(auth.starts_with("235 "), "{auth}");
@@ -903,12 +919,26 @@ fn smtp_source_twenty_sessions_into_a_maildir() {
         return;
     };
     let out = Command::new("/usr/sbin/smtp-source")
-        .args(["-s", "20", "-m", "200", "-l", "4096", "-f", "bob@remote.example"])
+        .args([
+            "-s",
+            "20",
+            "-m",
+            "200",
+            "-l",
+            "4096",
+            "-f",
+            "bob@remote.example",
+        ])
         .args(["-t", "ann@mail.test", "-M", "mail.test"])
         .arg(format!("127.0.0.1:{}", l.port))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     assert_eq!(i.queue_files().len(), 200);
     i.qrun_once();
     let msgs = i.maildir("ann");

@@ -15,8 +15,8 @@ mod queue;
 mod session;
 
 use posthorn_auth::wire::Wire;
-use posthorn_smtpd::{body, command};
 use posthorn_mail::config::{Config, LogSink, Source};
+use posthorn_smtpd::{body, command};
 use posthorn_sys::exit::{self, Exit};
 use session::{MAX_COMMAND, Mode, Session};
 use std::io::Write;
