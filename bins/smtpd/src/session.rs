@@ -717,8 +717,12 @@ impl<'a> Session<'a> {
                 },
                 &mut out,
             );
-            if out.len() >= 64 * 1024 && write_failed.is_none() {
-                write_failed = queued.write(&out).err();
+            if out.len() >= 64 * 1024 {
+                // After a failed write the rest is only read and checked
+                // (the reply will be 451): memory stays at one buffer.
+                if write_failed.is_none() {
+                    write_failed = queued.write(&out).err();
+                }
                 out.clear();
             }
         };
