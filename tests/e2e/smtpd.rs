@@ -995,3 +995,29 @@ fn a_big_message_is_streamed_not_held() {
     // 400,000 lines of 79 octets once CRLF is LF, plus header and Received.
     assert!(size > 400_000 * 79, "{size}");
 }
+
+/// A broken certificate is a clear error in the log, 421 to the client
+/// and exit 78: never a panic, never a session without the TLS promised.
+#[test]
+fn a_broken_certificate_is_a_clear_startup_error() {
+    let mut i = Instance::new();
+    if !make_cert(&i) {
+        return;
+    }
+    i.write(
+        "cert.pem",
+        "-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n",
+    );
+    i.write_config("[tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n");
+    let out = i.run("smtpd", &[], b"EHLO x\r\nQUIT\r\n");
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "421 4.3.0 Error: server unavailable, try again later\r\n"
+    );
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("cert.pem") && !err.contains("panicked"),
+        "{err}"
+    );
+}
