@@ -1,0 +1,722 @@
+//! folder - one Maildir folder as IMAP sees it: its messages in UID order
+//! with flags from their file names, UIDs from `dovecot-uidlist`, new/
+//! moved to cur/, \Recent claimed by exactly one session, and the changes
+//! other processes made since the last look (expunged files, renamed
+//! flags, new mail). Also the writes: flag renames, expunge, append, copy.
+//!
+//! Deviations and choices, as Dovecot's comments do:
+//! - \Recent: `posthorn-recent` in the folder holds the first UID no
+//!   session has claimed yet; a read-write SELECT claims the UIDs from
+//!   there up under the uidlist lock, so exactly one session sees each
+//!   message as recent. (Dovecot keeps this in its index.)
+//! - A file missing from one directory scan is looked for in a second
+//!   scan before it counts as expunged: a rename by another process
+//!   (new/ to cur/, a flag change) may hide it from one readdir.
+//! - INTERNALDATE is the file's mtime, as in Dovecot; APPEND sets it.
+//!
+//! Distrusts the directory: names that are not plain Maildir names are
+//! skipped, and every file is opened without following symlinks.
+
+use crate::flags::{Flags, Keywords};
+use crate::uidlist::{self, DotLock, UidList, base_name};
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+pub const RECENT_FILE: &str = "posthorn-recent";
+
+/// One message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Msg {
+    pub uid: u32,
+    /// The current file name in cur/ (or new/ when `in_new`).
+    pub name: String,
+    pub in_new: bool,
+    pub flags: Flags,
+    pub recent: bool,
+}
+
+impl Msg {
+    /// base - the base name, the message's identity.
+    pub fn base(&self) -> &str {
+        base_name(&self.name)
+    }
+
+    /// rel - the file relative to the folder.
+    pub fn rel(&self) -> String {
+        format!("{}/{}", if self.in_new { "new" } else { "cur" }, self.name)
+    }
+
+    /// info_other - letters in the name's info we do not model.
+    fn info(&self) -> &str {
+        self.name.split_once(":2,").map_or("", |(_, i)| i)
+    }
+
+    /// size_hint - `,W=` (the CRLF size) from the name, if there.
+    pub fn size_hint(&self) -> Option<u64> {
+        self.base()
+            .split(',')
+            .find_map(|f| f.strip_prefix("W="))
+            .and_then(|w| w.parse().ok())
+    }
+}
+
+/// What changed since the last scan, for the untagged responses.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Changes {
+    /// Sequence numbers, highest first, so each stays valid as sent.
+    pub expunged: Vec<u32>,
+    /// UIDs whose flags another process changed.
+    pub flags: Vec<u32>,
+    pub exists_changed: bool,
+    pub recent_changed: bool,
+}
+
+/// A folder's view for one session.
+#[derive(Debug)]
+pub struct Folder {
+    pub dir: PathBuf,
+    pub read_only: bool,
+    pub validity: u32,
+    pub next_uid: u32,
+    pub msgs: Vec<Msg>,
+    pub keywords: Keywords,
+}
+
+/// valid_name - a file name that may be a message: no dot files, no `/`.
+fn valid_name(n: &str) -> bool {
+    !n.is_empty() && !n.starts_with('.') && !n.contains('/') && n.len() < 256
+}
+
+/// scan_dir - base name to (in new/, file name) for new/ then cur/; new/
+/// first so that a message moved to cur/ while we read is seen there.
+fn scan_dir(dir: &Path) -> io::Result<HashMap<String, (bool, String)>> {
+    let mut out = HashMap::new();
+    for (sub, in_new) in [("new", true), ("cur", false)] {
+        let rd = match std::fs::read_dir(dir.join(sub)) {
+            Ok(r) => r,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        for ent in rd {
+            let ent = ent?;
+            let Ok(name) = ent.file_name().into_string() else {
+                continue;
+            };
+            if valid_name(&name) {
+                out.insert(base_name(&name).to_string(), (in_new, name));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// new_validity - a UIDVALIDITY for a new list: the time, but above the
+/// last one given in this Maildir root (`dovecot-uidvalidity`, 8 hex
+/// digits as Dovecot writes it), so a folder made, deleted and made
+/// again within a second never repeats one.
+pub fn new_validity(root: &Path) -> u32 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as u32)
+        .unwrap_or(1);
+    let file = root.join("dovecot-uidvalidity");
+    let Ok(lock) = DotLock::acquire(root, "dovecot-uidvalidity") else {
+        return now;
+    };
+    let last = std::fs::read_to_string(&file)
+        .ok()
+        .and_then(|s| u32::from_str_radix(s.trim(), 16).ok())
+        .unwrap_or(0);
+    let v = now.max(last.saturating_add(1)).max(1);
+    let _ = lock.replace(format!("{v:08x}").as_bytes());
+    v
+}
+
+/// root_of - the Maildir root a folder lives in (its parent for `.Sub`).
+fn root_of(dir: &Path) -> &Path {
+    match dir.file_name().and_then(|n| n.to_str()) {
+        Some(n) if n.starts_with('.') => dir.parent().unwrap_or(dir),
+        _ => dir,
+    }
+}
+
+/// read_recent - the first UID not yet claimed as \Recent.
+fn read_recent(dir: &Path) -> u32 {
+    std::fs::read_to_string(dir.join(RECENT_FILE))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1)
+}
+
+/// write_atomic - small folder files: write a temporary, fsync, rename.
+pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let r = (|| {
+        let mut f = posthorn_sys::fsio::create_new(&tmp, 0o600)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if r.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    r
+}
+
+/// Where the uidlist stands after a sync.
+struct Listed {
+    list: UidList,
+    recent_from: u32,
+}
+
+impl Folder {
+    /// open - the folder at `dir`, scanned; `read_only` for EXAMINE.
+    pub fn open(dir: &Path, read_only: bool) -> io::Result<Folder> {
+        if !dir.join("cur").is_dir() {
+            return Err(io::Error::new(io::ErrorKind::NotFound, "no such folder"));
+        }
+        let mut f = Folder {
+            dir: dir.to_path_buf(),
+            read_only,
+            validity: 0,
+            next_uid: 1,
+            msgs: Vec::new(),
+            keywords: Keywords::default(),
+        };
+        f.sync()?;
+        Ok(f)
+    }
+
+    /// sync_list - bring the uidlist up to date with the files: give
+    /// UIDs to new files (in name order: delivery order) and, for a
+    /// read-write session, claim \Recent. The lock is taken only when
+    /// something must be written.
+    fn sync_list(
+        &self,
+        files: &HashMap<String, (bool, String)>,
+        claim_recent: bool,
+    ) -> io::Result<Listed> {
+        let current = uidlist::read(&self.dir)?;
+        let unknown = |l: &Option<UidList>| -> bool {
+            match l {
+                None => true,
+                Some(l) => {
+                    let known = l.by_base();
+                    files.keys().any(|b| !known.contains_key(b.as_str()))
+                }
+            }
+        };
+        let next = current.as_ref().map_or(1, |l| l.next_uid);
+        let recent_from = read_recent(&self.dir);
+        let must_claim = claim_recent && recent_from < next;
+        if !unknown(&current) && !must_claim {
+            let list = current.ok_or_else(|| io::Error::other("no uidlist"))?;
+            return Ok(Listed {
+                list,
+                recent_from: u32::MAX,
+            });
+        }
+        let lock = DotLock::acquire(&self.dir, uidlist::FILE)?;
+        let mut list = match uidlist::read(&self.dir)? {
+            Some(l) => l,
+            None => UidList::fresh(new_validity(root_of(&self.dir))),
+        };
+        let mut wrote = false;
+        if unknown(&Some(list.clone())) {
+            let known: std::collections::HashSet<String> =
+                list.entries.iter().map(|e| e.base().to_string()).collect();
+            let mut fresh: Vec<&String> = files
+                .keys()
+                .filter(|b| !known.contains(b.as_str()))
+                .collect();
+            fresh.sort_by(|a, b| delivery_order(a, b));
+            for b in fresh {
+                let name = &files[b].1;
+                if list.add(name).is_none() {
+                    return Err(io::Error::other("UIDs exhausted"));
+                }
+            }
+            // Entries whose files are gone for good are dropped, as Dovecot
+            // does when it rewrites; next_uid keeps their UIDs used.
+            list.entries.retain(|e| files.contains_key(e.base()));
+            wrote = true;
+        }
+        let mut recent_from_out = u32::MAX;
+        if claim_recent {
+            let from = read_recent(&self.dir);
+            if from < list.next_uid {
+                write_atomic(
+                    &self.dir.join(RECENT_FILE),
+                    format!("{}\n", list.next_uid).as_bytes(),
+                )?;
+                recent_from_out = from;
+            }
+        }
+        if wrote {
+            lock.replace(&list.render())?;
+        }
+        Ok(Listed {
+            list,
+            recent_from: recent_from_out,
+        })
+    }
+
+    /// sync - look at the folder again and return what changed.
+    pub fn sync(&mut self) -> io::Result<Changes> {
+        let mut files = scan_dir(&self.dir)?;
+        // A message we knew but could not find: look once more before
+        // calling it expunged (see the module comment).
+        if self.msgs.iter().any(|m| !files.contains_key(m.base())) {
+            for (k, v) in scan_dir(&self.dir)? {
+                files.entry(k).or_insert(v);
+            }
+        }
+        if !self.read_only {
+            self.move_new(&mut files);
+        }
+        let listed = self.sync_list(&files, !self.read_only)?;
+        let list = listed.list;
+        let mut ch = Changes::default();
+        if self.validity != 0 && list.validity != self.validity {
+            // The list was replaced under us: nothing we said holds.
+            return Err(io::Error::other("UIDVALIDITY changed"));
+        }
+        self.validity = list.validity;
+        if list.next_uid != self.next_uid {
+            self.next_uid = list.next_uid;
+        }
+        let kw = Keywords::read(&self.dir);
+        if kw != self.keywords {
+            self.keywords = kw;
+        }
+        // Expunged: known messages whose files are gone.
+        for i in (0..self.msgs.len()).rev() {
+            if !files.contains_key(self.msgs[i].base()) {
+                ch.expunged.push(i as u32 + 1);
+                self.msgs.remove(i);
+            }
+        }
+        // Flag changes by others.
+        for m in &mut self.msgs {
+            if let Some((in_new, name)) = files.get(m.base())
+                && (*name != m.name || *in_new != m.in_new)
+            {
+                let flags = Flags::from_info(name.split_once(":2,").map_or("", |x| x.1));
+                m.name = name.clone();
+                m.in_new = *in_new;
+                if flags != m.flags {
+                    m.flags = flags;
+                    ch.flags.push(m.uid);
+                }
+            }
+        }
+        // New messages: listed UIDs above the last we know.
+        let last = self.msgs.last().map_or(0, |m| m.uid);
+        let before = self.msgs.len();
+        for e in &list.entries {
+            if e.uid <= last {
+                continue;
+            }
+            let Some((in_new, name)) = files.get(e.base()) else {
+                continue;
+            };
+            let recent = e.uid >= listed.recent_from;
+            ch.recent_changed |= recent;
+            self.msgs.push(Msg {
+                uid: e.uid,
+                name: name.clone(),
+                in_new: *in_new,
+                flags: Flags::from_info(name.split_once(":2,").map_or("", |x| x.1)),
+                recent,
+            });
+        }
+        ch.exists_changed = self.msgs.len() != before || !ch.expunged.is_empty();
+        Ok(ch)
+    }
+
+    /// move_new - new/ to cur/ with an empty info, as a reader does.
+    fn move_new(&self, files: &mut HashMap<String, (bool, String)>) {
+        for (in_new, name) in files.values_mut() {
+            if !*in_new {
+                continue;
+            }
+            let to = if name.contains(":2,") {
+                name.clone()
+            } else {
+                format!("{name}:2,")
+            };
+            match std::fs::rename(
+                self.dir.join("new").join(&*name),
+                self.dir.join("cur").join(&to),
+            ) {
+                Ok(()) => {
+                    *in_new = false;
+                    *name = to;
+                }
+                // Someone else moved it: it is in cur/ under some name.
+                Err(_) => {
+                    if let Some(n) = find_in(&self.dir.join("cur"), base_name(name)) {
+                        *in_new = false;
+                        *name = n;
+                    }
+                }
+            }
+        }
+    }
+
+    /// path - the message's file.
+    pub fn path(&self, m: &Msg) -> PathBuf {
+        self.dir.join(m.rel())
+    }
+
+    /// locate - refresh message `i`'s file name when another process
+    /// renamed it; false when it is gone.
+    fn locate(&mut self, i: usize) -> bool {
+        let base = self.msgs[i].base().to_string();
+        for (sub, in_new) in [("cur", false), ("new", true)] {
+            if let Some(n) = find_in(&self.dir.join(sub), &base) {
+                self.msgs[i].name = n;
+                self.msgs[i].in_new = in_new;
+                return true;
+            }
+        }
+        false
+    }
+
+    /// read - the message's octets as stored; None when it is gone.
+    pub fn read(&mut self, i: usize) -> io::Result<Option<Vec<u8>>> {
+        for _ in 0..2 {
+            match posthorn_sys::fsio::open_read(&self.path(&self.msgs[i])) {
+                Ok(mut f) => {
+                    let mut v = Vec::new();
+                    f.read_to_end(&mut v)?;
+                    return Ok(Some(v));
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    if !self.locate(i) {
+                        return Ok(None);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+
+    /// mtime - the internal date (seconds since the epoch).
+    pub fn mtime(&mut self, i: usize) -> i64 {
+        use std::os::unix::fs::MetadataExt;
+        for _ in 0..2 {
+            match std::fs::symlink_metadata(self.path(&self.msgs[i])) {
+                Ok(m) => return m.mtime(),
+                Err(_) if self.locate(i) => continue,
+                Err(_) => return 0,
+            }
+        }
+        0
+    }
+
+    /// set_flags - give message `i` these flags by renaming its file;
+    /// false when the message is gone.
+    pub fn set_flags(&mut self, i: usize, flags: Flags) -> io::Result<bool> {
+        if self.read_only {
+            return Ok(true);
+        }
+        for _ in 0..3 {
+            let m = &self.msgs[i];
+            if m.flags == flags && !m.in_new {
+                return Ok(true);
+            }
+            let to = format!("{}:2,{}", m.base(), flags.info(m.info()));
+            match std::fs::rename(self.path(m), self.dir.join("cur").join(&to)) {
+                Ok(()) => {
+                    let m = &mut self.msgs[i];
+                    m.name = to;
+                    m.in_new = false;
+                    m.flags = flags;
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    if !self.locate(i) {
+                        return Ok(false);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(false)
+    }
+
+    /// expunge - remove the \Deleted messages; returns their sequence
+    /// numbers, highest first (each valid as it is sent).
+    pub fn expunge(&mut self, only: Option<&[u32]>) -> io::Result<Vec<u32>> {
+        let mut gone = Vec::new();
+        if self.read_only {
+            return Ok(gone);
+        }
+        for i in (0..self.msgs.len()).rev() {
+            let m = &self.msgs[i];
+            if m.flags.system & crate::flags::DELETED == 0
+                || only.is_some_and(|u| !u.contains(&m.uid))
+            {
+                continue;
+            }
+            match std::fs::remove_file(self.path(m)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    if self.locate(i) {
+                        let _ = std::fs::remove_file(self.path(&self.msgs[i]));
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+            gone.push(i as u32 + 1);
+            self.msgs.remove(i);
+        }
+        if !gone.is_empty() {
+            posthorn_sys::fsio::fsync_dir(&self.dir.join("cur"))?;
+        }
+        Ok(gone)
+    }
+}
+
+/// find_in - the file in `dir` whose base name is `base`.
+fn find_in(dir: &Path, base: &str) -> Option<String> {
+    for ent in std::fs::read_dir(dir).ok()?.flatten() {
+        if let Ok(n) = ent.file_name().into_string()
+            && base_name(&n) == base
+        {
+            return Some(n);
+        }
+    }
+    None
+}
+
+/// delivery_order - Maildir names by delivery time (`<secs>.M<usec>`),
+/// then by name.
+fn delivery_order(a: &str, b: &str) -> std::cmp::Ordering {
+    fn key(s: &str) -> (u64, u64) {
+        let mut it = s.split('.');
+        let secs = it.next().and_then(|x| x.parse().ok()).unwrap_or(u64::MAX);
+        let usec = it
+            .next()
+            .and_then(|x| x.strip_prefix('M'))
+            .and_then(|x| x.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|x| x.parse().ok())
+            .unwrap_or(0);
+        (secs, usec)
+    }
+    key(a).cmp(&key(b)).then_with(|| a.cmp(b))
+}
+
+/// unique_base - a new Maildir base name with its sizes.
+fn unique_base(size: u64, crlf: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".into())
+        .replace('/', "\\057")
+        .replace(':', "\\072");
+    format!(
+        "{}.M{}P{}Q{}R{:08x}.{host},S={size},W={crlf}",
+        now.as_secs(),
+        now.subsec_micros(),
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        posthorn_sys::fsio::random_u64() as u32
+    )
+}
+
+/// crlf_size - the size with every bare LF counted as CR LF.
+pub fn crlf_size(data: &[u8]) -> u64 {
+    let mut n = data.len() as u64;
+    for (i, &b) in data.iter().enumerate() {
+        if b == b'\n' && (i == 0 || data[i - 1] != b'\r') {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// assign - give new files in `dir` UIDs, in the order given, under the
+/// uidlist lock; returns the UIDs.
+fn assign(dir: &Path, names: &[String]) -> io::Result<Vec<u32>> {
+    let lock = DotLock::acquire(dir, uidlist::FILE)?;
+    let mut list = match uidlist::read(dir)? {
+        Some(l) => l,
+        None => UidList::fresh(new_validity(root_of(dir))),
+    };
+    let mut uids = Vec::new();
+    for n in names {
+        uids.push(
+            list.add(n)
+                .ok_or_else(|| io::Error::other("UIDs exhausted"))?,
+        );
+    }
+    lock.replace(&list.render())?;
+    Ok(uids)
+}
+
+/// append - store a message in folder `dir` (cur/, with its flags),
+/// durably, with the internal date `date`; returns (UIDVALIDITY, UID).
+pub fn append(dir: &Path, data: &[u8], flags: Flags, date: Option<i64>) -> io::Result<u32> {
+    let base = unique_base(data.len() as u64, crlf_size(data));
+    let tmp = dir.join("tmp").join(&base);
+    let name = format!("{base}:2,{}", flags.info(""));
+    let dest = dir.join("cur").join(&name);
+    let r = (|| {
+        let mut f = posthorn_sys::fsio::create_new(&tmp, 0o600)?;
+        f.write_all(data)?;
+        if let Some(d) = date {
+            let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(d.max(0) as u64);
+            f.set_modified(t)?;
+        }
+        f.sync_all()?;
+        std::fs::rename(&tmp, &dest)?;
+        posthorn_sys::fsio::fsync_dir(&dir.join("cur"))
+    })();
+    if let Err(e) = r {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    Ok(assign(dir, &[name])?[0])
+}
+
+/// copy - copy messages into folder `dest` (a hard link where the file
+/// system allows, else a copy through tmp/), keeping their flags and
+/// internal dates; returns the new UIDs in order.
+pub fn copy(src: &[(PathBuf, Flags)], dest: &Path) -> io::Result<Vec<u32>> {
+    let mut names = Vec::new();
+    let mut made = Vec::new();
+    let r = (|| -> io::Result<()> {
+        for (path, flags) in src {
+            let old = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .map(base_name)
+                .unwrap_or("");
+            // Keep the sizes the old name carried.
+            let sizes: String = old
+                .split(',')
+                .skip(1)
+                .filter(|f| f.starts_with("S=") || f.starts_with("W="))
+                .map(|f| format!(",{f}"))
+                .collect();
+            let mut base = unique_base(0, 0);
+            if let Some(i) = base.find(",S=") {
+                base.truncate(i);
+            }
+            base.push_str(&sizes);
+            let name = format!("{base}:2,{}", flags.info(""));
+            let to = dest.join("cur").join(&name);
+            if std::fs::hard_link(path, &to).is_err() {
+                let tmp = dest.join("tmp").join(&base);
+                let mut input = posthorn_sys::fsio::open_read(path)?;
+                let mtime = input.metadata()?.modified()?;
+                let mut out = posthorn_sys::fsio::create_new(&tmp, 0o600)?;
+                io::copy(&mut input, &mut out)?;
+                out.set_modified(mtime)?;
+                out.sync_all()?;
+                std::fs::rename(&tmp, &to)?;
+            }
+            made.push(to);
+            names.push(name);
+        }
+        posthorn_sys::fsio::fsync_dir(&dest.join("cur"))
+    })();
+    if let Err(e) = r {
+        for m in made {
+            let _ = std::fs::remove_file(m);
+        }
+        return Err(e);
+    }
+    assign(dest, &names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn maildir() -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        for s in ["new", "cur", "tmp"] {
+            std::fs::create_dir(d.path().join(s)).unwrap();
+        }
+        d
+    }
+
+    #[test]
+    fn uids_flags_recent_and_changes() {
+        let d = maildir();
+        std::fs::write(d.path().join("new/1000.M2P1.h"), "b\n").unwrap();
+        std::fs::write(d.path().join("new/1000.M1P1.h"), "a\n").unwrap();
+        std::fs::write(d.path().join("cur/999.M1P1.h:2,FS"), "c\n").unwrap();
+        let mut f = Folder::open(d.path(), false).unwrap();
+        let names: Vec<_> = f.msgs.iter().map(|m| (m.uid, m.name.as_str())).collect();
+        assert_eq!(
+            names,
+            [
+                (1, "999.M1P1.h:2,FS"),
+                (2, "1000.M1P1.h:2,"),
+                (3, "1000.M2P1.h:2,")
+            ]
+        );
+        assert!(f.msgs.iter().all(|m| m.recent && !m.in_new));
+        // A second session: same UIDs, nothing recent.
+        let g = Folder::open(d.path(), false).unwrap();
+        assert_eq!(g.msgs.len(), 3);
+        assert!(g.msgs.iter().all(|m| !m.recent));
+        // Another process changes flags, expunges, delivers.
+        std::fs::rename(
+            d.path().join("cur/1000.M1P1.h:2,"),
+            d.path().join("cur/1000.M1P1.h:2,S"),
+        )
+        .unwrap();
+        std::fs::remove_file(d.path().join("cur/999.M1P1.h:2,FS")).unwrap();
+        std::fs::write(d.path().join("new/1001.M1P1.h"), "d\n").unwrap();
+        let ch = f.sync().unwrap();
+        assert_eq!(ch.expunged, [1]);
+        assert_eq!(ch.flags, [2]);
+        assert!(ch.exists_changed && ch.recent_changed);
+        assert_eq!(f.msgs.iter().map(|m| m.uid).collect::<Vec<_>>(), [2, 3, 4]);
+        // Our own flag change, then expunge.
+        let mut fl = f.msgs[2].flags;
+        fl.system |= crate::flags::DELETED;
+        assert!(f.set_flags(2, fl).unwrap());
+        assert_eq!(f.expunge(None).unwrap(), [3]);
+        assert_eq!(f.sync().unwrap(), Changes::default());
+        // Append and copy take the next UIDs; UIDs are never reused.
+        let uid = append(d.path(), b"x\r\n", Flags::default(), Some(1_000_000)).unwrap();
+        assert_eq!(uid, 5);
+        let p = f.path(&f.msgs[0]);
+        assert_eq!(copy(&[(p, Flags::from_info("S"))], d.path()).unwrap(), [6]);
+        f.sync().unwrap();
+        assert_eq!(
+            f.msgs.iter().map(|m| m.uid).collect::<Vec<_>>(),
+            [2, 3, 5, 6]
+        );
+        assert_eq!(f.mtime(2), 1_000_000);
+        assert_eq!(f.msgs[2].size_hint(), Some(3));
+    }
+
+    #[test]
+    fn read_only_moves_nothing_and_claims_nothing() {
+        let d = maildir();
+        std::fs::write(d.path().join("new/1.M1P1.h"), "a\n").unwrap();
+        let f = Folder::open(d.path(), true).unwrap();
+        assert!(f.msgs[0].in_new && !f.msgs[0].recent);
+        let g = Folder::open(d.path(), false).unwrap();
+        assert!(g.msgs[0].recent, "EXAMINE did not take \\Recent");
+    }
+
+    #[test]
+    fn crlf_sizes() {
+        assert_eq!(crlf_size(b"a\nb\r\n"), 6);
+        assert_eq!(crlf_size(b"\n"), 2);
+    }
+}

@@ -1,0 +1,360 @@
+//! uidlist - a folder's `dovecot-uidlist`, read and written in Dovecot's
+//! version 3 format under Dovecot's `dovecot-uidlist.lock` dot-lock, so
+//! Dovecot and imapd can serve one Maildir and a folder moved from
+//! Dovecot keeps UIDVALIDITY and every UID.
+//!
+//! Format (Dovecot's maildir-uidlist.c): a header line
+//! `3 V<uidvalidity> N<nextuid> G<mailbox guid>` (other header fields are
+//! kept as they are), then one line per message in UID order:
+//! `<uid> [<key><value> ...] :<file name>`. Extension fields (`W` size,
+//! `P` POP3 UIDL, `G` guid, ...) are kept verbatim. Version 1 files
+//! (`1 <validity> <next>`, `<uid> <name>`) are read and rewritten as 3.
+//!
+//! Locking: the writer creates `dovecot-uidlist.lock` with O_EXCL,
+//! writes the new list into it, fsyncs and renames it over the list
+//! (Dovecot's file_dotlock_replace). A lock untouched for two minutes is
+//! stale (Dovecot's MAILDIR_UIDLIST_LOCK_STALE_TIMEOUT) and removed.
+//!
+//! Distrusts the file: any line that does not parse is dropped, UIDs must
+//! rise, and the next UID is never below the highest UID seen, so a
+//! damaged list can lose a name but never hand out a UID twice.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+pub const FILE: &str = "dovecot-uidlist";
+/// Largest list read (a million messages is about 80 MB).
+const MAX_SIZE: u64 = 512 * 1024 * 1024;
+/// A lock file older than this, and not growing, is stale.
+const STALE: Duration = Duration::from_secs(120);
+/// How long to wait for another process's lock before giving up.
+const WAIT: Duration = Duration::from_secs(30);
+
+/// One message's line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub uid: u32,
+    /// Extension fields between the UID and the name, verbatim.
+    pub ext: String,
+    /// The file name as recorded (flags may be stale; only the base counts).
+    pub name: String,
+}
+
+impl Entry {
+    /// base - the Maildir base name: the file name up to the first `:`.
+    pub fn base(&self) -> &str {
+        base_name(&self.name)
+    }
+}
+
+/// base_name - a Maildir file name without its `:2,flags` info.
+pub fn base_name(name: &str) -> &str {
+    name.split(':').next().unwrap_or(name)
+}
+
+/// A folder's UID list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UidList {
+    pub validity: u32,
+    pub next_uid: u32,
+    /// The mailbox GUID (`G`), 32 hex digits; kept or made once.
+    pub guid: String,
+    /// Header fields other than V, N, G, verbatim.
+    pub extra: Vec<String>,
+    /// In rising UID order.
+    pub entries: Vec<Entry>,
+}
+
+impl UidList {
+    /// fresh - an empty list for a new folder.
+    pub fn fresh(validity: u32) -> UidList {
+        UidList {
+            validity,
+            next_uid: 1,
+            guid: new_guid(),
+            extra: Vec::new(),
+            entries: Vec::new(),
+        }
+    }
+
+    /// parse - the text of a list; None when it has no usable header.
+    pub fn parse(text: &str) -> Option<UidList> {
+        let mut lines = text.split('\n');
+        let header = lines.next()?;
+        let mut fields = header.split(' ').filter(|f| !f.is_empty());
+        let version = fields.next()?;
+        let mut l = UidList {
+            validity: 0,
+            next_uid: 1,
+            guid: String::new(),
+            extra: Vec::new(),
+            entries: Vec::new(),
+        };
+        match version {
+            "1" => {
+                l.validity = fields.next()?.parse().ok()?;
+                l.next_uid = fields.next()?.parse().ok()?;
+            }
+            "3" => {
+                for f in fields {
+                    if let Some(v) = f.strip_prefix('V') {
+                        l.validity = v.parse().ok()?;
+                    } else if let Some(n) = f.strip_prefix('N') {
+                        l.next_uid = n.parse().ok()?;
+                    } else if let Some(g) = f.strip_prefix('G') {
+                        l.guid = g.to_string();
+                    } else {
+                        l.extra.push(f.to_string());
+                    }
+                }
+            }
+            _ => return None,
+        }
+        if l.validity == 0 {
+            return None;
+        }
+        let mut last = 0u32;
+        for line in lines {
+            let e = if version == "1" {
+                let Some((uid, name)) = line.split_once(' ') else {
+                    continue;
+                };
+                uid.parse().ok().map(|uid| Entry {
+                    uid,
+                    ext: String::new(),
+                    name: name.to_string(),
+                })
+            } else {
+                line.split_once(" :").and_then(|(left, name)| {
+                    let (uid, ext) = left.split_once(' ').unwrap_or((left, ""));
+                    uid.parse().ok().map(|uid| Entry {
+                        uid,
+                        ext: ext.to_string(),
+                        name: name.to_string(),
+                    })
+                })
+            };
+            let Some(e) = e else { continue };
+            // UIDs rise; a name must be a plain file name.
+            if e.uid <= last || e.name.is_empty() || e.name.contains('/') {
+                continue;
+            }
+            last = e.uid;
+            l.entries.push(e);
+        }
+        l.next_uid = l.next_uid.max(last.saturating_add(1));
+        if l.guid.is_empty() {
+            l.guid = new_guid();
+        }
+        Some(l)
+    }
+
+    /// render - the list in version 3 format.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64 + self.entries.len() * 64);
+        let _ = write!(
+            out,
+            "3 V{} N{} G{}",
+            self.validity, self.next_uid, self.guid
+        );
+        for x in &self.extra {
+            let _ = write!(out, " {x}");
+        }
+        out.push(b'\n');
+        for e in &self.entries {
+            if e.ext.is_empty() {
+                let _ = writeln!(out, "{} :{}", e.uid, e.name);
+            } else {
+                let _ = writeln!(out, "{} {} :{}", e.uid, e.ext, e.name);
+            }
+        }
+        out
+    }
+
+    /// by_base - UID by base name.
+    pub fn by_base(&self) -> HashMap<&str, u32> {
+        self.entries.iter().map(|e| (e.base(), e.uid)).collect()
+    }
+
+    /// add - give `name` the next UID.
+    pub fn add(&mut self, name: &str) -> Option<u32> {
+        let uid = self.next_uid;
+        if uid == u32::MAX {
+            return None;
+        }
+        self.next_uid += 1;
+        self.entries.push(Entry {
+            uid,
+            ext: String::new(),
+            name: name.to_string(),
+        });
+        Some(uid)
+    }
+}
+
+/// new_guid - 128 random bits in hex, for the `G` header field.
+fn new_guid() -> String {
+    format!(
+        "{:016x}{:016x}",
+        posthorn_sys::fsio::random_u64(),
+        posthorn_sys::fsio::random_u64()
+    )
+}
+
+/// read - the folder's list; None when there is none (or none usable).
+pub fn read(dir: &Path) -> io::Result<Option<UidList>> {
+    let path = dir.join(FILE);
+    let f = match posthorn_sys::fsio::open_read(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if f.metadata()?.len() > MAX_SIZE {
+        return Err(io::Error::other("dovecot-uidlist is too large"));
+    }
+    let mut text = String::new();
+    let mut bytes = Vec::new();
+    io::Read::read_to_end(&mut &f, &mut bytes)?;
+    text.push_str(&String::from_utf8_lossy(&bytes));
+    Ok(UidList::parse(&text))
+}
+
+/// A held dot-lock: `<name>.lock` in the folder.
+#[derive(Debug)]
+pub struct DotLock {
+    path: PathBuf,
+    target: PathBuf,
+    file: Option<File>,
+}
+
+impl DotLock {
+    /// acquire - take `<dir>/<name>.lock`, waiting for another holder and
+    /// breaking a stale lock.
+    pub fn acquire(dir: &Path, name: &str) -> io::Result<DotLock> {
+        let path = dir.join(format!("{name}.lock"));
+        let start = Instant::now();
+        let mut pause = Duration::from_millis(2);
+        loop {
+            match posthorn_sys::fsio::create_new(&path, 0o600) {
+                Ok(f) => {
+                    return Ok(DotLock {
+                        target: dir.join(name),
+                        path,
+                        file: Some(f),
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
+            }
+            if let Ok(m) = std::fs::symlink_metadata(&path)
+                && let Ok(t) = m.modified()
+                && SystemTime::now()
+                    .duration_since(t)
+                    .is_ok_and(|age| age > STALE)
+            {
+                posthorn_sys::warning!("removing stale lock {}", path.display());
+                let _ = std::fs::remove_file(&path);
+                continue;
+            }
+            if start.elapsed() > WAIT {
+                return Err(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    format!("{} is held by another process", path.display()),
+                ));
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(100));
+        }
+    }
+
+    /// replace - write `data` into the lock file, fsync it and rename it
+    /// over the target: the new contents appear whole or not at all.
+    pub fn replace(mut self, data: &[u8]) -> io::Result<()> {
+        let mut f = self
+            .file
+            .take()
+            .ok_or_else(|| io::Error::other("lock already used"))?;
+        let r = (|| {
+            f.write_all(data)?;
+            f.sync_all()?;
+            std::fs::rename(&self.path, &self.target)
+        })();
+        if r.is_err() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+        // Renamed or removed: nothing for drop to do.
+        self.path = PathBuf::new();
+        r
+    }
+}
+
+impl Drop for DotLock {
+    /// drop - release a lock not used for a replace.
+    fn drop(&mut self) {
+        if !self.path.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Written by Dovecot 2.3.19 (doveadm save, flags add, expunge).
+    const DOVECOT: &str = "3 V1764336000 N5 G3085f01b7f11094c501100008d1c2ad4\n\
+        1 :1764336001.M1P1.host\n\
+        2 W120 :1764336002.M2P1.host,S=117:2,S\n\
+        4 P0000001a6552ecd1 W7 :1764336004.M4P1.host:2,\n";
+
+    #[test]
+    fn dovecot_format_round_trips() {
+        let l = UidList::parse(DOVECOT).unwrap();
+        assert_eq!(l.validity, 1764336000);
+        assert_eq!(l.next_uid, 5);
+        assert_eq!(l.guid, "3085f01b7f11094c501100008d1c2ad4");
+        assert_eq!(l.entries.len(), 3);
+        assert_eq!(l.entries[1].ext, "W120");
+        assert_eq!(l.entries[1].base(), "1764336002.M2P1.host,S=117");
+        assert_eq!(String::from_utf8(l.render()).unwrap(), DOVECOT);
+    }
+
+    #[test]
+    fn damaged_lists_never_reuse_uids() {
+        let l = UidList::parse("3 V7 N2\n5 :a\n3 :b\nx :c\n9 :d/e\n6 W1 :f\n").unwrap();
+        assert_eq!(
+            l.entries.iter().map(|e| e.uid).collect::<Vec<_>>(),
+            vec![5, 6]
+        );
+        assert_eq!(l.next_uid, 7, "never below the highest UID");
+        assert!(UidList::parse("3 N5\n").is_none(), "no UIDVALIDITY");
+        assert!(UidList::parse("2 V1 N1\n").is_none());
+        assert!(UidList::parse("").is_none());
+        let v1 = UidList::parse("1 1234 3\n1 a:2,S\n2 b\n").unwrap();
+        assert_eq!((v1.validity, v1.next_uid, v1.entries.len()), (1234, 3, 2));
+    }
+
+    #[test]
+    fn lock_replace_and_stale() {
+        let d = tempfile::tempdir().unwrap();
+        let mut l = UidList::fresh(42);
+        assert_eq!(l.add("x:2,S"), Some(1));
+        let lock = DotLock::acquire(d.path(), FILE).unwrap();
+        assert!(d.path().join("dovecot-uidlist.lock").exists());
+        lock.replace(&l.render()).unwrap();
+        assert!(!d.path().join("dovecot-uidlist.lock").exists());
+        assert_eq!(read(d.path()).unwrap().unwrap(), l);
+        // Dropped without replace: released.
+        drop(DotLock::acquire(d.path(), FILE).unwrap());
+        assert!(!d.path().join("dovecot-uidlist.lock").exists());
+        // A stale lock is broken.
+        let p = d.path().join("dovecot-uidlist.lock");
+        let f = File::create(&p).unwrap();
+        f.set_modified(SystemTime::now() - Duration::from_secs(600))
+            .unwrap();
+        drop(DotLock::acquire(d.path(), FILE).unwrap());
+    }
+}
