@@ -1,0 +1,1141 @@
+//! command - one complete IMAP command (its literals already read in by
+//! serve.rs under their caps, inline as `{n}CRLF<n octets>`) to a typed
+//! command, per RFC 3501 §9's grammar.
+//!
+//! Our own parser rather than imap-codec 2.0 alphas: the wire reading
+//! (line and literal caps, `+` go-aheads, LITERAL+) already lives in
+//! serve.rs over lib-auth's Wire, and what is left is a few hundred lines
+//! we can keep exact, fuzz, and not see churn under pinned alpha versions.
+//!
+//! Distrusts the client: every token is checked against the grammar
+//! (NUL, CR and LF never inside strings, 8-bit only in literals), counts
+//! are bounded (list and search nesting, sequence-set ranges), and any
+//! error gives `BAD` with the reason.
+
+/// A sequence set: ranges with `u32::MAX` for `*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeqSet(pub Vec<(u32, u32)>);
+
+pub const STAR: u32 = u32::MAX;
+
+impl SeqSet {
+    /// contains - whether `n` is in the set, with `*` meaning `max`.
+    pub fn contains(&self, n: u32, max: u32) -> bool {
+        self.0.iter().any(|&(a, b)| {
+            let a = if a == STAR { max } else { a };
+            let b = if b == STAR { max } else { b };
+            let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+            lo <= n && n <= hi
+        })
+    }
+}
+
+/// What part of a message a BODY[...] names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SectionText {
+    Header,
+    Fields(Vec<String>),
+    FieldsNot(Vec<String>),
+    Text,
+    Mime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Section {
+    pub path: Vec<u32>,
+    pub text: Option<SectionText>,
+}
+
+/// A FETCH data item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Att {
+    Envelope,
+    Flags,
+    InternalDate,
+    Rfc822,
+    Rfc822Header,
+    Rfc822Size,
+    Rfc822Text,
+    Body,
+    BodyStructure,
+    Uid,
+    Section {
+        peek: bool,
+        section: Section,
+        partial: Option<(u32, u32)>,
+    },
+}
+
+/// A SEARCH key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Key {
+    All,
+    And(Vec<Key>),
+    Or(Box<Key>, Box<Key>),
+    Not(Box<Key>),
+    /// System flag bit set (or clear when `false`).
+    Flag(u8, bool),
+    Keyword(String, bool),
+    New,
+    Old,
+    Recent,
+    /// Header field contains.
+    Header(String, String),
+    Body(String),
+    Text(String),
+    /// Internal date: before / on / since (days since the epoch).
+    Before(i64),
+    On(i64),
+    Since(i64),
+    SentBefore(i64),
+    SentOn(i64),
+    SentSince(i64),
+    Larger(u64),
+    Smaller(u64),
+    Uid(SeqSet),
+    Seq(SeqSet),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreMode {
+    Add,
+    Remove,
+    Replace,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusItem {
+    Messages,
+    Recent,
+    UidNext,
+    UidValidity,
+    Unseen,
+}
+
+/// A parsed command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cmd {
+    Capability,
+    Noop,
+    Logout,
+    StartTls,
+    Authenticate {
+        mech: String,
+        initial: Option<String>,
+    },
+    Login {
+        user: String,
+        pass: Vec<u8>,
+    },
+    Select {
+        mailbox: String,
+        read_only: bool,
+    },
+    Create(String),
+    Delete(String),
+    Rename(String, String),
+    Subscribe(String, bool),
+    List {
+        reference: String,
+        pattern: String,
+        lsub: bool,
+    },
+    Status {
+        mailbox: String,
+        items: Vec<StatusItem>,
+    },
+    Append {
+        mailbox: String,
+        flags: Vec<String>,
+        date: Option<i64>,
+        message: Vec<u8>,
+    },
+    Check,
+    Close,
+    Expunge,
+    Search {
+        uid: bool,
+        key: Key,
+    },
+    Fetch {
+        uid: bool,
+        set: SeqSet,
+        atts: Vec<Att>,
+    },
+    Store {
+        uid: bool,
+        set: SeqSet,
+        mode: StoreMode,
+        silent: bool,
+        flags: Vec<String>,
+    },
+    Copy {
+        uid: bool,
+        set: SeqSet,
+        mailbox: String,
+    },
+}
+
+/// A command that did not parse: the tag when we got that far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bad {
+    pub tag: Option<String>,
+    pub why: String,
+}
+
+/// Deepest nesting of parentheses in SEARCH keys and flag lists.
+const MAX_DEPTH: usize = 32;
+/// Most entries in a list (fetch atts, flags, header names, search keys).
+const MAX_ITEMS: usize = 1000;
+
+struct P<'a> {
+    b: &'a [u8],
+    i: usize,
+    depth: usize,
+}
+
+type R<T> = Result<T, String>;
+
+fn is_atom_char(c: u8) -> bool {
+    c > 0x20 && c < 0x7f && !b"(){%*\"\\]".contains(&c)
+}
+
+impl<'a> P<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    fn eat(&mut self, c: u8) -> bool {
+        if self.peek() == Some(c) {
+            self.i += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expect(&mut self, c: u8) -> R<()> {
+        if self.eat(c) {
+            Ok(())
+        } else {
+            Err(format!("expected '{}'", c as char))
+        }
+    }
+
+    fn sp(&mut self) -> R<()> {
+        self.expect(b' ')
+    }
+
+    fn at_end(&self) -> bool {
+        self.i >= self.b.len()
+    }
+
+    /// atom - 1*ATOM-CHAR, plus `extra` characters allowed here.
+    fn atom_with(&mut self, extra: &[u8]) -> R<&'a str> {
+        let s = self.i;
+        while let Some(c) = self.peek() {
+            if is_atom_char(c) || extra.contains(&c) {
+                self.i += 1;
+            } else {
+                break;
+            }
+        }
+        if s == self.i {
+            return Err("expected an atom".into());
+        }
+        std::str::from_utf8(&self.b[s..self.i]).map_err(|_| "bad atom".into())
+    }
+
+    fn atom(&mut self) -> R<&'a str> {
+        self.atom_with(&[])
+    }
+
+    /// quoted - `"..."` with `\"` and `\\`.
+    fn quoted(&mut self) -> R<Vec<u8>> {
+        self.expect(b'"')?;
+        let mut v = Vec::new();
+        loop {
+            match self.peek() {
+                None => return Err("unterminated quoted string".into()),
+                Some(b'"') => {
+                    self.i += 1;
+                    return Ok(v);
+                }
+                Some(b'\\') => {
+                    self.i += 1;
+                    match self.peek() {
+                        Some(c @ (b'"' | b'\\')) => {
+                            v.push(c);
+                            self.i += 1;
+                        }
+                        _ => return Err("bad escape in quoted string".into()),
+                    }
+                }
+                Some(0 | b'\r' | b'\n') => return Err("NUL, CR or LF in quoted string".into()),
+                Some(c) if c >= 0x80 => return Err("8-bit octet in quoted string".into()),
+                Some(c) => {
+                    v.push(c);
+                    self.i += 1;
+                }
+            }
+        }
+    }
+
+    /// literal - `{n}` or `{n+}`, CRLF, n octets (read in by serve.rs).
+    fn literal(&mut self) -> R<&'a [u8]> {
+        self.expect(b'{')?;
+        let n = self.number()? as usize;
+        self.eat(b'+');
+        self.expect(b'}')?;
+        self.expect(b'\r')?;
+        self.expect(b'\n')?;
+        if self.b.len() - self.i < n {
+            return Err("literal shorter than announced".into());
+        }
+        let s = &self.b[self.i..self.i + n];
+        self.i += n;
+        Ok(s)
+    }
+
+    /// string - quoted or literal.
+    fn string(&mut self) -> R<Vec<u8>> {
+        match self.peek() {
+            Some(b'"') => self.quoted(),
+            Some(b'{') => Ok(self.literal()?.to_vec()),
+            _ => Err("expected a string".into()),
+        }
+    }
+
+    /// astring - atom (with `]`) or string.
+    fn astring(&mut self) -> R<Vec<u8>> {
+        match self.peek() {
+            Some(b'"' | b'{') => self.string(),
+            _ => Ok(self.atom_with(b"]")?.as_bytes().to_vec()),
+        }
+    }
+
+    fn astring_utf8(&mut self) -> R<String> {
+        String::from_utf8(self.astring()?).map_err(|_| "not UTF-8".into())
+    }
+
+    /// mailbox - an astring; INBOX in any case becomes INBOX.
+    fn mailbox(&mut self) -> R<String> {
+        let m = self.astring_utf8()?;
+        if m.bytes().any(|b| b == 0 || b == b'\r' || b == b'\n') {
+            return Err("bad mailbox name".into());
+        }
+        Ok(if m.eq_ignore_ascii_case("INBOX") {
+            "INBOX".into()
+        } else {
+            m
+        })
+    }
+
+    /// list_mailbox - like a mailbox but `%` and `*` are atom characters.
+    fn list_mailbox(&mut self) -> R<String> {
+        match self.peek() {
+            Some(b'"' | b'{') => String::from_utf8(self.string()?).map_err(|_| "not UTF-8".into()),
+            _ => Ok(self.atom_with(b"%*]")?.to_string()),
+        }
+    }
+
+    fn number(&mut self) -> R<u32> {
+        let s = self.i;
+        while self.peek().is_some_and(|c| c.is_ascii_digit()) {
+            self.i += 1;
+        }
+        std::str::from_utf8(&self.b[s..self.i])
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .ok_or_else(|| "expected a number".into())
+    }
+
+    fn number64(&mut self) -> R<u64> {
+        let s = self.i;
+        while self.peek().is_some_and(|c| c.is_ascii_digit()) {
+            self.i += 1;
+        }
+        std::str::from_utf8(&self.b[s..self.i])
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .ok_or_else(|| "expected a number".into())
+    }
+
+    fn nz(&mut self) -> R<u32> {
+        if self.eat(b'*') {
+            return Ok(STAR);
+        }
+        match self.number()? {
+            0 => Err("sequence numbers start at 1".into()),
+            n => Ok(n),
+        }
+    }
+
+    fn seq_set(&mut self) -> R<SeqSet> {
+        let mut v = Vec::new();
+        loop {
+            let a = self.nz()?;
+            let b = if self.eat(b':') { self.nz()? } else { a };
+            v.push((a, b));
+            if v.len() > MAX_ITEMS * 10 {
+                return Err("sequence set too long".into());
+            }
+            if !self.eat(b',') {
+                return Ok(SeqSet(v));
+            }
+        }
+    }
+
+    /// flag_list - `(flag ...)`.
+    fn flag_list(&mut self) -> R<Vec<String>> {
+        self.expect(b'(')?;
+        let mut v = Vec::new();
+        if self.eat(b')') {
+            return Ok(v);
+        }
+        loop {
+            v.push(self.flag()?);
+            if v.len() > MAX_ITEMS {
+                return Err("too many flags".into());
+            }
+            if self.eat(b')') {
+                return Ok(v);
+            }
+            self.sp()?;
+        }
+    }
+
+    fn flag(&mut self) -> R<String> {
+        if self.eat(b'\\') {
+            return Ok(format!("\\{}", self.atom()?));
+        }
+        Ok(self.atom()?.to_string())
+    }
+
+    /// date - `d-Mon-yyyy`, quoted or not, as days since the epoch.
+    fn date(&mut self) -> R<i64> {
+        let quoted = self.eat(b'"');
+        let s = self.atom()?;
+        if quoted {
+            self.expect(b'"')?;
+        }
+        parse_date(s).ok_or_else(|| "bad date".into())
+    }
+
+    fn section(&mut self) -> R<Section> {
+        let mut path = Vec::new();
+        let mut text = None;
+        if self.eat(b']') {
+            return Ok(Section { path, text });
+        }
+        loop {
+            if self.peek().is_some_and(|c| c.is_ascii_digit()) {
+                let n = self.number()?;
+                if n == 0 {
+                    return Err("part numbers start at 1".into());
+                }
+                path.push(n);
+                if path.len() > MAX_DEPTH {
+                    return Err("section too deep".into());
+                }
+                if self.eat(b'.') {
+                    continue;
+                }
+                break;
+            }
+            let word = self.atom_with(b"")?.to_ascii_uppercase();
+            text = Some(match word.as_str() {
+                "HEADER" => SectionText::Header,
+                "TEXT" => SectionText::Text,
+                "MIME" if !path.is_empty() => SectionText::Mime,
+                "HEADER.FIELDS" | "HEADER.FIELDS.NOT" => {
+                    self.sp()?;
+                    self.expect(b'(')?;
+                    let mut names = Vec::new();
+                    loop {
+                        let n = self.astring_utf8()?;
+                        names.push(n.to_ascii_uppercase());
+                        if names.len() > MAX_ITEMS {
+                            return Err("too many header names".into());
+                        }
+                        if self.eat(b')') {
+                            break;
+                        }
+                        self.sp()?;
+                    }
+                    if word == "HEADER.FIELDS" {
+                        SectionText::Fields(names)
+                    } else {
+                        SectionText::FieldsNot(names)
+                    }
+                }
+                _ => return Err("bad section".into()),
+            });
+            break;
+        }
+        self.expect(b']')?;
+        Ok(Section { path, text })
+    }
+
+    fn fetch_att(&mut self) -> R<Att> {
+        let w = self.atom_with(b"")?.to_ascii_uppercase();
+        // atom_with stops at `[`? No: `[` is an atom char; split it off.
+        let (w, bracket) = match w.find('[') {
+            Some(i) => {
+                self.i -= w.len() - i - 1;
+                (w[..i].to_string(), true)
+            }
+            None => (w, false),
+        };
+        Ok(match (w.as_str(), bracket) {
+            ("ENVELOPE", false) => Att::Envelope,
+            ("FLAGS", false) => Att::Flags,
+            ("INTERNALDATE", false) => Att::InternalDate,
+            ("RFC822", false) => Att::Rfc822,
+            ("RFC822.HEADER", false) => Att::Rfc822Header,
+            ("RFC822.SIZE", false) => Att::Rfc822Size,
+            ("RFC822.TEXT", false) => Att::Rfc822Text,
+            ("BODY", false) => Att::Body,
+            ("BODYSTRUCTURE", false) => Att::BodyStructure,
+            ("UID", false) => Att::Uid,
+            ("BODY" | "BODY.PEEK", true) => {
+                let section = self.section()?;
+                let partial = if self.eat(b'<') {
+                    let a = self.number()?;
+                    self.expect(b'.')?;
+                    let n = self.number()?;
+                    if n == 0 {
+                        return Err("partial length must not be 0".into());
+                    }
+                    self.expect(b'>')?;
+                    Some((a, n))
+                } else {
+                    None
+                };
+                Att::Section {
+                    peek: w == "BODY.PEEK",
+                    section,
+                    partial,
+                }
+            }
+            _ => return Err(format!("unknown FETCH item {w}")),
+        })
+    }
+
+    fn fetch_atts(&mut self) -> R<Vec<Att>> {
+        if self.eat(b'(') {
+            let mut v = Vec::new();
+            loop {
+                v.push(self.fetch_att()?);
+                if v.len() > MAX_ITEMS {
+                    return Err("too many FETCH items".into());
+                }
+                if self.eat(b')') {
+                    return Ok(v);
+                }
+                self.sp()?;
+            }
+        }
+        let save = self.i;
+        let w = self.atom()?.to_ascii_uppercase();
+        Ok(match w.as_str() {
+            "ALL" => vec![
+                Att::Flags,
+                Att::InternalDate,
+                Att::Rfc822Size,
+                Att::Envelope,
+            ],
+            "FAST" => vec![Att::Flags, Att::InternalDate, Att::Rfc822Size],
+            "FULL" => vec![
+                Att::Flags,
+                Att::InternalDate,
+                Att::Rfc822Size,
+                Att::Envelope,
+                Att::Body,
+            ],
+            _ => {
+                self.i = save;
+                vec![self.fetch_att()?]
+            }
+        })
+    }
+
+    /// search_key - one key (RFC 3501 §6.4.4).
+    fn search_key(&mut self) -> R<Key> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err("search keys nested too deep".into());
+        }
+        let k = self.search_key_inner();
+        self.depth -= 1;
+        k
+    }
+
+    fn search_key_inner(&mut self) -> R<Key> {
+        use crate::flags::*;
+        if self.eat(b'(') {
+            let mut v = vec![self.search_key()?];
+            while !self.eat(b')') {
+                self.sp()?;
+                v.push(self.search_key()?);
+                if v.len() > MAX_ITEMS {
+                    return Err("too many search keys".into());
+                }
+            }
+            return Ok(Key::And(v));
+        }
+        if self.peek().is_some_and(|c| c.is_ascii_digit() || c == b'*') {
+            return Ok(Key::Seq(self.seq_set()?));
+        }
+        let w = self.atom()?.to_ascii_uppercase();
+        let s = |p: &mut Self| -> R<String> {
+            p.sp()?;
+            Ok(String::from_utf8_lossy(&p.astring()?).into_owned())
+        };
+        Ok(match w.as_str() {
+            "ALL" => Key::All,
+            "ANSWERED" => Key::Flag(ANSWERED, true),
+            "DELETED" => Key::Flag(DELETED, true),
+            "DRAFT" => Key::Flag(DRAFT, true),
+            "FLAGGED" => Key::Flag(FLAGGED, true),
+            "SEEN" => Key::Flag(SEEN, true),
+            "UNANSWERED" => Key::Flag(ANSWERED, false),
+            "UNDELETED" => Key::Flag(DELETED, false),
+            "UNDRAFT" => Key::Flag(DRAFT, false),
+            "UNFLAGGED" => Key::Flag(FLAGGED, false),
+            "UNSEEN" => Key::Flag(SEEN, false),
+            "NEW" => Key::New,
+            "OLD" => Key::Old,
+            "RECENT" => Key::Recent,
+            "KEYWORD" | "UNKEYWORD" => {
+                self.sp()?;
+                Key::Keyword(self.flag()?, w == "KEYWORD")
+            }
+            "BCC" | "CC" | "FROM" | "SUBJECT" | "TO" => Key::Header(w.clone(), s(self)?),
+            "HEADER" => {
+                let f = s(self)?;
+                Key::Header(f.to_ascii_uppercase(), s(self)?)
+            }
+            "BODY" => Key::Body(s(self)?),
+            "TEXT" => Key::Text(s(self)?),
+            "BEFORE" | "ON" | "SINCE" | "SENTBEFORE" | "SENTON" | "SENTSINCE" => {
+                self.sp()?;
+                let d = self.date()?;
+                match w.as_str() {
+                    "BEFORE" => Key::Before(d),
+                    "ON" => Key::On(d),
+                    "SINCE" => Key::Since(d),
+                    "SENTBEFORE" => Key::SentBefore(d),
+                    "SENTON" => Key::SentOn(d),
+                    _ => Key::SentSince(d),
+                }
+            }
+            "LARGER" | "SMALLER" => {
+                self.sp()?;
+                let n = self.number64()?;
+                if w == "LARGER" {
+                    Key::Larger(n)
+                } else {
+                    Key::Smaller(n)
+                }
+            }
+            "UID" => {
+                self.sp()?;
+                Key::Uid(self.seq_set()?)
+            }
+            "NOT" => {
+                self.sp()?;
+                Key::Not(Box::new(self.search_key()?))
+            }
+            "OR" => {
+                self.sp()?;
+                let a = self.search_key()?;
+                self.sp()?;
+                Key::Or(Box::new(a), Box::new(self.search_key()?))
+            }
+            _ => return Err(format!("unknown search key {w}")),
+        })
+    }
+}
+
+const MONTHS: [&str; 12] = [
+    "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+];
+
+/// days_from_civil - days since 1970-01-01 of a proleptic Gregorian date.
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (i64::from(m) + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146097 + doe - 719468
+}
+
+/// parse_date - `d-Mon-yyyy` to days since the epoch.
+pub fn parse_date(s: &str) -> Option<i64> {
+    let mut it = s.split('-');
+    let d: u32 = it.next()?.parse().ok()?;
+    let m = it.next()?.to_ascii_uppercase();
+    let m = MONTHS.iter().position(|x| *x == m)? as u32 + 1;
+    let y: i64 = it.next()?.parse().ok()?;
+    if it.next().is_some() || !(1..=31).contains(&d) || !(1..=9999).contains(&y) {
+        return None;
+    }
+    Some(days_from_civil(y, m, d))
+}
+
+/// parse_date_time - `dd-Mon-yyyy hh:mm:ss +zzzz` to seconds since the epoch.
+pub fn parse_date_time(s: &str) -> Option<i64> {
+    let s = s.trim_start();
+    let (date, rest) = s.split_once(' ')?;
+    let (time, zone) = rest.split_once(' ')?;
+    let days = parse_date(date)?;
+    let t: Vec<i64> = time
+        .split(':')
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    if t.len() != 3 || t[0] > 23 || t[1] > 59 || t[2] > 60 {
+        return None;
+    }
+    let zb = zone.as_bytes();
+    if zb.len() != 5 || !(zb[0] == b'+' || zb[0] == b'-') {
+        return None;
+    }
+    let zh: i64 = zone[1..3].parse().ok()?;
+    let zm: i64 = zone[3..5].parse().ok()?;
+    let off = (zh * 60 + zm) * 60 * if zb[0] == b'-' { -1 } else { 1 };
+    Some(days * 86400 + t[0] * 3600 + t[1] * 60 + t[2] - off)
+}
+
+/// parse - one command: `tag SP command CRLF` (the CRLF already gone).
+pub fn parse(b: &[u8]) -> Result<(String, Cmd), Bad> {
+    let mut p = P { b, i: 0, depth: 0 };
+    let tag = match p.atom_with(b"") {
+        Ok(t) if !t.contains('+') => t.to_string(),
+        _ => {
+            return Err(Bad {
+                tag: None,
+                why: "bad tag".into(),
+            });
+        }
+    };
+    let r = (|| -> R<Cmd> {
+        p.sp()?;
+        let name = p.atom()?.to_ascii_uppercase();
+        let cmd = command(&mut p, &name)?;
+        if !p.at_end() {
+            return Err("unexpected text after the command".into());
+        }
+        Ok(cmd)
+    })();
+    match r {
+        Ok(c) => Ok((tag, c)),
+        Err(why) => Err(Bad {
+            tag: Some(tag),
+            why,
+        }),
+    }
+}
+
+fn command(p: &mut P, name: &str) -> R<Cmd> {
+    Ok(match name {
+        "CAPABILITY" => Cmd::Capability,
+        "NOOP" => Cmd::Noop,
+        "LOGOUT" => Cmd::Logout,
+        "STARTTLS" => Cmd::StartTls,
+        "CHECK" => Cmd::Check,
+        "CLOSE" => Cmd::Close,
+        "EXPUNGE" => Cmd::Expunge,
+        "AUTHENTICATE" => {
+            p.sp()?;
+            let mech = p.atom()?.to_string();
+            let initial = if p.eat(b' ') {
+                let s = p.i;
+                while p
+                    .peek()
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || b"+/=".contains(&c))
+                {
+                    p.i += 1;
+                }
+                Some(String::from_utf8_lossy(&p.b[s..p.i]).into_owned())
+            } else {
+                None
+            };
+            Cmd::Authenticate { mech, initial }
+        }
+        "LOGIN" => {
+            p.sp()?;
+            let user = p.astring_utf8()?;
+            p.sp()?;
+            let pass = p.astring()?;
+            Cmd::Login { user, pass }
+        }
+        "SELECT" | "EXAMINE" => {
+            p.sp()?;
+            Cmd::Select {
+                mailbox: p.mailbox()?,
+                read_only: name == "EXAMINE",
+            }
+        }
+        "CREATE" | "DELETE" | "SUBSCRIBE" | "UNSUBSCRIBE" => {
+            p.sp()?;
+            let m = p.mailbox()?;
+            match name {
+                "CREATE" => Cmd::Create(m),
+                "DELETE" => Cmd::Delete(m),
+                "SUBSCRIBE" => Cmd::Subscribe(m, true),
+                _ => Cmd::Subscribe(m, false),
+            }
+        }
+        "RENAME" => {
+            p.sp()?;
+            let a = p.mailbox()?;
+            p.sp()?;
+            Cmd::Rename(a, p.mailbox()?)
+        }
+        "LIST" | "LSUB" => {
+            p.sp()?;
+            let reference = p.mailbox()?;
+            p.sp()?;
+            let pattern = p.list_mailbox()?;
+            Cmd::List {
+                reference,
+                pattern,
+                lsub: name == "LSUB",
+            }
+        }
+        "STATUS" => {
+            p.sp()?;
+            let mailbox = p.mailbox()?;
+            p.sp()?;
+            p.expect(b'(')?;
+            let mut items = Vec::new();
+            loop {
+                items.push(match p.atom()?.to_ascii_uppercase().as_str() {
+                    "MESSAGES" => StatusItem::Messages,
+                    "RECENT" => StatusItem::Recent,
+                    "UIDNEXT" => StatusItem::UidNext,
+                    "UIDVALIDITY" => StatusItem::UidValidity,
+                    "UNSEEN" => StatusItem::Unseen,
+                    _ => return Err("unknown STATUS item".into()),
+                });
+                if items.len() > 16 {
+                    return Err("too many STATUS items".into());
+                }
+                if p.eat(b')') {
+                    break;
+                }
+                p.sp()?;
+            }
+            Cmd::Status { mailbox, items }
+        }
+        "APPEND" => {
+            p.sp()?;
+            let mailbox = p.mailbox()?;
+            p.sp()?;
+            let flags = if p.peek() == Some(b'(') {
+                let f = p.flag_list()?;
+                p.sp()?;
+                f
+            } else {
+                Vec::new()
+            };
+            let date = if p.peek() == Some(b'"') {
+                let d = p.quoted()?;
+                p.sp()?;
+                Some(parse_date_time(&String::from_utf8_lossy(&d)).ok_or("bad date-time")?)
+            } else {
+                None
+            };
+            let message = p.literal()?.to_vec();
+            Cmd::Append {
+                mailbox,
+                flags,
+                date,
+                message,
+            }
+        }
+        "UID" => {
+            p.sp()?;
+            let sub = p.atom()?.to_ascii_uppercase();
+            match sub.as_str() {
+                "FETCH" | "STORE" | "SEARCH" | "COPY" => uid_command(p, &sub, true)?,
+                _ => return Err(format!("unknown UID command {sub}")),
+            }
+        }
+        "FETCH" | "STORE" | "SEARCH" | "COPY" => uid_command(p, name, false)?,
+        _ => return Err(format!("unknown command {name}")),
+    })
+}
+
+fn uid_command(p: &mut P, name: &str, uid: bool) -> R<Cmd> {
+    p.sp()?;
+    Ok(match name {
+        "FETCH" => {
+            let set = p.seq_set()?;
+            p.sp()?;
+            Cmd::Fetch {
+                uid,
+                set,
+                atts: p.fetch_atts()?,
+            }
+        }
+        "STORE" => {
+            let set = p.seq_set()?;
+            p.sp()?;
+            let w = p.atom()?.to_ascii_uppercase();
+            let (mode, rest) = match w.strip_prefix('+') {
+                Some(r) => (StoreMode::Add, r),
+                None => match w.strip_prefix('-') {
+                    Some(r) => (StoreMode::Remove, r),
+                    None => (StoreMode::Replace, w.as_str()),
+                },
+            };
+            let silent = match rest {
+                "FLAGS" => false,
+                "FLAGS.SILENT" => true,
+                _ => return Err("expected FLAGS or FLAGS.SILENT".into()),
+            };
+            p.sp()?;
+            let flags = if p.peek() == Some(b'(') {
+                p.flag_list()?
+            } else {
+                let mut v = vec![p.flag()?];
+                while p.eat(b' ') {
+                    v.push(p.flag()?);
+                }
+                v
+            };
+            Cmd::Store {
+                uid,
+                set,
+                mode,
+                silent,
+                flags,
+            }
+        }
+        "COPY" => {
+            let set = p.seq_set()?;
+            p.sp()?;
+            Cmd::Copy {
+                uid,
+                set,
+                mailbox: p.mailbox()?,
+            }
+        }
+        _ => {
+            let save = p.i;
+            if p.atom().is_ok_and(|w| w.eq_ignore_ascii_case("CHARSET")) {
+                p.sp()?;
+                let cs = String::from_utf8_lossy(&p.astring()?).to_ascii_uppercase();
+                if cs != "UTF-8" && cs != "US-ASCII" {
+                    return Err("[BADCHARSET (UTF-8 US-ASCII)] unsupported charset".into());
+                }
+                p.sp()?;
+            } else {
+                p.i = save;
+            }
+            let mut v = vec![p.search_key()?];
+            while p.eat(b' ') {
+                v.push(p.search_key()?);
+                if v.len() > MAX_ITEMS {
+                    return Err("too many search keys".into());
+                }
+            }
+            Cmd::Search {
+                uid,
+                key: if v.len() == 1 {
+                    v.remove(0)
+                } else {
+                    Key::And(v)
+                },
+            }
+        }
+    })
+}
+
+/// literal_at_end - a line ending in `{n}` or `{n+}`: (n, synchronizing).
+pub fn literal_at_end(line: &[u8]) -> Option<(u64, bool)> {
+    let line = line.strip_suffix(b"}")?;
+    let (line, plus) = match line.strip_suffix(b"+") {
+        Some(l) => (l, true),
+        None => (line, false),
+    };
+    let open = line.iter().rposition(|&c| c == b'{')?;
+    let digits = &line[open + 1..];
+    if digits.is_empty() || digits.len() > 12 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some((n, !plus))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(s: &str) -> Cmd {
+        parse(s.as_bytes())
+            .unwrap_or_else(|e| panic!("{s}: {e:?}"))
+            .1
+    }
+
+    fn bad(s: &str) {
+        assert!(parse(s.as_bytes()).is_err(), "{s}");
+    }
+
+    #[test]
+    fn known_answers() {
+        assert_eq!(ok("a CAPABILITY"), Cmd::Capability);
+        assert_eq!(ok("a noop"), Cmd::Noop);
+        assert_eq!(
+            ok("a LOGIN ann \"p\\\"w\""),
+            Cmd::Login {
+                user: "ann".into(),
+                pass: b"p\"w".to_vec()
+            }
+        );
+        assert_eq!(
+            ok("a LOGIN {3}\r\nann {2+}\r\npw"),
+            Cmd::Login {
+                user: "ann".into(),
+                pass: b"pw".to_vec()
+            }
+        );
+        assert_eq!(
+            ok("a select inbox"),
+            Cmd::Select {
+                mailbox: "INBOX".into(),
+                read_only: false
+            }
+        );
+        assert_eq!(
+            ok("a LIST \"\" %.*"),
+            Cmd::List {
+                reference: "".into(),
+                pattern: "%.*".into(),
+                lsub: false
+            }
+        );
+        assert_eq!(
+            ok("a FETCH 1:*,3 (FLAGS BODY.PEEK[1.2.HEADER.FIELDS (from To)]<0.100>)"),
+            Cmd::Fetch {
+                uid: false,
+                set: SeqSet(vec![(1, STAR), (3, 3)]),
+                atts: vec![
+                    Att::Flags,
+                    Att::Section {
+                        peek: true,
+                        section: Section {
+                            path: vec![1, 2],
+                            text: Some(SectionText::Fields(vec!["FROM".into(), "TO".into()]))
+                        },
+                        partial: Some((0, 100))
+                    }
+                ]
+            }
+        );
+        assert_eq!(
+            ok("a UID FETCH 1 BODY[]"),
+            Cmd::Fetch {
+                uid: true,
+                set: SeqSet(vec![(1, 1)]),
+                atts: vec![Att::Section {
+                    peek: false,
+                    section: Section {
+                        path: vec![],
+                        text: None
+                    },
+                    partial: None
+                }]
+            }
+        );
+        assert!(matches!(ok("a FETCH 1 full"), Cmd::Fetch { atts, .. } if atts.len() == 5));
+        assert!(matches!(ok("a FETCH 1 BODY[3.MIME]"), Cmd::Fetch { .. }));
+        assert_eq!(
+            ok("a STORE 2:4 +FLAGS.SILENT (\\Deleted foo)"),
+            Cmd::Store {
+                uid: false,
+                set: SeqSet(vec![(2, 4)]),
+                mode: StoreMode::Add,
+                silent: true,
+                flags: vec!["\\Deleted".into(), "foo".into()]
+            }
+        );
+        assert_eq!(
+            ok("a SEARCH CHARSET UTF-8 OR (FROM \"x\" 1:3) NOT SEEN SINCE 1-Feb-1994"),
+            Cmd::Search {
+                uid: false,
+                key: Key::And(vec![
+                    Key::Or(
+                        Box::new(Key::And(vec![
+                            Key::Header("FROM".into(), "x".into()),
+                            Key::Seq(SeqSet(vec![(1, 3)]))
+                        ])),
+                        Box::new(Key::Not(Box::new(Key::Flag(crate::flags::SEEN, true))))
+                    ),
+                    Key::Since(days_from_civil(1994, 2, 1))
+                ])
+            }
+        );
+        assert_eq!(
+            ok("a APPEND saved-messages (\\Seen) \" 7-Feb-1994 21:52:25 -0800\" {3}\r\nabc"),
+            Cmd::Append {
+                mailbox: "saved-messages".into(),
+                flags: vec!["\\Seen".into()],
+                date: Some(760_686_745),
+                message: b"abc".to_vec()
+            }
+        );
+        assert_eq!(
+            ok("a STATUS blurdybloop (UIDNEXT MESSAGES)"),
+            Cmd::Status {
+                mailbox: "blurdybloop".into(),
+                items: vec![StatusItem::UidNext, StatusItem::Messages]
+            }
+        );
+        assert_eq!(
+            ok("a AUTHENTICATE PLAIN AGFubgBwdw=="),
+            Cmd::Authenticate {
+                mech: "PLAIN".into(),
+                initial: Some("AGFubgBwdw==".into())
+            }
+        );
+    }
+
+    #[test]
+    fn refusals() {
+        for s in [
+            "",
+            "a",
+            "a+ NOOP",
+            "a NOOP extra",
+            "a FOO",
+            "a FETCH 0 FLAGS",
+            "a FETCH 1 (FLAGS",
+            "a FETCH 1 BODY[0]",
+            "a LOGIN \"a\0b\" x",
+            "a LOGIN a {5}\r\nab",
+            "a SEARCH CHARSET KOI8-R ALL",
+            "a SEARCH NOT",
+            "a APPEND x \"bad date\" {1}\r\nx",
+            "a SELECT \"x\ny\"",
+        ] {
+            bad(s);
+        }
+        let deep = format!("a SEARCH {}ALL{}", "(".repeat(100), ")".repeat(100));
+        bad(&deep);
+        assert_eq!(parse(b"t1 BOGUS").unwrap_err().tag.as_deref(), Some("t1"));
+    }
+
+    #[test]
+    fn literal_ends() {
+        assert_eq!(literal_at_end(b"a LOGIN {3}"), Some((3, true)));
+        assert_eq!(literal_at_end(b"a LOGIN {3+}"), Some((3, false)));
+        assert_eq!(literal_at_end(b"a LOGIN {}"), None);
+        assert_eq!(literal_at_end(b"a LOGIN x"), None);
+        assert_eq!(literal_at_end(b"{99999999999999}"), None);
+    }
+}
