@@ -357,7 +357,7 @@ pub fn header_fields(header: &[u8], names: &[String], not: bool) -> Vec<u8> {
                     .to_ascii_uppercase()
             });
             keep = match name {
-                Some(n) => names.iter().any(|x| *x == n) != not,
+                Some(n) => names.contains(&n) != not,
                 None => false,
             };
         }
@@ -383,6 +383,7 @@ pub fn section_data(msg: &[u8], root: &Part, s: &Section) -> Vec<u8> {
         part.message.as_deref()
     };
     match &s.text {
+        None if s.path.is_empty() => msg.to_vec(),
         None => msg[part.body.clone()].to_vec(),
         Some(SectionText::Mime) => msg[part.header.clone()].to_vec(),
         Some(SectionText::Header) => {
@@ -552,6 +553,7 @@ Message-Id: <B27397-0100000@cac.washington.edu>\r\n\r\n";
             b"From: a\r\nSubject: x\r\n\r\n"
         );
         assert_eq!(section_data(m, &p, &sec(vec![1], None)), b"body\r\n");
+        assert_eq!(section_data(m, &p, &sec(vec![], None)), m);
         assert_eq!(
             section_data(m, &p, &sec(vec![], Some(SectionText::Text))),
             b"body\r\n"

@@ -32,7 +32,7 @@ pub fn check(name: &str) -> Result<(), &'static str> {
     }
     if name
         .bytes()
-        .any(|b| b < 0x20 || b >= 0x7f || b == b'/' || b == b'\\')
+        .any(|b| !(0x20..0x7f).contains(&b) || b == b'/' || b == b'\\')
     {
         return Err("mailbox names are 7-bit (modified UTF-7) without / or \\");
     }

@@ -1,5 +1,12 @@
 //! imapd - one IMAP4rev1 session on stdin/stdout (inetd, systemd
 //! Accept=yes, tcpserver) over the user's Maildir++ folders. See imapd(8).
+//!
+//! Distrusted, in this order: the file descriptors and umask we were
+//! given (harden), the command line, the client (everything it sends goes
+//! through serve.rs's caps and command.rs's grammar, and session.rs
+//! decides what it may do). Started as root, it keeps root only in the
+//! saved uid until the password is checked, and gives it up for good
+//! before opening any mailbox.
 
 #![forbid(unsafe_code)]
 
@@ -9,7 +16,104 @@ mod flags;
 mod folder;
 mod folders;
 mod mime;
+mod search;
+mod serve;
+mod session;
 mod uidlist;
 mod utf7;
 
-fn main() {}
+use posthorn_mail::config::{Config, LogSink, Source};
+use posthorn_sys::exit::{self, Exit};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: imapd [-C file] [--tls]";
+
+/// Command line, as in imapd(8).
+#[derive(Debug, Default)]
+struct Args {
+    config: Option<PathBuf>,
+    tls: bool,
+}
+
+/// parse_args - `-C file`, `--tls`, nothing else.
+fn parse_args(mut it: impl Iterator<Item = std::ffi::OsString>) -> Result<Args, String> {
+    let mut a = Args::default();
+    while let Some(arg) = it.next() {
+        match arg.to_str() {
+            Some("-C") => a.config = Some(it.next().ok_or("-C needs a file")?.into()),
+            Some("--tls") => a.tls = true,
+            Some(s) if s.starts_with("-C") && s.len() > 2 => a.config = Some(s[2..].into()),
+            _ => return Err(format!("unexpected argument {:?}", arg)),
+        }
+    }
+    Ok(a)
+}
+
+fn main() -> ExitCode {
+    posthorn_sys::fsio::harden(0o077);
+    let args = match parse_args(std::env::args_os().skip(1)) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("imapd: {e}\n{USAGE}");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            posthorn_sys::error!("{}", e.message);
+            if !args.tls {
+                let _ = std::io::stdout()
+                    .write_all(b"* BYE [UNAVAILABLE] server unavailable, try again later\r\n");
+            }
+            ExitCode::from(e.code)
+        }
+    }
+}
+
+/// run - configuration, logging, TLS, privileges, then the session.
+fn run(args: &Args) -> Result<(), Exit> {
+    let cfg = Config::load(&Source::choose(args.config.as_deref(), true))?;
+    posthorn_sys::log::init("imapd", cfg.log == LogSink::Stderr);
+    let peer = posthorn_auth::peer::Peer::detect();
+    // Read the key while we may (it is root's), before giving anything up.
+    let tls = match (&cfg.tls_cert, &cfg.tls_key) {
+        (Some(c), Some(k)) => {
+            Some(posthorn_auth::tls::server_config(c, k).map_err(|e| Exit::new(exit::CONFIG, e))?)
+        }
+        _ => None,
+    };
+    if args.tls && tls.is_none() {
+        return Err(Exit::new(exit::CONFIG, "--tls needs [tls] cert and key"));
+    }
+    let pre_login = if posthorn_sys::privs::euid() == 0 {
+        let a = cfg.mail_account()?;
+        posthorn_sys::privs::drop_effective(a.uid, a.gid)
+            .map_err(|e| Exit::from_io(format!("switching to {}", a.name), &e))?;
+        Some(a)
+    } else {
+        None
+    };
+    serve::serve(&cfg, peer, tls, args.tls, pre_login)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(v: &[&str]) -> Result<Args, String> {
+        parse_args(v.iter().map(|s| std::ffi::OsString::from(*s)))
+    }
+
+    #[test]
+    fn usage() {
+        assert!(p(&[]).is_ok());
+        let a = p(&["-C", "x.toml", "--tls"]).unwrap();
+        assert!(a.tls && a.config.is_some());
+        assert!(p(&["-Cx.toml"]).unwrap().config.is_some());
+        assert!(p(&["-C"]).is_err());
+        assert!(p(&["-x"]).is_err());
+    }
+}

@@ -90,12 +90,7 @@ pub fn fields(header: &[u8]) -> Vec<(String, String)> {
 /// continuations joined and charsets decoded by mailparse.
 fn param_list(value: &str) -> (String, Vec<(String, String)>) {
     let ct = mailparse::parse_content_type(value);
-    let params = ct
-        .params
-        .into_iter()
-        .take(MAX_PARAMS)
-        .map(|(k, v)| (k, v))
-        .collect();
+    let params = ct.params.into_iter().take(MAX_PARAMS).collect();
     (ct.mimetype, params)
 }
 

@@ -1,0 +1,224 @@
+//! search - SEARCH keys (RFC 3501 §6.4.4) against one message: flags,
+//! sizes and dates from the folder, headers after RFC 2047 decoding and
+//! body text after transfer and charset decoding (mailparse), compared
+//! case-insensitively as Unicode lower case.
+//!
+//! Distrusts the message: a part that does not decode is searched as it
+//! is stored, and only text parts' bodies are decoded at all.
+
+use crate::command::{Key, STAR};
+use crate::flags::{Keywords, SEEN};
+use crate::folder::Msg;
+use crate::mime::{self, Part};
+
+/// What a key may ask about a message; the text is decoded only when a
+/// key needs it.
+#[derive(Debug)]
+pub struct Subject<'a> {
+    pub seq: u32,
+    pub max_seq: u32,
+    pub max_uid: u32,
+    pub msg: &'a Msg,
+    pub keywords: &'a Keywords,
+    pub size: u64,
+    /// Internal date, seconds since the epoch.
+    pub internal: i64,
+    pub text: Option<&'a Text>,
+}
+
+/// The decoded text of a message.
+#[derive(Debug, Default)]
+pub struct Text {
+    /// Lowercase field name, decoded lowercase value.
+    pub headers: Vec<(String, String)>,
+    /// Decoded lowercase text of the text parts.
+    pub body: String,
+    /// The Date: header, seconds since the epoch.
+    pub sent: Option<i64>,
+}
+
+/// needs_text - whether `k` looks at headers or body.
+pub fn needs_text(k: &Key) -> bool {
+    match k {
+        Key::And(v) => v.iter().any(needs_text),
+        Key::Or(a, b) => needs_text(a) || needs_text(b),
+        Key::Not(a) => needs_text(a),
+        Key::Header(..)
+        | Key::Body(_)
+        | Key::Text(_)
+        | Key::SentBefore(_)
+        | Key::SentOn(_)
+        | Key::SentSince(_) => true,
+        _ => false,
+    }
+}
+
+/// text - decode a CRLF message for searching.
+pub fn text(msg: &[u8], root: &Part) -> Text {
+    let mut t = Text::default();
+    if let Ok((hs, _)) = mailparse::parse_headers(&msg[root.header.clone()]) {
+        for h in hs {
+            t.headers
+                .push((h.get_key().to_lowercase(), h.get_value().to_lowercase()));
+        }
+    }
+    t.sent = t
+        .headers
+        .iter()
+        .find(|(k, _)| k == "date")
+        .and_then(|(_, v)| mailparse::dateparse(v).ok());
+    let mut body = String::new();
+    collect(msg, root, &mut body, 0);
+    t.body = body.to_lowercase();
+    t
+}
+
+/// collect - append the decoded text of `p`'s text parts.
+fn collect(msg: &[u8], p: &Part, out: &mut String, depth: usize) {
+    if depth > 32 {
+        return;
+    }
+    if let Some(m) = &p.message {
+        // An attached message's header is text too.
+        out.push_str(&String::from_utf8_lossy(&msg[m.header.clone()]));
+        collect(msg, m, out, depth + 1);
+        return;
+    }
+    if p.is_multipart() {
+        for c in &p.children {
+            collect(msg, c, out, depth + 1);
+        }
+        return;
+    }
+    if p.mtype != "text" {
+        return;
+    }
+    let whole = &msg[p.header.start..p.body.end];
+    let decoded = mailparse::parse_mail(whole)
+        .ok()
+        .and_then(|m| m.get_body().ok());
+    match decoded {
+        Some(s) => out.push_str(&s),
+        None => out.push_str(&String::from_utf8_lossy(&msg[p.body.clone()])),
+    }
+    out.push('\n');
+}
+
+fn days(secs: i64) -> i64 {
+    secs.div_euclid(86400)
+}
+
+/// matches - whether the message satisfies `k`.
+pub fn matches(k: &Key, s: &Subject) -> bool {
+    let f = s.msg.flags;
+    match k {
+        Key::All => true,
+        Key::And(v) => v.iter().all(|k| matches(k, s)),
+        Key::Or(a, b) => matches(a, s) || matches(b, s),
+        Key::Not(a) => !matches(a, s),
+        Key::Flag(bit, on) => (f.system & bit != 0) == *on,
+        Key::Keyword(name, on) => {
+            let set = s
+                .keywords
+                .index(name)
+                .is_some_and(|i| f.keywords & (1 << i) != 0);
+            set == *on
+        }
+        Key::New => s.msg.recent && f.system & SEEN == 0,
+        Key::Old => !s.msg.recent,
+        Key::Recent => s.msg.recent,
+        Key::Larger(n) => s.size > *n,
+        Key::Smaller(n) => s.size < *n,
+        Key::Before(d) => days(s.internal) < *d,
+        Key::On(d) => days(s.internal) == *d,
+        Key::Since(d) => days(s.internal) >= *d,
+        Key::SentBefore(d) => s.text.and_then(|t| t.sent).is_some_and(|x| days(x) < *d),
+        Key::SentOn(d) => s.text.and_then(|t| t.sent).is_some_and(|x| days(x) == *d),
+        Key::SentSince(d) => s.text.and_then(|t| t.sent).is_some_and(|x| days(x) >= *d),
+        Key::Uid(set) => set.contains(s.msg.uid, s.max_uid),
+        Key::Seq(set) => set.contains(s.seq, s.max_seq),
+        Key::Header(name, v) => {
+            let v = v.to_lowercase();
+            let name = name.to_lowercase();
+            s.text
+                .is_some_and(|t| t.headers.iter().any(|(k, x)| *k == name && x.contains(&v)))
+        }
+        Key::Body(v) => s.text.is_some_and(|t| t.body.contains(&v.to_lowercase())),
+        Key::Text(v) => {
+            let v = v.to_lowercase();
+            s.text.is_some_and(|t| {
+                t.body.contains(&v)
+                    || t.headers
+                        .iter()
+                        .any(|(k, x)| k.contains(&v) || x.contains(&v))
+            })
+        }
+    }
+}
+
+/// star_max - a set's `*` for an empty mailbox matches nothing.
+pub fn star_max(n: u32) -> u32 {
+    if n == 0 { STAR - 1 } else { n }
+}
+
+/// parse_for_search - a stored message, CRLF'd, parsed and decoded.
+pub fn decode_stored(stored: &[u8]) -> Text {
+    let m = mime::to_crlf(stored);
+    let p = mime::parse(&m);
+    text(&m, &p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::SeqSet;
+    use crate::flags::Flags;
+
+    #[test]
+    fn keys() {
+        let stored = b"From: =?utf-8?q?J=C3=BCrgen?= <j@x>\nSubject: Hello World\nDate: Tue, 1 Feb 1994 10:00:00 +0000\nContent-Type: multipart/alternative; boundary=b\n\n--b\nContent-Type: text/plain; charset=iso-8859-1\nContent-Transfer-Encoding: quoted-printable\n\nK=E4se und Brot\n--b\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\naGlkZGVu\n--b--\n";
+        let t = decode_stored(stored);
+        let msg = Msg {
+            uid: 7,
+            name: "x:2,S".into(),
+            in_new: false,
+            flags: Flags::from_info("Sa"),
+            recent: true,
+        };
+        let kw = Keywords::parse("0 $Work\n");
+        let s = Subject {
+            seq: 2,
+            max_seq: 3,
+            max_uid: 9,
+            msg: &msg,
+            keywords: &kw,
+            size: 500,
+            internal: 86400 * 10 + 5,
+            text: Some(&t),
+        };
+        let yes = |k: Key| assert!(matches(&k, &s), "{k:?}");
+        let no = |k: Key| assert!(!matches(&k, &s), "{k:?}");
+        yes(Key::Header("FROM".into(), "jürgen".into()));
+        yes(Key::Header("SUBJECT".into(), "WORLD".into()));
+        yes(Key::Body("KÄSE".into()));
+        no(Key::Body("hidden".into()));
+        yes(Key::Text("hello".into()));
+        yes(Key::Keyword("$work".into(), true));
+        no(Key::New);
+        yes(Key::Recent);
+        yes(Key::On(10));
+        yes(Key::SentOn(crate::command::days_from_civil(1994, 2, 1)));
+        yes(Key::Uid(SeqSet(vec![(5, STAR)])));
+        no(Key::Uid(SeqSet(vec![(9, STAR)])));
+        yes(Key::Seq(SeqSet(vec![(2, 2)])));
+        no(Key::Seq(SeqSet(vec![(STAR, STAR)])));
+        yes(Key::Larger(499));
+        no(Key::Smaller(500));
+        yes(Key::Or(
+            Box::new(Key::Flag(crate::flags::DELETED, true)),
+            Box::new(Key::All),
+        ));
+        assert!(needs_text(&Key::Not(Box::new(Key::Body("x".into())))));
+        assert!(!needs_text(&Key::Flag(SEEN, true)));
+    }
+}

@@ -1,0 +1,379 @@
+//! serve - the session's I/O: read commands from the wire (lines and
+//! their literals, under caps, with `+` go-aheads for synchronizing
+//! literals), feed the session, carry out its actions (replies, password
+//! checks, the switch to the user, STARTTLS), and log the session.
+//!
+//! Distrusts the client: a command line is cut at MAX_LINE and a command
+//! with its literals at MAX_COMMAND, except APPEND's message literal,
+//! which may reach the configured message size limit; an oversized
+//! synchronizing literal is refused before the client sends it, an
+//! oversized non-synchronizing one ends the session (it is already on
+//! its way and cannot be told apart from commands).
+
+use crate::command;
+use crate::session::{Action, Options, Session};
+use posthorn_auth::login::{self, Refusal};
+use posthorn_auth::peer::Peer;
+use posthorn_auth::proxy::Header;
+use posthorn_auth::wire::Wire;
+use posthorn_mail::Config;
+use posthorn_mail::users::MailUser;
+use posthorn_sys::exit::{self, Exit};
+use posthorn_sys::privs::Account;
+use posthorn_sys::{info, warning};
+use rustls::ServerConfig;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Autologout (RFC 3501 §5.4: at least 30 minutes).
+pub const IDLE: Duration = Duration::from_secs(30 * 60);
+/// Before login, a client gets less time.
+pub const IDLE_PRE_LOGIN: Duration = Duration::from_secs(60);
+/// Longest command line.
+pub const MAX_LINE: usize = 64 * 1024;
+/// Longest command with its literals, APPEND's message aside.
+pub const MAX_COMMAND: usize = 64 * 1024;
+/// How long a trusted proxy may take to send its PROXY header.
+pub const PROXY_WAIT: Duration = Duration::from_secs(5);
+
+/// The session's surroundings.
+struct Ctx<'a> {
+    cfg: &'a Config,
+    peer: &'a Peer,
+    tls: Option<Arc<ServerConfig>>,
+    pre_login: Option<Account>,
+    user: Option<String>,
+}
+
+/// What reading one command gave.
+enum Input {
+    Command(Vec<u8>),
+    /// Refused before its literal came: say so and read on.
+    Refused(Vec<u8>),
+    Closed(&'static str),
+}
+
+/// serve - run the session to its end.
+pub fn serve(
+    cfg: &Config,
+    mut peer: Peer,
+    tls: Option<Arc<ServerConfig>>,
+    implicit_tls: bool,
+    pre_login: Option<Account>,
+) -> Result<(), Exit> {
+    let mut wire = Wire::new(IDLE_PRE_LOGIN, MAX_LINE);
+    if peer
+        .remote
+        .is_some_and(|a| cfg.proxy_trusted.iter().any(|n| n.contains(a.ip())))
+    {
+        match wire.read_proxy(PROXY_WAIT) {
+            Ok(Some(Header::Proxied {
+                source,
+                destination,
+            })) => {
+                peer = Peer {
+                    remote: Some(source),
+                    local: Some(destination),
+                }
+            }
+            Ok(Some(Header::Local) | None) => {}
+            Err(e) => {
+                warning!("bad PROXY header from {}: {e}", peer.log_name());
+                return Ok(());
+            }
+        }
+    }
+    let peer = &peer;
+    info!("connect from {}", peer.log_name());
+    if implicit_tls
+        && let Some(t) = &tls
+        && let Err(e) = wire.start_tls(t.clone())
+    {
+        info!("TLS handshake failed: {e}, client={}", peer.log_name());
+        return Ok(());
+    }
+    let mut session = Session::new(Options {
+        tls_available: tls.is_some(),
+        tls_active: wire.is_tls(),
+        plaintext_anyway: peer.is_loopback() || cfg.auth_allow_plaintext,
+        max_failures: cfg.auth_max_failures,
+    });
+    let mut ctx = Ctx {
+        cfg,
+        peer,
+        tls,
+        pre_login,
+        user: None,
+    };
+    wire.queue(&session.greeting());
+    let end = loop {
+        if session.in_sasl() {
+            let line = match wire.read_line() {
+                Ok(Some(l)) => l,
+                Ok(None) => break "connection closed",
+                Err(_) => break "connection lost",
+            };
+            let actions = session.sasl_line(&line.text);
+            match act(&mut ctx, &mut session, &mut wire, actions) {
+                Ok(true) => continue,
+                Ok(false) => break "logout",
+                Err(why) => break why,
+            }
+        }
+        let cmd = match read_command(&mut wire, cfg.message_size_limit) {
+            Ok(Input::Command(c)) => c,
+            Ok(Input::Refused(reply)) => {
+                wire.queue_vec(reply);
+                continue;
+            }
+            Ok(Input::Closed(why)) => break why,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                wire.queue(b"* BYE Autologout; idle for too long\r\n");
+                break "idle timeout";
+            }
+            Err(_) => break "connection lost",
+        };
+        let actions = session.feed(&cmd);
+        drop(cmd);
+        match act(&mut ctx, &mut session, &mut wire, actions) {
+            Ok(true) => {}
+            Ok(false) => break "logout",
+            Err(why) => break why,
+        }
+    };
+    wire.close();
+    info!(
+        "disconnect from {} user=<{}> ({end})",
+        peer.log_name(),
+        ctx.user.as_deref().unwrap_or("")
+    );
+    Ok(())
+}
+
+/// tag_of - the tag of a command line, for a refusal.
+fn tag_of(line: &[u8]) -> String {
+    let t: Vec<u8> = line
+        .iter()
+        .take_while(|&&c| c != b' ')
+        .take(64)
+        .copied()
+        .collect();
+    let t = String::from_utf8_lossy(&t).into_owned();
+    if t.is_empty() || t.bytes().any(|c| !c.is_ascii_graphic()) {
+        "*".into()
+    } else {
+        t
+    }
+}
+
+/// is_append - whether a command line starts an APPEND (its literal may
+/// be a whole message).
+fn is_append(first: &[u8]) -> bool {
+    let mut words = first.split(|&c| c == b' ');
+    let _ = words.next();
+    words
+        .next()
+        .is_some_and(|w| w.eq_ignore_ascii_case(b"APPEND"))
+}
+
+/// read_command - one command with its literals read in.
+fn read_command(wire: &mut Wire, append_limit: u64) -> std::io::Result<Input> {
+    let mut buf: Vec<u8> = Vec::new();
+    let mut first: Option<Vec<u8>> = None;
+    loop {
+        let Some(line) = wire.read_line()? else {
+            return Ok(Input::Closed("connection closed"));
+        };
+        if line.too_long(MAX_LINE)
+            || buf.len() + line.text.len() > MAX_COMMAND + append_limit as usize
+        {
+            let tag = tag_of(first.as_deref().unwrap_or(&line.text));
+            return Ok(Input::Refused(
+                format!("{tag} BAD command line too long\r\n").into_bytes(),
+            ));
+        }
+        if first.is_none() {
+            first = Some(line.text.clone());
+        }
+        buf.extend_from_slice(&line.text);
+        let Some((n, sync)) = command::literal_at_end(&line.text) else {
+            return Ok(Input::Command(buf));
+        };
+        let head = first.as_deref().unwrap_or(b"");
+        // Only APPEND's message may be big; everything else stays small.
+        let limit = if is_append(head) && buf.len() < MAX_COMMAND {
+            append_limit
+        } else {
+            (MAX_COMMAND.saturating_sub(buf.len())) as u64
+        };
+        if n > limit {
+            let tag = tag_of(head);
+            if sync {
+                return Ok(Input::Refused(
+                    format!("{tag} NO [TOOBIG] literal too large\r\n").into_bytes(),
+                ));
+            }
+            wire.queue(b"* BYE [TOOBIG] literal too large\r\n");
+            return Ok(Input::Closed("literal too large"));
+        }
+        if sync {
+            wire.queue(b"+ Ready for literal data\r\n");
+        }
+        buf.extend_from_slice(b"\r\n");
+        let mut left = n as usize;
+        buf.reserve(left);
+        while left > 0 {
+            let got = wire.read_some(left)?;
+            if got.is_empty() {
+                return Ok(Input::Closed("connection closed in a literal"));
+            }
+            left -= got.len();
+            buf.extend_from_slice(got);
+        }
+    }
+}
+
+/// act - carry out actions in order; false when the session is over.
+fn act(
+    ctx: &mut Ctx,
+    session: &mut Session,
+    wire: &mut Wire,
+    actions: Vec<Action>,
+) -> Result<bool, &'static str> {
+    let mut queue: std::collections::VecDeque<Action> = actions.into();
+    while let Some(a) = queue.pop_front() {
+        match a {
+            Action::Reply(b) => wire.queue_vec(b),
+            Action::Close => return Ok(false),
+            Action::Delay(d) => {
+                wire.flush().map_err(|_| "connection lost")?;
+                std::thread::sleep(d);
+            }
+            Action::StartTls => {
+                // Anything sent after STARTTLS came in plaintext and must
+                // not be taken as sent under TLS (CVE-2011-0411).
+                if wire.pending_input() {
+                    warning!(
+                        "plaintext after STARTTLS, dropping the connection: client={}",
+                        ctx.peer.log_name()
+                    );
+                    return Err("plaintext pipelined after STARTTLS");
+                }
+                let Some(cfg) = ctx.tls.clone() else {
+                    return Err("no TLS");
+                };
+                if let Err(e) = wire.start_tls(cfg) {
+                    info!("TLS handshake failed: {e}, client={}", ctx.peer.log_name());
+                    return Err("TLS handshake failed");
+                }
+                session.tls_started();
+            }
+            Action::Login {
+                tag,
+                method,
+                authzid,
+                user,
+                password,
+            } => {
+                let more = login(ctx, session, &tag, method, &authzid, &user, &password.0);
+                if ctx.user.is_some() {
+                    wire.set_timeout(IDLE);
+                }
+                for m in more.into_iter().rev() {
+                    queue.push_front(m);
+                }
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// with_root - run `f` with the effective uid 0 kept in the saved uid.
+fn with_root<T>(pre_login: &Option<Account>, f: impl FnOnce() -> T) -> T {
+    let Some(a) = pre_login else {
+        return f();
+    };
+    let _ = nix::unistd::seteuid(nix::unistd::Uid::from_raw(0));
+    let r = f();
+    if nix::unistd::seteuid(nix::unistd::Uid::from_raw(a.uid)).is_err()
+        || posthorn_sys::privs::euid() != a.uid
+    {
+        posthorn_sys::error!("cannot drop root after the password check");
+        std::process::exit(i32::from(exit::OSERR));
+    }
+    r
+}
+
+/// login - check a password; on success become the user.
+fn login(
+    ctx: &mut Ctx,
+    session: &mut Session,
+    tag: &str,
+    method: &'static str,
+    authzid: &str,
+    user: &str,
+    password: &[u8],
+) -> Vec<Action> {
+    let client = ctx.peer.log_name();
+    let result = if !authzid.is_empty() && authzid != user {
+        Err(Refusal::Failed)
+    } else {
+        with_root(&ctx.pre_login, || {
+            login::authenticate(ctx.cfg, user, password)
+        })
+    };
+    let l = match result {
+        Ok(l) => l,
+        Err(Refusal::Failed) => {
+            warning!("{}", login::failure_line(method, user, &client));
+            return session.login_failed(tag, false);
+        }
+        Err(Refusal::Temporary(why)) => {
+            warning!("login: {why}, client={client}");
+            return session.login_failed(tag, true);
+        }
+    };
+    if let Err(e) = become_owner(ctx, &l.user) {
+        warning!("login: user=<{}>: {}", l.user.name, e.message);
+        return session.logged_in(tag, Err(e.message));
+    }
+    info!(
+        "login: user=<{}>, method={method}, client={client}",
+        l.user.name
+    );
+    ctx.user = Some(l.user.name.clone());
+    let Some(dir) = l.user.mailbox.strip_suffix('/') else {
+        warning!(
+            "login: user=<{}>: mailbox {} is an mbox; imapd serves Maildir only",
+            l.user.name,
+            l.user.mailbox
+        );
+        return session.logged_in(tag, Err("mbox".into()));
+    };
+    session.logged_in(tag, Ok(PathBuf::from(dir)))
+}
+
+/// become_owner - as root, become the mailbox owner for good.
+fn become_owner(ctx: &Ctx, u: &MailUser) -> Result<(), Exit> {
+    let Some(acct) = &ctx.pre_login else {
+        return Ok(());
+    };
+    let (name, uid, gid) = match (u.uid, u.gid) {
+        (Some(uid), gid) => (u.name.as_str(), uid, gid.unwrap_or(acct.gid)),
+        (None, _) => (acct.name.as_str(), acct.uid, acct.gid),
+    };
+    if uid == 0 {
+        return Err(Exit::new(
+            exit::NOPERM,
+            "refusing to serve a mailbox as root",
+        ));
+    }
+    let name = match posthorn_sys::privs::lookup_uid(uid) {
+        Ok(Some(a)) => a.name,
+        _ => name.to_string(),
+    };
+    posthorn_sys::privs::become_user(&name, uid, gid)
+        .map_err(|e| Exit::from_io(format!("becoming uid {uid}"), &e))
+}

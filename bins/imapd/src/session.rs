@@ -1,0 +1,1130 @@
+//! session - the IMAP4rev1 state machine (RFC 3501 §3: not
+//! authenticated, authenticated, selected, logout). Fed one complete
+//! command at a time (or one SASL line), it answers with actions the
+//! caller carries out in order; it touches the network never and the
+//! mailbox only after the caller has become the user (`logged_in`).
+//! What a client may do before login is decided here, and only here.
+//!
+//! Untagged updates (EXPUNGE, EXISTS, RECENT, FETCH FLAGS, FLAGS) come
+//! from a folder sync before the tagged reply, never while answering a
+//! sequence-number FETCH, STORE, SEARCH or COPY (RFC 3501 §7.4.1: an
+//! EXPUNGE there would shift the numbers the client is using).
+
+use crate::command::{self, Att, Bad, Cmd, Key, SeqSet, StatusItem, StoreMode};
+use crate::fetch;
+use crate::flags::{self, Flags};
+use crate::folder::{self, Folder};
+use crate::folders::{self, Tree};
+use crate::mime::{self, Part};
+use crate::search;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use posthorn_auth::login::Throttle;
+use posthorn_auth::sasl::{Exchange, Mechanism, Step};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Bad commands in one session before it is closed.
+pub const MAX_BAD: u32 = 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    NotAuthenticated,
+    Authenticated,
+    Selected,
+    Logout,
+}
+
+/// What the caller does next, in order.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Send these octets.
+    Reply(Vec<u8>),
+    /// Check these credentials, then call `logged_in` or `login_failed`.
+    Login {
+        tag: String,
+        method: &'static str,
+        authzid: String,
+        user: String,
+        password: Password,
+    },
+    /// The go-ahead is queued: send it, then start TLS before reading on.
+    StartTls,
+    Delay(Duration),
+    Close,
+}
+
+/// A password on its way to the check; prints as [redacted].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(pub Vec<u8>);
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// The facts about the connection the session decides by.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub tls_available: bool,
+    pub tls_active: bool,
+    /// Plaintext passwords allowed without TLS (loopback or allow_plaintext).
+    pub plaintext_anyway: bool,
+    pub max_failures: u32,
+}
+
+/// The selected mailbox.
+#[derive(Debug)]
+struct Selected {
+    name: String,
+    folder: Folder,
+    /// Keyword count last announced in FLAGS.
+    announced: usize,
+}
+
+/// One message's text, kept while a FETCH goes over several items.
+#[derive(Debug)]
+struct Loaded {
+    uid: u32,
+    data: Vec<u8>,
+    root: Part,
+}
+
+/// One IMAP session.
+#[derive(Debug)]
+pub struct Session {
+    pub state: State,
+    opts: Options,
+    sasl: Option<(String, Mechanism, Exchange)>,
+    throttle: Throttle,
+    bad: u32,
+    tree: Option<Tree>,
+    sel: Option<Selected>,
+}
+
+/// line - one reply line.
+fn line(s: &str) -> Action {
+    Action::Reply(format!("{s}\r\n").into_bytes())
+}
+
+impl Session {
+    pub fn new(opts: Options) -> Session {
+        Session {
+            state: State::NotAuthenticated,
+            throttle: Throttle::new(opts.max_failures),
+            opts,
+            sasl: None,
+            bad: 0,
+            tree: None,
+            sel: None,
+        }
+    }
+
+    /// plaintext_ok - whether a password may cross this connection.
+    fn plaintext_ok(&self) -> bool {
+        self.opts.tls_active || self.opts.plaintext_anyway
+    }
+
+    /// capability - the list, as it stands in this state.
+    pub fn capability(&self) -> String {
+        let mut c = String::from("IMAP4rev1 LITERAL+ SASL-IR CHILDREN");
+        if self.state == State::NotAuthenticated {
+            if self.opts.tls_available && !self.opts.tls_active {
+                c.push_str(" STARTTLS");
+            }
+            if self.plaintext_ok() {
+                c.push_str(" AUTH=PLAIN AUTH=LOGIN");
+            } else {
+                c.push_str(" LOGINDISABLED");
+            }
+        }
+        c
+    }
+
+    /// greeting - the first line.
+    pub fn greeting(&self) -> Vec<u8> {
+        format!(
+            "* OK [CAPABILITY {}] Posthorn IMAP4rev1 ready\r\n",
+            self.capability()
+        )
+        .into_bytes()
+    }
+
+    /// tls_started - the caller switched to TLS.
+    pub fn tls_started(&mut self) {
+        self.opts.tls_active = true;
+    }
+
+    /// in_sasl - whether the next line is a SASL response, not a command.
+    pub fn in_sasl(&self) -> bool {
+        self.sasl.is_some()
+    }
+
+    /// bad - a BAD reply, counting toward MAX_BAD.
+    fn bad(&mut self, tag: &str, why: &str) -> Vec<Action> {
+        self.bad += 1;
+        let mut v = vec![line(&format!("{tag} BAD {why}"))];
+        if self.bad >= MAX_BAD {
+            v.push(line("* BYE Too many invalid commands"));
+            v.push(Action::Close);
+        }
+        v
+    }
+
+    /// command_error - a line that did not parse.
+    pub fn parse_error(&mut self, e: Bad) -> Vec<Action> {
+        let tag = e.tag.unwrap_or_else(|| "*".into());
+        self.bad(&tag, &e.why)
+    }
+
+    /// feed - one complete command.
+    pub fn feed(&mut self, input: &[u8]) -> Vec<Action> {
+        match command::parse(input) {
+            Ok((tag, cmd)) => self.run(&tag, cmd),
+            Err(e) => self.parse_error(e),
+        }
+    }
+
+    /// run - dispatch by state.
+    fn run(&mut self, tag: &str, cmd: Cmd) -> Vec<Action> {
+        match cmd {
+            Cmd::Capability => {
+                let c = self.capability();
+                let mut v = vec![line(&format!("* CAPABILITY {c}"))];
+                v.extend(self.done(tag, true, "OK CAPABILITY completed"));
+                v
+            }
+            Cmd::Noop => self.done(tag, true, "OK NOOP completed"),
+            Cmd::Logout => {
+                self.state = State::Logout;
+                vec![
+                    line("* BYE Logging out"),
+                    line(&format!("{tag} OK LOGOUT completed")),
+                    Action::Close,
+                ]
+            }
+            Cmd::StartTls => {
+                if self.state != State::NotAuthenticated || self.opts.tls_active {
+                    return self.bad(tag, "STARTTLS only before login, once");
+                }
+                if !self.opts.tls_available {
+                    return vec![line(&format!("{tag} NO TLS is not configured"))];
+                }
+                vec![
+                    line(&format!("{tag} OK Begin TLS negotiation now")),
+                    Action::StartTls,
+                ]
+            }
+            Cmd::Login { user, pass } => {
+                if self.state != State::NotAuthenticated {
+                    return self.bad(tag, "already logged in");
+                }
+                if !self.plaintext_ok() {
+                    return vec![line(&format!(
+                        "{tag} NO [PRIVACYREQUIRED] LOGIN is disabled without TLS; use STARTTLS"
+                    ))];
+                }
+                vec![Action::Login {
+                    tag: tag.to_string(),
+                    method: "LOGIN",
+                    authzid: String::new(),
+                    user,
+                    password: Password(pass),
+                }]
+            }
+            Cmd::Authenticate { mech, initial } => {
+                self.authenticate(tag, &mech, initial.as_deref())
+            }
+            other if self.state == State::NotAuthenticated => {
+                let _ = other;
+                self.bad(tag, "log in first")
+            }
+            Cmd::Select { mailbox, read_only } => self.select(tag, &mailbox, read_only),
+            Cmd::Create(m) => {
+                let r = self.tree().create(&m);
+                self.result(tag, r, "CREATE")
+            }
+            Cmd::Delete(m) => {
+                if self.sel.as_ref().is_some_and(|s| s.name == m) {
+                    return vec![line(&format!("{tag} NO the mailbox is selected"))];
+                }
+                let r = self.tree().delete(&m);
+                self.result(tag, r, "DELETE")
+            }
+            Cmd::Rename(a, b) => {
+                let r = self.tree().rename(&a, &b);
+                self.result(tag, r, "RENAME")
+            }
+            Cmd::Subscribe(m, on) => {
+                let r = self.tree().subscribe(&m, on);
+                self.result(tag, r, if on { "SUBSCRIBE" } else { "UNSUBSCRIBE" })
+            }
+            Cmd::List {
+                reference,
+                pattern,
+                lsub,
+            } => self.list(tag, &reference, &pattern, lsub),
+            Cmd::Status { mailbox, items } => self.status(tag, &mailbox, &items),
+            Cmd::Append {
+                mailbox,
+                flags,
+                date,
+                message,
+            } => self.append(tag, &mailbox, &flags, date, &message),
+            other if self.state != State::Selected => {
+                let _ = other;
+                self.bad(tag, "no mailbox selected")
+            }
+            Cmd::Close => {
+                if let Some(s) = self.sel.as_mut() {
+                    let _ = s.folder.expunge(None);
+                }
+                self.sel = None;
+                self.state = State::Authenticated;
+                vec![line(&format!("{tag} OK CLOSE completed"))]
+            }
+            Cmd::Check => self.done(tag, true, "OK CHECK completed"),
+            Cmd::Expunge => self.expunge(tag),
+            Cmd::Search { uid, key } => self.search(tag, uid, &key),
+            Cmd::Fetch { uid, set, atts } => self.fetch(tag, uid, &set, &atts),
+            Cmd::Store {
+                uid,
+                set,
+                mode,
+                silent,
+                flags,
+            } => self.store(tag, uid, &set, mode, silent, &flags),
+            Cmd::Copy { uid, set, mailbox } => self.copy(tag, uid, &set, &mailbox),
+        }
+    }
+
+    fn tree(&self) -> Tree {
+        self.tree.clone().unwrap_or(Tree {
+            root: PathBuf::from("/nonexistent"),
+        })
+    }
+
+    /// result - OK or NO for a mailbox operation.
+    fn result(&mut self, tag: &str, r: Result<(), String>, what: &str) -> Vec<Action> {
+        match r {
+            Ok(()) => self.done(tag, true, &format!("OK {what} completed")),
+            Err(e) => self.done(tag, true, &format!("NO {e}")),
+        }
+    }
+
+    /// done - the untagged updates (when allowed), then the tagged reply.
+    fn done(&mut self, tag: &str, updates: bool, text: &str) -> Vec<Action> {
+        let mut out = Vec::new();
+        if updates {
+            self.updates(&mut out);
+        }
+        let _ = write!(out, "{tag} {text}\r\n");
+        vec![Action::Reply(out)]
+    }
+
+    /// updates - sync the selected folder and tell the client what changed.
+    fn updates(&mut self, out: &mut Vec<u8>) {
+        let Some(s) = self.sel.as_mut() else { return };
+        let ch = match s.folder.sync() {
+            Ok(c) => c,
+            Err(e) => {
+                posthorn_sys::warning!("{}: {e}", s.folder.dir.display());
+                if e.to_string().contains("UIDVALIDITY") {
+                    let _ = write!(out, "* BYE [UNAVAILABLE] the mailbox was replaced\r\n");
+                }
+                return;
+            }
+        };
+        for n in &ch.expunged {
+            let _ = write!(out, "* {n} EXPUNGE\r\n");
+        }
+        if s.folder.keywords.all().count() != s.announced {
+            flags_lines(out, &s.folder);
+            s.announced = s.folder.keywords.all().count();
+        }
+        if ch.exists_changed {
+            let _ = write!(out, "* {} EXISTS\r\n", s.folder.msgs.len());
+        }
+        if ch.exists_changed || ch.recent_changed {
+            let r = s.folder.msgs.iter().filter(|m| m.recent).count();
+            let _ = write!(out, "* {r} RECENT\r\n");
+        }
+        for uid in ch.flags {
+            if let Some(i) = s.folder.msgs.iter().position(|m| m.uid == uid) {
+                let _ = write!(out, "* {} FETCH (", i + 1);
+                flag_list(out, &s.folder, i);
+                out.extend_from_slice(b")\r\n");
+            }
+        }
+    }
+
+    /// authenticate - start a SASL exchange.
+    fn authenticate(&mut self, tag: &str, mech: &str, initial: Option<&str>) -> Vec<Action> {
+        if self.state != State::NotAuthenticated {
+            return self.bad(tag, "already logged in");
+        }
+        let Some(m) = Mechanism::parse(mech) else {
+            return vec![line(&format!("{tag} NO unsupported mechanism"))];
+        };
+        if !self.plaintext_ok() {
+            return vec![line(&format!(
+                "{tag} NO [PRIVACYREQUIRED] plaintext authentication is disabled without TLS"
+            ))];
+        }
+        let (x, step) = Exchange::start(m, initial);
+        self.sasl = Some((tag.to_string(), m, x));
+        self.sasl_step(step)
+    }
+
+    /// sasl_line - one client line of a SASL exchange.
+    pub fn sasl_line(&mut self, text: &[u8]) -> Vec<Action> {
+        let Some((_, _, x)) = self.sasl.as_mut() else {
+            return Vec::new();
+        };
+        let step = x.respond(&String::from_utf8_lossy(text));
+        self.sasl_step(step)
+    }
+
+    fn sasl_step(&mut self, step: Step) -> Vec<Action> {
+        match step {
+            Step::Challenge(c) => vec![line(&format!("+ {}", STANDARD.encode(c)))],
+            Step::Done(cred) => {
+                let Some((tag, m, _)) = self.sasl.take() else {
+                    return Vec::new();
+                };
+                vec![Action::Login {
+                    tag,
+                    method: m.name(),
+                    authzid: cred.authzid,
+                    user: cred.user,
+                    password: Password(cred.password),
+                }]
+            }
+            Step::Cancelled => {
+                let tag = self.sasl.take().map(|s| s.0).unwrap_or_default();
+                vec![line(&format!("{tag} BAD authentication cancelled"))]
+            }
+            Step::Bad(why) => {
+                let tag = self.sasl.take().map(|s| s.0).unwrap_or_default();
+                self.bad(&tag, why)
+            }
+        }
+    }
+
+    /// logged_in - the caller checked the password and became the user:
+    /// serve the Maildir at `root`.
+    pub fn logged_in(&mut self, tag: &str, root: Result<PathBuf, String>) -> Vec<Action> {
+        match root {
+            Ok(r) => {
+                if let Err(e) = folders::ensure_root(&r) {
+                    posthorn_sys::warning!("{}: {e}", r.display());
+                    return vec![line(&format!(
+                        "{tag} NO [UNAVAILABLE] mailbox unavailable, try again later"
+                    ))];
+                }
+                self.tree = Some(Tree { root: r });
+                self.state = State::Authenticated;
+                let c = self.capability();
+                vec![line(&format!("{tag} OK [CAPABILITY {c}] Logged in"))]
+            }
+            Err(_) => vec![line(&format!(
+                "{tag} NO [UNAVAILABLE] mailbox unavailable, try again later"
+            ))],
+        }
+    }
+
+    /// login_failed - a wrong password: a delay, then NO; the end after too many.
+    pub fn login_failed(&mut self, tag: &str, temporary: bool) -> Vec<Action> {
+        if temporary {
+            return vec![line(&format!(
+                "{tag} NO [UNAVAILABLE] temporary authentication failure"
+            ))];
+        }
+        let (delay, close) = self.throttle.fail();
+        let mut v = vec![
+            Action::Delay(delay),
+            line(&format!(
+                "{tag} NO [AUTHENTICATIONFAILED] Authentication failed"
+            )),
+        ];
+        if close {
+            v.push(line("* BYE Too many authentication failures"));
+            v.push(Action::Close);
+        }
+        v
+    }
+
+    /// select - SELECT or EXAMINE.
+    fn select(&mut self, tag: &str, name: &str, read_only: bool) -> Vec<Action> {
+        // A failed SELECT leaves nothing selected (RFC 3501 §6.3.1).
+        self.sel = None;
+        self.state = State::Authenticated;
+        let dir = match self.tree().path(name) {
+            Ok(d) => d,
+            Err(e) => return vec![line(&format!("{tag} NO {e}"))],
+        };
+        let folder = match Folder::open(&dir, read_only) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return vec![line(&format!("{tag} NO [NONEXISTENT] no such mailbox"))];
+            }
+            Err(e) => {
+                posthorn_sys::warning!("{}: {e}", dir.display());
+                return vec![line(&format!(
+                    "{tag} NO [UNAVAILABLE] cannot open the mailbox: {e}"
+                ))];
+            }
+        };
+        let mut out = Vec::new();
+        flags_lines(&mut out, &folder);
+        let n = folder.msgs.len();
+        let recent = folder.msgs.iter().filter(|m| m.recent).count();
+        let _ = write!(out, "* {n} EXISTS\r\n* {recent} RECENT\r\n");
+        if let Some(i) = folder
+            .msgs
+            .iter()
+            .position(|m| m.flags.system & flags::SEEN == 0)
+        {
+            let _ = write!(out, "* OK [UNSEEN {}] First unseen.\r\n", i + 1);
+        }
+        let _ = write!(
+            out,
+            "* OK [UIDVALIDITY {}] UIDs valid\r\n* OK [UIDNEXT {}] Predicted next UID\r\n",
+            folder.validity, folder.next_uid
+        );
+        let _ = write!(
+            out,
+            "{tag} OK [{}] {} completed\r\n",
+            if read_only { "READ-ONLY" } else { "READ-WRITE" },
+            if read_only { "EXAMINE" } else { "SELECT" }
+        );
+        self.sel = Some(Selected {
+            name: name.to_string(),
+            announced: folder.keywords.all().count(),
+            folder,
+        });
+        self.state = State::Selected;
+        vec![Action::Reply(out)]
+    }
+
+    /// list - LIST or LSUB.
+    fn list(&mut self, tag: &str, reference: &str, pattern: &str, lsub: bool) -> Vec<Action> {
+        let mut out = Vec::new();
+        let kind = if lsub { "LSUB" } else { "LIST" };
+        if pattern.is_empty() && !lsub {
+            let _ = write!(out, "* LIST (\\Noselect) \".\" \"\"\r\n");
+        } else {
+            let t = self.tree();
+            let found = if lsub {
+                t.lsub(reference, pattern)
+            } else {
+                t.list(reference, pattern)
+            };
+            for l in found {
+                let mut attrs = Vec::new();
+                if l.noselect {
+                    attrs.push("\\Noselect");
+                }
+                if !lsub {
+                    attrs.push(if l.children {
+                        "\\HasChildren"
+                    } else {
+                        "\\HasNoChildren"
+                    });
+                }
+                let _ = write!(out, "* {kind} ({}) \".\" ", attrs.join(" "));
+                fetch::astring(&mut out, &l.name);
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+        let mut v = vec![Action::Reply(out)];
+        v.extend(self.done(tag, true, &format!("OK {kind} completed")));
+        v
+    }
+
+    /// status - STATUS of a mailbox (RFC 3501 §6.3.10).
+    fn status(&mut self, tag: &str, name: &str, items: &[StatusItem]) -> Vec<Action> {
+        let dir = match self.tree().path(name) {
+            Ok(d) => d,
+            Err(e) => return vec![line(&format!("{tag} NO {e}"))],
+        };
+        let f = match Folder::open(&dir, true) {
+            Ok(f) => f,
+            Err(_) => return vec![line(&format!("{tag} NO [NONEXISTENT] no such mailbox"))],
+        };
+        let first_unclaimed = std::fs::read_to_string(dir.join(folder::RECENT_FILE))
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+            .unwrap_or(1);
+        let mut parts = Vec::new();
+        for it in items {
+            parts.push(match it {
+                StatusItem::Messages => format!("MESSAGES {}", f.msgs.len()),
+                StatusItem::Recent => format!(
+                    "RECENT {}",
+                    f.msgs.iter().filter(|m| m.uid >= first_unclaimed).count()
+                ),
+                StatusItem::UidNext => format!("UIDNEXT {}", f.next_uid),
+                StatusItem::UidValidity => format!("UIDVALIDITY {}", f.validity),
+                StatusItem::Unseen => format!(
+                    "UNSEEN {}",
+                    f.msgs
+                        .iter()
+                        .filter(|m| m.flags.system & flags::SEEN == 0)
+                        .count()
+                ),
+            });
+        }
+        let mut out = b"* STATUS ".to_vec();
+        fetch::astring(&mut out, name);
+        let _ = write!(out, " ({})\r\n", parts.join(" "));
+        let mut v = vec![Action::Reply(out)];
+        v.extend(self.done(tag, true, "OK STATUS completed"));
+        v
+    }
+
+    /// parse_flags - flag names to Flags, keywords added to `folder_dir`'s
+    /// keywords file; Err for an unknown system flag.
+    fn parse_flags(
+        names: &[String],
+        kw: &mut flags::Keywords,
+        dir: &std::path::Path,
+    ) -> Result<Flags, String> {
+        let mut f = Flags::default();
+        let mut words = Vec::new();
+        for n in names {
+            if let Some(sys) = n.strip_prefix('\\') {
+                match sys.to_ascii_lowercase().as_str() {
+                    "seen" => f.system |= flags::SEEN,
+                    "answered" => f.system |= flags::ANSWERED,
+                    "flagged" => f.system |= flags::FLAGGED,
+                    "deleted" => f.system |= flags::DELETED,
+                    "draft" => f.system |= flags::DRAFT,
+                    "recent" => {}
+                    _ => return Err(format!("unknown system flag {n}")),
+                }
+            } else if flags::is_keyword(n) {
+                words.push(n.clone());
+            } else {
+                return Err(format!("bad keyword {n}"));
+            }
+        }
+        if !words.is_empty() {
+            let idx = kw
+                .ensure(dir, &words)
+                .map_err(|e| format!("cannot store keywords: {e}"))?;
+            for i in idx.into_iter().flatten() {
+                f.keywords |= 1 << i;
+            }
+        }
+        Ok(f)
+    }
+
+    /// append - APPEND a message (fsynced before the OK).
+    fn append(
+        &mut self,
+        tag: &str,
+        name: &str,
+        flag_names: &[String],
+        date: Option<i64>,
+        message: &[u8],
+    ) -> Vec<Action> {
+        let dir = match self.tree().path(name) {
+            Ok(d) => d,
+            Err(e) => return vec![line(&format!("{tag} NO {e}"))],
+        };
+        if !dir.join("cur").is_dir() {
+            return vec![line(&format!("{tag} NO [TRYCREATE] no such mailbox"))];
+        }
+        if message.is_empty() {
+            return vec![line(&format!("{tag} NO an empty message"))];
+        }
+        let mut kw = flags::Keywords::read(&dir);
+        let f = match Self::parse_flags(flag_names, &mut kw, &dir) {
+            Ok(f) => f,
+            Err(e) => return self.bad(tag, &e),
+        };
+        match folder::append(&dir, message, f, date) {
+            Ok(_) => self.done(tag, true, "OK APPEND completed"),
+            Err(e) => {
+                posthorn_sys::warning!("append to {}: {e}", dir.display());
+                vec![line(&format!(
+                    "{tag} NO [SERVERBUG] cannot store the message: {e}"
+                ))]
+            }
+        }
+    }
+
+    /// targets - indexes of the messages a set names (by UID or number).
+    fn targets(&self, uid: bool, set: &SeqSet) -> Vec<usize> {
+        let Some(s) = &self.sel else {
+            return Vec::new();
+        };
+        let msgs = &s.folder.msgs;
+        if uid {
+            let max = msgs.last().map_or(0, |m| m.uid);
+            msgs.iter()
+                .enumerate()
+                .filter(|(_, m)| set.contains(m.uid, max))
+                .map(|(i, _)| i)
+                .collect()
+        } else {
+            let n = msgs.len() as u32;
+            (0..msgs.len())
+                .filter(|&i| set.contains(i as u32 + 1, search::star_max(n)))
+                .collect()
+        }
+    }
+
+    /// seq_in_range - a sequence number past the end is an error (RFC 3501 §6.4.8).
+    fn bad_seq(&self, uid: bool, set: &SeqSet) -> bool {
+        let n = self.sel.as_ref().map_or(0, |s| s.folder.msgs.len()) as u32;
+        !uid && set
+            .0
+            .iter()
+            .any(|&(a, b)| (a != command::STAR && a > n) || (b != command::STAR && b > n))
+    }
+
+    /// expunge - EXPUNGE.
+    fn expunge(&mut self, tag: &str) -> Vec<Action> {
+        let Some(s) = self.sel.as_mut() else {
+            return Vec::new();
+        };
+        if s.folder.read_only {
+            return vec![line(&format!(
+                "{tag} NO [READ-ONLY] the mailbox is read-only"
+            ))];
+        }
+        let mut out = Vec::new();
+        match s.folder.expunge(None) {
+            Ok(gone) => {
+                for n in gone {
+                    let _ = write!(out, "* {n} EXPUNGE\r\n");
+                }
+            }
+            Err(e) => {
+                posthorn_sys::warning!("expunge: {e}");
+                return vec![line(&format!("{tag} NO cannot expunge: {e}"))];
+            }
+        }
+        let mut v = vec![Action::Reply(out)];
+        v.extend(self.done(tag, true, "OK EXPUNGE completed"));
+        v
+    }
+
+    /// search - SEARCH and UID SEARCH.
+    fn search(&mut self, tag: &str, uid: bool, key: &Key) -> Vec<Action> {
+        let mut pre = Vec::new();
+        if uid {
+            self.updates(&mut pre);
+        }
+        let Some(s) = self.sel.as_mut() else {
+            return Vec::new();
+        };
+        let need = search::needs_text(key);
+        let n = s.folder.msgs.len();
+        let max_uid = s.folder.msgs.last().map_or(0, |m| m.uid);
+        let mut hits = Vec::new();
+        for i in 0..n {
+            let size = size_of(&mut s.folder, i);
+            let internal = s.folder.mtime(i);
+            let text = if need {
+                match s.folder.read(i) {
+                    Ok(Some(d)) => Some(search::decode_stored(&d)),
+                    _ => None,
+                }
+            } else {
+                None
+            };
+            let m = &s.folder.msgs[i];
+            let subj = search::Subject {
+                seq: i as u32 + 1,
+                max_seq: search::star_max(n as u32),
+                max_uid: search::star_max(max_uid),
+                msg: m,
+                keywords: &s.folder.keywords,
+                size,
+                internal,
+                text: text.as_ref(),
+            };
+            if search::matches(key, &subj) {
+                hits.push(if uid { m.uid } else { i as u32 + 1 });
+            }
+        }
+        let mut out = pre;
+        out.extend_from_slice(b"* SEARCH");
+        for h in hits {
+            let _ = write!(out, " {h}");
+        }
+        out.extend_from_slice(b"\r\n");
+        let mut v = vec![Action::Reply(out)];
+        v.extend(self.done(tag, false, "OK SEARCH completed"));
+        v
+    }
+
+    /// fetch - FETCH and UID FETCH.
+    fn fetch(&mut self, tag: &str, uid: bool, set: &SeqSet, atts: &[Att]) -> Vec<Action> {
+        let mut out = Vec::new();
+        if uid {
+            self.updates(&mut out);
+        } else if self.bad_seq(uid, set) {
+            return self.bad(tag, "invalid message sequence number");
+        }
+        let targets = self.targets(uid, set);
+        let Some(s) = self.sel.as_mut() else {
+            return Vec::new();
+        };
+        let mut atts = atts.to_vec();
+        if uid && !atts.contains(&Att::Uid) {
+            atts.insert(0, Att::Uid);
+        }
+        let sets_seen = !s.folder.read_only
+            && atts.iter().any(|a| match a {
+                Att::Section { peek, .. } => !peek,
+                Att::Rfc822 | Att::Rfc822Text => true,
+                _ => false,
+            });
+        let needs_text = atts.iter().any(|a| {
+            matches!(
+                a,
+                Att::Envelope
+                    | Att::Body
+                    | Att::BodyStructure
+                    | Att::Rfc822
+                    | Att::Rfc822Header
+                    | Att::Rfc822Text
+                    | Att::Section { .. }
+            )
+        });
+        let mut vanished = false;
+        for i in targets {
+            let mut loaded: Option<Loaded> = None;
+            if needs_text {
+                match s.folder.read(i) {
+                    Ok(Some(d)) => {
+                        let data = mime::to_crlf(&d).into_owned();
+                        let root = mime::parse(&data);
+                        loaded = Some(Loaded {
+                            uid: s.folder.msgs[i].uid,
+                            data,
+                            root,
+                        });
+                    }
+                    Ok(None) => {
+                        vanished = true;
+                        continue;
+                    }
+                    Err(e) => {
+                        posthorn_sys::warning!(
+                            "{}: {e}",
+                            s.folder.path(&s.folder.msgs[i]).display()
+                        );
+                        vanished = true;
+                        continue;
+                    }
+                }
+            }
+            let mut flags_changed = false;
+            if sets_seen && s.folder.msgs[i].flags.system & flags::SEEN == 0 {
+                let mut f = s.folder.msgs[i].flags;
+                f.system |= flags::SEEN;
+                if let Ok(true) = s.folder.set_flags(i, f) {
+                    flags_changed = true;
+                }
+            }
+            let _ = write!(out, "* {} FETCH (", i + 1);
+            let mut first = true;
+            for a in &atts {
+                if !first {
+                    out.push(b' ');
+                }
+                first = false;
+                item(&mut out, &mut s.folder, i, a, loaded.as_ref());
+            }
+            if flags_changed && !atts.contains(&Att::Flags) {
+                out.push(b' ');
+                flag_list(&mut out, &s.folder, i);
+            }
+            out.extend_from_slice(b")\r\n");
+            let _ = loaded.map(|l| l.uid);
+        }
+        let mut v = vec![Action::Reply(out)];
+        if vanished {
+            v.extend(self.done(
+                tag,
+                uid,
+                "NO [EXPUNGEISSUED] some of the requested messages no longer exist",
+            ));
+        } else {
+            v.extend(self.done(tag, uid, "OK FETCH completed"));
+        }
+        v
+    }
+
+    /// store - STORE and UID STORE.
+    fn store(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        set: &SeqSet,
+        mode: StoreMode,
+        silent: bool,
+        names: &[String],
+    ) -> Vec<Action> {
+        let mut out = Vec::new();
+        if uid {
+            self.updates(&mut out);
+        } else if self.bad_seq(uid, set) {
+            return self.bad(tag, "invalid message sequence number");
+        }
+        let targets = self.targets(uid, set);
+        let Some(s) = self.sel.as_mut() else {
+            return Vec::new();
+        };
+        if s.folder.read_only {
+            return vec![line(&format!(
+                "{tag} NO [READ-ONLY] the mailbox is read-only"
+            ))];
+        }
+        let dir = s.folder.dir.clone();
+        let given = match Self::parse_flags(names, &mut s.folder.keywords, &dir) {
+            Ok(f) => f,
+            Err(e) => return self.bad(tag, &e),
+        };
+        if s.folder.keywords.all().count() != s.announced {
+            flags_lines(&mut out, &s.folder);
+            s.announced = s.folder.keywords.all().count();
+        }
+        let mut failed = false;
+        for i in targets {
+            let old = s.folder.msgs[i].flags;
+            let mut f = old;
+            match mode {
+                StoreMode::Add => {
+                    f.system |= given.system;
+                    f.keywords |= given.keywords;
+                }
+                StoreMode::Remove => {
+                    f.system &= !given.system;
+                    f.keywords &= !given.keywords;
+                }
+                StoreMode::Replace => {
+                    // `P` has no IMAP flag: it stays.
+                    f.system = given.system | (old.system & flags::PASSED);
+                    f.keywords = given.keywords;
+                }
+            }
+            match s.folder.set_flags(i, f) {
+                Ok(true) => {}
+                Ok(false) => {
+                    failed = true;
+                    continue;
+                }
+                Err(e) => {
+                    posthorn_sys::warning!("store: {e}");
+                    failed = true;
+                    continue;
+                }
+            }
+            if !silent {
+                let _ = write!(out, "* {} FETCH (", i + 1);
+                flag_list(&mut out, &s.folder, i);
+                if uid {
+                    let _ = write!(out, " UID {}", s.folder.msgs[i].uid);
+                }
+                out.extend_from_slice(b")\r\n");
+            }
+        }
+        let mut v = vec![Action::Reply(out)];
+        if failed {
+            v.extend(self.done(
+                tag,
+                uid,
+                "NO [EXPUNGEISSUED] some of the messages no longer exist",
+            ));
+        } else {
+            v.extend(self.done(tag, uid, "OK STORE completed"));
+        }
+        v
+    }
+
+    /// copy - COPY and UID COPY.
+    fn copy(&mut self, tag: &str, uid: bool, set: &SeqSet, name: &str) -> Vec<Action> {
+        let mut out = Vec::new();
+        if uid {
+            self.updates(&mut out);
+        } else if self.bad_seq(uid, set) {
+            return self.bad(tag, "invalid message sequence number");
+        }
+        let dest = match self.tree().path(name) {
+            Ok(d) => d,
+            Err(e) => return vec![line(&format!("{tag} NO {e}"))],
+        };
+        if !dest.join("cur").is_dir() {
+            return vec![line(&format!("{tag} NO [TRYCREATE] no such mailbox"))];
+        }
+        let targets = self.targets(uid, set);
+        let Some(s) = self.sel.as_mut() else {
+            return Vec::new();
+        };
+        // Keywords are letters per folder: map them by name.
+        let mut dest_kw = flags::Keywords::read(&dest);
+        let mut src = Vec::new();
+        for i in targets {
+            let m = &s.folder.msgs[i];
+            let mut f = m.flags;
+            let names: Vec<String> = s
+                .folder
+                .keywords
+                .names_of(f.keywords)
+                .map(str::to_string)
+                .collect();
+            f.keywords = 0;
+            if !names.is_empty() {
+                match dest_kw.ensure(&dest, &names) {
+                    Ok(idx) => {
+                        for j in idx.into_iter().flatten() {
+                            f.keywords |= 1 << j;
+                        }
+                    }
+                    Err(e) => posthorn_sys::warning!("copy keywords: {e}"),
+                }
+            }
+            src.push((s.folder.path(m), f));
+        }
+        match folder::copy(&src, &dest) {
+            Ok(_) => {
+                let mut v = vec![Action::Reply(out)];
+                v.extend(self.done(tag, uid, "OK COPY completed"));
+                v
+            }
+            Err(e) => {
+                posthorn_sys::warning!("copy to {}: {e}", dest.display());
+                vec![line(&format!("{tag} NO cannot copy: {e}"))]
+            }
+        }
+    }
+}
+
+/// flags_lines - `* FLAGS` and `* OK [PERMANENTFLAGS]` for a folder.
+fn flags_lines(out: &mut Vec<u8>, f: &Folder) {
+    let kws: Vec<&str> = f.keywords.all().collect();
+    let mut list = String::from("\\Answered \\Flagged \\Deleted \\Seen \\Draft");
+    for k in &kws {
+        list.push(' ');
+        list.push_str(k);
+    }
+    let _ = write!(out, "* FLAGS ({list})\r\n");
+    if f.read_only {
+        let _ = write!(out, "* OK [PERMANENTFLAGS ()] Read-only mailbox.\r\n");
+    } else {
+        let _ = write!(
+            out,
+            "* OK [PERMANENTFLAGS ({list} \\*)] Flags permitted.\r\n"
+        );
+    }
+}
+
+/// flag_list - `FLAGS (...)` of message `i`.
+fn flag_list(out: &mut Vec<u8>, f: &Folder, i: usize) {
+    let m = &f.msgs[i];
+    let mut v: Vec<&str> = flags::SYSTEM
+        .iter()
+        .filter(|(b, _)| m.flags.system & b != 0)
+        .map(|(_, n)| *n)
+        .collect();
+    if m.recent {
+        v.push("\\Recent");
+    }
+    v.extend(f.keywords.names_of(m.flags.keywords));
+    let _ = write!(out, "FLAGS ({})", v.join(" "));
+}
+
+/// size_of - RFC822.SIZE: `,W=` from the name, else counted.
+fn size_of(f: &mut Folder, i: usize) -> u64 {
+    if let Some(w) = f.msgs[i].size_hint() {
+        return w;
+    }
+    match f.read(i) {
+        Ok(Some(d)) => folder::crlf_size(&d),
+        _ => 0,
+    }
+}
+
+/// item - one FETCH data item.
+fn item(out: &mut Vec<u8>, f: &mut Folder, i: usize, a: &Att, l: Option<&Loaded>) {
+    let empty = Vec::new();
+    let (data, root) = match l {
+        Some(l) => (&l.data, Some(&l.root)),
+        None => (&empty, None),
+    };
+    let section = |path: Vec<u32>, text| command::Section { path, text };
+    match a {
+        Att::Uid => {
+            let _ = write!(out, "UID {}", f.msgs[i].uid);
+        }
+        Att::Flags => flag_list(out, f, i),
+        Att::InternalDate => {
+            let t = f.mtime(i);
+            let _ = write!(out, "INTERNALDATE {}", fetch::internal_date(t));
+        }
+        Att::Rfc822Size => {
+            let n = match l {
+                Some(l) => l.data.len() as u64,
+                None => size_of(f, i),
+            };
+            let _ = write!(out, "RFC822.SIZE {n}");
+        }
+        Att::Envelope => {
+            out.extend_from_slice(b"ENVELOPE ");
+            match root {
+                Some(r) => fetch::envelope(out, &data[r.header.clone()]),
+                None => fetch::envelope(out, b""),
+            }
+        }
+        Att::Body | Att::BodyStructure => {
+            let ext = *a == Att::BodyStructure;
+            out.extend_from_slice(if ext { b"BODYSTRUCTURE " } else { b"BODY " });
+            if let Some(r) = root {
+                fetch::body(out, data, r, ext);
+            }
+        }
+        Att::Rfc822 | Att::Rfc822Header | Att::Rfc822Text => {
+            let (name, text) = match a {
+                Att::Rfc822 => ("RFC822", None),
+                Att::Rfc822Header => ("RFC822.HEADER", Some(command::SectionText::Header)),
+                _ => ("RFC822.TEXT", Some(command::SectionText::Text)),
+            };
+            let d = match root {
+                Some(r) => fetch::section_data(data, r, &section(vec![], text)),
+                None => Vec::new(),
+            };
+            let _ = write!(out, "{name} {{{}}}\r\n", d.len());
+            out.extend_from_slice(&d);
+        }
+        Att::Section {
+            section: s,
+            partial,
+            ..
+        } => {
+            let d = match root {
+                Some(r) => fetch::section_data(data, r, s),
+                None => Vec::new(),
+            };
+            out.extend_from_slice(fetch::section_name(s).as_bytes());
+            let d: &[u8] = match partial {
+                Some((start, len)) => {
+                    let _ = write!(out, "<{start}>");
+                    let a = (*start as usize).min(d.len());
+                    let b = a.saturating_add(*len as usize).min(d.len());
+                    &d[a..b]
+                }
+                None => &d,
+            };
+            let _ = write!(out, " {{{}}}\r\n", d.len());
+            out.extend_from_slice(d);
+        }
+    }
+}
