@@ -7,6 +7,7 @@ mod harness;
 mod aliases;
 mod delivery;
 mod durability;
+mod imapd;
 mod pop3d;
 mod root;
 mod sendmail;

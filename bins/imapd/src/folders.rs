@@ -127,9 +127,13 @@ impl Tree {
             let prefix = format!("{}{SEP}", all[i].name);
             all[i].children = all.iter().any(|x| x.name.starts_with(&prefix));
         }
-        all.into_iter()
+        let mut out: Vec<Listed> = all
+            .into_iter()
             .filter(|l| matches(&full, &l.name))
-            .collect()
+            .collect();
+        // INBOX first, then by name, parents before their children.
+        out.sort_by(|a, b| (a.name != "INBOX", &a.name).cmp(&(b.name != "INBOX", &b.name)));
+        out
     }
 
     /// create - a new folder (with tmp/, new/, cur/ and the Maildir++

@@ -208,6 +208,11 @@ fn part(
     }
     p.lines = body.iter().filter(|&&c| c == b'\n').count()
         + usize::from(!body.is_empty() && !body.ends_with(b"\n"));
+    // A text part without a charset is us-ascii (RFC 2045 §5.2); say so,
+    // as Dovecot does.
+    if mtype == "text" && !params.iter().any(|(k, _)| k == "charset") {
+        params.insert(0, ("charset".into(), "us-ascii".into()));
+    }
     p.mtype = mtype;
     p.subtype = subtype;
     p.params = params;

@@ -1,0 +1,436 @@
+//! imapd: golden transcripts over pipes (tests/data/imapd/*.in against
+//! *.out, over a corpus of MIME-structured messages), live sessions
+//! beside deliveries and expunges, and real clients (Python's imaplib)
+//! through systemd-socket-activate.
+//!
+//! POSTHORN_BLESS=1 rewrites the .out files from what imapd says; review
+//! the diff before committing it.
+
+use crate::harness::*;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::Duration;
+
+/// data - tests/data/imapd.
+fn data() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/imapd")
+}
+
+/// seed - the corpus into ann's INBOX (cur/, no flags), message n
+/// delivered at 2026-02-0n 12:00 UTC, so UIDs and dates are fixed.
+fn seed(i: &Instance) -> Vec<PathBuf> {
+    let dir = i.path("home/ann/Maildir");
+    for s in ["new", "cur", "tmp"] {
+        std::fs::create_dir_all(dir.join(s)).unwrap();
+    }
+    let mut names: Vec<PathBuf> = std::fs::read_dir(data().join("corpus"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    names.sort();
+    let mut out = Vec::new();
+    for (n, p) in names.iter().enumerate() {
+        let t = 1_769_947_200 + 86400 * n as u64; // 2026-02-01 12:00 UTC
+        let f = dir.join(format!("cur/{t}.M{n}P1.test:2,"));
+        std::fs::copy(p, &f).unwrap();
+        let file = std::fs::File::options().write(true).open(&f).unwrap();
+        file.set_modified(std::time::UNIX_EPOCH + Duration::from_secs(t))
+            .unwrap();
+        out.push(f);
+    }
+    out
+}
+
+/// normalize - what changes from run to run: UIDVALIDITY.
+fn normalize(s: &str) -> String {
+    let mut out = String::new();
+    for (k, part) in s.split("UIDVALIDITY ").enumerate() {
+        if k == 0 {
+            out.push_str(part);
+            continue;
+        }
+        out.push_str("UIDVALIDITY ");
+        let digits = part.bytes().take_while(u8::is_ascii_digit).count();
+        out.push_str(if digits > 0 { "<uidvalidity>" } else { "" });
+        out.push_str(&part[digits..]);
+    }
+    out
+}
+
+/// session - run imapd over pipes with `input` (LF made CRLF).
+fn session(i: &Instance, input: &str) -> (String, String) {
+    let crlf = input.replace('\n', "\r\n");
+    let out = i.run("imapd", &[], crlf.as_bytes());
+    (text(&out.stdout), text(&out.stderr))
+}
+
+/// golden - run tests/data/imapd/NAME.in on a seeded instance and compare
+/// with NAME.out.
+fn golden(name: &str) {
+    let i = Instance::new();
+    seed(&i);
+    let input = std::fs::read_to_string(data().join(format!("{name}.in"))).unwrap();
+    let (out, err) = session(&i, &input);
+    // Every line ends in CRLF; no bare LF outside literals' own CRLFs.
+    assert!(out.ends_with("\r\n"), "{out}");
+    assert!(!out.replace("\r\n", "").contains('\n'), "bare LF: {out}");
+    let got = normalize(&out).replace("\r\n", "\n");
+    let path = data().join(format!("{name}.out"));
+    if std::env::var_os("POSTHORN_BLESS").is_some() {
+        std::fs::write(&path, &got).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_default();
+    if got != want {
+        let (g, w): (Vec<&str>, Vec<&str>) = (got.lines().collect(), want.lines().collect());
+        let at = g
+            .iter()
+            .zip(&w)
+            .position(|(a, b)| a != b)
+            .unwrap_or(g.len().min(w.len()));
+        panic!(
+            "{name}: first difference at line {}:\n got: {:?}\nwant: {:?}\n--- stderr\n{err}",
+            at + 1,
+            g.get(at),
+            w.get(at)
+        );
+    }
+}
+
+#[test]
+fn golden_rfc3501_section8_sample() {
+    golden("rfc3501-section8");
+}
+
+#[test]
+fn golden_fetch_sections_over_the_mime_corpus() {
+    golden("fetch-sections");
+}
+
+#[test]
+fn golden_store_search_copy_expunge() {
+    golden("store-search");
+}
+
+#[test]
+fn golden_mailboxes() {
+    golden("mailboxes");
+}
+
+#[test]
+fn golden_errors_and_sasl() {
+    golden("errors");
+}
+
+#[test]
+fn golden_literals_everywhere() {
+    golden("literals");
+}
+
+/// A live session over pipes: send a command, read to its tagged reply.
+struct Live {
+    child: Child,
+    input: ChildStdin,
+    output: BufReader<ChildStdout>,
+    n: u32,
+}
+
+impl Live {
+    /// start - imapd, greeted, logged in as ann with INBOX selected.
+    fn start(i: &Instance) -> Live {
+        let mut c = i.cmd("imapd");
+        c.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = c.spawn().unwrap();
+        let input = child.stdin.take().unwrap();
+        let mut output = BufReader::new(child.stdout.take().unwrap());
+        let mut greeting = String::new();
+        output.read_line(&mut greeting).unwrap();
+        assert!(greeting.starts_with("* OK"), "{greeting}");
+        let mut l = Live {
+            child,
+            input,
+            output,
+            n: 0,
+        };
+        assert!(l.cmd("LOGIN ann x").last().unwrap().contains("OK"));
+        l
+    }
+
+    /// cmd - one command; the response lines (literals inline).
+    fn cmd(&mut self, c: &str) -> Vec<String> {
+        self.n += 1;
+        let tag = format!("t{}", self.n);
+        write!(self.input, "{tag} {c}\r\n").unwrap();
+        self.input.flush().unwrap();
+        let mut lines = Vec::new();
+        loop {
+            let mut l = String::new();
+            assert!(
+                self.output.read_line(&mut l).unwrap() > 0,
+                "EOF after {lines:?}"
+            );
+            // A literal: read its octets into the same line.
+            while let Some(n) = l
+                .trim_end()
+                .strip_suffix('}')
+                .and_then(|x| x.rsplit_once('{'))
+                .and_then(|(_, n)| n.parse::<usize>().ok())
+            {
+                let mut buf = vec![0; n];
+                self.output.read_exact(&mut buf).unwrap();
+                l.push_str(&String::from_utf8_lossy(&buf));
+                let mut rest = String::new();
+                self.output.read_line(&mut rest).unwrap();
+                l.push_str(&rest);
+            }
+            let done = l.starts_with(&format!("{tag} "));
+            lines.push(l.trim_end().to_string());
+            if done {
+                return lines;
+            }
+        }
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// deliver - one message to ann through the real deliver.
+fn deliver(i: &Instance, subject: &str) {
+    let out = i.run(
+        "deliver",
+        &["ann"],
+        format!("From: x@y\nSubject: {subject}\n\nbody\n").as_bytes(),
+    );
+    assert!(out.status.success(), "deliver: {}", text(&out.stderr));
+}
+
+/// exists - the EXISTS count in a response, if any.
+fn exists(lines: &[String]) -> Option<usize> {
+    lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("* ")?.strip_suffix(" EXISTS")?.parse().ok())
+        .next_back()
+}
+
+/// uids - `UID FETCH 1:* UID` as a list.
+fn uids(l: &mut Live) -> Vec<u32> {
+    l.cmd("UID FETCH 1:* UID")
+        .iter()
+        .filter_map(|x| x.split("UID ").nth(1)?.trim_end_matches(')').parse().ok())
+        .collect()
+}
+
+#[test]
+fn two_sessions_see_deliveries_expunges_and_flags_of_each_other() {
+    let i = Instance::new();
+    seed(&i);
+    let mut a = Live::start(&i);
+    let mut b = Live::start(&i);
+    let ra = a.cmd("SELECT INBOX");
+    let rb = b.cmd("SELECT INBOX");
+    assert_eq!(exists(&ra), Some(5));
+    assert_eq!(exists(&rb), Some(5));
+    // \Recent went to exactly one of them.
+    let recent = |r: &[String]| r.iter().any(|l| l == "* 5 RECENT");
+    assert!(recent(&ra) != recent(&rb), "{ra:?} {rb:?}");
+    deliver(&i, "new one");
+    deliver(&i, "new two");
+    let r = a.cmd("NOOP");
+    assert_eq!(exists(&r), Some(7), "{r:?}");
+    // A third session expunges message 2 while a and b watch.
+    let mut c = Live::start(&i);
+    c.cmd("SELECT INBOX");
+    c.cmd("STORE 2 +FLAGS.SILENT (\\Deleted)");
+    let r = c.cmd("EXPUNGE");
+    assert!(r.contains(&"* 2 EXPUNGE".to_string()), "{r:?}");
+    // Not during a sequence-number FETCH (RFC 3501 §7.4.1) ...
+    let r = b.cmd("FETCH 1:2 FLAGS");
+    assert!(!r.iter().any(|l| l.ends_with("EXPUNGE")), "{r:?}");
+    // ... but at the next NOOP, with the deliveries.
+    let r = b.cmd("NOOP");
+    assert!(r.contains(&"* 2 EXPUNGE".to_string()), "{r:?}");
+    assert_eq!(exists(&r), Some(6), "{r:?}");
+    let r = a.cmd("STORE 1 +FLAGS (\\Flagged)");
+    assert!(r[0].contains("\\Flagged"), "{r:?}");
+    let r = b.cmd("NOOP");
+    assert!(
+        r.iter()
+            .any(|l| l.starts_with("* 1 FETCH (FLAGS (\\Flagged")),
+        "{r:?}"
+    );
+    // Every session agrees on the UIDs; none is ever reused.
+    let (ua, ub, uc) = (uids(&mut a), uids(&mut b), uids(&mut c));
+    assert_eq!(ua, vec![1, 3, 4, 5, 6, 7]);
+    assert_eq!(ua, ub);
+    assert_eq!(ua, uc);
+    deliver(&i, "after");
+    let r = c.cmd("UID FETCH 8 UID");
+    assert!(r.iter().any(|l| l.contains("UID 8")), "{r:?}");
+}
+
+#[test]
+fn a_folder_written_by_dovecot_keeps_its_uids() {
+    let i = Instance::new();
+    let dir = i.path("home/ann/Maildir");
+    for s in ["new", "cur", "tmp"] {
+        std::fs::create_dir_all(dir.join(s)).unwrap();
+    }
+    // As Dovecot 2.3.19 left it: the header's N lags the appended lines.
+    std::fs::write(
+        dir.join("dovecot-uidlist"),
+        "3 V1795873275 N1 G704ea433fbd90a6b8078000083ecc375\n\
+         1 :1700000000.M1P1.host\n\
+         7 :1700000001.M1P1.host\n\
+         9 :1795873275.M898106P30848.vm,S=5,W=5\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("dovecot-keywords"), "0 $Junk\n1 foo\n").unwrap();
+    std::fs::write(
+        dir.join("cur/1700000000.M1P1.host:2,Sab"),
+        "Subject: a\n\nx\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("cur/1700000001.M1P1.host:2,"), "Subject: b\n\nx\n").unwrap();
+    std::fs::write(dir.join("new/1795873275.M898106P30848.vm,S=5,W=5"), "hello").unwrap();
+    std::fs::write(dir.join("new/1795900000.M1P1.new"), "Subject: c\n\nx\n").unwrap();
+    let mut l = Live::start(&i);
+    let r = l.cmd("SELECT INBOX");
+    assert!(
+        r.contains(&"* OK [UIDVALIDITY 1795873275] UIDs valid".to_string()),
+        "{r:?}"
+    );
+    assert!(
+        r.contains(&"* OK [UIDNEXT 11] Predicted next UID".to_string()),
+        "{r:?}"
+    );
+    let r = l.cmd("FETCH 1:* (UID FLAGS)");
+    assert_eq!(
+        r[..4],
+        [
+            "* 1 FETCH (UID 1 FLAGS (\\Seen \\Recent $Junk foo))",
+            "* 2 FETCH (UID 7 FLAGS (\\Recent))",
+            "* 3 FETCH (UID 9 FLAGS (\\Recent))",
+            "* 4 FETCH (UID 10 FLAGS (\\Recent))",
+        ]
+    );
+    let list = std::fs::read_to_string(dir.join("dovecot-uidlist")).unwrap();
+    assert!(
+        list.starts_with("3 V1795873275 N11 G704ea433fbd90a6b8078000083ecc375\n"),
+        "{list}"
+    );
+    assert!(list.ends_with("10 :1795900000.M1P1.new:2,\n"), "{list}");
+}
+
+/// Launcher - systemd-socket-activate --inetd -a running imapd per connection.
+struct Launcher {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Launcher {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Launcher {
+    fn start(i: &Instance) -> Option<Launcher> {
+        if Command::new("systemd-socket-activate")
+            .arg("--help")
+            .stdout(Stdio::null())
+            .status()
+            .is_err()
+        {
+            eprintln!("skipped: systemd-socket-activate is not installed");
+            return None;
+        }
+        let port = free_port();
+        i.cmd("imapd");
+        let mut l = Command::new("systemd-socket-activate");
+        l.env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .current_dir(&i.root)
+            .args(["--inetd", "-a", "-l", &format!("127.0.0.1:{port}")])
+            .arg(format!("--setenv=POSTHORN_CONFIG={}", i.config.display()))
+            .arg(bin_dir().join("imapd"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(i.path("launcher.log")).unwrap());
+        if let Some((u, g)) = run_ids() {
+            use std::os::unix::process::CommandExt;
+            l.uid(u).gid(g);
+        }
+        let child = l.spawn().unwrap();
+        let up = wait_for(Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        assert!(up, "systemd-socket-activate did not listen");
+        Some(Launcher { child, port })
+    }
+}
+
+#[test]
+fn python_imaplib_reads_flags_searches_copies_and_appends() {
+    let i = Instance::new();
+    seed(&i);
+    let Some(l) = Launcher::start(&i) else {
+        return;
+    };
+    let got = python(
+        r#"
+import imaplib, sys, json, email
+m = imaplib.IMAP4("127.0.0.1", int(sys.argv[1]), timeout=20)
+m.login("ann", "x")
+typ, data = m.select("INBOX")
+n = int(data[0])
+typ, data = m.fetch("1:*", "(UID RFC822.SIZE BODY.PEEK[])")
+sizes = [len(p[1]) for p in data if isinstance(p, tuple)]
+subjects = [str(email.message_from_bytes(p[1])["Subject"]) for p in data if isinstance(p, tuple)]
+typ, hits = m.search(None, "BODY", "zebra")
+m.store("1", "+FLAGS", "(\\Flagged)")
+typ, flags = m.fetch("1", "(FLAGS)")
+m.create("Archive")
+m.copy("1:2", "Archive")
+m.append("Archive", "(\\Seen)", imaplib.Time2Internaldate(1770000000), b"Subject: appended\r\n\r\nhi\r\n")
+typ, st = m.status("Archive", "(MESSAGES UIDNEXT)")
+typ, lst = m.list()
+m.logout()
+print(json.dumps({"n": n, "sizes": sizes, "subjects": subjects, "hits": hits[0].decode(),
+                  "flags": flags[0].decode(), "status": st[0].decode(),
+                  "list": [x.decode() for x in lst]}))
+"#,
+        &[&l.port.to_string()],
+    );
+    let v = got.trim();
+    assert!(v.contains("\"n\": 5"), "{v}");
+    assert!(v.contains("\"hits\": \"3\""), "{v}");
+    assert!(v.contains("\\\\Flagged"), "{v}");
+    assert!(v.contains("Archive (MESSAGES 3 UIDNEXT 4)"), "{v}");
+    assert!(v.contains("IMAP4rev1 WG mtg summary and minutes"), "{v}");
+    // Sizes are what RFC822.SIZE promised: the CRLF form of each file.
+    for f in std::fs::read_dir(i.path("home/ann/Maildir/cur"))
+        .unwrap()
+        .flatten()
+    {
+        let b = std::fs::read(f.path()).unwrap();
+        let crlf = b.len() + b.iter().filter(|&&c| c == b'\n').count();
+        assert!(v.contains(&crlf.to_string()), "{crlf} in {v}");
+    }
+}
