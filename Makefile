@@ -15,7 +15,7 @@ DOCDIR     ?= $(PREFIX)/share/doc/posthorn
 SYSCONFDIR ?= /etc
 CARGO      ?= cargo
 
-HELPERS = enqueue qrun deliver pop3d smtpd
+HELPERS = enqueue qrun deliver pop3d smtpd imapd
 LINKS   = mailq newaliases runq
 
 .PHONY: all build test man-lint run stop bench fuzz install uninstall clean
@@ -65,6 +65,7 @@ install: build
 	install -m 0644 scripts/posthorn.toml scripts/qrun.service scripts/qrun.cron $(DESTDIR)$(DOCDIR)/
 	install -m 0644 scripts/pop3d.socket scripts/pop3d@.service scripts/pop3s.socket scripts/pop3s@.service scripts/pop3d.inetd $(DESTDIR)$(DOCDIR)/
 	install -m 0644 scripts/smtpd.socket scripts/smtpd@.service scripts/submission.socket scripts/submission@.service scripts/smtps.socket scripts/smtps@.service $(DESTDIR)$(DOCDIR)/
+	install -m 0644 scripts/imapd.socket scripts/imapd@.service scripts/imaps.socket scripts/imaps@.service scripts/imapd.inetd $(DESTDIR)$(DOCDIR)/
 	install -m 0644 scripts/smtpd.inetd scripts/smtpd.xinetd scripts/smtpd.tcpserver $(DESTDIR)$(DOCDIR)/
 	install -d $(DESTDIR)$(DOCDIR)/fail2ban
 	install -m 0644 scripts/fail2ban/filter.d/posthorn.conf $(DESTDIR)$(DOCDIR)/fail2ban/filter.conf

@@ -3,7 +3,8 @@
 # It starts qrun, pipes in a message the way Debian's cron does, and shows
 # it arriving in the Maildir with the log lines, then reads it back over POP3
 # from pop3d on 127.0.0.1:11110 (POP3_PORT), and sends one more through
-# smtpd on 127.0.0.1:11025 (SMTP_PORT). `make stop` (or
+# smtpd on 127.0.0.1:11025 (SMTP_PORT), and lists both over IMAP from
+# imapd on 127.0.0.1:11143 (IMAP_PORT). `make stop` (or
 # `sh scripts/run.sh stop`) stops qrun and the listeners again.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -13,13 +14,14 @@ conf="$inst/posthorn.toml"
 
 pop3_port=${POP3_PORT:-11110}
 smtp_port=${SMTP_PORT:-11025}
+imap_port=${IMAP_PORT:-11143}
 
 stop() {
     if [ -f "$inst/spool/qrun.lock" ]; then
         pid=$(cat "$inst/spool/qrun.lock" 2>/dev/null || true)
         if [ -n "$pid" ] && kill "$pid" 2>/dev/null; then echo "stopped qrun (pid $pid)"; fi
     fi
-    for l in pop3 smtp; do
+    for l in pop3 smtp imap; do
         if [ -f "$inst/$l.pid" ]; then
             pid=$(cat "$inst/$l.pid")
             if kill "$pid" 2>/dev/null; then echo "stopped the $l listener (pid $pid)"; fi
@@ -74,6 +76,9 @@ if command -v systemd-socket-activate >/dev/null; then
     echo "== starting smtpd (MX mode) on 127.0.0.1:$smtp_port (through systemd-socket-activate --inetd)"
     systemd-socket-activate -l "127.0.0.1:$smtp_port" --inetd -a "$bin/smtpd" -C "$conf" < /dev/null > /dev/null 2>> "$inst/smtpd.log" &
     echo $! > "$inst/smtp.pid"
+    echo "== starting imapd on 127.0.0.1:$imap_port (through systemd-socket-activate --inetd)"
+    systemd-socket-activate -l "127.0.0.1:$imap_port" --inetd -a "$bin/imapd" -C "$conf" < /dev/null > /dev/null 2>> "$inst/imapd.log" &
+    echo $! > "$inst/imap.pid"
 fi
 
 echo "== a cron job's output, piped in as Debian's cron does:"
@@ -144,6 +149,27 @@ PY
     sleep 0.2
     grep -v -e '^Listening' -e '^Communication' -e '^Connection from' -e '^Spawned' -e '^Execing' -e '^Child' "$inst/smtpd.log" | sed 's/^/   /'
 fi
+if [ -f "$inst/imap.pid" ] && command -v python3 >/dev/null; then
+    echo
+    echo "== the INBOX over IMAP, from Python's imaplib to imapd on 127.0.0.1:$imap_port:"
+    python3 - "$imap_port" <<'PY' | sed 's/^/   /'
+import imaplib, sys, time
+for _ in range(50):
+    try:
+        m = imaplib.IMAP4("127.0.0.1", int(sys.argv[1]), timeout=10)
+        break
+    except OSError:
+        time.sleep(0.1)
+m.login("demo", "demo")
+typ, data = m.select("INBOX")
+print("SELECT INBOX:", data[0].decode(), "messages, UIDVALIDITY", m.untagged_responses.get("UIDVALIDITY", [b"?"])[0].decode())
+typ, data = m.fetch("1:*", "(UID FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+for part in data:
+    if isinstance(part, tuple):
+        print(part[0].decode().split(" BODY")[0] + ")", part[1].decode().strip())
+m.logout()
+PY
+fi
 echo
 echo "== the queue now:"
 "$bin/sendmail" -C "$conf" -bp | sed 's/^/   /'
@@ -153,4 +179,5 @@ echo "   echo hello | $bin/sendmail -C $conf demo"
 echo "   ls run/home/demo/Maildir/new; cat run/qrun.log"
 [ -f "$inst/pop3.pid" ] && echo "   python3 -c 'import poplib; p=poplib.POP3(\"127.0.0.1\", $pop3_port); p.user(\"demo\"); p.pass_(\"demo\"); print(p.stat())'"
 [ -f "$inst/smtp.pid" ] && echo "   swaks --server 127.0.0.1:$smtp_port --to demo@posthorn.test"
+[ -f "$inst/imap.pid" ] && echo "   python3 -c 'import imaplib; m=imaplib.IMAP4(\"127.0.0.1\", $imap_port); m.login(\"demo\", \"demo\"); print(m.select())'"
 echo "Stop it (qrun and the listeners) with: make stop"
