@@ -434,3 +434,220 @@ print(json.dumps({"n": n, "sizes": sizes, "subjects": subjects, "hits": hits[0].
         assert!(v.contains(&crlf.to_string()), "{crlf} in {v}");
     }
 }
+
+/// dovecot - one preauthenticated Dovecot IMAP session (Debian's
+/// dovecot-imapd, run as the test user) on the Maildir at `maildir`;
+/// None when Dovecot is not installed.
+fn dovecot(i: &Instance, maildir: &Path, script: &str) -> Option<String> {
+    let imap = Path::new("/usr/lib/dovecot/imap");
+    if !imap.exists() {
+        eprintln!(
+            "skipped: Dovecot is not installed (apt-get install dovecot-imapd; CI installs it)"
+        );
+        return None;
+    }
+    let conf = i.path("dovecot.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "mail_location = maildir:{}\nlog_path = {}\nssl = no\n",
+            maildir.display(),
+            i.path("dovecot.log").display()
+        ),
+    )
+    .unwrap();
+    let user = if is_root() {
+        "nobody".to_string()
+    } else {
+        std::env::var("USER").unwrap_or_else(|_| "user".into())
+    };
+    // i.cmd hands the instance to the test user; Dovecot runs as that user.
+    i.cmd("imapd");
+    let mut c = Command::new(imap);
+    c.env_clear()
+        .env("USER", &user)
+        .env("HOME", i.path("home/ann"))
+        .args(["-c", conf.to_str().unwrap()]);
+    if let Some((u, g)) = run_ids() {
+        use std::os::unix::process::CommandExt;
+        c.uid(u).gid(g);
+    }
+    let out = run_with_stdin(c, script.replace('\n', "\r\n").as_bytes());
+    let s = text(&out.stdout);
+    assert!(s.contains("OK"), "dovecot: {s}{}", text(&out.stderr));
+    Some(s)
+}
+
+/// flags_by_uid - `(uid, flags)` from `* n FETCH (UID u FLAGS (...))` lines.
+fn flags_by_uid(s: &str) -> Vec<(u32, String)> {
+    let mut v: Vec<(u32, String)> = s
+        .lines()
+        .filter(|l| l.starts_with("* ") && l.contains(" FETCH ("))
+        .filter_map(|l| {
+            let uid = l
+                .split("UID ")
+                .nth(1)?
+                .split([' ', ')'])
+                .next()?
+                .parse()
+                .ok()?;
+            let f = l.split("FLAGS (").nth(1)?.split(')').next()?;
+            let mut f: Vec<&str> = f
+                .split(' ')
+                .filter(|x| !x.is_empty() && *x != "\\Recent")
+                .collect();
+            f.sort();
+            Some((uid, f.join(" ")))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn dovecot_and_imapd_share_a_maildir_both_ways() {
+    let i = Instance::new();
+    seed(&i);
+    let maildir = i.path("home/ann/Maildir");
+    // Posthorn first: flags, a keyword, an append, a folder.
+    let (out, _) = session(
+        &i,
+        "a LOGIN ann x\nb SELECT INBOX\nc STORE 1 +FLAGS (\\Flagged $Work)\n\
+         d STORE 2 +FLAGS (\\Seen)\ne APPEND INBOX (\\Draft) {14}\nSubject: p\n\n\n\
+         f CREATE Lists.rust\ng UID FETCH 1:* (FLAGS)\nh LOGOUT\n",
+    );
+    let ours = flags_by_uid(&out);
+    assert_eq!(ours.len(), 6, "{out}");
+    let Some(theirs) = dovecot(
+        &i,
+        &maildir,
+        "a SELECT INBOX\nb UID FETCH 1:* (FLAGS)\nc LIST \"\" *\nd LOGOUT\n",
+    ) else {
+        return;
+    };
+    assert_eq!(flags_by_uid(&theirs), ours, "{theirs}");
+    assert!(theirs.contains("Lists.rust"), "{theirs}");
+    let validity = |s: &str| {
+        s.split("[UIDVALIDITY ")
+            .nth(1)
+            .map(|x| x.split(']').next().unwrap().to_string())
+    };
+    assert_eq!(validity(&theirs), validity(&out));
+    // Then Dovecot: flags, a keyword, an expunge, an append.
+    // (Two sessions: Dovecot 2.3.19 itself expunges nothing in a session
+    // that has just added a new keyword, with or without us.)
+    dovecot(
+        &i,
+        &maildir,
+        "a SELECT INBOX\nb UID STORE 3 +FLAGS (\\Answered NonJunk)\nc LOGOUT\n",
+    );
+    let changed = dovecot(
+        &i,
+        &maildir,
+        "a SELECT INBOX\nc UID STORE 4 +FLAGS (\\Deleted)\n\
+         d EXPUNGE\ne APPEND INBOX (\\Seen) {14}\nSubject: d\n\n\nf LOGOUT\n",
+    )
+    .unwrap_or_default();
+    let Some(theirs) = dovecot(
+        &i,
+        &maildir,
+        "a SELECT INBOX\nb UID FETCH 1:* (FLAGS)\nc LOGOUT\n",
+    ) else {
+        return;
+    };
+    let (out, _) = session(
+        &i,
+        "a LOGIN ann x\nb SELECT INBOX\nc UID FETCH 1:* (FLAGS)\nd LOGOUT\n",
+    );
+    let ours = flags_by_uid(&out);
+    assert_eq!(ours, flags_by_uid(&theirs), "{out}\n{theirs}");
+    assert!(
+        ours.iter()
+            .any(|(u, f)| *u == 3 && f.contains("NonJunk") && f.contains("\\Answered")),
+        "{ours:?}"
+    );
+    assert!(
+        !ours.iter().any(|(u, _)| *u == 4),
+        "{ours:?}\n{changed}\n{}",
+        std::fs::read_to_string(i.path("dovecot.log")).unwrap_or_default()
+    );
+    assert_eq!(ours.last().map(|x| x.0), Some(7), "{ours:?}");
+}
+
+#[test]
+fn python_imapclient_parses_structures_and_manages_folders() {
+    let have = Command::new("python3")
+        .args(["-c", "import imapclient"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have {
+        eprintln!("skipped: imapclient is not installed (pip install imapclient; CI installs it)");
+        return;
+    }
+    let i = Instance::new();
+    seed(&i);
+    let Some(l) = Launcher::start(&i) else {
+        return;
+    };
+    let got = python(
+        r#"
+import sys, json
+from imapclient import IMAPClient
+c = IMAPClient("127.0.0.1", port=int(sys.argv[1]), ssl=False, timeout=20)
+c.login("ann", "x")
+info = c.select_folder("INBOX")
+data = c.fetch(c.search(["ALL"]), ["ENVELOPE", "BODYSTRUCTURE", "RFC822.SIZE", "INTERNALDATE", "FLAGS"])
+out = {"exists": info[b"EXISTS"], "uidnext": info[b"UIDNEXT"]}
+out["subjects"] = [d[b"ENVELOPE"].subject.decode() if d[b"ENVELOPE"].subject else None for u, d in sorted(data.items())]
+out["multipart"] = [d[b"BODYSTRUCTURE"].is_multipart for u, d in sorted(data.items())]
+env = data[1][b"ENVELOPE"]
+out["from"] = [a.mailbox.decode() + "@" + a.host.decode() for a in env.from_]
+out["cc"] = len(env.cc)
+out["search"] = c.search(["OR", "FROM", "bob", "SUBJECT", "forwarded"])
+out["gmail_style"] = c.search(["TEXT", "zebra", "NOT", "DELETED"])
+c.add_flags([1, 2], [b"\\Flagged", b"$Work"])
+out["flags"] = {str(k): sorted(x.decode() for x in v) for k, v in c.get_flags([1, 2]).items()}
+c.create_folder("Projects.2026")
+c.rename_folder("Projects", "Work")
+c.copy([3, 4], "Work.2026")
+c.append("Work.2026", b"Subject: via imapclient\r\n\r\nbody\r\n", flags=[b"\\Seen"])
+out["status"] = {k.decode(): v for k, v in c.folder_status("Work.2026", ["MESSAGES", "UNSEEN", "UIDNEXT"]).items()}
+out["folders"] = sorted(f[2] for f in c.list_folders())
+c.subscribe_folder("Work.2026")
+out["subscribed"] = sorted(f[2] for f in c.list_sub_folders())
+c.delete_messages([5])
+out["expunged"] = str(c.expunge())
+c.delete_folder("Work.2026")
+out["after_delete"] = sorted(f[2] for f in c.list_folders())
+c.logout()
+print(json.dumps(out))
+"#,
+        &[&l.port.to_string()],
+    );
+    let v = got.trim();
+    assert!(v.contains("\"exists\": 5, \"uidnext\": 6"), "{v}");
+    assert!(
+        v.contains("\"multipart\": [false, true, true, true, true]"),
+        "{v}"
+    );
+    assert!(
+        v.contains("\"from\": [\"gray@cac.washington.edu\"], \"cc\": 2"),
+        "{v}"
+    );
+    assert!(v.contains("\"search\": [3, 4]"), "{v}");
+    assert!(v.contains("\"gmail_style\": [3]"), "{v}");
+    assert!(
+        v.contains("\"1\": [\"$Work\", \"\\\\Flagged\", \"\\\\Recent\"]"),
+        "{v}"
+    );
+    assert!(
+        v.contains("\"MESSAGES\": 3, \"UNSEEN\": 2, \"UIDNEXT\": 4"),
+        "{v}"
+    );
+    assert!(
+        v.contains("\"folders\": [\"INBOX\", \"Work\", \"Work.2026\"]"),
+        "{v}"
+    );
+    assert!(v.contains("\"subscribed\": [\"Work.2026\"]"), "{v}");
+    assert!(v.contains("\"after_delete\": [\"INBOX\"]"), "{v}");
+}
