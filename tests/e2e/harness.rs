@@ -20,7 +20,9 @@ pub fn is_root() -> bool {
 }
 
 /// The programs the tests run.
-pub const BINARIES: &[&str] = &["sendmail", "enqueue", "qrun", "deliver", "pop3d", "smtpd", "imapd"];
+pub const BINARIES: &[&str] = &[
+    "sendmail", "enqueue", "qrun", "deliver", "pop3d", "smtpd", "imapd",
+];
 
 /// bin_dir - the built binaries; as root, a copy that `nobody` can execute.
 pub fn bin_dir() -> &'static Path {
