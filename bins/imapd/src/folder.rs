@@ -420,11 +420,20 @@ impl Folder {
     /// set_flags - give message `i` these flags by renaming its file;
     /// false when the message is gone.
     pub fn set_flags(&mut self, i: usize, flags: Flags) -> io::Result<bool> {
+        self.change_flags(i, |_| flags)
+    }
+
+    /// change_flags - apply `change` to message `i`'s flags by renaming
+    /// its file. When another process renamed the file first (its own
+    /// flag change), the change is applied again to the flags the new
+    /// name carries, so neither change is lost. False when it is gone.
+    pub fn change_flags(&mut self, i: usize, change: impl Fn(Flags) -> Flags) -> io::Result<bool> {
         if self.read_only {
             return Ok(true);
         }
-        for _ in 0..3 {
+        for _ in 0..8 {
             let m = &self.msgs[i];
+            let flags = change(m.flags);
             if m.flags == flags && !m.in_new {
                 return Ok(true);
             }
@@ -441,6 +450,8 @@ impl Folder {
                     if !self.locate(i) {
                         return Ok(false);
                     }
+                    let m = &mut self.msgs[i];
+                    m.flags = Flags::from_info(m.info());
                 }
                 Err(e) => return Err(e),
             }
@@ -688,6 +699,23 @@ mod tests {
         let mut fl = f.msgs[2].flags;
         fl.system |= crate::flags::DELETED;
         assert!(f.set_flags(2, fl).unwrap());
+        // Another process flags it meanwhile: both changes survive.
+        let n = f.msgs[1].name.clone();
+        let theirs = format!("{}:2,F", f.msgs[1].base());
+        std::fs::rename(
+            d.path().join("cur").join(&n),
+            d.path().join("cur").join(&theirs),
+        )
+        .unwrap();
+        assert!(
+            f.change_flags(1, |mut x| {
+                x.system |= crate::flags::SEEN;
+                x
+            })
+            .unwrap()
+        );
+        assert_eq!(f.msgs[1].name, format!("{}:2,FS", f.msgs[1].base()));
+        f.sync().unwrap();
         assert_eq!(f.expunge(None).unwrap(), [3]);
         assert_eq!(f.sync().unwrap(), Changes::default());
         // Append and copy take the next UIDs; UIDs are never reused.

@@ -828,9 +828,11 @@ impl Session {
             }
             let mut flags_changed = false;
             if sets_seen && s.folder.msgs[i].flags.system & flags::SEEN == 0 {
-                let mut f = s.folder.msgs[i].flags;
-                f.system |= flags::SEEN;
-                if let Ok(true) = s.folder.set_flags(i, f) {
+                let seen = |mut f: Flags| {
+                    f.system |= flags::SEEN;
+                    f
+                };
+                if let Ok(true) = s.folder.change_flags(i, seen) {
                     flags_changed = true;
                 }
             }
@@ -898,8 +900,7 @@ impl Session {
             s.announced = s.folder.keywords.all().count();
         }
         let mut failed = false;
-        for i in targets {
-            let old = s.folder.msgs[i].flags;
+        let change = |old: Flags| {
             let mut f = old;
             match mode {
                 StoreMode::Add => {
@@ -916,7 +917,10 @@ impl Session {
                     f.keywords = given.keywords;
                 }
             }
-            match s.folder.set_flags(i, f) {
+            f
+        };
+        for i in targets {
+            match s.folder.change_flags(i, change) {
                 Ok(true) => {}
                 Ok(false) => {
                     failed = true;
