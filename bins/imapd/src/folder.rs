@@ -419,6 +419,7 @@ impl Folder {
 
     /// set_flags - give message `i` these flags by renaming its file;
     /// false when the message is gone.
+    #[cfg(test)]
     pub fn set_flags(&mut self, i: usize, flags: Flags) -> io::Result<bool> {
         self.change_flags(i, |_| flags)
     }
