@@ -330,67 +330,11 @@ fn a_folder_written_by_dovecot_keeps_its_uids() {
     assert!(list.ends_with("10 :1795900000.M1P1.new:2,\n"), "{list}");
 }
 
-/// Launcher - systemd-socket-activate --inetd -a running imapd per connection.
-struct Launcher {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Launcher {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl Launcher {
-    fn start(i: &Instance) -> Option<Launcher> {
-        if Command::new("systemd-socket-activate")
-            .arg("--help")
-            .stdout(Stdio::null())
-            .status()
-            .is_err()
-        {
-            eprintln!("skipped: systemd-socket-activate is not installed");
-            return None;
-        }
-        let port = free_port();
-        i.cmd("imapd");
-        let mut l = Command::new("systemd-socket-activate");
-        l.env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .current_dir(&i.root)
-            .args(["--inetd", "-a", "-l", &format!("127.0.0.1:{port}")])
-            .arg(format!("--setenv=POSTHORN_CONFIG={}", i.config.display()))
-            .arg(bin_dir().join("imapd"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(i.path("launcher.log")).unwrap());
-        if let Some((u, g)) = run_ids() {
-            use std::os::unix::process::CommandExt;
-            l.uid(u).gid(g);
-        }
-        let child = l.spawn().unwrap();
-        let up = wait_for(Duration::from_secs(10), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
-        assert!(up, "systemd-socket-activate did not listen");
-        Some(Launcher { child, port })
-    }
-}
-
 #[test]
 fn python_imaplib_reads_flags_searches_copies_and_appends() {
     let i = Instance::new();
     seed(&i);
-    let Some(l) = Launcher::start(&i) else {
+    let Some(l) = Launcher::start(&i, "imapd", &[]) else {
         return;
     };
     let got = python(
@@ -586,7 +530,7 @@ fn python_imapclient_parses_structures_and_manages_folders() {
     }
     let i = Instance::new();
     seed(&i);
-    let Some(l) = Launcher::start(&i) else {
+    let Some(l) = Launcher::start(&i, "imapd", &[]) else {
         return;
     };
     let got = python(
@@ -650,4 +594,92 @@ print(json.dumps(out))
     );
     assert!(v.contains("\"subscribed\": [\"Work.2026\"]"), "{v}");
     assert!(v.contains("\"after_delete\": [\"INBOX\"]"), "{v}");
+}
+
+/// tls_instance - the corpus and a self-signed certificate in [tls].
+fn tls_instance() -> Option<Instance> {
+    let mut i = Instance::new();
+    seed(&i);
+    if !make_cert(&i) {
+        return None;
+    }
+    i.write_config("[tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n");
+    Some(i)
+}
+
+#[test]
+fn starttls_with_imaplib_and_no_plaintext_after_starttls() {
+    let Some(i) = tls_instance() else {
+        return;
+    };
+    // Pipelined plaintext after STARTTLS must not be answered (CVE-2011-0411).
+    let (out, err) = session(&i, "a CAPABILITY\nb STARTTLS\nc LOGIN ann x\n");
+    assert!(out.contains(" STARTTLS"), "{out}");
+    assert!(out.ends_with("b OK Begin TLS negotiation now\r\n"), "{out}");
+    assert!(err.contains("plaintext after STARTTLS"), "{err}");
+    let Some(l) = Launcher::start(&i, "imapd", &[]) else {
+        return;
+    };
+    let got = python(
+        r#"
+import imaplib, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+ctx.check_hostname = False
+m = imaplib.IMAP4("127.0.0.1", int(sys.argv[1]), timeout=20)
+before = m.capabilities
+m.starttls(ssl_context=ctx)
+after = m.capabilities
+assert "STARTTLS" in before and "STARTTLS" not in after, (before, after)
+m.login("ann", "x")
+typ, data = m.select("INBOX")
+print(data[0].decode(), m.sock.version())
+m.logout()
+"#,
+        &[&l.port.to_string(), &i.path("cert.pem").to_string_lossy()],
+    );
+    assert!(got.starts_with("5 TLSv1."), "{got}");
+}
+
+#[test]
+fn implicit_tls_with_imaplib_imap4_ssl() {
+    let Some(i) = tls_instance() else {
+        return;
+    };
+    let Some(l) = Launcher::start(&i, "imapd", &["--tls"]) else {
+        return;
+    };
+    let got = python(
+        r#"
+import imaplib, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+ctx.check_hostname = False
+m = imaplib.IMAP4_SSL("127.0.0.1", int(sys.argv[1]), timeout=20, ssl_context=ctx)
+assert "STARTTLS" not in m.capabilities, m.capabilities
+m.login("ann", "x")
+print(m.select("INBOX", readonly=True)[1][0].decode())
+m.logout()
+"#,
+        &[&l.port.to_string(), &i.path("cert.pem").to_string_lossy()],
+    );
+    assert_eq!(got, "5\n");
+}
+
+#[test]
+fn no_passwords_in_plaintext_from_the_network() {
+    let i = Instance::new();
+    // A TCP client that is not on loopback: the harness's pipe counts as
+    // local, so the address comes from tcpserver's variable.
+    let mut c = i.cmd("imapd");
+    c.env("TCPREMOTEIP", "192.0.2.7")
+        .env("TCPREMOTEPORT", "4711");
+    let out = run_with_stdin(
+        c,
+        b"a CAPABILITY\r\nb LOGIN ann x\r\nc AUTHENTICATE PLAIN AGFubgB4\r\nd LOGOUT\r\n",
+    );
+    let s = text(&out.stdout);
+    assert!(s.contains("LOGINDISABLED"), "{s}");
+    assert!(!s.contains("AUTH=PLAIN"), "{s}");
+    assert!(s.contains("b NO [PRIVACYREQUIRED]"), "{s}");
+    assert!(s.contains("c NO [PRIVACYREQUIRED]"), "{s}");
+    assert!(!s.contains("Logged in"), "{s}");
 }
