@@ -683,3 +683,115 @@ fn no_passwords_in_plaintext_from_the_network() {
     assert!(s.contains("c NO [PRIVACYREQUIRED]"), "{s}");
     assert!(!s.contains("Logged in"), "{s}");
 }
+
+/// many - `n` small messages in ann's INBOX.
+fn many(i: &Instance, n: usize) {
+    let dir = i.path("home/ann/Maildir");
+    for s in ["new", "cur", "tmp"] {
+        std::fs::create_dir_all(dir.join(s)).unwrap();
+    }
+    for k in 0..n {
+        std::fs::write(
+            dir.join(format!("cur/{}.M{k}P1.test:2,", 1_769_947_200 + k)),
+            format!("Subject: m{k}\n\nbody {k}\n"),
+        )
+        .unwrap();
+    }
+}
+
+/// check_consistent - a fresh session selects INBOX and lists every file
+/// in it once, with unique rising UIDs below UIDNEXT; returns the UIDs.
+fn check_consistent(i: &Instance, what: &str) -> Vec<u32> {
+    let (out, err) = session(
+        &i,
+        "a LOGIN ann x\nb SELECT INBOX\nc UID FETCH 1:* (FLAGS)\nd LOGOUT\n",
+    );
+    assert!(out.contains("b OK [READ-WRITE]"), "{what}: {out}{err}");
+    let uids: Vec<u32> = flags_by_uid(&out).into_iter().map(|x| x.0).collect();
+    let next: u32 = out
+        .split("[UIDNEXT ")
+        .nth(1)
+        .and_then(|x| x.split(']').next())
+        .and_then(|x| x.parse().ok())
+        .unwrap();
+    let mut sorted = uids.clone();
+    sorted.dedup();
+    assert_eq!(sorted, uids, "{what}: UIDs unique and rising");
+    assert!(
+        uids.last().is_none_or(|&u| u < next),
+        "{what}: UIDNEXT {next} above {uids:?}"
+    );
+    let files = ["new", "cur"]
+        .iter()
+        .map(|s| {
+            std::fs::read_dir(i.path("home/ann/Maildir").join(s))
+                .unwrap()
+                .count()
+        })
+        .sum::<usize>();
+    assert_eq!(files, uids.len(), "{what}: every file has one UID");
+    uids
+}
+
+#[test]
+fn kill_9_during_append_store_copy_and_expunge_leaves_a_consistent_folder() {
+    let i = Instance::new();
+    many(&i, 300);
+    let before = check_consistent(&i, "seeded");
+    assert_eq!(before.len(), 300);
+    let big = "x".repeat(2 * 1024 * 1024);
+    let scripts = [
+        (
+            "append",
+            format!(
+                "a APPEND INBOX {{{}}}\r\nSubject: big\r\n\r\n",
+                big.len() + 17
+            ),
+        ),
+        (
+            "store",
+            "a STORE 1:* +FLAGS (\\Seen $Killed)\r\n".to_string(),
+        ),
+        ("copy", "a CREATE Copy\r\nb COPY 1:* Copy\r\n".to_string()),
+        (
+            "expunge",
+            "a STORE 1:150 +FLAGS.SILENT (\\Deleted)\r\nb EXPUNGE\r\n".to_string(),
+        ),
+    ];
+    let mut last = before;
+    for (what, script) in &scripts {
+        for delay_ms in [0u64, 2, 10, 40] {
+            let mut c = i.cmd("imapd");
+            c.stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            let mut child = c.spawn().unwrap();
+            let mut input = child.stdin.take().unwrap();
+            let _ = input.write_all(b"l LOGIN ann x\r\ns SELECT INBOX\r\n");
+            let _ = input.write_all(script.as_bytes());
+            if *what == "append" {
+                let _ = input.write_all(&big.as_bytes()[..big.len() / 2]);
+            }
+            let _ = input.flush();
+            std::thread::sleep(Duration::from_millis(delay_ms));
+            let _ = child.kill();
+            let _ = child.wait();
+            drop(input);
+            let now = check_consistent(&i, &format!("{what} killed after {delay_ms} ms"));
+            // Nothing acknowledged is lost, no UID comes back.
+            if *what != "expunge" {
+                assert!(
+                    last.iter().all(|u| now.contains(u)),
+                    "{what}: a message was lost"
+                );
+            }
+            assert!(
+                now.iter()
+                    .all(|u| last.contains(u) || *u > *last.iter().max().unwrap_or(&0))
+            );
+            last = now;
+        }
+    }
+    // The lock never stays behind.
+    assert!(!i.path("home/ann/Maildir/dovecot-uidlist.lock").exists());
+}

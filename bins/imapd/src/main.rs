@@ -10,17 +10,7 @@
 
 #![forbid(unsafe_code)]
 
-mod command;
-mod fetch;
-mod flags;
-mod folder;
-mod folders;
-mod mime;
-mod search;
-mod serve;
-mod session;
-mod uidlist;
-mod utf7;
+use posthorn_imapd::serve;
 
 use posthorn_mail::config::{Config, LogSink, Source};
 use posthorn_sys::exit::{self, Exit};
