@@ -36,7 +36,8 @@ pub fn check(name: &str) -> Result<(), &'static str> {
     {
         return Err("mailbox names are 7-bit (modified UTF-7) without / or \\");
     }
-    if name.starts_with('~') {
+    if name.starts_with('~') || name.contains(['%', '*']) {
+        // `%` and `*` would be wildcards in every later LIST.
         return Err("bad mailbox name");
     }
     if name.split(SEP).any(|l| l.is_empty()) {

@@ -176,6 +176,10 @@ impl Session {
     /// command_error - a line that did not parse.
     pub fn parse_error(&mut self, e: Bad) -> Vec<Action> {
         let tag = e.tag.unwrap_or_else(|| "*".into());
+        // An unknown charset is a NO with its code (RFC 3501 §6.4.4).
+        if e.why.starts_with("[BADCHARSET") {
+            return vec![line(&format!("{tag} NO {}", e.why))];
+        }
         self.bad(&tag, &e.why)
     }
 
@@ -681,10 +685,11 @@ impl Session {
     /// seq_in_range - a sequence number past the end is an error (RFC 3501 §6.4.8).
     fn bad_seq(&self, uid: bool, set: &SeqSet) -> bool {
         let n = self.sel.as_ref().map_or(0, |s| s.folder.msgs.len()) as u32;
+        // A range with `*` is always valid (`5:*` of 3 messages is 3:5).
         !uid && set
             .0
             .iter()
-            .any(|&(a, b)| (a != command::STAR && a > n) || (b != command::STAR && b > n))
+            .any(|&(a, b)| a != command::STAR && b != command::STAR && a.max(b) > n)
     }
 
     /// expunge - EXPUNGE.
