@@ -43,20 +43,27 @@ fn seed(i: &Instance) -> Vec<PathBuf> {
     out
 }
 
-/// normalize - what changes from run to run: UIDVALIDITY.
+/// normalize - what changes from run to run: UIDVALIDITY, also in the
+/// UIDPLUS codes.
 fn normalize(s: &str) -> String {
-    let mut out = String::new();
-    for (k, part) in s.split("UIDVALIDITY ").enumerate() {
-        if k == 0 {
-            out.push_str(part);
-            continue;
+    let mut s = s.to_string();
+    for key in ["UIDVALIDITY ", "APPENDUID ", "COPYUID "] {
+        let mut out = String::new();
+        for (k, part) in s.split(key).enumerate() {
+            if k > 0 {
+                out.push_str(key);
+                let digits = part.bytes().take_while(u8::is_ascii_digit).count();
+                if digits > 0 {
+                    out.push_str("<uidvalidity>");
+                }
+                out.push_str(&part[digits..]);
+            } else {
+                out.push_str(part);
+            }
         }
-        out.push_str("UIDVALIDITY ");
-        let digits = part.bytes().take_while(u8::is_ascii_digit).count();
-        out.push_str(if digits > 0 { "<uidvalidity>" } else { "" });
-        out.push_str(&part[digits..]);
+        s = out;
     }
-    out
+    s
 }
 
 /// session - run imapd over pipes with `input` (LF made CRLF).
@@ -794,4 +801,120 @@ fn kill_9_during_append_store_copy_and_expunge_leaves_a_consistent_folder() {
     }
     // The lock never stays behind.
     assert!(!i.path("home/ann/Maildir/dovecot-uidlist.lock").exists());
+}
+
+/// snapshot - every message file under `dir` (path and flags), sorted.
+fn snapshot(dir: &Path) -> Vec<String> {
+    fn walk(d: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p
+                .parent()
+                .and_then(|x| x.file_name())
+                .is_some_and(|n| n == "cur" || n == "new")
+            {
+                out.push(p.to_string_lossy().into_owned());
+            }
+        }
+    }
+    let mut v = Vec::new();
+    walk(dir, &mut v);
+    v.sort();
+    v
+}
+
+#[test]
+fn mbsync_two_way_sync_of_several_folders_then_nothing_to_do() {
+    if Command::new("mbsync").arg("-v").output().is_err() {
+        eprintln!("skipped: mbsync is not installed (apt-get install isync; CI installs it)");
+        return;
+    }
+    let i = Instance::new();
+    seed(&i);
+    let far = i.path("home/ann/Maildir");
+    for s in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(far.join(".Lists.rust").join(s)).unwrap();
+    }
+    std::fs::write(
+        far.join(".Lists.rust/cur/1770000100.M1P1.test:2,S"),
+        "Subject: list\n\nlist body\n",
+    )
+    .unwrap();
+    let Some(l) = Launcher::start(&i, "imapd", &[]) else {
+        return;
+    };
+    let near = i.path("near");
+    std::fs::create_dir_all(&near).unwrap();
+    let rc = i.path("mbsyncrc");
+    std::fs::write(
+        &rc,
+        format!(
+            "IMAPAccount t\nHost 127.0.0.1\nPort {}\nUser ann\nPass x\nSSLType None\nAuthMechs LOGIN\n\n\
+             IMAPStore far\nAccount t\n\n\
+             MaildirStore near\nPath {}/\nInbox {}/INBOX\nSubFolders Verbatim\n\n\
+             Channel c\nFar :far:\nNear :near:\nPatterns *\nCreate Both\nExpunge Both\nSyncState *\n",
+            l.port,
+            near.display(),
+            near.display()
+        ),
+    )
+    .unwrap();
+    let mbsync = || {
+        let out = Command::new("mbsync")
+            .arg("-c")
+            .arg(&rc)
+            .arg("-a")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "mbsync: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+    };
+    mbsync();
+    assert_eq!(snapshot(&near.join("INBOX")).len(), 5);
+    assert_eq!(snapshot(&near.join("Lists/rust")).len(), 1);
+    // Changes on both sides: a new folder and message near, flags and a
+    // deletion far (through imapd), then sync.
+    for s in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(near.join("Sent").join(s)).unwrap();
+    }
+    std::fs::write(
+        near.join("Sent/cur/1795000000.1_1.h:2,S"),
+        "Subject: sent\nMessage-ID: <s@x>\n\nsent\n",
+    )
+    .unwrap();
+    std::fs::write(
+        near.join("INBOX/cur/1795000001.1_1.h:2,F"),
+        "Subject: near\nMessage-ID: <n@x>\n\nnear\n",
+    )
+    .unwrap();
+    let (out, _) = session(
+        &i,
+        "a LOGIN ann x\nb SELECT INBOX\nc STORE 1 +FLAGS (\\Seen)\nd STORE 2 +FLAGS (\\Deleted)\ne EXPUNGE\nf LOGOUT\n",
+    );
+    assert!(out.contains("* 2 EXPUNGE"), "{out}");
+    std::thread::sleep(Duration::from_millis(1100)); // Maildir mtimes have seconds
+    mbsync();
+    assert_eq!(
+        snapshot(&far.join("cur")).len() + snapshot(&far.join("new")).len(),
+        5
+    );
+    assert_eq!(snapshot(&far.join(".Sent")).len(), 1);
+    assert_eq!(snapshot(&near.join("INBOX")).len(), 5);
+    assert!(
+        snapshot(&near.join("INBOX"))
+            .iter()
+            .any(|p| p.ends_with(",S") || p.contains(":2,S"))
+    );
+    // The second run has nothing to do on either side.
+    let (before_far, before_near) = (snapshot(&far), snapshot(&near));
+    std::thread::sleep(Duration::from_millis(1100));
+    mbsync();
+    assert_eq!(snapshot(&far), before_far);
+    assert_eq!(snapshot(&near), before_near);
 }

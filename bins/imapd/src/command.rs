@@ -153,6 +153,8 @@ pub enum Cmd {
     Check,
     Close,
     Expunge,
+    /// UID EXPUNGE (RFC 4315).
+    UidExpunge(SeqSet),
     Search {
         uid: bool,
         key: Key,
@@ -862,6 +864,10 @@ fn command(p: &mut P, name: &str) -> R<Cmd> {
             let sub = p.atom()?.to_ascii_uppercase();
             match sub.as_str() {
                 "FETCH" | "STORE" | "SEARCH" | "COPY" => uid_command(p, &sub, true)?,
+                "EXPUNGE" => {
+                    p.sp()?;
+                    Cmd::UidExpunge(p.seq_set()?)
+                }
                 _ => return Err(format!("unknown UID command {sub}")),
             }
         }

@@ -218,11 +218,12 @@ impl Folder {
             });
         }
         let lock = DotLock::acquire(&self.dir, uidlist::FILE)?;
-        let mut list = match uidlist::read(&self.dir)? {
-            Some(l) => l,
-            None => UidList::fresh(new_validity(root_of(&self.dir))),
+        // A folder without a list gets one now, even empty: its
+        // UIDVALIDITY must stay what this session announces.
+        let (mut list, mut wrote) = match uidlist::read(&self.dir)? {
+            Some(l) => (l, false),
+            None => (UidList::fresh(new_validity(root_of(&self.dir))), true),
         };
-        let mut wrote = false;
         if unknown(&Some(list.clone())) {
             let known: std::collections::HashSet<String> =
                 list.entries.iter().map(|e| e.base().to_string()).collect();
@@ -556,8 +557,8 @@ pub fn crlf_size(data: &[u8]) -> u64 {
 }
 
 /// assign - give new files in `dir` UIDs, in the order given, under the
-/// uidlist lock; returns the UIDs.
-fn assign(dir: &Path, names: &[String]) -> io::Result<Vec<u32>> {
+/// uidlist lock; returns the UIDVALIDITY and the UIDs.
+fn assign(dir: &Path, names: &[String]) -> io::Result<(u32, Vec<u32>)> {
     let lock = DotLock::acquire(dir, uidlist::FILE)?;
     let mut list = match uidlist::read(dir)? {
         Some(l) => l,
@@ -571,12 +572,12 @@ fn assign(dir: &Path, names: &[String]) -> io::Result<Vec<u32>> {
         );
     }
     lock.replace(&list.render())?;
-    Ok(uids)
+    Ok((list.validity, uids))
 }
 
 /// append - store a message in folder `dir` (cur/, with its flags),
 /// durably, with the internal date `date`; returns (UIDVALIDITY, UID).
-pub fn append(dir: &Path, data: &[u8], flags: Flags, date: Option<i64>) -> io::Result<u32> {
+pub fn append(dir: &Path, data: &[u8], flags: Flags, date: Option<i64>) -> io::Result<(u32, u32)> {
     let base = unique_base(data.len() as u64, crlf_size(data));
     let tmp = dir.join("tmp").join(&base);
     let name = format!("{base}:2,{}", flags.info(""));
@@ -596,13 +597,14 @@ pub fn append(dir: &Path, data: &[u8], flags: Flags, date: Option<i64>) -> io::R
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
-    Ok(assign(dir, &[name])?[0])
+    let (validity, uids) = assign(dir, &[name])?;
+    Ok((validity, uids[0]))
 }
 
 /// copy - copy messages into folder `dest` (a hard link where the file
 /// system allows, else a copy through tmp/), keeping their flags and
-/// internal dates; returns the new UIDs in order.
-pub fn copy(src: &[(PathBuf, Flags)], dest: &Path) -> io::Result<Vec<u32>> {
+/// internal dates; returns the UIDVALIDITY and the new UIDs in order.
+pub fn copy(src: &[(PathBuf, Flags)], dest: &Path) -> io::Result<(u32, Vec<u32>)> {
     let mut names = Vec::new();
     let mut made = Vec::new();
     let r = (|| -> io::Result<()> {
@@ -720,10 +722,13 @@ mod tests {
         assert_eq!(f.expunge(None).unwrap(), [3]);
         assert_eq!(f.sync().unwrap(), Changes::default());
         // Append and copy take the next UIDs; UIDs are never reused.
-        let uid = append(d.path(), b"x\r\n", Flags::default(), Some(1_000_000)).unwrap();
+        let (_, uid) = append(d.path(), b"x\r\n", Flags::default(), Some(1_000_000)).unwrap();
         assert_eq!(uid, 5);
         let p = f.path(&f.msgs[0]);
-        assert_eq!(copy(&[(p, Flags::from_info("S"))], d.path()).unwrap(), [6]);
+        assert_eq!(
+            copy(&[(p, Flags::from_info("S"))], d.path()).unwrap().1,
+            [6]
+        );
         f.sync().unwrap();
         assert_eq!(
             f.msgs.iter().map(|m| m.uid).collect::<Vec<_>>(),
@@ -731,6 +736,17 @@ mod tests {
         );
         assert_eq!(f.mtime(2), 1_000_000);
         assert_eq!(f.msgs[2].size_hint(), Some(3));
+    }
+
+    #[test]
+    fn an_empty_folder_keeps_its_uidvalidity() {
+        let d = maildir();
+        let mut f = Folder::open(d.path(), false).unwrap();
+        assert!(d.path().join("dovecot-uidlist").exists());
+        let v = f.validity;
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        f.sync().unwrap();
+        assert_eq!(Folder::open(d.path(), true).unwrap().validity, v);
     }
 
     #[test]

@@ -129,7 +129,7 @@ impl Session {
 
     /// capability - the list, as it stands in this state.
     pub fn capability(&self) -> String {
-        let mut c = String::from("IMAP4rev1 LITERAL+ SASL-IR CHILDREN");
+        let mut c = String::from("IMAP4rev1 LITERAL+ SASL-IR CHILDREN UIDPLUS");
         if self.state == State::NotAuthenticated {
             if self.opts.tls_available && !self.opts.tls_active {
                 c.push_str(" STARTTLS");
@@ -290,7 +290,8 @@ impl Session {
                 vec![line(&format!("{tag} OK CLOSE completed"))]
             }
             Cmd::Check => self.done(tag, true, "OK CHECK completed"),
-            Cmd::Expunge => self.expunge(tag),
+            Cmd::Expunge => self.expunge(tag, None),
+            Cmd::UidExpunge(set) => self.expunge(tag, Some(&set)),
             Cmd::Search { uid, key } => self.search(tag, uid, &key),
             Cmd::Fetch { uid, set, atts } => self.fetch(tag, uid, &set, &atts),
             Cmd::Store {
@@ -651,7 +652,11 @@ impl Session {
             Err(e) => return self.bad(tag, &e),
         };
         match folder::append(&dir, message, f, date) {
-            Ok(_) => self.done(tag, true, "OK APPEND completed"),
+            Ok((validity, uid)) => self.done(
+                tag,
+                true,
+                &format!("OK [APPENDUID {validity} {uid}] APPEND completed"),
+            ),
             Err(e) => {
                 posthorn_sys::warning!("append to {}: {e}", dir.display());
                 vec![line(&format!(
@@ -692,8 +697,8 @@ impl Session {
             .any(|&(a, b)| a != command::STAR && b != command::STAR && a.max(b) > n)
     }
 
-    /// expunge - EXPUNGE.
-    fn expunge(&mut self, tag: &str) -> Vec<Action> {
+    /// expunge - EXPUNGE, or UID EXPUNGE of the UIDs in `only` (RFC 4315).
+    fn expunge(&mut self, tag: &str, only: Option<&SeqSet>) -> Vec<Action> {
         let Some(s) = self.sel.as_mut() else {
             return Vec::new();
         };
@@ -703,7 +708,23 @@ impl Session {
             ))];
         }
         let mut out = Vec::new();
-        match s.folder.expunge(None) {
+        if only.is_some() {
+            // A UID command: others' expunges may be told first.
+            self.updates(&mut out);
+        }
+        let Some(s) = self.sel.as_mut() else {
+            return Vec::new();
+        };
+        let max = s.folder.msgs.last().map_or(0, |m| m.uid);
+        let uids: Option<Vec<u32>> = only.map(|set| {
+            s.folder
+                .msgs
+                .iter()
+                .map(|m| m.uid)
+                .filter(|&u| set.contains(u, max))
+                .collect()
+        });
+        match s.folder.expunge(uids.as_deref()) {
             Ok(gone) => {
                 for n in gone {
                     let _ = write!(out, "* {n} EXPUNGE\r\n");
@@ -981,6 +1002,7 @@ impl Session {
         // Keywords are letters per folder: map them by name.
         let mut dest_kw = flags::Keywords::read(&dest);
         let mut src = Vec::new();
+        let mut src_uids = Vec::new();
         for i in targets {
             let m = &s.folder.msgs[i];
             let mut f = m.flags;
@@ -1002,11 +1024,22 @@ impl Session {
                 }
             }
             src.push((s.folder.path(m), f));
+            src_uids.push(m.uid);
+        }
+        if src.is_empty() {
+            let mut v = vec![Action::Reply(out)];
+            v.extend(self.done(tag, uid, "OK COPY completed (nothing to copy)"));
+            return v;
         }
         match folder::copy(&src, &dest) {
-            Ok(_) => {
+            Ok((validity, new)) => {
                 let mut v = vec![Action::Reply(out)];
-                v.extend(self.done(tag, uid, "OK COPY completed"));
+                let text = format!(
+                    "OK [COPYUID {validity} {} {}] COPY completed",
+                    uid_set(&src_uids),
+                    uid_set(&new)
+                );
+                v.extend(self.done(tag, uid, &text));
                 v
             }
             Err(e) => {
@@ -1015,6 +1048,29 @@ impl Session {
             }
         }
     }
+}
+
+/// uid_set - UIDs in the order given as a sequence set, runs of
+/// consecutive UIDs as ranges (`3:5,9`).
+fn uid_set(uids: &[u32]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < uids.len() {
+        let mut j = i;
+        while j + 1 < uids.len() && uids[j + 1] == uids[j].wrapping_add(1) {
+            j += 1;
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if j > i {
+            out.push_str(&format!("{}:{}", uids[i], uids[j]));
+        } else {
+            out.push_str(&uids[i].to_string());
+        }
+        i = j + 1;
+    }
+    out
 }
 
 /// flags_lines - `* FLAGS` and `* OK [PERMANENTFLAGS]` for a folder.
