@@ -76,7 +76,16 @@ fn session(i: &Instance, input: &str) -> (String, String) {
 /// golden - run tests/data/imapd/NAME.in on a seeded instance and compare
 /// with NAME.out.
 fn golden(name: &str) {
-    let i = Instance::new();
+    golden_with(name, "", |_| {});
+}
+
+/// golden_with - `golden` with extra configuration, and a check of the
+/// instance afterwards.
+fn golden_with(name: &str, config: &str, after: impl FnOnce(&Instance)) {
+    let mut i = Instance::new();
+    if !config.is_empty() {
+        i.write_config(config);
+    }
     seed(&i);
     let input = std::fs::read_to_string(data().join(format!("{name}.in"))).unwrap();
     let (out, err) = session(&i, &input);
@@ -85,6 +94,7 @@ fn golden(name: &str) {
     assert!(!out.replace("\r\n", "").contains('\n'), "bare LF: {out}");
     let got = normalize(&out).replace("\r\n", "\n");
     let path = data().join(format!("{name}.out"));
+    after(&i);
     if std::env::var_os("POSTHORN_BLESS").is_some() {
         std::fs::write(&path, &got).unwrap();
         return;
@@ -129,6 +139,15 @@ fn golden_mailboxes() {
 #[test]
 fn golden_errors_and_sasl() {
     golden("errors");
+}
+
+#[test]
+fn golden_slash_as_the_hierarchy_separator() {
+    golden_with("separator-slash", "[imap]\nseparator = \"/\"\n", |i| {
+        // Still Maildir++ on disk.
+        assert!(i.path("home/ann/Maildir/.Lists.go/cur").is_dir());
+        assert!(!i.path("home/ann/Maildir/.Lists.rust").exists());
+    });
 }
 
 #[test]

@@ -99,6 +99,7 @@ pub fn serve(
         tls_active: wire.is_tls(),
         plaintext_anyway: peer.is_loopback() || cfg.auth_allow_plaintext,
         max_failures: cfg.auth_max_failures,
+        separator: cfg.imap_separator,
     });
     let mut ctx = Ctx {
         cfg,

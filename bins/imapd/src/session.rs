@@ -73,6 +73,9 @@ pub struct Options {
     /// Plaintext passwords allowed without TLS (loopback or allow_plaintext).
     pub plaintext_anyway: bool,
     pub max_failures: u32,
+    /// The hierarchy separator clients see, `.` or `/`; the store's
+    /// names always use `.` (Maildir++).
+    pub separator: char,
 }
 
 /// The selected mailbox.
@@ -193,6 +196,10 @@ impl Session {
 
     /// run - dispatch by state.
     fn run(&mut self, tag: &str, cmd: Cmd) -> Vec<Action> {
+        let cmd = match self.to_store_names(cmd) {
+            Ok(c) => c,
+            Err(e) => return vec![line(&format!("{tag} NO {e}"))],
+        };
         match cmd {
             Cmd::Capability => {
                 let c = self.capability();
@@ -259,6 +266,27 @@ impl Session {
             }
             Cmd::Rename(a, b) => {
                 let r = self.tree().rename(&a, &b);
+                // The selected mailbox (or one below the renamed one)
+                // moves with it and stays selected.
+                if r.is_ok() && !folders::is_inbox(&a) {
+                    let tree = self.tree();
+                    if let Some(s) = self.sel.as_mut() {
+                        let below = format!("{a}{}", folders::SEP);
+                        let new = if s.name == a {
+                            Some(b.trim_end_matches(folders::SEP).to_string())
+                        } else {
+                            s.name
+                                .strip_prefix(&below)
+                                .map(|rest| format!("{b}{}{rest}", folders::SEP))
+                        };
+                        if let Some(n) = new
+                            && let Ok(dir) = tree.path(&n)
+                        {
+                            s.folder.dir = dir;
+                            s.name = n;
+                        }
+                    }
+                }
                 self.result(tag, r, "RENAME")
             }
             Cmd::Subscribe(m, on) => {
@@ -303,6 +331,65 @@ impl Session {
             } => self.store(tag, uid, &set, mode, silent, &flags),
             Cmd::Copy { uid, set, mailbox } => self.copy(tag, uid, &set, &mailbox),
         }
+    }
+
+    /// store_name - a client's mailbox name as the store spells it.
+    fn store_name(&self, name: String) -> Result<String, String> {
+        if self.opts.separator == '.' || folders::is_inbox(&name) {
+            return Ok(name);
+        }
+        if name.contains('.') {
+            return Err("mailbox names may not contain '.'".into());
+        }
+        Ok(name.replace(self.opts.separator, "."))
+    }
+
+    /// client_name - a store name as the client sees it.
+    fn client_name(&self, name: &str) -> String {
+        if self.opts.separator == '.' {
+            name.to_string()
+        } else {
+            name.replace('.', &self.opts.separator.to_string())
+        }
+    }
+
+    /// to_store_names - the mailbox names in a command, in store form
+    /// (LIST patterns are translated in `list`).
+    fn to_store_names(&self, cmd: Cmd) -> Result<Cmd, String> {
+        if self.opts.separator == '.' {
+            return Ok(cmd);
+        }
+        Ok(match cmd {
+            Cmd::Select { mailbox, read_only } => Cmd::Select {
+                mailbox: self.store_name(mailbox)?,
+                read_only,
+            },
+            Cmd::Create(m) => Cmd::Create(self.store_name(m)?),
+            Cmd::Delete(m) => Cmd::Delete(self.store_name(m)?),
+            Cmd::Rename(a, b) => Cmd::Rename(self.store_name(a)?, self.store_name(b)?),
+            Cmd::Subscribe(m, on) => Cmd::Subscribe(self.store_name(m)?, on),
+            Cmd::Status { mailbox, items } => Cmd::Status {
+                mailbox: self.store_name(mailbox)?,
+                items,
+            },
+            Cmd::Append {
+                mailbox,
+                flags,
+                date,
+                message,
+            } => Cmd::Append {
+                mailbox: self.store_name(mailbox)?,
+                flags,
+                date,
+                message,
+            },
+            Cmd::Copy { uid, set, mailbox } => Cmd::Copy {
+                uid,
+                set,
+                mailbox: self.store_name(mailbox)?,
+            },
+            other => other,
+        })
     }
 
     fn tree(&self) -> Tree {
@@ -518,14 +605,19 @@ impl Session {
     fn list(&mut self, tag: &str, reference: &str, pattern: &str, lsub: bool) -> Vec<Action> {
         let mut out = Vec::new();
         let kind = if lsub { "LSUB" } else { "LIST" };
+        let sep = self.opts.separator;
         if pattern.is_empty() && !lsub {
-            let _ = write!(out, "* LIST (\\Noselect) \".\" \"\"\r\n");
+            let _ = write!(out, "* LIST (\\Noselect) \"{sep}\" \"\"\r\n");
         } else {
             let t = self.tree();
-            let found = if lsub {
-                t.lsub(reference, pattern)
-            } else {
-                t.list(reference, pattern)
+            // With `/` shown, no name has a `.`: a pattern with one
+            // matches nothing; the rest is matched in store form.
+            let visible = sep == '.' || !(reference.contains('.') || pattern.contains('.'));
+            let (r, p) = (reference.replace(sep, "."), pattern.replace(sep, "."));
+            let found = match (visible, lsub) {
+                (false, _) => Vec::new(),
+                (true, true) => t.lsub(&r, &p),
+                (true, false) => t.list(&r, &p),
             };
             for l in found {
                 let mut attrs = Vec::new();
@@ -539,8 +631,8 @@ impl Session {
                         "\\HasNoChildren"
                     });
                 }
-                let _ = write!(out, "* {kind} ({}) \".\" ", attrs.join(" "));
-                fetch::astring(&mut out, &l.name);
+                let _ = write!(out, "* {kind} ({}) \"{sep}\" ", attrs.join(" "));
+                fetch::astring(&mut out, &self.client_name(&l.name));
                 out.extend_from_slice(b"\r\n");
             }
         }
@@ -583,7 +675,7 @@ impl Session {
             });
         }
         let mut out = b"* STATUS ".to_vec();
-        fetch::astring(&mut out, name);
+        fetch::astring(&mut out, &self.client_name(name));
         let _ = write!(out, " ({})\r\n", parts.join(" "));
         let mut v = vec![Action::Reply(out)];
         v.extend(self.done(tag, true, "OK STATUS completed"));

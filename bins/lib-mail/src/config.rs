@@ -71,6 +71,9 @@ pub struct Config {
     /// Networks allowed to send a PROXY protocol header (`[proxy] trusted`).
     pub proxy_trusted: Vec<crate::net::Net>,
     pub smtpd: SmtpdConfig,
+    /// The IMAP hierarchy separator, `.` or `/` (`[imap] separator`); on
+    /// disk Maildir++ folders are always `.Parent.Child`.
+    pub imap_separator: char,
     /// Secret files opened while privileged (`hold_secrets`).
     pub held: Held,
 }
@@ -141,6 +144,7 @@ impl Default for Config {
                 session_timeout: Duration::from_secs(3600),
                 sender_check: true,
             },
+            imap_separator: '.',
             held: Held::default(),
         }
     }
@@ -462,6 +466,24 @@ impl Config {
                         }
                     }
                 }
+                "imap" => {
+                    let t = val
+                        .as_table()
+                        .ok_or_else(|| bad(key, "must be a table [imap]"))?;
+                    for (k, v) in t {
+                        let full = format!("imap.{k}");
+                        match k.as_str() {
+                            "separator" => {
+                                c.imap_separator = match v.as_str() {
+                                    Some(".") => '.',
+                                    Some("/") => '/',
+                                    _ => return Err(bad(&full, "must be \".\" or \"/\"")),
+                                };
+                            }
+                            _ => return Err(bad(&full, "unknown key")),
+                        }
+                    }
+                }
                 "tls" => {
                     let t = val
                         .as_table()
@@ -647,6 +669,22 @@ mod tests {
         );
         let d = parse("").unwrap();
         assert_eq!((d.auth_max_failures, d.auth_allow_plaintext), (3, false));
+    }
+
+    #[test]
+    fn imap_separator() {
+        assert_eq!(parse("").unwrap().imap_separator, '.');
+        assert_eq!(
+            parse("[imap]\nseparator = \"/\"\n").unwrap().imap_separator,
+            '/'
+        );
+        let e = parse("[imap]\nseparator = \":\"\n").unwrap_err();
+        assert_eq!(e.code, exit::CONFIG);
+        assert!(
+            e.message.contains("imap.separator: must be"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
