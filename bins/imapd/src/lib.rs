@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod cache;
 pub mod command;
 pub mod fetch;
 pub mod flags;

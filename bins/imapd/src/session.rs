@@ -10,6 +10,7 @@
 //! sequence-number FETCH, STORE, SEARCH or COPY (RFC 3501 §7.4.1: an
 //! EXPUNGE there would shift the numbers the client is using).
 
+use crate::cache::{self, Cache};
 use crate::command::{self, Att, Bad, Cmd, Key, SeqSet, StatusItem, StoreMode};
 use crate::fetch;
 use crate::flags::{self, Flags};
@@ -83,6 +84,8 @@ pub struct Options {
 struct Selected {
     name: String,
     folder: Folder,
+    /// The folder's cache of envelopes and structures, once needed.
+    cache: Option<Cache>,
     /// Keyword count last announced in FLAGS.
     announced: usize,
 }
@@ -593,6 +596,7 @@ impl Session {
             if read_only { "EXAMINE" } else { "SELECT" }
         );
         self.sel = Some(Selected {
+            cache: None,
             name: name.to_string(),
             announced: folder.keywords.all().count(),
             folder,
@@ -916,10 +920,63 @@ impl Session {
                     | Att::Section { .. }
             )
         });
+        // ENVELOPE, BODY, BODYSTRUCTURE and RFC822.SIZE alone come from
+        // the folder's cache, filled from the messages it lacks.
+        let cacheable = atts.iter().all(|a| {
+            matches!(
+                a,
+                Att::Uid
+                    | Att::Flags
+                    | Att::InternalDate
+                    | Att::Rfc822Size
+                    | Att::Envelope
+                    | Att::Body
+                    | Att::BodyStructure
+            )
+        });
+        let structure = atts
+            .iter()
+            .any(|a| matches!(a, Att::Envelope | Att::Body | Att::BodyStructure));
+        let size_only = atts.contains(&Att::Rfc822Size) && !structure;
+        if cacheable && (structure || size_only) && s.cache.is_none() {
+            s.cache = Some(Cache::load(&s.folder.dir, s.folder.validity));
+        }
         let mut vanished = false;
         for i in targets {
             let mut loaded: Option<Loaded> = None;
-            if needs_text {
+            let mut entry: Option<cache::Entry> = None;
+            let uid_i = s.folder.msgs[i].uid;
+            let want_entry =
+                cacheable && (structure || (size_only && s.folder.msgs[i].size_hint().is_none()));
+            if want_entry && let Some(c) = s.cache.as_ref() {
+                entry = c.get(uid_i).cloned();
+            }
+            if want_entry && entry.is_none() {
+                match s.folder.read(i) {
+                    Ok(Some(d)) => {
+                        let data = mime::to_crlf(&d);
+                        let root = mime::parse(&data);
+                        let mut e = cache::Entry {
+                            size: data.len() as u64,
+                            envelope: Vec::new(),
+                            body: Vec::new(),
+                            bodystructure: Vec::new(),
+                        };
+                        fetch::envelope(&mut e.envelope, &data[root.header.clone()]);
+                        fetch::body(&mut e.body, &data, &root, false);
+                        fetch::body(&mut e.bodystructure, &data, &root, true);
+                        if let Some(c) = s.cache.as_mut() {
+                            c.insert(uid_i, e.clone());
+                        }
+                        entry = Some(e);
+                    }
+                    _ => {
+                        vanished = true;
+                        continue;
+                    }
+                }
+            }
+            if needs_text && !cacheable {
                 match s.folder.read(i) {
                     Ok(Some(d)) => {
                         let data = mime::to_crlf(&d).into_owned();
@@ -961,7 +1018,14 @@ impl Session {
                     out.push(b' ');
                 }
                 first = false;
-                item(&mut out, &mut s.folder, i, a, loaded.as_ref());
+                item(
+                    &mut out,
+                    &mut s.folder,
+                    i,
+                    a,
+                    loaded.as_ref(),
+                    entry.as_ref(),
+                );
             }
             if flags_changed && !atts.contains(&Att::Flags) {
                 out.push(b' ');
@@ -969,6 +1033,10 @@ impl Session {
             }
             out.extend_from_slice(b")\r\n");
             let _ = loaded.map(|l| l.uid);
+        }
+        if let Some(c) = s.cache.as_mut() {
+            let live: Vec<u32> = s.folder.msgs.iter().map(|m| m.uid).collect();
+            c.save(&live);
         }
         let mut v = vec![Action::Reply(out)];
         if vanished {
@@ -1211,7 +1279,14 @@ fn size_of(f: &mut Folder, i: usize) -> u64 {
 }
 
 /// item - one FETCH data item.
-fn item(out: &mut Vec<u8>, f: &mut Folder, i: usize, a: &Att, l: Option<&Loaded>) {
+fn item(
+    out: &mut Vec<u8>,
+    f: &mut Folder,
+    i: usize,
+    a: &Att,
+    l: Option<&Loaded>,
+    e: Option<&cache::Entry>,
+) {
     let empty = Vec::new();
     let (data, root) = match l {
         Some(l) => (&l.data, Some(&l.root)),
@@ -1228,14 +1303,19 @@ fn item(out: &mut Vec<u8>, f: &mut Folder, i: usize, a: &Att, l: Option<&Loaded>
             let _ = write!(out, "INTERNALDATE {}", fetch::internal_date(t));
         }
         Att::Rfc822Size => {
-            let n = match l {
-                Some(l) => l.data.len() as u64,
-                None => size_of(f, i),
+            let n = match (e, l) {
+                (Some(e), _) => e.size,
+                (None, Some(l)) => l.data.len() as u64,
+                (None, None) => size_of(f, i),
             };
             let _ = write!(out, "RFC822.SIZE {n}");
         }
         Att::Envelope => {
             out.extend_from_slice(b"ENVELOPE ");
+            if let Some(e) = e {
+                out.extend_from_slice(&e.envelope);
+                return;
+            }
             match root {
                 Some(r) => fetch::envelope(out, &data[r.header.clone()]),
                 None => fetch::envelope(out, b""),
@@ -1244,6 +1324,10 @@ fn item(out: &mut Vec<u8>, f: &mut Folder, i: usize, a: &Att, l: Option<&Loaded>
         Att::Body | Att::BodyStructure => {
             let ext = *a == Att::BodyStructure;
             out.extend_from_slice(if ext { b"BODYSTRUCTURE " } else { b"BODY " });
+            if let Some(e) = e {
+                out.extend_from_slice(if ext { &e.bodystructure } else { &e.body });
+                return;
+            }
             if let Some(r) = root {
                 fetch::body(out, data, r, ext);
             }
