@@ -1,0 +1,620 @@
+//! messages - the commands on the selected mailbox's messages: FETCH,
+//! STORE, SEARCH, COPY, EXPUNGE and their UID forms, as more of the
+//! session's state machine (session.rs). Message text is read only for
+//! what a command needs: flags and sizes come from file names, envelopes
+//! and structures from the folder's cache when it has them.
+//!
+//! Distrusts other processes: a message whose file vanished while a
+//! command ran is left out of the answer and the command ends in
+//! `NO [EXPUNGEISSUED]`, as RFC 2180 allows.
+
+use crate::cache::{self, Cache};
+use crate::command::{self, Att, Key, SeqSet, StoreMode};
+use crate::fetch;
+use crate::flags::{self, Flags};
+use crate::folder::{self, Folder};
+use crate::mime::{self, Part};
+use crate::search;
+use crate::session::{Action, Session, flags_lines, line};
+use std::io::Write;
+
+/// One message's text, kept while a FETCH goes over several items.
+#[derive(Debug)]
+struct Loaded {
+    data: Vec<u8>,
+    root: Part,
+}
+
+impl Session {
+    /// targets - indexes of the messages a set names (by UID or number).
+    pub(crate) fn targets(&self, uid: bool, set: &SeqSet) -> Vec<usize> {
+        let Some(s) = &self.sel else {
+            return Vec::new();
+        };
+        let msgs = &s.folder.msgs;
+        if uid {
+            let max = msgs.last().map_or(0, |m| m.uid);
+            msgs.iter()
+                .enumerate()
+                .filter(|(_, m)| set.contains(m.uid, max))
+                .map(|(i, _)| i)
+                .collect()
+        } else {
+            let n = msgs.len() as u32;
+            (0..msgs.len())
+                .filter(|&i| set.contains(i as u32 + 1, search::star_max(n)))
+                .collect()
+        }
+    }
+
+    /// seq_in_range - a sequence number past the end is an error (RFC 3501 §6.4.8).
+    pub(crate) fn bad_seq(&self, uid: bool, set: &SeqSet) -> bool {
+        let n = self.sel.as_ref().map_or(0, |s| s.folder.msgs.len()) as u32;
+        // A range with `*` is always valid (`5:*` of 3 messages is 3:5).
+        !uid && set
+            .0
+            .iter()
+            .any(|&(a, b)| a != command::STAR && b != command::STAR && a.max(b) > n)
+    }
+
+    /// expunge - EXPUNGE, or UID EXPUNGE of the UIDs in `only` (RFC 4315).
+    pub(crate) fn expunge(&mut self, tag: &str, only: Option<&SeqSet>) -> Vec<Action> {
+        let Some(s) = self.sel.as_mut() else {
+            return Vec::new();
+        };
+        if s.folder.read_only {
+            return vec![line(&format!(
+                "{tag} NO [READ-ONLY] the mailbox is read-only"
+            ))];
+        }
+        let mut out = Vec::new();
+        if only.is_some() {
+            // A UID command: others' expunges may be told first.
+            self.updates(&mut out);
+        }
+        let Some(s) = self.sel.as_mut() else {
+            return Vec::new();
+        };
+        let max = s.folder.msgs.last().map_or(0, |m| m.uid);
+        let uids: Option<Vec<u32>> = only.map(|set| {
+            s.folder
+                .msgs
+                .iter()
+                .map(|m| m.uid)
+                .filter(|&u| set.contains(u, max))
+                .collect()
+        });
+        match s.folder.expunge(uids.as_deref()) {
+            Ok(gone) => {
+                for n in gone {
+                    let _ = write!(out, "* {n} EXPUNGE\r\n");
+                }
+            }
+            Err(e) => {
+                posthorn_sys::warning!("expunge: {e}");
+                return vec![line(&format!("{tag} NO cannot expunge: {e}"))];
+            }
+        }
+        let mut v = vec![Action::Reply(out)];
+        v.extend(self.done(tag, true, "OK EXPUNGE completed"));
+        v
+    }
+
+    /// search - SEARCH and UID SEARCH.
+    pub(crate) fn search(&mut self, tag: &str, uid: bool, key: &Key) -> Vec<Action> {
+        let mut pre = Vec::new();
+        if uid {
+            self.updates(&mut pre);
+        }
+        let Some(s) = self.sel.as_mut() else {
+            return Vec::new();
+        };
+        let need = search::needs_text(key);
+        let n = s.folder.msgs.len();
+        let max_uid = s.folder.msgs.last().map_or(0, |m| m.uid);
+        let mut hits = Vec::new();
+        for i in 0..n {
+            let size = size_of(&mut s.folder, i);
+            let internal = s.folder.mtime(i);
+            let text = if need {
+                match s.folder.read(i) {
+                    Ok(Some(d)) => Some(search::decode_stored(&d)),
+                    _ => None,
+                }
+            } else {
+                None
+            };
+            let m = &s.folder.msgs[i];
+            let subj = search::Subject {
+                seq: i as u32 + 1,
+                max_seq: search::star_max(n as u32),
+                max_uid: search::star_max(max_uid),
+                msg: m,
+                keywords: &s.folder.keywords,
+                size,
+                internal,
+                text: text.as_ref(),
+            };
+            if search::matches(key, &subj) {
+                hits.push(if uid { m.uid } else { i as u32 + 1 });
+            }
+        }
+        let mut out = pre;
+        out.extend_from_slice(b"* SEARCH");
+        for h in hits {
+            let _ = write!(out, " {h}");
+        }
+        out.extend_from_slice(b"\r\n");
+        let mut v = vec![Action::Reply(out)];
+        v.extend(self.done(tag, false, "OK SEARCH completed"));
+        v
+    }
+
+    /// fetch - FETCH and UID FETCH.
+    pub(crate) fn fetch(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        set: &SeqSet,
+        atts: &[Att],
+    ) -> Vec<Action> {
+        let mut out = Vec::new();
+        if uid {
+            self.updates(&mut out);
+        } else if self.bad_seq(uid, set) {
+            return self.bad(tag, "invalid message sequence number");
+        }
+        let targets = self.targets(uid, set);
+        let Some(s) = self.sel.as_mut() else {
+            return Vec::new();
+        };
+        let mut atts = atts.to_vec();
+        if uid && !atts.contains(&Att::Uid) {
+            atts.insert(0, Att::Uid);
+        }
+        let sets_seen = !s.folder.read_only
+            && atts.iter().any(|a| match a {
+                Att::Section { peek, .. } => !peek,
+                Att::Rfc822 | Att::Rfc822Text => true,
+                _ => false,
+            });
+        let needs_text = atts.iter().any(|a| {
+            matches!(
+                a,
+                Att::Envelope
+                    | Att::Body
+                    | Att::BodyStructure
+                    | Att::Rfc822
+                    | Att::Rfc822Header
+                    | Att::Rfc822Text
+                    | Att::Section { .. }
+            )
+        });
+        // ENVELOPE, BODY, BODYSTRUCTURE and RFC822.SIZE alone come from
+        // the folder's cache, filled from the messages it lacks.
+        let cacheable = atts.iter().all(|a| {
+            matches!(
+                a,
+                Att::Uid
+                    | Att::Flags
+                    | Att::InternalDate
+                    | Att::Rfc822Size
+                    | Att::Envelope
+                    | Att::Body
+                    | Att::BodyStructure
+            )
+        });
+        let structure = atts
+            .iter()
+            .any(|a| matches!(a, Att::Envelope | Att::Body | Att::BodyStructure));
+        let size_only = atts.contains(&Att::Rfc822Size) && !structure;
+        if cacheable && (structure || size_only) && s.cache.is_none() {
+            s.cache = Some(Cache::load(&s.folder.dir, s.folder.validity));
+        }
+        let mut vanished = false;
+        for i in targets {
+            let mut loaded: Option<Loaded> = None;
+            let mut entry: Option<cache::Entry> = None;
+            let uid_i = s.folder.msgs[i].uid;
+            let want_entry =
+                cacheable && (structure || (size_only && s.folder.msgs[i].size_hint().is_none()));
+            if want_entry && let Some(c) = s.cache.as_ref() {
+                entry = c.get(uid_i).cloned();
+            }
+            if want_entry && entry.is_none() {
+                match s.folder.read(i) {
+                    Ok(Some(d)) => {
+                        let data = mime::to_crlf(&d);
+                        let root = mime::parse(&data);
+                        let mut e = cache::Entry {
+                            size: data.len() as u64,
+                            envelope: Vec::new(),
+                            body: Vec::new(),
+                            bodystructure: Vec::new(),
+                        };
+                        fetch::envelope(&mut e.envelope, &data[root.header.clone()]);
+                        fetch::body(&mut e.body, &data, &root, false);
+                        fetch::body(&mut e.bodystructure, &data, &root, true);
+                        if let Some(c) = s.cache.as_mut() {
+                            c.insert(uid_i, e.clone());
+                        }
+                        entry = Some(e);
+                    }
+                    _ => {
+                        vanished = true;
+                        continue;
+                    }
+                }
+            }
+            if needs_text && !cacheable {
+                match s.folder.read(i) {
+                    Ok(Some(d)) => {
+                        let data = mime::to_crlf(&d).into_owned();
+                        let root = mime::parse(&data);
+                        loaded = Some(Loaded {
+                            data,
+                            root,
+                        });
+                    }
+                    Ok(None) => {
+                        vanished = true;
+                        continue;
+                    }
+                    Err(e) => {
+                        posthorn_sys::warning!(
+                            "{}: {e}",
+                            s.folder.path(&s.folder.msgs[i]).display()
+                        );
+                        vanished = true;
+                        continue;
+                    }
+                }
+            }
+            let mut flags_changed = false;
+            if sets_seen && s.folder.msgs[i].flags.system & flags::SEEN == 0 {
+                let seen = |mut f: Flags| {
+                    f.system |= flags::SEEN;
+                    f
+                };
+                if let Ok(true) = s.folder.change_flags(i, seen) {
+                    flags_changed = true;
+                }
+            }
+            let _ = write!(out, "* {} FETCH (", i + 1);
+            let mut first = true;
+            for a in &atts {
+                if !first {
+                    out.push(b' ');
+                }
+                first = false;
+                item(
+                    &mut out,
+                    &mut s.folder,
+                    i,
+                    a,
+                    loaded.as_ref(),
+                    entry.as_ref(),
+                );
+            }
+            if flags_changed && !atts.contains(&Att::Flags) {
+                out.push(b' ');
+                flag_list(&mut out, &s.folder, i);
+            }
+            out.extend_from_slice(b")\r\n");
+        }
+        if let Some(c) = s.cache.as_mut() {
+            let live: Vec<u32> = s.folder.msgs.iter().map(|m| m.uid).collect();
+            c.save(&live);
+        }
+        let mut v = vec![Action::Reply(out)];
+        if vanished {
+            v.extend(self.done(
+                tag,
+                uid,
+                "NO [EXPUNGEISSUED] some of the requested messages no longer exist",
+            ));
+        } else {
+            v.extend(self.done(tag, uid, "OK FETCH completed"));
+        }
+        v
+    }
+
+    /// store - STORE and UID STORE.
+    pub(crate) fn store(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        set: &SeqSet,
+        mode: StoreMode,
+        silent: bool,
+        names: &[String],
+    ) -> Vec<Action> {
+        let mut out = Vec::new();
+        if uid {
+            self.updates(&mut out);
+        } else if self.bad_seq(uid, set) {
+            return self.bad(tag, "invalid message sequence number");
+        }
+        let targets = self.targets(uid, set);
+        let Some(s) = self.sel.as_mut() else {
+            return Vec::new();
+        };
+        if s.folder.read_only {
+            return vec![line(&format!(
+                "{tag} NO [READ-ONLY] the mailbox is read-only"
+            ))];
+        }
+        let dir = s.folder.dir.clone();
+        let given = match Self::parse_flags(names, &mut s.folder.keywords, &dir) {
+            Ok(f) => f,
+            Err(e) => return self.bad(tag, &e),
+        };
+        if s.folder.keywords.all().count() != s.announced {
+            flags_lines(&mut out, &s.folder);
+            s.announced = s.folder.keywords.all().count();
+        }
+        let mut failed = false;
+        let change = |old: Flags| {
+            let mut f = old;
+            match mode {
+                StoreMode::Add => {
+                    f.system |= given.system;
+                    f.keywords |= given.keywords;
+                }
+                StoreMode::Remove => {
+                    f.system &= !given.system;
+                    f.keywords &= !given.keywords;
+                }
+                StoreMode::Replace => {
+                    // `P` has no IMAP flag: it stays.
+                    f.system = given.system | (old.system & flags::PASSED);
+                    f.keywords = given.keywords;
+                }
+            }
+            f
+        };
+        for i in targets {
+            match s.folder.change_flags(i, change) {
+                Ok(true) => {}
+                Ok(false) => {
+                    failed = true;
+                    continue;
+                }
+                Err(e) => {
+                    posthorn_sys::warning!("store: {e}");
+                    failed = true;
+                    continue;
+                }
+            }
+            if !silent {
+                let _ = write!(out, "* {} FETCH (", i + 1);
+                flag_list(&mut out, &s.folder, i);
+                if uid {
+                    let _ = write!(out, " UID {}", s.folder.msgs[i].uid);
+                }
+                out.extend_from_slice(b")\r\n");
+            }
+        }
+        let mut v = vec![Action::Reply(out)];
+        if failed {
+            v.extend(self.done(
+                tag,
+                uid,
+                "NO [EXPUNGEISSUED] some of the messages no longer exist",
+            ));
+        } else {
+            v.extend(self.done(tag, uid, "OK STORE completed"));
+        }
+        v
+    }
+
+    /// copy - COPY and UID COPY.
+    pub(crate) fn copy(&mut self, tag: &str, uid: bool, set: &SeqSet, name: &str) -> Vec<Action> {
+        let mut out = Vec::new();
+        if uid {
+            self.updates(&mut out);
+        } else if self.bad_seq(uid, set) {
+            return self.bad(tag, "invalid message sequence number");
+        }
+        let dest = match self.tree().path(name) {
+            Ok(d) => d,
+            Err(e) => return vec![line(&format!("{tag} NO {e}"))],
+        };
+        if !dest.join("cur").is_dir() {
+            return vec![line(&format!("{tag} NO [TRYCREATE] no such mailbox"))];
+        }
+        let targets = self.targets(uid, set);
+        let Some(s) = self.sel.as_mut() else {
+            return Vec::new();
+        };
+        // Keywords are letters per folder: map them by name.
+        let mut dest_kw = flags::Keywords::read(&dest);
+        let mut src = Vec::new();
+        let mut src_uids = Vec::new();
+        for i in targets {
+            let m = &s.folder.msgs[i];
+            let mut f = m.flags;
+            let names: Vec<String> = s
+                .folder
+                .keywords
+                .names_of(f.keywords)
+                .map(str::to_string)
+                .collect();
+            f.keywords = 0;
+            if !names.is_empty() {
+                match dest_kw.ensure(&dest, &names) {
+                    Ok(idx) => {
+                        for j in idx.into_iter().flatten() {
+                            f.keywords |= 1 << j;
+                        }
+                    }
+                    Err(e) => posthorn_sys::warning!("copy keywords: {e}"),
+                }
+            }
+            src.push((s.folder.path(m), f));
+            src_uids.push(m.uid);
+        }
+        if src.is_empty() {
+            let mut v = vec![Action::Reply(out)];
+            v.extend(self.done(tag, uid, "OK COPY completed (nothing to copy)"));
+            return v;
+        }
+        match folder::copy(&src, &dest) {
+            Ok((validity, new)) => {
+                let mut v = vec![Action::Reply(out)];
+                let text = format!(
+                    "OK [COPYUID {validity} {} {}] COPY completed",
+                    uid_set(&src_uids),
+                    uid_set(&new)
+                );
+                v.extend(self.done(tag, uid, &text));
+                v
+            }
+            Err(e) => {
+                posthorn_sys::warning!("copy to {}: {e}", dest.display());
+                vec![line(&format!("{tag} NO cannot copy: {e}"))]
+            }
+        }
+    }
+}
+
+/// uid_set - UIDs in the order given as a sequence set, runs of
+/// consecutive UIDs as ranges (`3:5,9`).
+fn uid_set(uids: &[u32]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < uids.len() {
+        let mut j = i;
+        while j + 1 < uids.len() && uids[j + 1] == uids[j].wrapping_add(1) {
+            j += 1;
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if j > i {
+            out.push_str(&format!("{}:{}", uids[i], uids[j]));
+        } else {
+            out.push_str(&uids[i].to_string());
+        }
+        i = j + 1;
+    }
+    out
+}
+
+/// flag_list - `FLAGS (...)` of message `i`.
+pub(crate) fn flag_list(out: &mut Vec<u8>, f: &Folder, i: usize) {
+    let m = &f.msgs[i];
+    let mut v: Vec<&str> = flags::SYSTEM
+        .iter()
+        .filter(|(b, _)| m.flags.system & b != 0)
+        .map(|(_, n)| *n)
+        .collect();
+    if m.recent {
+        v.push("\\Recent");
+    }
+    v.extend(f.keywords.names_of(m.flags.keywords));
+    let _ = write!(out, "FLAGS ({})", v.join(" "));
+}
+
+/// size_of - RFC822.SIZE: `,W=` from the name, else counted.
+fn size_of(f: &mut Folder, i: usize) -> u64 {
+    if let Some(w) = f.msgs[i].size_hint() {
+        return w;
+    }
+    match f.read(i) {
+        Ok(Some(d)) => folder::crlf_size(&d),
+        _ => 0,
+    }
+}
+
+/// item - one FETCH data item.
+fn item(
+    out: &mut Vec<u8>,
+    f: &mut Folder,
+    i: usize,
+    a: &Att,
+    l: Option<&Loaded>,
+    e: Option<&cache::Entry>,
+) {
+    let empty = Vec::new();
+    let (data, root) = match l {
+        Some(l) => (&l.data, Some(&l.root)),
+        None => (&empty, None),
+    };
+    let section = |path: Vec<u32>, text| command::Section { path, text };
+    match a {
+        Att::Uid => {
+            let _ = write!(out, "UID {}", f.msgs[i].uid);
+        }
+        Att::Flags => flag_list(out, f, i),
+        Att::InternalDate => {
+            let t = f.mtime(i);
+            let _ = write!(out, "INTERNALDATE {}", fetch::internal_date(t));
+        }
+        Att::Rfc822Size => {
+            let n = match (e, l) {
+                (Some(e), _) => e.size,
+                (None, Some(l)) => l.data.len() as u64,
+                (None, None) => size_of(f, i),
+            };
+            let _ = write!(out, "RFC822.SIZE {n}");
+        }
+        Att::Envelope => {
+            out.extend_from_slice(b"ENVELOPE ");
+            if let Some(e) = e {
+                out.extend_from_slice(&e.envelope);
+                return;
+            }
+            match root {
+                Some(r) => fetch::envelope(out, &data[r.header.clone()]),
+                None => fetch::envelope(out, b""),
+            }
+        }
+        Att::Body | Att::BodyStructure => {
+            let ext = *a == Att::BodyStructure;
+            out.extend_from_slice(if ext { b"BODYSTRUCTURE " } else { b"BODY " });
+            if let Some(e) = e {
+                out.extend_from_slice(if ext { &e.bodystructure } else { &e.body });
+                return;
+            }
+            if let Some(r) = root {
+                fetch::body(out, data, r, ext);
+            }
+        }
+        Att::Rfc822 | Att::Rfc822Header | Att::Rfc822Text => {
+            let (name, text) = match a {
+                Att::Rfc822 => ("RFC822", None),
+                Att::Rfc822Header => ("RFC822.HEADER", Some(command::SectionText::Header)),
+                _ => ("RFC822.TEXT", Some(command::SectionText::Text)),
+            };
+            let d = match root {
+                Some(r) => fetch::section_data(data, r, &section(vec![], text)),
+                None => Vec::new(),
+            };
+            let _ = write!(out, "{name} {{{}}}\r\n", d.len());
+            out.extend_from_slice(&d);
+        }
+        Att::Section {
+            section: s,
+            partial,
+            ..
+        } => {
+            let d = match root {
+                Some(r) => fetch::section_data(data, r, s),
+                None => Vec::new(),
+            };
+            out.extend_from_slice(fetch::section_name(s).as_bytes());
+            let d: &[u8] = match partial {
+                Some((start, len)) => {
+                    let _ = write!(out, "<{start}>");
+                    let a = (*start as usize).min(d.len());
+                    let b = a.saturating_add(*len as usize).min(d.len());
+                    &d[a..b]
+                }
+                None => &d,
+            };
+            let _ = write!(out, " {{{}}}\r\n", d.len());
+            out.extend_from_slice(d);
+        }
+    }
+}
