@@ -13,8 +13,11 @@
 #     delivery agents), counted with strace over BENCH_FSYNC_MESSAGES
 #     (200) messages, one submitter, in a run of their own.
 # Then scripts/bench-smtp.sh: smtpd beside Postfix's smtpd under smtp-source
-# (20 sessions, 2000 messages), and scripts/bench-pop3.sh: pop3d beside Dovecot (login, STAT, UIDL,
-# RETR of a 10,000-message, 250 MB Maildir, warm and cold, and RSS).
+# (20 sessions, 2000 messages), scripts/bench-pop3.sh: pop3d beside Dovecot
+# (login, STAT, UIDL, RETR of a 10,000-message, 250 MB Maildir, warm and
+# cold, and RSS), and scripts/bench-imap.sh: imapd beside Dovecot's imap
+# (SELECT, FETCH of flags, envelopes and structures cold and warm, SEARCH
+# TEXT, a 5 MB BODY[], and RSS, on 10,000 messages).
 # Each timed load runs BENCH_ROUNDS (2) times, alternating the two systems
 # (A B B A ...), and the best round counts: others share this machine.
 # Only the ratio, measured in the same run, means anything.
@@ -418,4 +421,14 @@ fi
 if [ "${BENCH_SMTP:-yes}" != no ]; then
     echo
     bash "$top/scripts/bench-smtp.sh"
+fi
+
+# imapd beside Dovecot's imap, in a script of its own (BENCH_IMAP=no skips it).
+if [ "${BENCH_IMAP:-yes}" != no ]; then
+    if [ ! -x /usr/lib/dovecot/imap ]; then
+        say "installing dovecot-imapd for the IMAP loads"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dovecot-imapd >/dev/null
+    fi
+    echo
+    bash "$top/scripts/bench-imap.sh"
 fi

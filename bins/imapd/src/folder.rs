@@ -547,13 +547,10 @@ fn unique_base(size: u64, crlf: u64) -> String {
 
 /// crlf_size - the size with every bare LF counted as CR LF.
 pub fn crlf_size(data: &[u8]) -> u64 {
-    let mut n = data.len() as u64;
-    for (i, &b) in data.iter().enumerate() {
-        if b == b'\n' && (i == 0 || data[i - 1] != b'\r') {
-            n += 1;
-        }
-    }
-    n
+    let bare = memchr::memchr_iter(b'\n', data)
+        .filter(|&i| i == 0 || data[i - 1] != b'\r')
+        .count();
+    (data.len() + bare) as u64
 }
 
 /// assign - give new files in `dir` UIDs, in the order given, under the

@@ -251,10 +251,7 @@ impl Session {
                     Ok(Some(d)) => {
                         let data = mime::to_crlf(&d).into_owned();
                         let root = mime::parse(&data);
-                        loaded = Some(Loaded {
-                            data,
-                            root,
-                        });
+                        loaded = Some(Loaded { data, root });
                     }
                     Ok(None) => {
                         vanished = true;

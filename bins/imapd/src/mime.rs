@@ -63,10 +63,10 @@ fn header_end(msg: &[u8], start: usize, end: usize) -> usize {
 
 /// memfind - first index of `needle` in `hay`.
 pub fn memfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() || hay.len() < needle.len() {
+    if needle.is_empty() {
         return None;
     }
-    hay.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(hay, needle)
 }
 
 /// Fields - a header's fields: lowercase name, raw value (unfolded, trimmed).
@@ -206,7 +206,7 @@ fn part(
             p.message = Some(Box::new(part(msg, hend, end, depth + 1, false, count)));
         }
     }
-    p.lines = body.iter().filter(|&&c| c == b'\n').count()
+    p.lines = memchr::memchr_iter(b'\n', body).count()
         + usize::from(!body.is_empty() && !body.ends_with(b"\n"));
     // A text part without a charset is us-ascii (RFC 2045 §5.2); say so,
     // as Dovecot does.
@@ -267,20 +267,21 @@ fn split(msg: &[u8], hend: usize, end: usize, boundary: &[u8]) -> Vec<Range<usiz
 /// to_crlf - the message with every bare LF made CR LF (what IMAP sends
 /// and what all offsets refer to); borrowed when it already is.
 pub fn to_crlf(data: &[u8]) -> std::borrow::Cow<'_, [u8]> {
-    let bare = data
-        .iter()
-        .enumerate()
-        .any(|(i, &b)| b == b'\n' && (i == 0 || data[i - 1] != b'\r'));
-    if !bare {
+    let bare = |i: usize| i == 0 || data[i - 1] != b'\r';
+    let Some(first) = memchr::memchr_iter(b'\n', data).find(|&i| bare(i)) else {
         return std::borrow::Cow::Borrowed(data);
-    }
-    let mut v = Vec::with_capacity(data.len() + data.len() / 40);
-    for (i, &b) in data.iter().enumerate() {
-        if b == b'\n' && (i == 0 || data[i - 1] != b'\r') {
-            v.push(b'\r');
+    };
+    let mut v = Vec::with_capacity(data.len() + data.len() / 30);
+    v.extend_from_slice(&data[..first]);
+    let mut from = first;
+    for i in memchr::memchr_iter(b'\n', &data[first..]).map(|i| i + first) {
+        if bare(i) {
+            v.extend_from_slice(&data[from..i]);
+            v.extend_from_slice(b"\r\n");
+            from = i + 1;
         }
-        v.push(b);
     }
+    v.extend_from_slice(&data[from..]);
     std::borrow::Cow::Owned(v)
 }
 
@@ -396,6 +397,8 @@ Content-Type: message/rfc822\r\n\r\nSubject: inner\r\nContent-Type: multipart/al
     #[test]
     fn crlf() {
         assert_eq!(&*to_crlf(b"a\nb\r\n"), b"a\r\nb\r\n");
+        assert_eq!(&*to_crlf(b"\n\n"), b"\r\n\r\n");
+        assert_eq!(&*to_crlf(b"x\r\ny\nz"), b"x\r\ny\r\nz");
         assert!(matches!(to_crlf(b"a\r\n"), std::borrow::Cow::Borrowed(_)));
     }
 }
