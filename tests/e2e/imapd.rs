@@ -937,3 +937,23 @@ fn mbsync_two_way_sync_of_several_folders_then_nothing_to_do() {
     assert_eq!(snapshot(&far), before_far);
     assert_eq!(snapshot(&near), before_near);
 }
+
+#[test]
+fn a_replaced_uidlist_ends_the_session_with_bye() {
+    let i = Instance::new();
+    seed(&i);
+    let mut l = Live::start(&i);
+    l.cmd("SELECT INBOX");
+    // Another program recreates the folder's UIDs: what the client
+    // cached is void, and it must hear so rather than get wrong UIDs.
+    let p = i.path("home/ann/Maildir/dovecot-uidlist");
+    let text = std::fs::read_to_string(&p).unwrap();
+    let rest = text.split_once('\n').unwrap().1;
+    std::fs::write(&p, format!("3 V12345 N9 G0\n{rest}")).unwrap();
+    l.n += 1;
+    write!(l.input, "t{} NOOP\r\n", l.n).unwrap();
+    l.input.flush().unwrap();
+    let mut got = String::new();
+    l.output.read_to_string(&mut got).unwrap();
+    assert_eq!(got, "* BYE [UNAVAILABLE] the mailbox was replaced\r\n");
+}

@@ -20,6 +20,9 @@ use std::process::ExitCode;
 
 const USAGE: &str = "usage: imapd [-C file] [--tls]";
 
+/// Address space for a session beside its messages (RLIMIT_AS).
+const MEMORY_BASE: u64 = 1024 * 1024 * 1024;
+
 /// Command line, as in imapd(8).
 #[derive(Debug, Default)]
 struct Args {
@@ -77,6 +80,13 @@ fn run(args: &Args) -> Result<(), Exit> {
     };
     if args.tls && tls.is_none() {
         return Err(Exit::new(exit::CONFIG, "--tls needs [tls] cert and key"));
+    }
+    // One session's memory: the largest message (APPEND holds its
+    // literal; FETCH and SEARCH hold a message, its CRLF form and its
+    // decoded text) several times over, and room for a big folder.
+    let cap = MEMORY_BASE.saturating_add(cfg.message_size_limit.saturating_mul(6));
+    if let Err(e) = posthorn_sys::fsio::limit_memory(cap) {
+        posthorn_sys::warning!("cannot limit memory to {cap} bytes: {e}");
     }
     let pre_login = if posthorn_sys::privs::euid() == 0 {
         let a = cfg.mail_account()?;

@@ -97,6 +97,9 @@ pub struct Session {
     sasl: Option<(String, Mechanism, Exchange)>,
     throttle: Throttle,
     bad: u32,
+    /// The selected mailbox went away under us (its UIDVALIDITY changed):
+    /// nothing the client knows holds, so the session ends.
+    lost: bool,
     tree: Option<Tree>,
     pub(crate) sel: Option<Selected>,
 }
@@ -114,6 +117,7 @@ impl Session {
             opts,
             sasl: None,
             bad: 0,
+            lost: false,
             tree: None,
             sel: None,
         }
@@ -406,6 +410,9 @@ impl Session {
         if updates {
             self.updates(&mut out);
         }
+        if self.lost {
+            return vec![Action::Reply(out), Action::Close];
+        }
         let _ = write!(out, "{tag} {text}\r\n");
         vec![Action::Reply(out)]
     }
@@ -419,6 +426,7 @@ impl Session {
                 posthorn_sys::warning!("{}: {e}", s.folder.dir.display());
                 if e.to_string().contains("UIDVALIDITY") {
                     let _ = write!(out, "* BYE [UNAVAILABLE] the mailbox was replaced\r\n");
+                    self.lost = true;
                 }
                 return;
             }

@@ -109,6 +109,23 @@ pub fn ignore_sigxfsz() {
     unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
 }
 
+/// limit_memory - cap this process's address space at `bytes`
+/// (RLIMIT_AS, soft and hard), so one session of a server cannot take the
+/// machine's memory: past it an allocation fails and the process ends.
+pub fn limit_memory(bytes: u64) -> io::Result<()> {
+    let r = libc::rlimit {
+        rlim_cur: bytes as libc::rlim_t,
+        rlim_max: bytes as libc::rlim_t,
+    };
+    // SAFETY: setrlimit reads the valid struct `r` and changes only this
+    // process's limit.
+    if unsafe { libc::setrlimit(libc::RLIMIT_AS, &r) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// strftime_local - format a Unix time in the local zone with strftime(3),
 /// in the C locale (English day and month names, as mail headers need).
 /// libc reads /etc/localtime once; a Rust time-zone database that indexes
