@@ -957,3 +957,191 @@ fn a_replaced_uidlist_ends_the_session_with_bye() {
     l.output.read_to_string(&mut got).unwrap();
     assert_eq!(got, "* BYE [UNAVAILABLE] the mailbox was replaced\r\n");
 }
+
+/// One session's view in the model test: UIDs by sequence number.
+struct View {
+    live: Live,
+    uids: Vec<u32>,
+}
+
+/// fetch_lines - `(seq, uid, flags)` of `* n FETCH (... UID u ... FLAGS (...))` lines.
+fn fetch_lines(lines: &[String]) -> Vec<(usize, u32, String)> {
+    lines
+        .iter()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("* ")?;
+            let (n, rest) = rest.split_once(" FETCH (")?;
+            let uid = rest
+                .split("UID ")
+                .nth(1)
+                .and_then(|x| x.split([' ', ')']).next()?.parse().ok())
+                .unwrap_or(0);
+            let f = rest.split("FLAGS (").nth(1)?.split(')').next()?;
+            let mut f: Vec<&str> = f
+                .split(' ')
+                .filter(|x| !x.is_empty() && *x != "\\Recent")
+                .collect();
+            f.sort();
+            Some((n.parse().ok()?, uid, f.join(" ")))
+        })
+        .collect()
+}
+
+impl View {
+    /// apply - the untagged EXPUNGE and EXISTS of a response, in order.
+    fn apply(&mut self, lines: &[String]) -> Option<usize> {
+        let mut exists = None;
+        for l in lines {
+            if let Some(n) = l
+                .strip_prefix("* ")
+                .and_then(|x| x.strip_suffix(" EXPUNGE"))
+            {
+                let n: usize = n.parse().unwrap();
+                assert!(
+                    n >= 1 && n <= self.uids.len(),
+                    "EXPUNGE {n} of {}",
+                    self.uids.len()
+                );
+                self.uids.remove(n - 1);
+            }
+            if let Some(n) = l.strip_prefix("* ").and_then(|x| x.strip_suffix(" EXISTS")) {
+                exists = Some(n.parse().unwrap());
+            }
+        }
+        exists
+    }
+
+    /// check - NOOP, then FETCH 1:*: the view after the untagged replies
+    /// must be what the server lists, new UIDs above all known ones, and
+    /// every flag as the model says.
+    fn check(&mut self, model: &mut std::collections::BTreeMap<u32, String>, step: usize) {
+        let r = self.live.cmd("NOOP");
+        let exists = self.apply(&r);
+        let r = self.live.cmd("FETCH 1:* (UID FLAGS)");
+        let got = fetch_lines(&r);
+        let uids: Vec<u32> = got.iter().map(|x| x.1).collect();
+        assert_eq!(
+            &uids[..self.uids.len().min(uids.len())],
+            &self.uids[..],
+            "step {step}: {r:?}"
+        );
+        if let Some(e) = exists {
+            assert_eq!(e, uids.len(), "step {step}: EXISTS");
+        } else {
+            assert_eq!(
+                self.uids.len(),
+                uids.len(),
+                "step {step}: no EXISTS but {r:?}"
+            );
+        }
+        let max = self.uids.last().copied().unwrap_or(0);
+        assert!(
+            uids[self.uids.len()..].iter().all(|&u| u > max),
+            "step {step}"
+        );
+        for (n, (seq, uid, flags)) in got.iter().enumerate() {
+            assert_eq!(*seq, n + 1);
+            let want = model.entry(*uid).or_default();
+            assert_eq!(flags, want, "step {step}: flags of UID {uid}");
+        }
+        self.uids = uids;
+    }
+}
+
+#[test]
+fn three_sessions_and_deliveries_agree_with_a_model_at_every_step() {
+    for seed in [12345, 7, 2026] {
+        model_run(seed, 100);
+    }
+}
+
+/// model_run - `steps` random deliveries, flag changes, expunges and
+/// NOOPs by three sessions, each session's view checked after each.
+fn model_run(random: u64, steps: usize) {
+    let i = Instance::new();
+    seed(&i);
+    let mut model: std::collections::BTreeMap<u32, String> =
+        (1..=5).map(|u| (u, String::new())).collect();
+    let mut views: Vec<View> = (0..3)
+        .map(|_| {
+            let mut live = Live::start(&i);
+            live.cmd("SELECT INBOX");
+            View {
+                live,
+                uids: vec![1, 2, 3, 4, 5],
+            }
+        })
+        .collect();
+    let mut seed_n = random;
+    let mut rnd = |m: usize| {
+        seed_n = seed_n
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((seed_n >> 33) as usize) % m.max(1)
+    };
+    let mut gone: Vec<u32> = Vec::new();
+    for step in 0..steps {
+        let who = rnd(3);
+        match rnd(5) {
+            0 => deliver(&i, &format!("step {step}")),
+            1 | 2 => {
+                // A flag change by number, through the session's own view.
+                let v = &mut views[who];
+                v.check(&mut model, step);
+                if v.uids.is_empty() {
+                    continue;
+                }
+                let k = rnd(v.uids.len());
+                let flag = ["\\Seen", "\\Flagged", "\\Answered", "$Label"][rnd(4)];
+                let add = rnd(2) == 0;
+                let r = v.live.cmd(&format!(
+                    "STORE {} {}FLAGS ({flag})",
+                    k + 1,
+                    if add { "+" } else { "-" }
+                ));
+                let uid = v.uids[k];
+                let mut f: Vec<String> = model[&uid]
+                    .split(' ')
+                    .filter(|x| !x.is_empty())
+                    .map(String::from)
+                    .collect();
+                f.retain(|x| x != flag);
+                if add {
+                    f.push(flag.to_string());
+                }
+                f.sort();
+                model.insert(uid, f.join(" "));
+                let got = fetch_lines(&r);
+                assert_eq!(got.len(), 1, "step {step}: {r:?}");
+                assert_eq!(got[0].2, model[&uid], "step {step}: STORE reply");
+            }
+            3 => {
+                // An expunge of one message.
+                let v = &mut views[who];
+                v.check(&mut model, step);
+                if v.uids.is_empty() {
+                    continue;
+                }
+                let k = rnd(v.uids.len());
+                let uid = v.uids[k];
+                v.live
+                    .cmd(&format!("UID STORE {uid} +FLAGS.SILENT (\\Deleted)"));
+                let r = v.live.cmd(&format!("UID EXPUNGE {uid}"));
+                v.apply(&r);
+                assert!(!v.uids.contains(&uid), "step {step}: {r:?}");
+                model.remove(&uid);
+                gone.push(uid);
+            }
+            _ => views[who].check(&mut model, step),
+        }
+    }
+    for v in &mut views {
+        v.check(&mut model, 999);
+        assert!(
+            v.uids.iter().all(|u| !gone.contains(u)),
+            "an expunged UID came back"
+        );
+    }
+    let (a, b, c) = (&views[0].uids, &views[1].uids, &views[2].uids);
+    assert!(a == b && b == c);
+}
