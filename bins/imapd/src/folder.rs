@@ -313,15 +313,20 @@ impl Folder {
             }
         }
         // New messages: listed UIDs above the last we know.
+        // One message per file: a list that names a file twice (another
+        // tool's mistake) gives it the first UID only.
         let last = self.msgs.last().map_or(0, |m| m.uid);
         let before = self.msgs.len();
+        let mut have: std::collections::HashSet<String> =
+            self.msgs.iter().map(|m| m.base().to_string()).collect();
         for e in &list.entries {
-            if e.uid <= last {
+            if e.uid <= last || have.contains(e.base()) {
                 continue;
             }
             let Some((in_new, name)) = files.get(e.base()) else {
                 continue;
             };
+            have.insert(e.base().to_string());
             let recent = e.uid >= listed.recent_from;
             ch.recent_changed |= recent;
             self.msgs.push(Msg {
@@ -561,14 +566,31 @@ fn assign(dir: &Path, names: &[String]) -> io::Result<(u32, Vec<u32>)> {
         Some(l) => l,
         None => UidList::fresh(new_validity(root_of(dir))),
     };
+    // A session that listed the folder between our rename and this lock
+    // has given the file its UID already: that one stands, for a second
+    // would show the message twice.
+    let known: HashMap<String, u32> = list
+        .entries
+        .iter()
+        .map(|e| (e.base().to_string(), e.uid))
+        .collect();
     let mut uids = Vec::new();
+    let mut added = false;
     for n in names {
-        uids.push(
-            list.add(n)
-                .ok_or_else(|| io::Error::other("UIDs exhausted"))?,
-        );
+        match known.get(base_name(n)) {
+            Some(&u) => uids.push(u),
+            None => {
+                uids.push(
+                    list.add(n)
+                        .ok_or_else(|| io::Error::other("UIDs exhausted"))?,
+                );
+                added = true;
+            }
+        }
     }
-    lock.replace(&list.render())?;
+    if added {
+        lock.replace(&list.render())?;
+    }
     Ok((list.validity, uids))
 }
 
@@ -733,6 +755,22 @@ mod tests {
         );
         assert_eq!(f.mtime(2), 1_000_000);
         assert_eq!(f.msgs[2].size_hint(), Some(3));
+    }
+
+    #[test]
+    fn an_append_seen_by_a_scanner_first_keeps_one_uid() {
+        let d = maildir();
+        let mut f = Folder::open(d.path(), false).unwrap();
+        // The file is in cur/ and a scanner lists it before assign runs.
+        std::fs::write(d.path().join("cur/5.M1P1.h,S=1,W=1:2,S"), "x").unwrap();
+        f.sync().unwrap();
+        assert_eq!(f.msgs.len(), 1);
+        let (_, uids) = assign(d.path(), &["5.M1P1.h,S=1,W=1:2,S".to_string()]).unwrap();
+        assert_eq!(uids, [f.msgs[0].uid]);
+        let list = uidlist::read(d.path()).unwrap().unwrap();
+        assert_eq!(list.entries.len(), 1);
+        assert!(f.sync().unwrap().expunged.is_empty());
+        assert_eq!(f.msgs.len(), 1);
     }
 
     #[test]
