@@ -1145,3 +1145,125 @@ fn model_run(random: u64, steps: usize) {
     let (a, b, c) = (&views[0].uids, &views[1].uids, &views[2].uids);
     assert!(a == b && b == c);
 }
+
+#[test]
+fn mutt_in_tmux_reads_flags_deletes_and_moves() {
+    for tool in ["mutt", "tmux"] {
+        if Command::new(tool).arg("-v").output().is_err() {
+            eprintln!(
+                "skipped: {tool} is not installed (apt-get install mutt tmux; CI installs them)"
+            );
+            return;
+        }
+    }
+    let i = Instance::new();
+    let dir = i.path("home/ann/Maildir");
+    for s in ["new", "cur", "tmp"] {
+        std::fs::create_dir_all(dir.join(s)).unwrap();
+    }
+    for n in 1..=4 {
+        std::fs::write(
+            dir.join(format!("cur/17700000{n}.M{n}P1.t:2,")),
+            format!("From: s{n}@x.org\nTo: ann@mail.test\nSubject: subject number {n}\nDate: Tue, 1 Feb 2026 1{n}:00:00 +0000\nMessage-ID: <{n}@x>\n\nbody {n}\n"),
+        )
+        .unwrap();
+    }
+    let Some(l) = Launcher::start(&i, "imapd", &[]) else {
+        return;
+    };
+    let rc = i.path("muttrc");
+    std::fs::write(
+        &rc,
+        format!(
+            "set folder=\"imap://ann@127.0.0.1:{}/\"\nset imap_pass=\"x\"\nset spoolfile=\"+INBOX\"\n\
+             set ssl_starttls=no\nset ssl_force_tls=no\nset delete=yes\nset quit=yes\n\
+             set confirmappend=no\nset confirmcreate=no\nset move=no\nset mark_old=no\nset sort=date\n",
+            l.port
+        ),
+    )
+    .unwrap();
+    let sock = format!("posthorn-mutt-{}", std::process::id());
+    let tmux = |args: &[&str]| {
+        Command::new("tmux")
+            .args(["-L", &sock])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let screen = || text(&tmux(&["capture-pane", "-p", "-t", "m"]).stdout);
+    let cmd = format!(
+        "env TERM=xterm HOME={} mutt -n -F {}",
+        i.root.display(),
+        rc.display()
+    );
+    assert!(
+        tmux(&[
+            "new-session",
+            "-d",
+            "-s",
+            "m",
+            "-x",
+            "120",
+            "-y",
+            "30",
+            &cmd
+        ])
+        .status
+        .success()
+    );
+    struct Kill(String);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = Command::new("tmux")
+                .args(["-L", &self.0, "kill-server"])
+                .output();
+        }
+    }
+    let _kill = Kill(sock.clone());
+    assert!(
+        wait_for(Duration::from_secs(20), || screen()
+            .contains("subject number 4")),
+        "{}",
+        screen()
+    );
+    // Read 1, flag 2 (the cursor moves on to 3), delete 3, save 4 to a
+    // new folder (which deletes it here), sync, quit.
+    for keys in [
+        &["Enter"][..],
+        &["q"],
+        &["j"],
+        &["F"],
+        &["d"],
+        &["s"],
+        &["C-u"],
+        &["=Archive", "Enter"],
+        &["$"],
+        &["q"],
+    ] {
+        tmux(&[&["send-keys", "-t", "m"][..], keys].concat());
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    assert!(
+        wait_for(Duration::from_secs(10), || !tmux(&[
+            "has-session",
+            "-t",
+            "m"
+        ])
+        .status
+        .success()),
+        "mutt did not quit: {}",
+        screen()
+    );
+    let (out, _) = session(
+        &i,
+        "a LOGIN ann x\nb SELECT INBOX\nc UID FETCH 1:* (FLAGS)\nd SELECT Archive\ne FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])\nf LOGOUT\n",
+    );
+    let inbox: Vec<(u32, String)> = flags_by_uid(out.split("d SELECT").next().unwrap());
+    assert_eq!(
+        inbox,
+        [(1, "\\Seen".to_string()), (2, "\\Flagged".to_string())],
+        "{out}"
+    );
+    assert!(out.contains("Subject: subject number 4"), "{out}");
+    assert!(out.contains("* 1 EXISTS"), "{out}");
+}
