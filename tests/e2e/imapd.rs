@@ -729,7 +729,7 @@ fn many(i: &Instance, n: usize) {
 /// in it once, with unique rising UIDs below UIDNEXT; returns the UIDs.
 fn check_consistent(i: &Instance, what: &str) -> Vec<u32> {
     let (out, err) = session(
-        &i,
+        i,
         "a LOGIN ann x\nb SELECT INBOX\nc UID FETCH 1:* (FLAGS)\nd LOGOUT\n",
     );
     assert!(out.contains("b OK [READ-WRITE]"), "{what}: {out}{err}");
