@@ -164,9 +164,15 @@ struct Live {
 }
 
 impl Live {
-    /// start - imapd, greeted, logged in as ann with INBOX selected.
+    /// start - imapd, greeted, logged in as ann.
     fn start(i: &Instance) -> Live {
-        let mut c = i.cmd("imapd");
+        let mut l = Live::spawn(i.cmd("imapd"));
+        assert!(l.cmd("LOGIN ann x").last().unwrap().contains("OK"));
+        l
+    }
+
+    /// spawn - imapd from `c`, greeted, not logged in.
+    fn spawn(mut c: Command) -> Live {
         c.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
@@ -176,14 +182,12 @@ impl Live {
         let mut greeting = String::new();
         output.read_line(&mut greeting).unwrap();
         assert!(greeting.starts_with("* OK"), "{greeting}");
-        let mut l = Live {
+        Live {
             child,
             input,
             output,
             n: 0,
-        };
-        assert!(l.cmd("LOGIN ann x").last().unwrap().contains("OK"));
-        l
+        }
     }
 
     /// cmd - one command; the response lines (literals inline).
@@ -1266,4 +1270,96 @@ fn mutt_in_tmux_reads_flags_deletes_and_moves() {
     );
     assert!(out.contains("Subject: subject number 4"), "{out}");
     assert!(out.contains("* 1 EXISTS"), "{out}");
+}
+
+/// proc_uids - real, effective, saved and fs uid of a process.
+fn proc_uids(pid: u32) -> String {
+    let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    st.lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .unwrap()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn as_root_the_user_account_before_login_and_the_owner_after() {
+    if !is_root() {
+        eprintln!("skipped: needs root (CI runs it)");
+        return;
+    }
+    let mut i = Instance::new();
+    let homes = tempfile::Builder::new()
+        .prefix("posthorn-homes")
+        .tempdir()
+        .unwrap();
+    chmod(homes.path(), 0o755);
+    let name = format!("phimap{}", std::process::id() % 100000);
+    let home = homes.path().join(&name);
+    let st = Command::new("useradd")
+        .args(["-m", "-d"])
+        .arg(&home)
+        .args(["-s", "/usr/sbin/nologin", &name])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    struct Gone(String);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            let _ = Command::new("userdel").args(["-r", &self.0]).status();
+        }
+    }
+    let _gone = Gone(name.clone());
+    let mut ch = Command::new("chpasswd")
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    ch.stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{name}:S3cret-pw\n").as_bytes())
+        .unwrap();
+    assert!(ch.wait().unwrap().success());
+    let uid: u32 = text(
+        &Command::new("id")
+            .args(["-u", &name])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .trim()
+    .parse()
+    .unwrap();
+    i.write_config("user = \"nobody\"");
+    let cfg = std::fs::read_to_string(&i.config)
+        .unwrap()
+        .replace("system_users = false\n", "system_users = true\n");
+    std::fs::write(&i.config, cfg).unwrap();
+    let mut d = i.cmd_root("deliver");
+    d.arg(&name);
+    let out = run_with_stdin(d, b"Subject: for a system user\n\nhello\n");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let mut l = Live::spawn(i.cmd_root("imapd"));
+    let pid = l.child.id();
+    assert_eq!(
+        proc_uids(pid),
+        "65534 65534 0 65534",
+        "the `user` account before login"
+    );
+    let r = l.cmd(&format!("LOGIN {name} S3cret-pw"));
+    assert!(r.last().unwrap().contains("OK"), "{r:?}");
+    assert_eq!(
+        proc_uids(pid),
+        format!("{uid} {uid} {uid} {uid}"),
+        "the owner, for good"
+    );
+    let r = l.cmd("SELECT INBOX");
+    assert!(r.contains(&"* 1 EXISTS".to_string()), "{r:?}");
+    l.cmd("CREATE Sent");
+    use std::os::unix::fs::MetadataExt;
+    for f in ["Maildir/dovecot-uidlist", "Maildir/.Sent/cur"] {
+        assert_eq!(std::fs::metadata(home.join(f)).unwrap().uid(), uid, "{f}");
+    }
 }
