@@ -18,7 +18,7 @@
 //! skipped, and every file is opened without following symlinks.
 
 use crate::flags::{Flags, Keywords};
-use crate::uidlist::{self, DotLock, UidList, base_name};
+use crate::uidlist::{self, DotLock, NameMap, UidList, base_name};
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -90,8 +90,8 @@ fn valid_name(n: &str) -> bool {
 
 /// scan_dir - base name to (in new/, file name) for new/ then cur/; new/
 /// first so that a message moved to cur/ while we read is seen there.
-fn scan_dir(dir: &Path) -> io::Result<HashMap<String, (bool, String)>> {
-    let mut out = HashMap::new();
+fn scan_dir(dir: &Path) -> io::Result<NameMap<String, (bool, String)>> {
+    let mut out = NameMap::default();
     for (sub, in_new) in [("new", true), ("cur", false)] {
         let rd = match std::fs::read_dir(dir.join(sub)) {
             Ok(r) => r,
@@ -194,7 +194,7 @@ impl Folder {
     /// something must be written.
     fn sync_list(
         &self,
-        files: &HashMap<String, (bool, String)>,
+        files: &NameMap<String, (bool, String)>,
         claim_recent: bool,
     ) -> io::Result<Listed> {
         let current = uidlist::read(&self.dir)?;
@@ -225,8 +225,10 @@ impl Folder {
             None => (UidList::fresh(new_validity(root_of(&self.dir))), true),
         };
         if unknown(&Some(list.clone())) {
-            let known: std::collections::HashSet<String> =
-                list.entries.iter().map(|e| e.base().to_string()).collect();
+            let known: std::collections::HashSet<
+                String,
+                std::hash::BuildHasherDefault<uidlist::Fx>,
+            > = list.entries.iter().map(|e| e.base().to_string()).collect();
             let mut fresh: Vec<&String> = files
                 .keys()
                 .filter(|b| !known.contains(b.as_str()))
@@ -317,32 +319,36 @@ impl Folder {
         // tool's mistake) gives it the first UID only.
         let last = self.msgs.last().map_or(0, |m| m.uid);
         let before = self.msgs.len();
-        let mut have: std::collections::HashSet<String> =
-            self.msgs.iter().map(|m| m.base().to_string()).collect();
-        for e in &list.entries {
-            if e.uid <= last || have.contains(e.base()) {
-                continue;
+        let mut added = Vec::new();
+        if list.entries.last().is_some_and(|e| e.uid > last) {
+            type Set<'a> =
+                std::collections::HashSet<&'a str, std::hash::BuildHasherDefault<uidlist::Fx>>;
+            let mut have: Set = self.msgs.iter().map(Msg::base).collect();
+            for e in list.entries.iter().filter(|e| e.uid > last) {
+                let Some((in_new, name)) = files.get(e.base()) else {
+                    continue;
+                };
+                if !have.insert(e.base()) {
+                    continue;
+                }
+                let recent = e.uid >= listed.recent_from;
+                ch.recent_changed |= recent;
+                added.push(Msg {
+                    uid: e.uid,
+                    name: name.clone(),
+                    in_new: *in_new,
+                    flags: Flags::from_info(name.split_once(":2,").map_or("", |x| x.1)),
+                    recent,
+                });
             }
-            let Some((in_new, name)) = files.get(e.base()) else {
-                continue;
-            };
-            have.insert(e.base().to_string());
-            let recent = e.uid >= listed.recent_from;
-            ch.recent_changed |= recent;
-            self.msgs.push(Msg {
-                uid: e.uid,
-                name: name.clone(),
-                in_new: *in_new,
-                flags: Flags::from_info(name.split_once(":2,").map_or("", |x| x.1)),
-                recent,
-            });
         }
+        self.msgs.extend(added);
         ch.exists_changed = self.msgs.len() != before || !ch.expunged.is_empty();
         Ok(ch)
     }
 
     /// move_new - new/ to cur/ with an empty info, as a reader does.
-    fn move_new(&self, files: &mut HashMap<String, (bool, String)>) {
+    fn move_new(&self, files: &mut NameMap<String, (bool, String)>) {
         for (in_new, name) in files.values_mut() {
             if !*in_new {
                 continue;

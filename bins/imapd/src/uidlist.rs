@@ -21,6 +21,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
@@ -32,6 +33,30 @@ const MAX_SIZE: u64 = 512 * 1024 * 1024;
 const STALE: Duration = Duration::from_secs(120);
 /// How long to wait for another process's lock before giving up.
 const WAIT: Duration = Duration::from_secs(30);
+
+/// Fx - a fast hasher for the per-folder maps of file names (thousands
+/// of lookups per command). The names are the user's own files, so no
+/// one else can pick collisions: SipHash's protection buys nothing here.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Fx(u64);
+
+impl Hasher for Fx {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for c in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..c.len()].copy_from_slice(c);
+            self.0 =
+                (self.0.rotate_left(5) ^ u64::from_le_bytes(b)).wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+    }
+}
+
+/// A map keyed by file names, hashed with Fx.
+pub type NameMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
 
 /// One message's line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,7 +200,7 @@ impl UidList {
     }
 
     /// by_base - UID by base name.
-    pub fn by_base(&self) -> HashMap<&str, u32> {
+    pub fn by_base(&self) -> NameMap<&str, u32> {
         self.entries.iter().map(|e| (e.base(), e.uid)).collect()
     }
 
