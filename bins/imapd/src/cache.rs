@@ -60,10 +60,12 @@ impl Cache {
         }
     }
 
+    /// get - the entry of `uid`, if cached.
     pub fn get(&self, uid: u32) -> Option<&Entry> {
         self.entries.get(&uid)
     }
 
+    /// insert - remember an entry; written at the next `save`.
     pub fn insert(&mut self, uid: u32, e: Entry) {
         self.entries.insert(uid, e);
         self.dirty = true;

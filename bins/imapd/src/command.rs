@@ -198,15 +198,18 @@ struct P<'a> {
 
 type R<T> = Result<T, String>;
 
+/// is_atom_char - ATOM-CHAR: any CHAR but atom-specials.
 fn is_atom_char(c: u8) -> bool {
     c > 0x20 && c < 0x7f && !b"(){%*\"\\]".contains(&c)
 }
 
 impl<'a> P<'a> {
+    /// peek - the next octet, not taken.
     fn peek(&self) -> Option<u8> {
         self.b.get(self.i).copied()
     }
 
+    /// eat - take `c` if it comes next.
     fn eat(&mut self, c: u8) -> bool {
         if self.peek() == Some(c) {
             self.i += 1;
@@ -216,6 +219,7 @@ impl<'a> P<'a> {
         }
     }
 
+    /// expect - take `c` or fail.
     fn expect(&mut self, c: u8) -> R<()> {
         if self.eat(c) {
             Ok(())
@@ -224,10 +228,12 @@ impl<'a> P<'a> {
         }
     }
 
+    /// sp - one space.
     fn sp(&mut self) -> R<()> {
         self.expect(b' ')
     }
 
+    /// at_end - whether everything was taken.
     fn at_end(&self) -> bool {
         self.i >= self.b.len()
     }
@@ -248,6 +254,7 @@ impl<'a> P<'a> {
         std::str::from_utf8(&self.b[s..self.i]).map_err(|_| "bad atom".into())
     }
 
+    /// atom - 1*ATOM-CHAR.
     fn atom(&mut self) -> R<&'a str> {
         self.atom_with(&[])
     }
@@ -316,6 +323,7 @@ impl<'a> P<'a> {
         }
     }
 
+    /// astring_utf8 - an astring that must be UTF-8.
     fn astring_utf8(&mut self) -> R<String> {
         String::from_utf8(self.astring()?).map_err(|_| "not UTF-8".into())
     }
@@ -341,6 +349,7 @@ impl<'a> P<'a> {
         }
     }
 
+    /// number - a 32-bit decimal number.
     fn number(&mut self) -> R<u32> {
         let s = self.i;
         while self.peek().is_some_and(|c| c.is_ascii_digit()) {
@@ -352,6 +361,7 @@ impl<'a> P<'a> {
             .ok_or_else(|| "expected a number".into())
     }
 
+    /// number64 - a 64-bit decimal number (sizes).
     fn number64(&mut self) -> R<u64> {
         let s = self.i;
         while self.peek().is_some_and(|c| c.is_ascii_digit()) {
@@ -363,6 +373,7 @@ impl<'a> P<'a> {
             .ok_or_else(|| "expected a number".into())
     }
 
+    /// nz - a sequence number: nz-number or `*`.
     fn nz(&mut self) -> R<u32> {
         if self.eat(b'*') {
             return Ok(STAR);
@@ -373,6 +384,7 @@ impl<'a> P<'a> {
         }
     }
 
+    /// seq_set - `1,3:5,7:*` (at most 10,000 ranges).
     fn seq_set(&mut self) -> R<SeqSet> {
         let mut v = Vec::new();
         loop {
@@ -407,6 +419,7 @@ impl<'a> P<'a> {
         }
     }
 
+    /// flag - `\\System` or a keyword atom.
     fn flag(&mut self) -> R<String> {
         if self.eat(b'\\') {
             return Ok(format!("\\{}", self.atom()?));
@@ -424,6 +437,7 @@ impl<'a> P<'a> {
         parse_date(s).ok_or_else(|| "bad date".into())
     }
 
+    /// section - what follows `BODY[` up to and including `]` (RFC 3501 §6.4.5).
     fn section(&mut self) -> R<Section> {
         let mut path = Vec::new();
         let mut text = None;
@@ -479,6 +493,7 @@ impl<'a> P<'a> {
         Ok(Section { path, text })
     }
 
+    /// fetch_att - one FETCH data item.
     fn fetch_att(&mut self) -> R<Att> {
         let w = self.atom_with(b"")?.to_ascii_uppercase();
         // atom_with stops at `[`? No: `[` is an atom char; split it off.
@@ -524,6 +539,7 @@ impl<'a> P<'a> {
         })
     }
 
+    /// fetch_atts - a parenthesized list, one item, or a macro (ALL, FAST, FULL).
     fn fetch_atts(&mut self) -> R<Vec<Att>> {
         if self.eat(b'(') {
             let mut v = Vec::new();
@@ -573,6 +589,7 @@ impl<'a> P<'a> {
         k
     }
 
+    /// search_key_inner - one key without the depth count.
     fn search_key_inner(&mut self) -> R<Key> {
         use crate::flags::*;
         if self.eat(b'(') {
@@ -741,6 +758,7 @@ pub fn parse(b: &[u8]) -> Result<(String, Cmd), Bad> {
     }
 }
 
+/// command - the arguments of command `name`.
 fn command(p: &mut P, name: &str) -> R<Cmd> {
     Ok(match name {
         "CAPABILITY" => Cmd::Capability,
@@ -876,6 +894,7 @@ fn command(p: &mut P, name: &str) -> R<Cmd> {
     })
 }
 
+/// uid_command - FETCH, STORE, SEARCH and COPY, by number or by UID.
 fn uid_command(p: &mut P, name: &str, uid: bool) -> R<Cmd> {
     p.sp()?;
     Ok(match name {

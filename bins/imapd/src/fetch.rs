@@ -420,6 +420,7 @@ pub fn section_name(s: &Section) -> String {
     n
 }
 
+/// quote_names - header names as the response echoes them.
 fn quote_names(f: &[String]) -> String {
     f.iter()
         .map(|x| {

@@ -520,6 +520,7 @@ fn find_in(dir: &Path, base: &str) -> Option<String> {
 /// delivery_order - Maildir names by delivery time (`<secs>.M<usec>`),
 /// then by name.
 fn delivery_order(a: &str, b: &str) -> std::cmp::Ordering {
+    /// key - (seconds, microseconds) of a Maildir name.
     fn key(s: &str) -> (u64, u64) {
         let mut it = s.split('.');
         let secs = it.next().and_then(|x| x.parse().ok()).unwrap_or(u64::MAX);

@@ -367,6 +367,7 @@ pub fn matches(pattern: &str, name: &str) -> bool {
     } else {
         name
     };
+    /// m - match `p` against `n`, spending `budget`.
     fn m(p: &[u8], n: &[u8], budget: &mut u32) -> bool {
         *budget = budget.saturating_sub(1);
         if *budget == 0 {

@@ -44,6 +44,7 @@ fn parse_args(mut it: impl Iterator<Item = std::ffi::OsString>) -> Result<Args, 
     Ok(a)
 }
 
+/// main - harden, parse the command line, run, map the outcome to an exit code.
 fn main() -> ExitCode {
     posthorn_sys::fsio::harden(0o077);
     let args = match parse_args(std::env::args_os().skip(1)) {

@@ -43,6 +43,7 @@ pub struct Part {
 }
 
 impl Part {
+    /// is_multipart - whether the part has parts.
     pub fn is_multipart(&self) -> bool {
         self.mtype == "multipart"
     }
@@ -100,6 +101,7 @@ pub fn parse(msg: &[u8]) -> Part {
     part(msg, 0, msg.len(), 0, false, &mut count)
 }
 
+/// part - the part between `start` and `end`, its children parsed too.
 fn part(
     msg: &[u8],
     start: usize,

@@ -104,6 +104,7 @@ fn collect(msg: &[u8], p: &Part, out: &mut String, depth: usize) {
     out.push('\n');
 }
 
+/// days - the UTC day of a time, for date keys.
 fn days(secs: i64) -> i64 {
     secs.div_euclid(86400)
 }

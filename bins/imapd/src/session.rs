@@ -110,6 +110,7 @@ pub(crate) fn line(s: &str) -> Action {
 }
 
 impl Session {
+    /// new - a session before login; the caller sends `greeting()` first.
     pub fn new(opts: Options) -> Session {
         Session {
             state: State::NotAuthenticated,
@@ -390,6 +391,7 @@ impl Session {
         })
     }
 
+    /// tree - the user's folders (a path that opens nothing before login).
     pub(crate) fn tree(&self) -> Tree {
         self.tree.clone().unwrap_or(Tree {
             root: PathBuf::from("/nonexistent"),
@@ -481,6 +483,7 @@ impl Session {
         self.sasl_step(step)
     }
 
+    /// sasl_step - act on one step of the SASL exchange.
     fn sasl_step(&mut self, step: Step) -> Vec<Action> {
         match step {
             Step::Challenge(c) => vec![line(&format!("+ {}", STANDARD.encode(c)))],

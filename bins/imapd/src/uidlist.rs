@@ -41,10 +41,12 @@ const WAIT: Duration = Duration::from_secs(30);
 pub struct Fx(u64);
 
 impl Hasher for Fx {
+    /// finish - the hash.
     fn finish(&self) -> u64 {
         self.0
     }
 
+    /// write - mix in eight octets at a time.
     fn write(&mut self, bytes: &[u8]) {
         for c in bytes.chunks(8) {
             let mut b = [0u8; 8];
