@@ -419,7 +419,7 @@ impl<'a> P<'a> {
         }
     }
 
-    /// flag - `\\System` or a keyword atom.
+    /// flag - `\System` or a keyword atom.
     fn flag(&mut self) -> R<String> {
         if self.eat(b'\\') {
             return Ok(format!("\\{}", self.atom()?));
