@@ -18,6 +18,7 @@
 //! skipped, and every file is opened without following symlinks.
 
 use crate::flags::{Flags, Keywords};
+use crate::listing;
 use crate::uidlist::{self, DotLock, NameMap, UidList, base_name};
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -81,6 +82,9 @@ pub struct Folder {
     pub next_uid: u32,
     pub msgs: Vec<Msg>,
     pub keywords: Keywords,
+    /// The folder's stamps after the last full look, when stable: while
+    /// they stay so, nothing changed (listing.rs).
+    stamps: Option<listing::Stamps>,
 }
 
 /// valid_name - a file name that may be a message: no dot files, no `/`.
@@ -183,8 +187,28 @@ impl Folder {
             next_uid: 1,
             msgs: Vec::new(),
             keywords: Keywords::default(),
+            stamps: None,
         };
+        // A big folder unchanged since a session wrote its listing is
+        // read from that, unless this session has mail to move from new/
+        // or \Recent to claim.
+        if let Some(st) = listing::stamps(dir)
+            && let Some((validity, next, msgs)) = listing::read(dir, &st)
+            && (read_only || (read_recent(dir) >= next && msgs.iter().all(|m| !m.in_new)))
+        {
+            f.validity = validity;
+            f.next_uid = next;
+            f.msgs = msgs;
+            f.keywords = Keywords::read(dir);
+            f.stamps = Some(st);
+            return Ok(f);
+        }
         f.sync()?;
+        if f.msgs.len() >= listing::MIN_MESSAGES
+            && let Some(st) = &f.stamps
+        {
+            listing::write(dir, st, f.validity, f.next_uid, &f.msgs);
+        }
         Ok(f)
     }
 
@@ -267,6 +291,21 @@ impl Folder {
 
     /// sync - look at the folder again and return what changed.
     pub fn sync(&mut self) -> io::Result<Changes> {
+        if let Some(last) = &self.stamps
+            && listing::stamps(&self.dir).as_ref() == Some(last)
+        {
+            return Ok(Changes::default());
+        }
+        self.stamps = None;
+        let ch = self.full_sync()?;
+        // Trusted next time only if nothing, ourselves included, changed
+        // the folder lately (listing.rs says why).
+        self.stamps = listing::stamps(&self.dir).filter(|s| s.stable);
+        Ok(ch)
+    }
+
+    /// full_sync - read the directories and the uidlist.
+    fn full_sync(&mut self) -> io::Result<Changes> {
         let mut files = scan_dir(&self.dir)?;
         // A message we knew but could not find: look once more before
         // calling it expunged (see the module comment).
@@ -778,6 +817,39 @@ mod tests {
         assert_eq!(list.entries.len(), 1);
         assert!(f.sync().unwrap().expunged.is_empty());
         assert_eq!(f.msgs.len(), 1);
+    }
+
+    #[test]
+    fn an_unchanged_folder_is_not_read_again_and_changes_are_still_seen() {
+        let d = maildir();
+        for n in 1..=3 {
+            std::fs::write(d.path().join(format!("cur/{n}.M1P1.h:2,")), "m\n").unwrap();
+        }
+        let mut f = Folder::open(d.path(), false).unwrap();
+        assert!(f.stamps.is_none(), "just written: not stable");
+        std::thread::sleep(std::time::Duration::from_millis(2100));
+        assert_eq!(f.sync().unwrap(), Changes::default());
+        assert!(f.stamps.is_some(), "stable now");
+        // A new session reads the listing it can now write.
+        let g = Folder::open(d.path(), false).unwrap();
+        assert!(d.path().join(listing::FILE).exists());
+        let h = Folder::open(d.path(), true).unwrap();
+        assert_eq!(h.msgs, g.msgs);
+        assert_eq!(h.msgs.len(), 3);
+        // Changes by others right after: a flag, an expunge, a delivery.
+        std::fs::rename(
+            d.path().join("cur/1.M1P1.h:2,"),
+            d.path().join("cur/1.M1P1.h:2,S"),
+        )
+        .unwrap();
+        std::fs::remove_file(d.path().join("cur/2.M1P1.h:2,")).unwrap();
+        std::fs::write(d.path().join("new/4.M1P1.h"), "m\n").unwrap();
+        let ch = f.sync().unwrap();
+        assert_eq!(ch.expunged, [2]);
+        assert_eq!(ch.flags, [1]);
+        assert_eq!(f.msgs.len(), 3);
+        let k = Folder::open(d.path(), true).unwrap();
+        assert_eq!(k.msgs.iter().map(|m| m.uid).collect::<Vec<_>>(), [1, 3, 4]);
     }
 
     #[test]

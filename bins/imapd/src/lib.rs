@@ -13,6 +13,7 @@ pub mod fetch;
 pub mod flags;
 pub mod folder;
 pub mod folders;
+pub mod listing;
 pub mod messages;
 pub mod mime;
 pub mod search;
