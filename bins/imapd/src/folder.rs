@@ -297,10 +297,17 @@ impl Folder {
             return Ok(Changes::default());
         }
         self.stamps = None;
+        let before = listing::stamps(&self.dir);
         let ch = self.full_sync()?;
         // Trusted next time only if nothing, ourselves included, changed
-        // the folder lately (listing.rs says why).
-        self.stamps = listing::stamps(&self.dir).filter(|s| s.stable);
+        // the folder while we looked or lately (listing.rs says why): a
+        // look slower than the stable time could otherwise miss a change
+        // the stamps already include.
+        let after = listing::stamps(&self.dir);
+        self.stamps = match (before, after) {
+            (Some(b), Some(a)) if a.stable && a.same(&b) => Some(a),
+            _ => None,
+        };
         Ok(ch)
     }
 

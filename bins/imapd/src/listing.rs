@@ -43,6 +43,13 @@ pub struct Stamps {
     pub stable: bool,
 }
 
+impl Stamps {
+    /// same - whether nothing changed between two stamps.
+    pub fn same(&self, other: &Stamps) -> bool {
+        self.text == other.text
+    }
+}
+
 /// stamps - the folder's stamps now; None when one cannot be looked at.
 pub fn stamps(dir: &Path) -> Option<Stamps> {
     let now = SystemTime::now();
