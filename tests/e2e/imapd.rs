@@ -1363,3 +1363,39 @@ fn as_root_the_user_account_before_login_and_the_owner_after() {
         assert_eq!(std::fs::metadata(home.join(f)).unwrap().uid(), uid, "{f}");
     }
 }
+
+/// hwm_mib - a process's peak RSS in MiB.
+fn hwm_mib(pid: u32) -> u64 {
+    let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    st.lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap()
+        / 1024
+}
+
+#[test]
+fn fetch_of_a_big_mailbox_streams_rather_than_holds_it() {
+    let i = Instance::new();
+    let dir = i.path("home/ann/Maildir");
+    for s in ["new", "cur", "tmp"] {
+        std::fs::create_dir_all(dir.join(s)).unwrap();
+    }
+    let line = format!("{}\n", "x".repeat(99));
+    let body = line.repeat(10 * 1024); // 1 MB
+    for k in 0..48 {
+        std::fs::write(
+            dir.join(format!("cur/{}.M{k}P1.t:2,S", 1_770_000_000 + k)),
+            format!("Subject: big {k}\n\n{body}"),
+        )
+        .unwrap();
+    }
+    let mut l = Live::start(&i);
+    l.cmd("SELECT INBOX");
+    // The Live reader takes the replies as they come; the server must
+    // not have built them all up first.
+    let r = l.cmd("FETCH 1:* BODY.PEEK[]");
+    assert_eq!(r.len(), 49, "48 messages and the tagged reply");
+    let mib = hwm_mib(l.child.id());
+    assert!(mib < 24, "peak RSS {mib} MiB for 48 MB of messages");
+}

@@ -18,6 +18,9 @@ use crate::search;
 use crate::session::{Action, Session, flags_lines, line};
 use std::io::Write;
 
+/// FETCH output held before it is handed to the wire.
+const STREAM_AT: usize = 256 * 1024;
+
 /// One message's text, kept while a FETCH goes over several items.
 #[derive(Debug)]
 struct Loaded {
@@ -157,6 +160,7 @@ impl Session {
         uid: bool,
         set: &SeqSet,
         atts: &[Att],
+        stream: &mut dyn Write,
     ) -> Vec<Action> {
         let mut out = Vec::new();
         if uid {
@@ -298,6 +302,13 @@ impl Session {
                 flag_list(&mut out, &s.folder, i);
             }
             out.extend_from_slice(b")\r\n");
+            // Sent on rather than held: FETCH 1:* BODY[] of a big
+            // mailbox must not sit in memory. (A failed write shows at
+            // the next flush, which ends the session.)
+            if out.len() >= STREAM_AT {
+                let _ = stream.write_all(&out);
+                out.clear();
+            }
         }
         if let Some(c) = s.cache.as_mut() {
             let live: Vec<u32> = s.folder.msgs.iter().map(|m| m.uid).collect();

@@ -136,7 +136,7 @@ pub fn serve(
             }
             Err(_) => break "connection lost",
         };
-        let actions = session.feed(&cmd);
+        let actions = session.feed(&cmd, &mut wire);
         drop(cmd);
         match act(&mut ctx, &mut session, &mut wire, actions) {
             Ok(true) => {}

@@ -185,16 +185,19 @@ impl Session {
         self.bad(&tag, &e.why)
     }
 
-    /// feed - one complete command.
-    pub fn feed(&mut self, input: &[u8]) -> Vec<Action> {
+    /// feed - one complete command. A FETCH that returns much (whole
+    /// messages) writes its responses to `stream` as it goes, ahead of
+    /// the actions returned, so that a session never holds a mailbox's
+    /// worth of replies; everything else comes back as actions.
+    pub fn feed(&mut self, input: &[u8], stream: &mut dyn std::io::Write) -> Vec<Action> {
         match command::parse(input) {
-            Ok((tag, cmd)) => self.run(&tag, cmd),
+            Ok((tag, cmd)) => self.run(&tag, cmd, stream),
             Err(e) => self.parse_error(e),
         }
     }
 
     /// run - dispatch by state.
-    fn run(&mut self, tag: &str, cmd: Cmd) -> Vec<Action> {
+    fn run(&mut self, tag: &str, cmd: Cmd, stream: &mut dyn std::io::Write) -> Vec<Action> {
         let cmd = match self.to_store_names(cmd) {
             Ok(c) => c,
             Err(e) => return vec![line(&format!("{tag} NO {e}"))],
@@ -320,7 +323,7 @@ impl Session {
             Cmd::Expunge => self.expunge(tag, None),
             Cmd::UidExpunge(set) => self.expunge(tag, Some(&set)),
             Cmd::Search { uid, key } => self.search(tag, uid, &key),
-            Cmd::Fetch { uid, set, atts } => self.fetch(tag, uid, &set, &atts),
+            Cmd::Fetch { uid, set, atts } => self.fetch(tag, uid, &set, &atts, stream),
             Cmd::Store {
                 uid,
                 set,
