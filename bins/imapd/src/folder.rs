@@ -189,6 +189,9 @@ impl Folder {
             keywords: Keywords::default(),
             stamps: None,
         };
+        if !read_only {
+            sweep_tmp(dir);
+        }
         // A big folder unchanged since a session wrote its listing is
         // read from that, unless this session has mail to move from new/
         // or \Recent to claim.
@@ -551,6 +554,30 @@ impl Folder {
     }
 }
 
+/// Files in tmp/ older than this are left over from a crash (Dovecot
+/// uses the same 36 hours).
+const TMP_AGE: std::time::Duration = std::time::Duration::from_secs(36 * 3600);
+
+/// sweep_tmp - remove what an APPEND or a delivery killed midway left in
+/// tmp/; nothing there was ever acknowledged.
+fn sweep_tmp(dir: &Path) {
+    let Ok(rd) = std::fs::read_dir(dir.join("tmp")) else {
+        return;
+    };
+    let now = std::time::SystemTime::now();
+    for e in rd.flatten() {
+        let old = e
+            .metadata()
+            .ok()
+            .filter(std::fs::Metadata::is_file)
+            .and_then(|m| m.modified().ok())
+            .is_some_and(|t| t + TMP_AGE < now);
+        if old {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 /// find_in - the file in `dir` whose base name is `base`.
 fn find_in(dir: &Path, base: &str) -> Option<String> {
     for ent in std::fs::read_dir(dir).ok()?.flatten() {
@@ -857,6 +884,27 @@ mod tests {
         assert_eq!(f.msgs.len(), 3);
         let k = Folder::open(d.path(), true).unwrap();
         assert_eq!(k.msgs.iter().map(|m| m.uid).collect::<Vec<_>>(), [1, 3, 4]);
+    }
+
+    #[test]
+    fn a_select_sweeps_old_leftovers_from_tmp() {
+        let d = maildir();
+        std::fs::write(d.path().join("tmp/old"), "x").unwrap();
+        std::fs::write(d.path().join("tmp/new"), "x").unwrap();
+        let f = std::fs::File::options()
+            .write(true)
+            .open(d.path().join("tmp/old"))
+            .unwrap();
+        f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(40 * 3600))
+            .unwrap();
+        Folder::open(d.path(), true).unwrap();
+        assert!(d.path().join("tmp/old").exists(), "EXAMINE writes nothing");
+        Folder::open(d.path(), false).unwrap();
+        assert!(!d.path().join("tmp/old").exists());
+        assert!(
+            d.path().join("tmp/new").exists(),
+            "perhaps still being written"
+        );
     }
 
     #[test]
