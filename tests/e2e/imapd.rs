@@ -1152,8 +1152,9 @@ fn model_run(random: u64, steps: usize) {
 
 #[test]
 fn mutt_in_tmux_reads_flags_deletes_and_moves() {
-    for tool in ["mutt", "tmux"] {
-        if Command::new(tool).arg("-v").output().is_err() {
+    // (tmux -v would mean verbose, and leave log files behind.)
+    for (tool, version) in [("mutt", "-v"), ("tmux", "-V")] {
+        if Command::new(tool).arg(version).output().is_err() {
             eprintln!(
                 "skipped: {tool} is not installed (apt-get install mutt tmux; CI installs them)"
             );
