@@ -151,6 +151,11 @@ fn golden_slash_as_the_hierarchy_separator() {
 }
 
 #[test]
+fn golden_sasl_login_plain_and_cancel() {
+    golden("sasl");
+}
+
+#[test]
 fn golden_literals_everywhere() {
     golden("literals");
 }
