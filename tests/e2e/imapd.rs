@@ -1405,3 +1405,56 @@ fn fetch_of_a_big_mailbox_streams_rather_than_holds_it() {
     let mib = hwm_mib(l.child.id());
     assert!(mib < 24, "peak RSS {mib} MiB for 48 MB of messages");
 }
+
+/// openssl s_client completes STARTTLS and the session goes on under TLS.
+#[test]
+fn openssl_s_client_starttls_imap() {
+    let Some(i) = tls_instance() else {
+        return;
+    };
+    let Some(l) = Launcher::start(&i, "imapd", &[]) else {
+        return;
+    };
+    let mut c = Command::new("openssl")
+        .args([
+            "s_client",
+            "-starttls",
+            "imap",
+            "-quiet",
+            "-ign_eof",
+            "-connect",
+        ])
+        .arg(format!("127.0.0.1:{}", l.port))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = c.stdin.take().unwrap();
+    let mut r = BufReader::new(c.stdout.take().unwrap());
+    let mut o = String::new();
+    // One command at a time, each answered by its tagged line.
+    for (tag, cmd) in [
+        ("a", "a LOGIN ann x"),
+        ("b", "b SELECT INBOX"),
+        ("c", "c LOGOUT"),
+    ] {
+        stdin.write_all(format!("{cmd}\r\n").as_bytes()).unwrap();
+        loop {
+            let mut line = String::new();
+            if r.read_line(&mut line).unwrap_or(0) == 0 {
+                break;
+            }
+            o.push_str(&line);
+            if line.starts_with(&format!("{tag} ")) {
+                break;
+            }
+        }
+    }
+    drop(stdin);
+    let _ = c.wait();
+    assert!(
+        o.contains("a OK") && o.contains("* 5 EXISTS") && o.contains("c OK"),
+        "{o}"
+    );
+}
