@@ -40,6 +40,122 @@ pub struct QueueConfig {
     pub scan_interval: Duration,
 }
 
+/// Where mail for a domain goes (`relayhost`, `[transport]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// Delivered here, as for `domains`.
+    Local,
+    /// By SMTP to `host`: `[host]` means that host's addresses, a bare host
+    /// its MX records (as in Postfix); `port` None means `remote_port`.
+    Smtp {
+        host: String,
+        port: Option<u16>,
+        mx: bool,
+    },
+}
+
+impl std::fmt::Display for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Route::Local => f.write_str("local"),
+            Route::Smtp { host, port, mx } => {
+                if *mx {
+                    f.write_str(host)?;
+                } else {
+                    write!(f, "[{host}]")?;
+                }
+                match port {
+                    Some(p) => write!(f, ":{p}"),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+/// parse_route - `local`, `[host]:port`, `[host]`, `host:port` or `host`;
+/// the host a name (letters, digits, '.', '-') or an IP address.
+pub fn parse_route(s: &str) -> Result<Route, String> {
+    const WHAT: &str = "must be \"local\", \"[host]:port\", \"[host]\", \"host:port\" or \"host\"";
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("local") {
+        return Ok(Route::Local);
+    }
+    let (host, rest, mx) = if let Some(r) = s.strip_prefix('[') {
+        let (h, rest) = r.split_once(']').ok_or(WHAT)?;
+        (h, rest, false)
+    } else {
+        match s.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') => (h, &s[h.len()..][..p.len() + 1], true),
+            _ => (s, "", true),
+        }
+    };
+    let port = match rest {
+        "" => None,
+        r => {
+            let p = r.strip_prefix(':').ok_or(WHAT)?;
+            Some(p.parse::<u16>().ok().filter(|p| *p > 0).ok_or(WHAT)?)
+        }
+    };
+    let ip = host.parse::<std::net::IpAddr>().is_ok();
+    let name = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+    if !(ip && !mx || name) {
+        return Err(WHAT.into());
+    }
+    Ok(Route::Smtp {
+        host: host.to_ascii_lowercase(),
+        port,
+        mx,
+    })
+}
+
+/// Remote delivery settings: `resolver`, `remote_port`, `[relay]`,
+/// `[smtp]`, `[transport]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteConfig {
+    /// The DNS server to ask; None means the nameservers of /etc/resolv.conf.
+    pub resolver: Option<std::net::SocketAddr>,
+    /// Port for MX deliveries.
+    pub port: u16,
+    /// `[relay] user`: AUTH to the relayhost as this user.
+    pub relay_user: Option<String>,
+    /// `[relay] password_file`: its first line is the password.
+    pub relay_password_file: Option<PathBuf>,
+    /// `[relay] tls_required`: the relayhost must do TLS with a verified certificate.
+    pub relay_tls_required: bool,
+    /// `[smtp] tls_required`: the same for every other destination.
+    pub tls_required: bool,
+    /// `[smtp] ca_file`: more trusted CA certificates (PEM), beside the system's.
+    pub ca_file: Option<PathBuf>,
+    /// `[smtp] connect_timeout`.
+    pub connect_timeout: Duration,
+    /// `[smtp] reply_timeout`: None means RFC 5321's per-command values.
+    pub reply_timeout: Option<Duration>,
+    /// `[transport]`: domain -> route, a leading '.' for subdomains.
+    pub transport: Vec<(String, Route)>,
+}
+
+impl Default for RemoteConfig {
+    fn default() -> Self {
+        RemoteConfig {
+            resolver: None,
+            port: 25,
+            relay_user: None,
+            relay_password_file: None,
+            relay_tls_required: true,
+            tls_required: false,
+            ca_file: None,
+            connect_timeout: Duration::from_secs(30),
+            reply_timeout: None,
+            transport: Vec::new(),
+        }
+    }
+}
+
 /// The whole configuration, with every default filled in.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -53,6 +169,8 @@ pub struct Config {
     pub system_users: bool,
     pub aliases: Option<PathBuf>,
     pub relayhost: Option<String>,
+    /// Remote delivery (qrun and its `remote` helper).
+    pub remote: RemoteConfig,
     pub log: LogSink,
     pub libexec: PathBuf,
     /// The unprivileged account programs switch to when started as root.
@@ -120,6 +238,7 @@ impl Default for Config {
             system_users: true,
             aliases: Some(PathBuf::from("/etc/aliases")),
             relayhost: None,
+            remote: RemoteConfig::default(),
             log: LogSink::Syslog,
             libexec: default_libexec(),
             user: "posthorn".to_string(),
@@ -308,7 +427,10 @@ impl Config {
                     c.relayhost = if r.is_empty() {
                         None
                     } else {
-                        Some(r.to_string())
+                        match parse_route(r) {
+                            Ok(Route::Smtp { .. }) => Some(r.to_string()),
+                            _ => return Err(bad(key, "must be a string like \"[host]:port\"")),
+                        }
                     };
                 }
                 "log" => {
@@ -498,6 +620,101 @@ impl Config {
                         }
                     }
                 }
+                "resolver" => {
+                    let r = string(val)
+                        .and_then(|r| {
+                            r.parse::<std::net::SocketAddr>().ok().or_else(|| {
+                                r.parse::<std::net::IpAddr>()
+                                    .ok()
+                                    .map(|ip| std::net::SocketAddr::new(ip, 53))
+                            })
+                        })
+                        .ok_or_else(|| {
+                            bad(key, "must be an address like \"127.0.0.1:5353\" or \"::1\"")
+                        })?;
+                    c.remote.resolver = Some(r);
+                }
+                "remote_port" => {
+                    c.remote.port = val
+                        .as_integer()
+                        .filter(|n| (1..=65535).contains(n))
+                        .ok_or_else(|| bad(key, "must be a port number from 1 to 65535"))?
+                        as u16;
+                }
+                "relay" => {
+                    let t = val
+                        .as_table()
+                        .ok_or_else(|| bad(key, "must be a table [relay]"))?;
+                    for (k, v) in t {
+                        let full = format!("relay.{k}");
+                        match k.as_str() {
+                            "user" => {
+                                let u = string(v)
+                                    .filter(|u| !u.is_empty() && !u.contains(['\r', '\n', '\0']));
+                                c.remote.relay_user = Some(
+                                    u.ok_or_else(|| bad(&full, "must be a user name"))?.into(),
+                                );
+                            }
+                            "password_file" => {
+                                c.remote.relay_password_file = Some(rel(
+                                    path_str(v).ok_or_else(|| bad(&full, "must be a path"))?
+                                ))
+                            }
+                            "tls_required" => {
+                                c.remote.relay_tls_required = v
+                                    .as_bool()
+                                    .ok_or_else(|| bad(&full, "must be true or false"))?
+                            }
+                            _ => return Err(bad(&full, "unknown key")),
+                        }
+                    }
+                }
+                "smtp" => {
+                    let t = val
+                        .as_table()
+                        .ok_or_else(|| bad(key, "must be a table [smtp]"))?;
+                    for (k, v) in t {
+                        let full = format!("smtp.{k}");
+                        match k.as_str() {
+                            "tls_required" => {
+                                c.remote.tls_required = v
+                                    .as_bool()
+                                    .ok_or_else(|| bad(&full, "must be true or false"))?
+                            }
+                            "ca_file" => {
+                                c.remote.ca_file = Some(rel(
+                                    path_str(v).ok_or_else(|| bad(&full, "must be a path"))?
+                                ))
+                            }
+                            "connect_timeout" => {
+                                c.remote.connect_timeout = duration(v)
+                                    .ok()
+                                    .filter(|d| !d.is_zero())
+                                    .ok_or_else(|| bad(&full, "must be a duration above 0"))?
+                            }
+                            "reply_timeout" => {
+                                c.remote.reply_timeout = Some(
+                                    duration(v)
+                                        .ok()
+                                        .filter(|d| !d.is_zero())
+                                        .ok_or_else(|| bad(&full, "must be a duration above 0"))?,
+                                )
+                            }
+                            _ => return Err(bad(&full, "unknown key")),
+                        }
+                    }
+                }
+                "transport" => {
+                    let t = val
+                        .as_table()
+                        .ok_or_else(|| bad(key, "must be a table [transport]"))?;
+                    for (k, v) in t {
+                        let full = format!("transport.\"{k}\"");
+                        let r = string(v).ok_or_else(|| bad(&full, "must be a string"))?;
+                        let r = parse_route(r).map_err(|w| bad(&full, &w))?;
+                        c.remote.transport.push((k.to_ascii_lowercase(), r));
+                    }
+                }
                 _ => return Err(bad(key, "unknown key")),
             }
         }
@@ -507,11 +724,37 @@ impl Config {
         Ok(c)
     }
 
-    /// is_local_domain - whether mail for `domain` is delivered here.
+    /// is_local_domain - whether mail for `domain` is delivered here
+    /// (`domains`, the hostname, or a `[transport]` route of "local").
     pub fn is_local_domain(&self, domain: &str) -> bool {
         let d = domain.trim_end_matches('.');
         self.domains.iter().any(|x| x.eq_ignore_ascii_case(d))
             || self.hostname.eq_ignore_ascii_case(d)
+            || self.transport_for(d) == Some(&Route::Local)
+    }
+
+    /// transport_for - the `[transport]` route of `domain`: the domain
+    /// itself first, then ".parent" entries from the nearest up.
+    pub fn transport_for(&self, domain: &str) -> Option<&Route> {
+        let d = domain.trim_end_matches('.').to_ascii_lowercase();
+        let find = |k: &str| {
+            self.remote
+                .transport
+                .iter()
+                .find(|(x, _)| x == k)
+                .map(|(_, r)| r)
+        };
+        if let Some(r) = find(&d) {
+            return Some(r);
+        }
+        let mut rest = d.as_str();
+        while let Some((_, parent)) = rest.split_once('.') {
+            if let Some(r) = find(&format!(".{parent}")) {
+                return Some(r);
+            }
+            rest = parent;
+        }
+        None
     }
 
     /// mail_account - the `user` account that programs started as root run as.
@@ -699,6 +942,61 @@ mod tests {
         );
         assert!(c.is_local_domain("MX.example.org."));
         assert!(!c.is_local_domain("example.org"));
+    }
+
+    #[test]
+    fn routes_and_remote_keys() {
+        let smtp = |h: &str, p: Option<u16>, mx: bool| Route::Smtp {
+            host: h.into(),
+            port: p,
+            mx,
+        };
+        for (text, want) in [
+            ("local", Ok(Route::Local)),
+            (
+                "[Relay.Example]:587",
+                Ok(smtp("relay.example", Some(587), false)),
+            ),
+            ("[127.0.0.1]", Ok(smtp("127.0.0.1", None, false))),
+            ("[::1]:2525", Ok(smtp("::1", Some(2525), false))),
+            ("mx.example:26", Ok(smtp("mx.example", Some(26), true))),
+            ("example.org", Ok(smtp("example.org", None, true))),
+            ("[relay]:0", Err(())),
+            ("[relay]x", Err(())),
+            ("re lay", Err(())),
+            ("", Err(())),
+        ] {
+            assert_eq!(parse_route(text).map_err(|_| ()), want, "{text}");
+        }
+        let c = parse("relayhost = \"[smart.example]:465\"\nresolver = \"127.0.0.1:5353\"\nremote_port = 2525\n[relay]\nuser = \"ann\"\npassword_file = \"pw\"\n[smtp]\nca_file = \"ca.pem\"\nreply_timeout = \"5s\"\n[transport]\n\"lan.example\" = \"local\"\n\".corp.example\" = \"[10.0.0.1]:25\"\n").unwrap();
+        assert_eq!(c.remote.resolver, Some("127.0.0.1:5353".parse().unwrap()));
+        assert_eq!(c.remote.port, 2525);
+        assert_eq!(
+            c.remote.relay_password_file,
+            Some(PathBuf::from("/inst/pw"))
+        );
+        assert_eq!(c.remote.ca_file, Some(PathBuf::from("/inst/ca.pem")));
+        assert_eq!(c.remote.reply_timeout, Some(Duration::from_secs(5)));
+        assert!(c.is_local_domain("LAN.example"));
+        assert_eq!(
+            c.transport_for("a.b.corp.example"),
+            Some(&smtp("10.0.0.1", Some(25), false))
+        );
+        assert_eq!(c.transport_for("corp.example"), None);
+        let e = parse("relayhost = \"[x\"\n").unwrap_err();
+        assert!(e.message.contains("relayhost: must be"), "{}", e.message);
+        let e = parse("[transport]\n\"x.example\" = \"[a b]\"\n").unwrap_err();
+        assert!(
+            e.message.contains("transport.\"x.example\": must be"),
+            "{}",
+            e.message
+        );
+        let e = parse("resolver = \"dns\"\n").unwrap_err();
+        assert!(
+            e.message.contains("resolver: must be an address"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
