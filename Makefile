@@ -15,7 +15,7 @@ DOCDIR     ?= $(PREFIX)/share/doc/posthorn
 SYSCONFDIR ?= /etc
 CARGO      ?= cargo
 
-HELPERS = enqueue qrun deliver pop3d smtpd imapd
+HELPERS = enqueue qrun deliver pop3d smtpd imapd remote
 LINKS   = mailq newaliases runq
 
 .PHONY: all build test man-lint run stop bench fuzz install uninstall clean

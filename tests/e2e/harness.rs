@@ -21,7 +21,7 @@ pub fn is_root() -> bool {
 
 /// The programs the tests run.
 pub const BINARIES: &[&str] = &[
-    "sendmail", "enqueue", "qrun", "deliver", "pop3d", "smtpd", "imapd",
+    "sendmail", "enqueue", "qrun", "deliver", "pop3d", "smtpd", "imapd", "remote",
 ];
 
 /// bin_dir - the built binaries; as root, a copy that `nobody` can execute.
@@ -113,8 +113,15 @@ impl Instance {
     }
 
     /// write_config - the config file, with `extra` top-level keys added.
+    /// Unless `extra` names one, the DNS server is a closed loopback port:
+    /// no test asks the outside world, and remote mail defers at once.
     pub fn write_config(&mut self, extra: &str) {
         self.extra_config = extra.to_string();
+        let extra = if extra.contains("resolver") {
+            extra.to_string()
+        } else {
+            format!("resolver = \"127.0.0.1:9\"\n{extra}")
+        };
         let text = format!(
             "hostname = \"{HOST}\"\nspool = \"spool\"\nusers = \"users\"\nsystem_users = false\naliases = \"aliases\"\nlog = \"stderr\"\nlibexec = \"{}\"\n{extra}\n[queue]\nparallel = 4\nmin_backoff = \"1s\"\nmax_backoff = \"2s\"\n",
             bin_dir().display()

@@ -59,8 +59,9 @@ pub fn print(spool: &Spool) -> Result<(), Exit> {
             sender
         );
         for (i, r) in q.envelope.recipients.iter().enumerate() {
-            let finished =
-                st.done.iter().any(|k| k.0 == i) && !st.deferred.keys().any(|k| k.0 == i);
+            // Delivered or bounced (the bounce is its own message) is finished.
+            let finished = st.done.iter().chain(st.failed.keys()).any(|k| k.0 == i)
+                && !st.deferred.keys().any(|k| k.0 == i);
             if finished {
                 continue;
             }

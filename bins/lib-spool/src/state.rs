@@ -4,15 +4,17 @@
 //!
 //! ```text
 //! D <rcpt> <target>                 delivered
-//! X <rcpt> <target> <dsn> <text>    failed for good (bounce owed)
-//! W <rcpt> <target> <dsn> <text>    deferred (the latest reason)
+//! X <rcpt> <target> <dsn> <text> [<mta> <diag>]   failed for good (bounce owed)
+//! W <rcpt> <target> <dsn> <text> [<mta> <diag>]   deferred (the latest reason)
 //! N <rcpt> <target>                 the failure was reported in a bounce
 //! Q <next attempt> <attempts>       retry schedule of the message
 //! ```
 //!
 //! `<rcpt>` is the recipient's index in the envelope, `<target>` what it
 //! expanded to (`mailbox:ann`, `pipe:...`, `remote:a@b`). A line cut short
-//! by a crash has no final newline and is ignored.
+//! by a crash has no final newline and is ignored. `<mta>` and `<diag>`
+//! (remote deliveries only) are the server that answered and its reply,
+//! for the bounce's Remote-MTA and Diagnostic-Code.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -30,6 +32,8 @@ pub struct State {
     pub failed: HashMap<Key, (String, String)>,
     pub deferred: HashMap<Key, (String, String)>,
     pub notified: HashSet<Key>,
+    /// The remote server and its reply behind the latest X or W record.
+    pub remote: HashMap<Key, (String, String)>,
     pub next_attempt: u64,
     pub attempts: u32,
 }
@@ -38,6 +42,19 @@ fn field(s: &str) -> String {
     s.chars()
         .map(|c| if c == '\t' || c.is_control() { ' ' } else { c })
         .collect()
+}
+
+/// remote - note (or forget) the remote server fields of an X or W line.
+fn remote(st: &mut State, k: &Key, f: &[&str]) {
+    match (f.get(5), f.get(6)) {
+        (Some(m), d) if !m.is_empty() || d.is_some_and(|d| !d.is_empty()) => {
+            st.remote
+                .insert(k.clone(), (m.to_string(), d.unwrap_or(&"").to_string()));
+        }
+        _ => {
+            st.remote.remove(k);
+        }
+    }
 }
 
 impl State {
@@ -67,6 +84,7 @@ impl State {
                 }
                 Some("X") => {
                     if let Some(k) = key() {
+                        remote(&mut st, &k, &f);
                         st.deferred.remove(&k);
                         let v = (
                             f.get(3).unwrap_or(&"5.0.0").to_string(),
@@ -77,6 +95,7 @@ impl State {
                 }
                 Some("W") => {
                     if let Some(k) = key() {
+                        remote(&mut st, &k, &f);
                         let v = (
                             f.get(3).unwrap_or(&"4.0.0").to_string(),
                             f.get(4).unwrap_or(&"").to_string(),
@@ -97,6 +116,11 @@ impl State {
             }
         }
         Ok(st)
+    }
+
+    /// remote_of - the server and reply behind a target's last outcome, if remote.
+    pub fn remote_of(&self, k: &Key) -> Option<&(String, String)> {
+        self.remote.get(k)
     }
 
     /// is_finished - whether the target needs no more work.
@@ -130,29 +154,40 @@ impl Journal {
     }
     /// failed - record a permanent failure.
     pub fn failed(&mut self, k: &Key, dsn: &str, text: &str) {
-        self.pending.extend_from_slice(
-            format!(
-                "X\t{}\t{}\t{}\t{}\n",
-                k.0,
-                field(&k.1),
-                field(dsn),
-                field(text)
-            )
-            .as_bytes(),
-        );
+        self.outcome('X', k, dsn, text, None);
     }
     /// deferred - record a temporary failure.
     pub fn deferred(&mut self, k: &Key, dsn: &str, text: &str) {
-        self.pending.extend_from_slice(
-            format!(
-                "W\t{}\t{}\t{}\t{}\n",
-                k.0,
-                field(&k.1),
-                field(dsn),
-                field(text)
-            )
-            .as_bytes(),
+        self.outcome('W', k, dsn, text, None);
+    }
+    /// failed_remote - a permanent failure with the server (mta) and its reply.
+    pub fn failed_remote(&mut self, k: &Key, dsn: &str, text: &str, mta: &str, diag: &str) {
+        self.outcome('X', k, dsn, text, Some((mta, diag)));
+    }
+    /// deferred_remote - a temporary failure with the server (mta) and its reply.
+    pub fn deferred_remote(&mut self, k: &Key, dsn: &str, text: &str, mta: &str, diag: &str) {
+        self.outcome('W', k, dsn, text, Some((mta, diag)));
+    }
+    fn outcome(
+        &mut self,
+        kind: char,
+        k: &Key,
+        dsn: &str,
+        text: &str,
+        remote: Option<(&str, &str)>,
+    ) {
+        let mut line = format!(
+            "{kind}\t{}\t{}\t{}\t{}",
+            k.0,
+            field(&k.1),
+            field(dsn),
+            field(text)
         );
+        if let Some((m, d)) = remote.filter(|(m, d)| !m.is_empty() || !d.is_empty()) {
+            line.push_str(&format!("\t{}\t{}", field(m), field(d)));
+        }
+        line.push('\n');
+        self.pending.extend_from_slice(line.as_bytes());
     }
     /// notified - record that a bounce for the failure is queued.
     pub fn notified(&mut self, k: &Key) {
@@ -203,6 +238,8 @@ mod tests {
         j.delivered(&a);
         j.deferred(&b, "4.4.0", "no remote");
         j.schedule(99, 2);
+        let c = (2, "remote:c@z".to_string());
+        j.failed_remote(&c, "5.1.1", "host said no", "mx.z", "550 5.1.1 no");
         j.sync().unwrap();
         std::fs::OpenOptions::new()
             .append(true)
@@ -216,5 +253,11 @@ mod tests {
         assert_eq!(st.deferred.get(&b).unwrap().1, "no remote");
         assert!(!st.done.contains(&b));
         assert_eq!((st.next_attempt, st.attempts), (99, 2));
+        assert_eq!(
+            st.remote_of(&c),
+            Some(&("mx.z".to_string(), "550 5.1.1 no".to_string()))
+        );
+        assert_eq!(st.failed.get(&c).unwrap().1, "host said no");
+        assert_eq!(st.remote_of(&a), None);
     }
 }

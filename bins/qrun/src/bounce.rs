@@ -19,6 +19,10 @@ pub struct Failure {
     pub text: String,
     /// A success report (NOTIFY=SUCCESS) rather than a failure.
     pub delivered: bool,
+    /// The remote server that answered (Remote-MTA), for remote deliveries.
+    pub remote_mta: Option<String>,
+    /// Its reply, "550 5.1.1 ..." (Diagnostic-Code: smtp).
+    pub diagnostic: Option<String>,
 }
 
 /// What to return of the original message.
@@ -110,7 +114,13 @@ pub fn compose(
             "Action: failed\n"
         });
         m.push_str(&format!("Status: {}\n", f.dsn));
-        m.push_str(&format!("Diagnostic-Code: X-Posthorn; {}\n", f.text));
+        if let Some(mta) = &f.remote_mta {
+            m.push_str(&format!("Remote-MTA: dns; {mta}\n"));
+        }
+        match &f.diagnostic {
+            Some(d) => m.push_str(&format!("Diagnostic-Code: smtp; {d}\n")),
+            None => m.push_str(&format!("Diagnostic-Code: X-Posthorn; {}\n", f.text)),
+        }
     }
     m.push('\n');
     let mut out = m.into_bytes();
@@ -213,7 +223,34 @@ mod tests {
             dsn: "5.1.1".into(),
             text: "unknown user: \"x\"".into(),
             delivered: false,
+            remote_mta: None,
+            diagnostic: None,
         };
+        let r = Failure {
+            final_rcpt: "y@far.test".into(),
+            original: None,
+            dsn: "5.1.1".into(),
+            text: "host mx.far.test[192.0.2.1] said: 550 5.1.1 no (in reply to RCPT TO command)"
+                .into(),
+            delivered: false,
+            remote_mta: Some("mx.far.test".into()),
+            diagnostic: Some("550 5.1.1 no".into()),
+        };
+        let m = compose(
+            &cfg,
+            &id,
+            "a@b",
+            0,
+            None,
+            &[r],
+            b"S: x\n\n",
+            Return::Headers,
+        );
+        let t = String::from_utf8(m).unwrap();
+        assert!(
+            t.contains("Remote-MTA: dns; mx.far.test\nDiagnostic-Code: smtp; 550 5.1.1 no\n"),
+            "{t}"
+        );
         let m = compose(
             &cfg,
             &id,

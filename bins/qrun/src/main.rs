@@ -10,6 +10,7 @@
 mod agent;
 mod bounce;
 mod process;
+mod remote;
 mod resolve;
 mod schedule;
 
@@ -164,7 +165,13 @@ fn verify(cfg: &Config, agent: &Agent, addrs: &[String]) -> Result<(), Exit> {
                 Target::Pipe { command, .. } => format!("{a}: deliverable: command \"{command}\""),
                 Target::File { path, .. } => format!("{a}: deliverable: file {}", path.display()),
                 Target::Remote { address } => {
-                    format!("{a}: deferred: {address}: remote delivery is not available yet")
+                    let domain = address.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
+                    let how = match (cfg.transport_for(domain), &cfg.relayhost) {
+                        (Some(r), _) => format!("transport {r}"),
+                        (None, Some(r)) => format!("relayhost {r}"),
+                        (None, None) => "MX lookup".to_string(),
+                    };
+                    format!("{a}: deliverable: {address} -> smtp ({how})")
                 }
                 Target::Fail { address, dsn, text } => {
                     bad = true;

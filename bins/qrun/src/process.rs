@@ -205,6 +205,7 @@ pub fn process(ctx: &Ctx, id: &QueueId) -> Pass {
     };
     let mut journal = Journal::new(&state_path);
     let env = &q.envelope;
+    let picked_up = posthorn_mail::date::since_epoch().as_secs_f64();
     info!(
         "{id}: from=<{}>, size={}, nrcpt={} (queue active)",
         env.sender,
@@ -256,6 +257,7 @@ pub fn process(ctx: &Ctx, id: &QueueId) -> Pass {
         (posthorn_mail::date::since_epoch().as_secs_f64() - q.arrival_secs()).max(0.0)
     );
     let mut deferred_now: Vec<Key> = Vec::new();
+    let mut remote_jobs: Vec<(Key, String)> = Vec::new();
     let mut errors_to: HashMap<Key, Option<String>> = HashMap::new();
     for (i, ex) in expansions.iter().enumerate() {
         let rcpt = &env.recipients[i];
@@ -287,15 +289,9 @@ pub fn process(ctx: &Ctx, id: &QueueId) -> Pass {
                     }
                 }
                 Target::Remote { address } => {
-                    let text = "remote delivery is not available yet; the message stays queued"
-                        .to_string();
-                    info!(
-                        "{id}: to=<{address}>, relay=none, delay={delay}, dsn=4.4.0, status=deferred ({text})"
-                    );
-                    Outcome::Deferred {
-                        dsn: "4.4.0".into(),
-                        text,
-                    }
+                    // Sent after the local deliveries, one helper run per domain.
+                    remote_jobs.push((key.clone(), address.clone()));
+                    continue;
                 }
                 t => ctx.agent.deliver(
                     id.as_str(),
@@ -334,6 +330,25 @@ pub fn process(ctx: &Ctx, id: &QueueId) -> Pass {
         }
     }
 
+    if !remote_jobs.is_empty() {
+        let r = RemoteRun {
+            ctx,
+            id,
+            q: &q,
+            picked_up,
+        };
+        if let Err(e) = r.run(
+            &remote_jobs,
+            &mut f,
+            &mut st,
+            &mut journal,
+            &mut deferred_now,
+        ) {
+            error!("{id}: cannot record delivery state: {e}");
+            return Pass::Deferred(now + backoff(&ctx.cfg, 1));
+        }
+    }
+
     // Too old: what is still deferred fails now.
     let lifetime = ctx.cfg.queue.lifetime.as_secs();
     if !deferred_now.is_empty() && now.saturating_sub(q.arrival) >= lifetime {
@@ -341,7 +356,10 @@ pub fn process(ctx: &Ctx, id: &QueueId) -> Pass {
             if let Some((dsn, text)) = st.deferred.remove(k) {
                 let days = lifetime as f64 / 86400.0;
                 let text = format!("message expired after {days:.1} days in the queue: {text}");
-                journal.failed(k, &dsn, &text);
+                match st.remote_of(k) {
+                    Some((mta, diag)) => journal.failed_remote(k, &dsn, &text, mta, diag),
+                    None => journal.failed(k, &dsn, &text),
+                }
                 info!(
                     "{id}: to=<{}>, relay=none, delay={delay}, dsn={dsn}, status=expired ({text})",
                     env.recipients[k.0].address
@@ -384,6 +402,209 @@ pub fn process(ctx: &Ctx, id: &QueueId) -> Pass {
         error!("{id}: cannot record delivery state: {e}");
     }
     pass
+}
+
+/// Addresses at one domain, each with the targets (keys) it stands for.
+type AddressKeys = Vec<(String, Vec<Key>)>;
+
+/// One message's remote deliveries in this pass.
+struct RemoteRun<'a> {
+    ctx: &'a Ctx,
+    id: &'a QueueId,
+    q: &'a qfile::QueueFile,
+    /// When this pass picked the message up (Unix seconds).
+    picked_up: f64,
+}
+
+impl RemoteRun<'_> {
+    /// run - send to every remote target not yet finished: one `remote`
+    /// run per domain, each address once; every outcome is logged and
+    /// fdatasync'd as it arrives, so a crash resends at most the
+    /// transaction in flight.
+    fn run(
+        &self,
+        jobs: &[(Key, String)],
+        f: &mut std::fs::File,
+        st: &mut State,
+        journal: &mut Journal,
+        deferred_now: &mut Vec<Key>,
+    ) -> std::io::Result<()> {
+        let env = &self.q.envelope;
+        // domain -> address -> keys (one address may come from several recipients)
+        let mut by_domain: Vec<(String, AddressKeys)> = Vec::new();
+        for (key, addr) in jobs {
+            let domain = addr
+                .rsplit_once('@')
+                .map(|(_, d)| d.to_ascii_lowercase())
+                .unwrap_or_default();
+            let di = match by_domain.iter().position(|(d, _)| *d == domain) {
+                Some(i) => i,
+                None => {
+                    by_domain.push((domain, Vec::new()));
+                    by_domain.len() - 1
+                }
+            };
+            let list = &mut by_domain[di].1;
+            match list.iter_mut().find(|(a, _)| a.eq_ignore_ascii_case(addr)) {
+                Some((_, keys)) => keys.push(key.clone()),
+                None => list.push((addr.clone(), vec![key.clone()])),
+            }
+        }
+        let helper = self.ctx.cfg.helper("remote");
+        for (domain, list) in by_domain {
+            let rcpts: Vec<posthorn_spool::envelope::Recipient> = list
+                .iter()
+                .map(|(addr, keys)| {
+                    let orig = &env.recipients[keys[0].0];
+                    posthorn_spool::envelope::Recipient {
+                        address: addr.clone(),
+                        notify: orig.notify.clone(),
+                        orcpt: orig.orcpt.clone(),
+                    }
+                })
+                .collect();
+            let started = posthorn_mail::date::since_epoch().as_secs_f64();
+            let mut reported = vec![false; list.len()];
+            let mut io_err: Option<std::io::Error> = None;
+            let res = crate::remote::send(
+                &self.ctx.agent,
+                &helper,
+                self.id.as_str(),
+                &domain,
+                env,
+                &rcpts,
+                f,
+                self.q.msg_offset,
+                self.q.msg_size,
+                |rep| {
+                    reported[rep.index] = true;
+                    let (addr, keys) = &list[rep.index];
+                    let o = RemoteOutcome {
+                        status: rep.status,
+                        dsn: rep.dsn.clone(),
+                        text: rep.text.clone(),
+                        mta: rep.mta.clone(),
+                        diag: rep.diag.clone(),
+                    };
+                    self.log(
+                        addr,
+                        keys,
+                        &rep.relay,
+                        started,
+                        rep.conn_secs,
+                        rep.xfer_secs,
+                        &o,
+                    );
+                    self.record(keys, &o, st, journal, deferred_now);
+                    if let Err(e) = journal.sync() {
+                        io_err.get_or_insert(e);
+                    }
+                },
+            );
+            if let Some(e) = io_err {
+                return Err(e);
+            }
+            let why = match res {
+                Ok(()) => "the remote delivery agent gave no result".to_string(),
+                Err(e) => e,
+            };
+            for (i, (addr, keys)) in list.iter().enumerate() {
+                if reported[i] {
+                    continue;
+                }
+                let o = RemoteOutcome {
+                    status: 'W',
+                    dsn: "4.3.0".into(),
+                    text: why.clone(),
+                    mta: String::new(),
+                    diag: String::new(),
+                };
+                self.log(addr, keys, "none", started, 0.0, 0.0, &o);
+                self.record(keys, &o, st, journal, deferred_now);
+            }
+            journal.sync()?;
+        }
+        Ok(())
+    }
+
+    /// log - Postfix's line for one recipient attempt; delays are time
+    /// queued before this pass, in qrun, connection setup, transmission.
+    #[allow(clippy::too_many_arguments)]
+    fn log(
+        &self,
+        addr: &str,
+        keys: &[Key],
+        relay: &str,
+        started: f64,
+        c: f64,
+        d: f64,
+        o: &RemoteOutcome,
+    ) {
+        let now = posthorn_mail::date::since_epoch().as_secs_f64();
+        let arrival = self.q.arrival_secs();
+        let a = (self.picked_up - arrival).max(0.0);
+        let b = (started - self.picked_up).max(0.0);
+        let status = match o.status {
+            'S' => "sent",
+            'W' => "deferred",
+            _ => "bounced",
+        };
+        for k in keys {
+            info!(
+                "{}: to=<{addr}>{}, relay={relay}, delay={:.2}, delays={a:.2}/{b:.2}/{c:.2}/{d:.2}, dsn={}, status={status} ({})",
+                self.id,
+                orig_to(addr, &self.q.envelope.recipients[k.0].address),
+                (now - arrival).max(0.0),
+                o.dsn,
+                o.text
+            );
+        }
+    }
+
+    /// record - the outcome into the journal and the in-memory state.
+    fn record(
+        &self,
+        keys: &[Key],
+        o: &RemoteOutcome,
+        st: &mut State,
+        journal: &mut Journal,
+        deferred_now: &mut Vec<Key>,
+    ) {
+        for k in keys {
+            match o.status {
+                'S' => {
+                    journal.delivered(k);
+                    st.deferred.remove(k);
+                    st.done.insert(k.clone());
+                }
+                'W' => {
+                    journal.deferred_remote(k, &o.dsn, &o.text, &o.mta, &o.diag);
+                    st.deferred
+                        .insert(k.clone(), (o.dsn.clone(), o.text.clone()));
+                    deferred_now.push(k.clone());
+                }
+                _ => {
+                    journal.failed_remote(k, &o.dsn, &o.text, &o.mta, &o.diag);
+                    st.deferred.remove(k);
+                    st.failed.insert(k.clone(), (o.dsn.clone(), o.text.clone()));
+                }
+            }
+            if o.mta.is_empty() && o.diag.is_empty() {
+                st.remote.remove(k);
+            } else {
+                st.remote.insert(k.clone(), (o.mta.clone(), o.diag.clone()));
+            }
+        }
+    }
+}
+
+/// One remote outcome as qrun keeps it.
+struct RemoteOutcome {
+    status: char,
+    dsn: String,
+    text: String,
+    mta: String,
+    diag: String,
 }
 
 /// send_bounces - one DSN per destination and kind for failures not yet
@@ -485,12 +706,21 @@ fn send_bounces(
                     Some(("remote", a)) | Some(("error", a)) => a.to_string(),
                     _ => r.address.clone(),
                 };
+                let (remote_mta, diagnostic) = match st.remote_of(k) {
+                    Some((m, d)) if !success => (
+                        Some(m.clone()).filter(|m| !m.is_empty()),
+                        Some(d.clone()).filter(|d| !d.is_empty()),
+                    ),
+                    _ => (None, None),
+                };
                 Failure {
                     final_rcpt,
                     original: r.orcpt.clone().or_else(|| Some(r.address.clone())),
                     dsn,
                     text,
                     delivered: success,
+                    remote_mta,
+                    diagnostic,
                 }
             })
             .collect();

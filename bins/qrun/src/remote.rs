@@ -1,0 +1,177 @@
+//! remote - run the `remote` helper for one message's recipients at one
+//! domain, and hand back each recipient's outcome the moment its line
+//! arrives, so the caller can make it durable before the next.
+//!
+//! The helper runs as qrun's own unprivileged user (root gone for good,
+//! saved uid included) and is not trusted: its lines are parsed strictly,
+//! an index it was not given is ignored, and a recipient it says nothing
+//! about (crash, kill, garbage) is deferred, never bounced.
+
+use crate::agent::Agent;
+use posthorn_spool::envelope::{ChunkWriter, Envelope, Recipient};
+use posthorn_sys::privs;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::process::{Command, Stdio};
+
+/// What the helper said about one recipient.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    /// Index into the recipients given to `send`.
+    pub index: usize,
+    /// 'S' sent, 'W' deferred, 'X' bounced.
+    pub status: char,
+    pub dsn: String,
+    pub relay: String,
+    pub conn_secs: f64,
+    pub xfer_secs: f64,
+    pub mta: String,
+    pub diag: String,
+    pub text: String,
+}
+
+/// parse_line - one result line of remote(8); None for anything malformed.
+pub fn parse_line(line: &str, n: usize) -> Option<Report> {
+    let f: Vec<&str> = line.trim_end_matches('\n').splitn(9, '\t').collect();
+    if f.len() != 9 {
+        return None;
+    }
+    let index: usize = f[0].parse().ok().filter(|i| *i < n)?;
+    let status = match f[1] {
+        "S" => 'S',
+        "W" => 'W',
+        "X" => 'X',
+        _ => return None,
+    };
+    let dsn = f[2];
+    let class_ok = match status {
+        'S' => dsn.starts_with("2."),
+        'W' => dsn.starts_with("4."),
+        _ => dsn.starts_with("5."),
+    };
+    if !class_ok || dsn.len() > 12 || !dsn.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return None;
+    }
+    Some(Report {
+        index,
+        status,
+        dsn: dsn.to_string(),
+        relay: f[3].to_string(),
+        conn_secs: f[4].parse().unwrap_or(0.0),
+        xfer_secs: f[5].parse().unwrap_or(0.0),
+        mta: f[6].to_string(),
+        diag: f[7].to_string(),
+        text: f[8].to_string(),
+    })
+}
+
+/// send - run remote for `rcpts` at `domain`; `each` gets every report as
+/// it comes. Returns the indexes nobody reported on, with the reason.
+#[allow(clippy::too_many_arguments)]
+pub fn send(
+    agent: &Agent,
+    helper: &std::path::Path,
+    qid: &str,
+    domain: &str,
+    env: &Envelope,
+    rcpts: &[Recipient],
+    msg: &mut File,
+    offset: u64,
+    size: u64,
+    mut each: impl FnMut(Report),
+) -> Result<(), String> {
+    let mut cmd = Command::new(helper);
+    cmd.args(&agent.config_args).arg(qid).arg(domain);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(root) = &agent.root {
+        privs::command_as(&mut cmd, &root.mail);
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", helper.display()))?;
+    let sub = Envelope {
+        recipients: rcpts.to_vec(),
+        ..env.clone()
+    };
+    // The helper reads everything before it connects, so writing all of
+    // the input before reading any output cannot deadlock.
+    if let Some(stdin) = child.stdin.take() {
+        let mut w = std::io::BufWriter::new(stdin);
+        let wrote = (|| -> std::io::Result<()> {
+            sub.write_records(&mut w)?;
+            msg.seek(SeekFrom::Start(offset))?;
+            let mut cw = ChunkWriter::new(&mut w);
+            std::io::copy(&mut (&mut *msg).take(size), &mut cw)?;
+            cw.finish()?;
+            w.flush()
+        })();
+        // EPIPE means the helper stopped early: its status tells why.
+        drop(wrote);
+    }
+    let stderr = child.stderr.take();
+    let errs = std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(e) = stderr {
+            for line in BufReader::new(e).lines().map_while(Result::ok) {
+                if line.starts_with("posthorn/") {
+                    eprintln!("{line}");
+                } else if let Some(r) = line.strip_prefix("remote: ") {
+                    text = r.trim().to_string();
+                }
+            }
+        }
+        text
+    });
+    if let Some(out) = child.stdout.take() {
+        let mut r = BufReader::new(out.take(64 << 20));
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match r.read_line(&mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            if let Some(rep) = parse_line(&line, rcpts.len()) {
+                each(rep);
+            }
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| format!("waiting for remote: {e}"))?;
+    let why = errs.join().unwrap_or_default();
+    if status.success() {
+        Ok(())
+    } else {
+        use std::os::unix::process::ExitStatusExt;
+        Err(match (status.code(), status.signal()) {
+            (_, Some(sig)) => format!("remote delivery agent was killed by signal {sig}"),
+            (Some(c), _) if !why.is_empty() => format!("remote delivery agent failed ({c}): {why}"),
+            (Some(c), _) => format!("remote delivery agent exited with status {c}"),
+            _ => "remote delivery agent failed".to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn result_lines_are_checked() {
+        let r = parse_line(
+            "1\tX\t5.1.1\tmx[127.0.0.1]:25\t0.01\t0.20\tmx\t550 5.1.1 no\thost mx said: 550 5.1.1 no\tstill text\n",
+            2,
+        )
+        .unwrap();
+        assert_eq!((r.index, r.status, r.dsn.as_str()), (1, 'X', "5.1.1"));
+        assert_eq!(r.text, "host mx said: 550 5.1.1 no\tstill text");
+        // Out of range, a status that disagrees with its code, too few fields.
+        assert!(parse_line("2\tS\t2.0.0\tr\t0\t0\tm\td\tt", 2).is_none());
+        assert!(parse_line("0\tS\t5.0.0\tr\t0\t0\tm\td\tt", 2).is_none());
+        assert!(parse_line("0\tW\t4.4.1\tr", 2).is_none());
+        assert!(parse_line("0\tW\t4.4.1\tr\t0\t0\t\t\tconnect failed", 1).is_some());
+    }
+}
