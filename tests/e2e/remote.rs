@@ -1,0 +1,518 @@
+//! Remote delivery: qrun and its `remote` helper against scripted SMTP
+//! sinks (Python aiosmtpd, tests/data/remote/sink.py) and a loopback DNS
+//! server (dnsmasq). Outcomes are checked where a user would look: the
+//! sink's received mail, mailq, the log, and the DSN in the sender's Maildir.
+
+use crate::harness::*;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// free_port - a loopback port nobody listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// have - whether a program or Python module the test needs is here.
+fn have_aiosmtpd() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import aiosmtpd"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("SKIP: python3 -m pip install aiosmtpd (CI installs it in .ci/run)");
+    }
+    ok
+}
+
+/// A running aiosmtpd sink; killed on drop.
+struct Sink {
+    child: Child,
+    port: u16,
+    out: PathBuf,
+}
+
+impl Sink {
+    /// start - a sink on a free port writing to `out`, with extra sink.py options.
+    fn start(out: &Path, opts: &[&str]) -> Sink {
+        std::fs::create_dir_all(out).unwrap();
+        let port = free_port();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/remote/sink.py");
+        let child = Command::new("python3")
+            .arg(script)
+            .arg(port.to_string())
+            .arg(out)
+            .args(opts)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let up = wait_for(Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        assert!(up, "the sink did not start");
+        Sink {
+            child,
+            port,
+            out: out.to_path_buf(),
+        }
+    }
+
+    /// received - the messages accepted so far, as JSON texts, oldest first.
+    fn received(&self) -> Vec<String> {
+        let mut names: Vec<PathBuf> = std::fs::read_dir(&self.out)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        names.sort();
+        names
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A dnsmasq serving only the given records on a loopback port.
+struct Dns {
+    child: Child,
+    port: u16,
+}
+
+impl Dns {
+    /// start - dnsmasq with `records` (its own options), answering NXDOMAIN
+    /// for every other name under .test; None (with a message) if missing.
+    fn start(records: &[String]) -> Option<Dns> {
+        let bin = ["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq"]
+            .into_iter()
+            .find(|p| Path::new(p).exists());
+        let Some(bin) = bin else {
+            eprintln!("SKIP: dnsmasq is not installed (apt-get install dnsmasq-base; CI does)");
+            return None;
+        };
+        let port = free_port();
+        let me = if is_root() {
+            "root".to_string()
+        } else {
+            std::env::var("USER").unwrap_or_else(|_| "nobody".into())
+        };
+        let child = Command::new(bin)
+            .args([
+                "--keep-in-foreground",
+                "--no-resolv",
+                "--no-hosts",
+                "--bind-interfaces",
+                "--listen-address=127.0.0.1",
+                "--pid-file=",
+                "--local=/test/",
+            ])
+            .arg(format!("--port={port}"))
+            .arg(format!("--user={me}"))
+            .args(records)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let d = Dns { child, port };
+        let up = wait_for(Duration::from_secs(10), || {
+            let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            // A query for test. SOA; any answer means it is listening.
+            let q = b"\x00\x01\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x04test\x00\x00\x06\x00\x01";
+            s.send_to(q, ("127.0.0.1", port)).is_ok() && s.recv(&mut [0u8; 512]).is_ok()
+        });
+        assert!(up, "dnsmasq did not start");
+        Some(d)
+    }
+}
+
+impl Drop for Dns {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// dsn_parts - the DSN's per-recipient fields, parsed by Python's email
+/// package: one line per recipient, "Final-Recipient|Status|Remote-MTA|Diagnostic-Code".
+fn dsn_parts(msg: &[u8]) -> String {
+    let code = r#"
+import email, sys
+from email import policy
+m = email.message_from_bytes(open(sys.argv[1], 'rb').read(), policy=policy.compat32)
+assert m.get_content_type() == 'multipart/report', m.get_content_type()
+assert m.get_param('report-type') == 'delivery-status'
+ds = [p for p in m.walk() if p.get_content_type() == 'message/delivery-status'][0]
+blocks = ds.get_payload()
+for b in blocks[1:]:
+    print('|'.join(str(b.get(h, '')).replace('\n', ' ') for h in ['Final-Recipient', 'Status', 'Remote-MTA', 'Diagnostic-Code', 'Action']))
+"#;
+    let f = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(f.path(), msg).unwrap();
+    python(code, &[f.path().to_str().unwrap()])
+}
+
+/// log_lines - the lines of qrun's log (stderr) that mention `to=<addr>`.
+fn log_of(out: &std::process::Output, addr: &str) -> String {
+    text(&out.stderr)
+        .lines()
+        .filter(|l| l.contains(&format!("to=<{addr}>")))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn per_recipient_outcomes_by_mx_and_one_dsn_with_remote_replies() {
+    if !have_aiosmtpd() {
+        return;
+    }
+    let Some(dns) = Dns::start(&[
+        "--mx-host=mx.test,mx1.mx.test,10".into(),
+        "--host-record=mx1.mx.test,127.0.0.1".into(),
+    ]) else {
+        return;
+    };
+    let mut i = Instance::new();
+    let sink = Sink::start(&i.path("sink"), &[]);
+    i.write_config(&format!(
+        "resolver = \"127.0.0.1:{}\"\nremote_port = {}\n[smtp]\nreply_timeout = \"10s\"\n",
+        dns.port, sink.port
+    ));
+    i.init_spool();
+    let out = i.sendmail(
+        &[
+            "-i",
+            "-f",
+            "ann@mail.test",
+            "ok1@mx.test",
+            "temp1@mx.test",
+            "perm1@mx.test",
+            "perm2@mx.test",
+            "ok2@mx.test",
+        ],
+        b"Subject: per recipient\n\n.leading dot\nline two\n",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = i.qrun_once();
+
+    // One transaction carried both accepted recipients.
+    let got = sink.received();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0].contains(r#""rcpts": ["ok1@mx.test", "ok2@mx.test"]"#),
+        "{}",
+        got[0]
+    );
+    assert!(got[0].contains(r#""from": "ann@mail.test""#));
+    assert!(
+        got[0].contains(r"\r\n.leading dot\r\nline two\r\n"),
+        "{}",
+        got[0]
+    );
+
+    // Postfix's log shape, per recipient.
+    let ok = log_of(&out, "ok1@mx.test");
+    let want = format!("relay=mx1.mx.test[127.0.0.1]:{}, delay=", sink.port);
+    assert!(ok.contains(&want) && ok.contains(", delays="), "{ok}");
+    assert!(
+        ok.contains("dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as S1)"),
+        "{ok}"
+    );
+    let perm = log_of(&out, "perm1@mx.test");
+    assert!(
+        perm.contains("dsn=5.1.1, status=bounced (host mx1.mx.test[127.0.0.1] said: 550 5.1.1 <perm1@mx.test>: Recipient address rejected: User unknown (in reply to RCPT TO command))"),
+        "{perm}"
+    );
+    assert!(log_of(&out, "temp1@mx.test").contains("dsn=4.2.0, status=deferred"));
+
+    // mailq: the deferred recipient with its last reason; the others are gone.
+    let q = text(&i.sendmail(&["-bp"], b"").stdout);
+    assert!(q.contains("temp1@mx.test"), "{q}");
+    assert!(
+        q.contains("said: 450 4.2.0 <temp1@mx.test>: Recipient address rejected: mailbox busy"),
+        "{q}"
+    );
+    assert!(
+        !q.contains("ok1@mx.test") && !q.contains("perm1@mx.test"),
+        "{q}"
+    );
+
+    // One DSN to the sender, listing both failures with the remote replies.
+    let mail = i.maildir("ann");
+    assert_eq!(mail.len(), 1, "one bounce");
+    let parts = dsn_parts(&mail[0]);
+    let lines: Vec<&str> = parts.lines().collect();
+    assert_eq!(lines.len(), 2, "{parts}");
+    assert_eq!(
+        lines[0],
+        "rfc822; perm1@mx.test|5.1.1|dns; mx1.mx.test|smtp; 550 5.1.1 <perm1@mx.test>: Recipient address rejected: User unknown|failed"
+    );
+    assert!(lines[1].starts_with("rfc822; perm2@mx.test|5.1.1|dns; mx1.mx.test|smtp; 550"));
+
+    // The retry sends to the deferred recipient only, and finds it still busy.
+    std::thread::sleep(Duration::from_millis(1100));
+    i.qrun_once();
+    assert_eq!(
+        sink.received().len(),
+        1,
+        "accepted recipients are not sent again"
+    );
+    assert_eq!(i.queue_files().len(), 1);
+    assert_eq!(
+        i.maildir("ann").len(),
+        1,
+        "no second bounce for the same failures"
+    );
+}
+
+#[test]
+fn dns_outcomes_nxdomain_null_mx_and_address_fallback() {
+    if !have_aiosmtpd() {
+        return;
+    }
+    let Some(dns) = Dns::start(&[
+        // No MX: the domain's own address is the mail host.
+        "--host-record=amx.test,127.0.0.1".into(),
+        // RFC 7505 null MX: preference 0, exchange ".".
+        "--dns-rr=null.test,15,000000".into(),
+    ]) else {
+        return;
+    };
+    let mut i = Instance::new();
+    let sink = Sink::start(&i.path("sink"), &[]);
+    i.write_config(&format!(
+        "resolver = \"127.0.0.1:{}\"\nremote_port = {}\n",
+        dns.port, sink.port
+    ));
+    i.init_spool();
+    let out = i.sendmail(
+        &[
+            "-i",
+            "-f",
+            "ann@mail.test",
+            "ok@amx.test",
+            "x@nx.test",
+            "y@null.test",
+        ],
+        b"Subject: dns\n\nbody\n",
+    );
+    assert!(out.status.success());
+    let out = i.qrun_once();
+    let got = sink.received();
+    assert_eq!(got.len(), 1);
+    assert!(got[0].contains(r#""rcpts": ["ok@amx.test"]"#), "{}", got[0]);
+    assert!(
+        log_of(&out, "x@nx.test")
+            .contains("dsn=5.1.2, status=bounced (Host or domain name not found")
+    );
+    assert!(
+        log_of(&out, "y@null.test").contains(
+            "dsn=5.1.10, status=bounced (Domain null.test does not accept mail (nullMX))"
+        )
+    );
+    assert!(i.queue_files().is_empty(), "nothing left to retry");
+    let mail = i.maildir("ann");
+    assert_eq!(mail.len(), 1);
+    let parts = dsn_parts(&mail[0]);
+    assert!(
+        parts.contains("rfc822; x@nx.test|5.1.2||X-Posthorn; Host or domain name not found"),
+        "{parts}"
+    );
+    assert!(parts.contains("rfc822; y@null.test|5.1.10|"), "{parts}");
+}
+
+#[test]
+fn lost_connection_refused_and_dead_dns_are_deferred() {
+    if !have_aiosmtpd() {
+        return;
+    }
+    let mut i = Instance::new();
+    let sink = Sink::start(&i.path("sink"), &[]);
+    let closed = free_port();
+    i.write_config(&format!(
+        "resolver = \"127.0.0.1:9\"\n[transport]\n\"drop.test\" = \"[127.0.0.1]:{}\"\n\"closed.test\" = \"[127.0.0.1]:{closed}\"\n",
+        sink.port
+    ));
+    i.init_spool();
+    let out = i.sendmail(
+        &[
+            "-i",
+            "-f",
+            "ann@mail.test",
+            "drop@drop.test",
+            "a@closed.test",
+            "b@nodns.example",
+        ],
+        b"Subject: deferred\n\nbody\n",
+    );
+    assert!(out.status.success());
+    let out = i.qrun_once();
+    assert!(
+        log_of(&out, "drop@drop.test").contains("status=deferred (lost connection with 127.0.0.1[127.0.0.1] while sending end of data -- message may be sent more than once)"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        log_of(&out, "a@closed.test")
+            .contains(&format!("relay=127.0.0.1[127.0.0.1]:{closed}, delay="))
+    );
+    assert!(
+        log_of(&out, "a@closed.test")
+            .contains("dsn=4.4.1, status=deferred (connect to 127.0.0.1[127.0.0.1]:")
+    );
+    assert!(
+        log_of(&out, "b@nodns.example")
+            .contains("dsn=4.4.3, status=deferred (Host or domain name not found")
+    );
+    let q = text(&i.sendmail(&["-bp"], b"").stdout);
+    for a in ["drop@drop.test", "a@closed.test", "b@nodns.example"] {
+        assert!(q.contains(a), "{q}");
+    }
+    assert!(
+        i.maildir("ann").is_empty(),
+        "temporary failures never bounce"
+    );
+}
+
+/// make_ca - a CA and a server certificate for `name`, made with openssl.
+fn make_ca(dir: &Path, name: &str) {
+    let sh = format!(
+        "set -e; cd {d}; \
+         openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=TestCA -keyout ca.key -out ca.pem 2>/dev/null; \
+         openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN={name} -keyout srv.key -out srv.csr 2>/dev/null; \
+         printf 'subjectAltName=DNS:{name}\\n' > ext; \
+         openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile ext -out srv.pem 2>/dev/null",
+        d = dir.display()
+    );
+    let st = Command::new("sh").arg("-c").arg(sh).status().unwrap();
+    assert!(st.success(), "openssl failed");
+}
+
+#[test]
+fn relayhost_with_starttls_verified_and_auth() {
+    if !have_aiosmtpd() {
+        return;
+    }
+    let Some(dns) = Dns::start(&["--host-record=relay.test,127.0.0.1".into()]) else {
+        return;
+    };
+    let mut i = Instance::new();
+    let certs = i.path("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    make_ca(&certs, "relay.test");
+    let sink = Sink::start(
+        &i.path("sink"),
+        &[
+            "--tls",
+            certs.join("srv.pem").to_str().unwrap(),
+            certs.join("srv.key").to_str().unwrap(),
+            "--auth",
+            "ann",
+            "s3cret",
+        ],
+    );
+    i.write("relay-password", "s3cret\n");
+    i.write_config(&format!(
+        "relayhost = \"[relay.test]:{}\"\nresolver = \"127.0.0.1:{}\"\n[relay]\nuser = \"ann\"\npassword_file = \"relay-password\"\n[smtp]\nca_file = \"certs/ca.pem\"\n",
+        sink.port, dns.port
+    ));
+    i.init_spool();
+    let out = i.sendmail(
+        &["-i", "-f", "ann@mail.test", "someone@far.example"],
+        "Subject: via relay\n\nnaïve 8-bit body\n".as_bytes(),
+    );
+    assert!(out.status.success());
+    let out = i.qrun_once();
+    let got = sink.received();
+    assert_eq!(got.len(), 1, "{}", text(&out.stderr));
+    assert!(got[0].contains(r#""tls": true"#), "{}", got[0]);
+    assert!(got[0].contains(r#""auth": "ann""#), "{}", got[0]);
+    assert!(got[0].contains("BODY=8BITMIME"), "{}", got[0]);
+    assert!(
+        log_of(&out, "someone@far.example")
+            .contains(&format!("relay=relay.test[127.0.0.1]:{}", sink.port))
+    );
+
+    // Without the test CA the certificate is not trusted: deferred, never plaintext.
+    i.write_config(&format!(
+        "relayhost = \"[relay.test]:{}\"\nresolver = \"127.0.0.1:{}\"\n[relay]\nuser = \"ann\"\npassword_file = \"relay-password\"\n",
+        sink.port, dns.port
+    ));
+    i.sendmail(
+        &["-i", "-f", "ann@mail.test", "other@far.example"],
+        b"Subject: 2\n\nx\n",
+    );
+    let out = i.qrun_once();
+    let l = log_of(&out, "other@far.example");
+    assert!(
+        l.contains(
+            "dsn=4.7.5, status=deferred (STARTTLS handshake with relay.test[127.0.0.1] failed"
+        ),
+        "{l}"
+    );
+    assert_eq!(sink.received().len(), 1);
+}
+
+#[test]
+fn kill_9_during_sending_resends_only_the_transaction_in_flight() {
+    if !have_aiosmtpd() {
+        return;
+    }
+    let mut i = Instance::new();
+    let fast = Sink::start(&i.path("fast"), &[]);
+    let slow = Sink::start(&i.path("slow"), &["--slow", "3"]);
+    i.write_config(&format!(
+        "resolver = \"127.0.0.1:9\"\n[transport]\n\"d1.test\" = \"[127.0.0.1]:{}\"\n\"d2.test\" = \"[127.0.0.1]:{}\"\n",
+        fast.port, slow.port
+    ));
+    i.init_spool();
+    i.sendmail(
+        &["-i", "-f", "ann@mail.test", "ok@d1.test", "slow@d2.test"],
+        b"Subject: crash\n\nbody\n",
+    );
+    let mut c = i.cmd("qrun");
+    c.arg("-o").stdout(Stdio::null()).stderr(Stdio::null());
+    let mut q = c.spawn().unwrap();
+    // Once d1's 250 is on record and d2's transaction is under way, kill qrun.
+    let state_dir = i.path("spool/state");
+    let recorded = wait_for(Duration::from_secs(20), || {
+        std::fs::read_dir(&state_dir).is_ok_and(|rd| {
+            rd.flatten().any(|e| {
+                std::fs::read_to_string(e.path())
+                    .is_ok_and(|t| t.lines().any(|l| l.starts_with("D\t0\t")))
+            })
+        })
+    });
+    assert!(recorded, "d1's delivery was not journaled");
+    let _ = q.kill();
+    let _ = q.wait();
+    assert_eq!(fast.received().len(), 1);
+    // The orphaned helper may still finish d2; either way it is resent below.
+    std::thread::sleep(Duration::from_millis(3500));
+    i.qrun_once();
+    assert_eq!(
+        fast.received().len(),
+        1,
+        "d1 got its 250 before the kill: not resent"
+    );
+    let n = slow.received().len();
+    assert!(
+        (1..=2).contains(&n),
+        "d2 was in flight: delivered at least once ({n})"
+    );
+    assert!(i.queue_files().is_empty());
+}
