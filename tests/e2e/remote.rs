@@ -388,6 +388,112 @@ fn lost_connection_refused_and_dead_dns_are_deferred() {
     );
 }
 
+#[test]
+fn pipelining_and_dsn_parameters_to_postfix_smtp_sink() {
+    let Some(bin) = ["/usr/sbin/smtp-sink", "/usr/lib/postfix/sbin/smtp-sink"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+    else {
+        eprintln!("SKIP: Postfix's smtp-sink is not installed (apt-get install postfix)");
+        return;
+    };
+    let mut i = Instance::new();
+    let dump = i.path("dump");
+    std::fs::create_dir_all(&dump).unwrap();
+    chmod(&dump, 0o777);
+    let port = free_port();
+    let mut c = Command::new(bin);
+    if is_root() {
+        c.args(["-u", "nobody"]);
+    }
+    let mut sink = c
+        .arg("-d")
+        .arg(format!("{}/%M%S.", dump.display()))
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("10")
+        .spawn()
+        .unwrap();
+    assert!(wait_for(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    }));
+    i.write_config(&format!(
+        "[transport]\n\"dsn.test\" = \"[127.0.0.1]:{port}\"\n"
+    ));
+    i.init_spool();
+    let out = i.sendmail(
+        &[
+            "-i",
+            "-f",
+            "ann@mail.test",
+            "-N",
+            "success,failure",
+            "-R",
+            "hdrs",
+            "-V",
+            "env-1",
+            "a@dsn.test",
+            "b@dsn.test",
+        ],
+        b"Subject: dsn\n\nbody\n",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = i.qrun_once();
+    let _ = sink.kill();
+    let _ = sink.wait();
+    assert!(
+        log_of(&out, "a@dsn.test").contains("status=sent (250 2.0.0 Ok"),
+        "{}",
+        text(&out.stderr)
+    );
+    let files: Vec<PathBuf> = std::fs::read_dir(&dump)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(files.len(), 1, "one transaction for both recipients");
+    let d = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(
+        d.contains("X-Mail-Args: <ann@mail.test> RET=HDRS ENVID=env-1"),
+        "{d}"
+    );
+    assert!(
+        d.contains("X-Rcpt-Args: <a@dsn.test> NOTIFY=SUCCESS,FAILURE"),
+        "{d}"
+    );
+    assert!(
+        d.contains("X-Rcpt-Args: <b@dsn.test> NOTIFY=SUCCESS,FAILURE"),
+        "{d}"
+    );
+    // The next server took over NOTIFY=SUCCESS: no report from here.
+    assert!(i.maildir("ann").is_empty());
+    assert!(i.queue_files().is_empty());
+}
+
+#[test]
+fn a_server_that_stalls_past_the_reply_timeout_defers() {
+    if !have_aiosmtpd() {
+        return;
+    }
+    let mut i = Instance::new();
+    let sink = Sink::start(&i.path("sink"), &["--slow", "4"]);
+    i.write_config(&format!(
+        "[smtp]\nreply_timeout = \"1s\"\n[transport]\n\"stall.test\" = \"[127.0.0.1]:{}\"\n",
+        sink.port
+    ));
+    i.init_spool();
+    i.sendmail(
+        &["-i", "-f", "ann@mail.test", "stall@stall.test"],
+        b"Subject: s\n\nx\n",
+    );
+    let out = i.qrun_once();
+    let l = log_of(&out, "stall@stall.test");
+    assert!(
+        l.contains("dsn=4.4.2, status=deferred (conversation with 127.0.0.1[127.0.0.1] timed out while sending RCPT TO)"),
+        "{l}"
+    );
+    assert_eq!(i.queue_files().len(), 1);
+}
+
 /// make_ca - a CA and a server certificate for `name`, made with openssl.
 fn make_ca(dir: &Path, name: &str) {
     let sh = format!(

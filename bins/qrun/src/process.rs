@@ -658,7 +658,10 @@ fn send_bounces(
         .collect();
     done.sort();
     for k in done {
-        if env.sender.is_empty() || env.sender.eq_ignore_ascii_case(&double_bounce) {
+        // A remote delivery hands the duty on with the NOTIFY parameter
+        // (RFC 3461 §4.1): the next server reports success, not we.
+        let remote = k.1.starts_with("remote:");
+        if remote || env.sender.is_empty() || env.sender.eq_ignore_ascii_case(&double_bounce) {
             silent.push(k.clone());
         } else {
             groups

@@ -6,6 +6,7 @@ recipient's local part:
   perm...   550 5.1.1 at RCPT
   drop...   accepted, but the connection is dropped after the final dot
   slow...   accepted, the final reply comes after --slow seconds
+  stall...  no answer to RCPT for --slow seconds
 
 Each accepted message is written to OUTDIR/<n>.json with the envelope,
 the MAIL/RCPT parameters, whether TLS and AUTH were used, and the content.
@@ -38,6 +39,8 @@ class Handler:
         lp = address.split("@")[0]
         if lp.startswith("temp"):
             return "450 4.2.0 <%s>: Recipient address rejected: mailbox busy" % address
+        if lp.startswith("stall"):
+            await asyncio.sleep(opts.get("slow", 5))
         if lp.startswith("perm"):
             return "550 5.1.1 <%s>: Recipient address rejected: User unknown" % address
         envelope.rcpt_tos.append(address)
