@@ -622,3 +622,73 @@ fn kill_9_during_sending_resends_only_the_transaction_in_flight() {
     );
     assert!(i.queue_files().is_empty());
 }
+
+#[test]
+fn hold_release_flush_by_id_and_domain_and_delete() {
+    if !have_aiosmtpd() {
+        return;
+    }
+    let mut i = Instance::new();
+    let closed = free_port();
+    let routes = |one: u16| {
+        format!(
+            "[transport]\n\"one.test\" = \"[127.0.0.1]:{one}\"\n\"two.test\" = \"[127.0.0.1]:{closed}\"\n"
+        )
+    };
+    i.write_config(&routes(closed));
+    i.init_spool();
+    i.sendmail(
+        &["-i", "-f", "ann@mail.test", "a@one.test"],
+        b"Subject: 1\n\nx\n",
+    );
+    let id1 = i.queue_files().pop().unwrap();
+    i.sendmail(
+        &["-i", "-f", "ann@mail.test", "b@two.test"],
+        b"Subject: 2\n\nx\n",
+    );
+    let id2 = i.queue_files().into_iter().find(|q| *q != id1).unwrap();
+    i.qrun_once();
+    assert_eq!(i.queue_files().len(), 2, "both deferred");
+
+    // Held: listed with '!', not tried, its records kept.
+    let out = i.run("qrun", &["--hold", &id1], b"");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), format!("{id1}: held\n"));
+    let q = text(&i.sendmail(&["-bp"], b"").stdout);
+    assert!(q.contains(&format!("{id1}!")), "{q}");
+    let out = i.qrun_once();
+    assert!(!text(&out.stderr).contains(&id1), "{}", text(&out.stderr));
+    assert!(
+        i.path(&format!("spool/state/{id1}")).exists(),
+        "records survive the sweep"
+    );
+
+    // Released, then sent by domain once its server is up; the other stays.
+    let out = i.run("qrun", &["--release", &id1], b"");
+    assert!(out.status.success());
+    let q = text(&i.sendmail(&["-bp"], b"").stdout);
+    assert!(q.contains(&id1) && !q.contains(&format!("{id1}!")), "{q}");
+    let sink = Sink::start(&i.path("sink"), &[]);
+    i.write_config(&routes(sink.port));
+    let out = i.sendmail(&["-qRone.test"], b"");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), format!("{id1}: done\n"));
+    assert_eq!(sink.received().len(), 1);
+    assert_eq!(i.queue_files(), vec![id2.clone()]);
+
+    // One ID now: still deferred; then deleted, without a bounce.
+    let out = i.run("qrun", &["-i", &id2], b"");
+    assert!(
+        text(&out.stdout).starts_with(&format!("{id2}: deferred, next try ")),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = i.run("qrun", &["--delete", &id2], b"");
+    assert!(out.status.success());
+    assert!(i.queue_files().is_empty());
+    assert!(!i.path(&format!("spool/state/{id2}")).exists());
+    assert!(i.maildir("ann").is_empty());
+    // Not a queue ID: usage, and nothing is touched.
+    let out = i.run("qrun", &["--delete", "../x"], b"");
+    assert_eq!(out.status.code(), Some(64));
+}

@@ -7,22 +7,25 @@ use std::io::Write;
 
 /// print - one entry per queued message, then a total.
 pub fn print(spool: &Spool) -> Result<(), Exit> {
-    let mut ids: Vec<QueueId> = match std::fs::read_dir(spool.incoming()) {
-        Ok(rd) => rd
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                e.file_name()
-                    .to_str()
-                    .and_then(|n| QueueId::try_from(n).ok())
-            })
-            .collect(),
-        Err(e) => {
-            return Err(Exit::from_io(
-                format!("cannot read {}", spool.incoming().display()),
-                &e,
-            ));
+    let mut ids: Vec<(QueueId, bool)> = Vec::new();
+    for (dir, held) in [(spool.incoming(), false), (spool.hold(), true)] {
+        match std::fs::read_dir(&dir) {
+            Ok(rd) => ids.extend(
+                rd.filter_map(|e| e.ok())
+                    .filter_map(|e| {
+                        e.file_name()
+                            .to_str()
+                            .and_then(|n| QueueId::try_from(n).ok())
+                    })
+                    .map(|id| (id, held)),
+            ),
+            // A spool made before hold/ existed has none.
+            Err(e) if held && e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(Exit::from_io(format!("cannot read {}", dir.display()), &e));
+            }
         }
-    };
+    }
     ids.sort();
     let out = std::io::stdout();
     let mut out = out.lock();
@@ -35,8 +38,13 @@ pub fn print(spool: &Spool) -> Result<(), Exit> {
         "-Queue ID-   --Size-- ----Arrival Time---- -Sender/Recipient-------"
     );
     let (mut count, mut bytes) = (0u64, 0u64);
-    for id in ids {
-        let Ok(mut f) = posthorn_sys::fsio::open_read(&spool.message(&id)) else {
+    for (id, held) in ids {
+        let path = if held {
+            spool.held(&id)
+        } else {
+            spool.message(&id)
+        };
+        let Ok(mut f) = posthorn_sys::fsio::open_read(&path) else {
             continue;
         };
         let Ok(q) = qfile::read_header(&mut f) else {
@@ -53,7 +61,12 @@ pub fn print(spool: &Spool) -> Result<(), Exit> {
         let _ = writeln!(
             out,
             "{:<12} {:>8} {:<20} {}",
-            id.as_str(),
+            // Postfix marks a held message with '!' after its ID.
+            if held {
+                format!("{}!", id.as_str())
+            } else {
+                id.as_str().to_string()
+            },
             q.msg_size,
             posthorn_mail::date::mailq_date(q.arrival),
             sender

@@ -4,6 +4,7 @@
 //! spool/tmp/       enqueue writes here; files older than a day are swept
 //! spool/incoming/  committed messages, one queue file each
 //! spool/state/     qrun's per-message delivery records
+//! spool/hold/      messages put on hold (qrun --hold): kept, not tried
 //! spool/trigger    FIFO: a byte here wakes qrun
 //! spool/qrun.lock  held (flock) by the running qrun daemon
 //! ```
@@ -35,6 +36,13 @@ impl Spool {
     pub fn state(&self) -> PathBuf {
         self.root.join("state")
     }
+    pub fn hold(&self) -> PathBuf {
+        self.root.join("hold")
+    }
+    /// held - the queue file of `id` while it is on hold.
+    pub fn held(&self, id: &QueueId) -> PathBuf {
+        self.hold().join(id.as_str())
+    }
     pub fn trigger(&self) -> PathBuf {
         self.root.join("trigger")
     }
@@ -64,6 +72,7 @@ impl Spool {
             (self.tmp(), 0o3730),
             (self.incoming(), 0o3770),
             (self.state(), 0o2750),
+            (self.hold(), 0o2750),
         ] {
             match std::fs::DirBuilder::new().mode(mode).create(&d) {
                 Ok(()) => {}

@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+mod admin;
 mod agent;
 mod bounce;
 mod process;
@@ -29,18 +30,34 @@ use std::process::ExitCode;
     name = "qrun",
     about = "Posthorn queue runner",
     disable_version_flag = true,
-    override_usage = "qrun [-C file] [-o]\n       qrun [-C file] --verify address ..."
+    group(clap::ArgGroup::new("job").multiple(false)),
+    override_usage = "qrun [-C file] [-o]\n       qrun [-C file] --verify address ...\n       qrun [-C file] -i queue-id ... | -d domain\n       qrun [-C file] --hold | --release | --delete queue-id ... | ALL"
 )]
 struct Args {
     /// Configuration file.
     #[arg(short = 'C', value_name = "FILE")]
     config: Option<PathBuf>,
     /// One pass over the whole queue, deferred mail included, then exit.
-    #[arg(short = 'o', long = "once")]
+    #[arg(short = 'o', long = "once", group = "job")]
     once: bool,
     /// Print what each address expands to and whether it is deliverable; send nothing.
-    #[arg(long = "verify", value_name = "ADDRESS", num_args = 1.., conflicts_with = "once")]
+    #[arg(long = "verify", value_name = "ADDRESS", num_args = 1.., group = "job")]
     verify: Vec<String>,
+    /// Deliver these messages now, deferred or not (postqueue -i).
+    #[arg(short = 'i', long = "id", value_name = "QUEUE-ID", num_args = 1.., group = "job")]
+    ids: Vec<String>,
+    /// Deliver now every message with a recipient at this domain (postqueue -s).
+    #[arg(short = 'd', long = "domain", value_name = "DOMAIN", group = "job")]
+    domain: Option<String>,
+    /// Put messages on hold: kept, but not tried until released (postsuper -h).
+    #[arg(long = "hold", value_name = "QUEUE-ID", num_args = 1.., group = "job")]
+    hold: Vec<String>,
+    /// Release held messages, to be tried now (postsuper -H).
+    #[arg(long = "release", value_name = "QUEUE-ID", num_args = 1.., group = "job")]
+    release: Vec<String>,
+    /// Delete messages, queued or held, without a bounce (postsuper -d).
+    #[arg(long = "delete", value_name = "QUEUE-ID", num_args = 1.., group = "job")]
+    delete: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -96,6 +113,18 @@ fn run(args: Args) -> Result<(), Exit> {
         return verify(&cfg, &agent, &args.verify);
     }
     let ctx = process::Ctx::new(cfg, spool, agent);
+    if !args.ids.is_empty() || args.domain.is_some() {
+        return admin::flush(&ctx, &args.ids, args.domain.as_deref());
+    }
+    for (what, ids) in [
+        (admin::Move::Hold, &args.hold),
+        (admin::Move::Release, &args.release),
+        (admin::Move::Delete, &args.delete),
+    ] {
+        if !ids.is_empty() {
+            return admin::change(&ctx, what, ids);
+        }
+    }
     if args.once {
         schedule::once(&ctx)
     } else {
@@ -119,6 +148,7 @@ fn become_mail_user(cfg: &Config, spool: &Spool) -> Result<RootIds, Exit> {
         spool.tmp(),
         spool.incoming(),
         spool.state(),
+        spool.hold(),
         spool.trigger(),
     ] {
         let _ = nix::unistd::chown(

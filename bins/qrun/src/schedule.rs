@@ -57,7 +57,8 @@ fn sweep(ctx: &Ctx) {
             let Some(id) = name.to_str().and_then(|n| QueueId::try_from(n).ok()) else {
                 continue;
             };
-            if !ctx.spool.message(&id).exists() {
+            // A held message keeps its records for when it is released.
+            if !ctx.spool.message(&id).exists() && !ctx.spool.held(&id).exists() {
                 let _ = std::fs::remove_file(e.path());
             }
         }

@@ -42,6 +42,15 @@ pub struct Args {
     pub ret: Option<String>,
     pub envid: Option<String>,
     pub recipients: Vec<String>,
+    /// `-qI<queue-id>` or `-qR<domain>`: run only that part of the queue.
+    pub queue_only: Option<QueueOnly>,
+}
+
+/// Part of the queue `-q` runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueOnly {
+    Id(String),
+    Domain(String),
 }
 
 /// Usage line, as in sendmail(8).
@@ -62,6 +71,7 @@ pub fn parse(mode: Mode, argv: Vec<OsString>) -> Result<Args, String> {
         ret: None,
         envid: None,
         recipients: Vec::new(),
+        queue_only: None,
     };
     let mut p = lexopt::Parser::from_args(argv);
     let text = |v: OsString, what: &str| -> Result<String, String> {
@@ -109,8 +119,18 @@ pub fn parse(mode: Mode, argv: Vec<OsString>) -> Result<Args, String> {
             }
             Short('q') => {
                 // Only a glued value (-q30m, -qR site, -qIid): a separate word is a recipient.
-                let _ = p.optional_value();
+                let v = p.optional_value().map(|v| v.to_string_lossy().into_owned());
                 a.mode = Mode::RunQueue;
+                // Postfix's -qI<id> and -qR<site>; -q<interval> is ignored.
+                a.queue_only = match v.as_deref() {
+                    Some(v) if v.len() > 1 && v.starts_with('I') => {
+                        Some(QueueOnly::Id(v[1..].to_string()))
+                    }
+                    Some(v) if v.len() > 1 && v.starts_with('R') => {
+                        Some(QueueOnly::Domain(v[1..].to_string()))
+                    }
+                    _ => None,
+                };
             }
             // Ignored with a value: -A, -h, -L, -O, -X, -e, -p.
             Short('A') | Short('h') | Short('L') | Short('O') | Short('X') | Short('e')
@@ -218,6 +238,11 @@ mod tests {
         assert_eq!(a.recipients, ["rcpt@x"]);
         let a = p("-q30m").unwrap();
         assert_eq!(a.mode, Mode::RunQueue);
+        assert_eq!(a.queue_only, None);
+        let a = p("-qI1NGNPRN12ZT7").unwrap();
+        assert_eq!(a.queue_only, Some(QueueOnly::Id("1NGNPRN12ZT7".into())));
+        let a = p("-qRexample.org").unwrap();
+        assert_eq!(a.queue_only, Some(QueueOnly::Domain("example.org".into())));
         let a = p("-h 5 -L tag -O x=y -Am -G -m -n -U -X /tmp/log a").unwrap();
         assert_eq!(a.recipients, ["a"]);
     }

@@ -59,7 +59,15 @@ fn run(mode: Mode, argv: Vec<std::ffi::OsString>) -> Result<(), Exit> {
             if nix::unistd::access(&state, nix::unistd::AccessFlags::W_OK).is_ok()
                 || posthorn_sys::privs::uid() == 0
             {
-                submit::exec_helper(&cfg, "qrun", &["-o"])
+                match &a.queue_only {
+                    Some(args::QueueOnly::Id(id)) => {
+                        submit::exec_helper(&cfg, "qrun", &["-i", id.as_str()])
+                    }
+                    Some(args::QueueOnly::Domain(d)) => {
+                        submit::exec_helper(&cfg, "qrun", &["-d", d.as_str()])
+                    }
+                    None => submit::exec_helper(&cfg, "qrun", &["-o"]),
+                }
             } else {
                 submit::exec_helper(&cfg, "enqueue", &["-q"])
             }
