@@ -8,15 +8,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-/// free_port - a loopback port nobody listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// have - whether a program or Python module the test needs is here.
 fn have_aiosmtpd() -> bool {
     let ok = Command::new("python3")
@@ -691,4 +682,78 @@ fn hold_release_flush_by_id_and_domain_and_delete() {
     // Not a queue ID: usage, and nothing is touched.
     let out = i.run("qrun", &["--delete", "../x"], b"");
     assert_eq!(out.status.code(), Some(64));
+}
+
+/// Two Posthorn instances on loopback: A sends by SMTP to B's own smtpd,
+/// by MX-style transport to port "25" (opportunistic STARTTLS), and as a
+/// smarthost client to B's submission port (STARTTLS verified against a
+/// test CA, AUTH as ann).
+#[test]
+fn posthorn_to_posthorn_by_transport_and_by_relayhost_with_auth() {
+    let Some(dns) = Dns::start(&["--host-record=mail.test,127.0.0.1".into()]) else {
+        return;
+    };
+    let mut b = Instance::new();
+    b.init_spool();
+    let certs = b.path("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    make_ca(&certs, "mail.test");
+    b.write_config(
+        "domains = [\"b.test\"]\n[tls]\ncert = \"certs/srv.pem\"\nkey = \"certs/srv.key\"\n",
+    );
+    let Some(mx) = Launcher::start(&b, "smtpd", &[]) else {
+        return;
+    };
+    let Some(sub) = Launcher::start(&b, "smtpd", &["--submission"]) else {
+        return;
+    };
+    let mut a = Instance::new();
+    a.write("relay-password", "x\n");
+    a.write_config(&format!(
+        "relayhost = \"[mail.test]:{}\"\nresolver = \"127.0.0.1:{}\"\n[relay]\nuser = \"ann\"\npassword_file = \"relay-password\"\n[smtp]\nca_file = \"{}\"\n[transport]\n\"b.test\" = \"[127.0.0.1]:{}\"\n",
+        sub.port,
+        dns.port,
+        certs.join("ca.pem").display(),
+        mx.port
+    ));
+    a.init_spool();
+    let out = a.sendmail(
+        &[
+            "-i",
+            "-f",
+            "ann@mail.test",
+            "bob@b.test",
+            "far@elsewhere.example",
+        ],
+        b"Subject: across\n\nfrom A to B\n",
+    );
+    assert!(out.status.success());
+    let out = a.qrun_once();
+    assert!(
+        log_of(&out, "bob@b.test").contains("status=sent (250 2.0.0 Ok: queued as "),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        log_of(&out, "far@elsewhere.example").contains("status=sent (250 2.0.0 Ok: queued as "),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(a.queue_files().is_empty());
+    // B delivers bob's copy; the relayed one waits in B's queue for elsewhere.example.
+    b.qrun_once();
+    let m = b.maildir("bob");
+    assert_eq!(
+        m.len(),
+        1,
+        "{}",
+        std::fs::read_to_string(b.path("launcher.log")).unwrap_or_default()
+    );
+    assert_eq!(text(&body(&m[0])), "from A to B\n");
+    let rcvd = headers(&m[0], "Received");
+    assert!(rcvd[0].contains("with ESMTPS"), "{rcvd:?}");
+    let q = b.queue_files();
+    assert_eq!(q.len(), 1);
+    let qf = text(&std::fs::read(b.path("spool/incoming").join(&q[0])).unwrap());
+    assert!(qf.contains("with ESMTPSA"), "{qf}");
 }
