@@ -137,6 +137,8 @@ pub struct RemoteConfig {
     pub reply_timeout: Option<Duration>,
     /// `[transport]`: domain -> route, a leading '.' for subdomains.
     pub transport: Vec<(String, Route)>,
+    /// `[smtp] destination_concurrency`: connections at once to one destination.
+    pub destination_concurrency: usize,
 }
 
 impl Default for RemoteConfig {
@@ -152,6 +154,7 @@ impl Default for RemoteConfig {
             connect_timeout: Duration::from_secs(30),
             reply_timeout: None,
             transport: Vec::new(),
+            destination_concurrency: 20,
         }
     }
 }
@@ -691,6 +694,12 @@ impl Config {
                                     .ok()
                                     .filter(|d| !d.is_zero())
                                     .ok_or_else(|| bad(&full, "must be a duration above 0"))?
+                            }
+                            "destination_concurrency" => {
+                                let n = v.as_integer().filter(|n| (1..=1000).contains(n));
+                                c.remote.destination_concurrency = n
+                                    .ok_or_else(|| bad(&full, "must be a number from 1 to 1000"))?
+                                    as usize;
                             }
                             "reply_timeout" => {
                                 c.remote.reply_timeout = Some(

@@ -22,6 +22,8 @@ pub struct Ctx {
     pub spool: Spool,
     pub agent: Agent,
     aliases: Mutex<AliasCache>,
+    /// Remote deliveries running per destination.
+    pub dest: crate::remote::DestLimit,
 }
 
 #[derive(Default)]
@@ -47,11 +49,13 @@ pub enum Pass {
 impl Ctx {
     /// new - the shared context.
     pub fn new(cfg: Config, spool: Spool, agent: Agent) -> Ctx {
+        let limit = cfg.remote.destination_concurrency;
         Ctx {
             cfg,
             spool,
             agent,
             aliases: Mutex::new(AliasCache::default()),
+            dest: crate::remote::DestLimit::new(limit),
         }
     }
 
@@ -463,6 +467,14 @@ impl RemoteRun<'_> {
                     }
                 })
                 .collect();
+            // The destination is the route: every domain behind one relayhost counts once.
+            let cfg = &self.ctx.cfg;
+            let dest = match (cfg.transport_for(&domain), &cfg.relayhost) {
+                (Some(r), _) => r.to_string(),
+                (None, Some(r)) => r.to_ascii_lowercase(),
+                (None, None) => domain.clone(),
+            };
+            let _slot = self.ctx.dest.acquire(&dest);
             let started = posthorn_mail::date::since_epoch().as_secs_f64();
             let mut reported = vec![false; list.len()];
             let mut io_err: Option<std::io::Error> = None;

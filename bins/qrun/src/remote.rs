@@ -10,9 +10,65 @@
 use crate::agent::Agent;
 use posthorn_spool::envelope::{ChunkWriter, Envelope, Recipient};
 use posthorn_sys::privs;
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::process::{Command, Stdio};
+use std::sync::{Condvar, Mutex};
+
+/// DestLimit - how many remote deliveries may run at once to one
+/// destination (`[smtp] destination_concurrency`, Postfix's
+/// default_destination_concurrency_limit); `queue.parallel` is the global cap.
+#[derive(Debug)]
+pub struct DestLimit {
+    busy: Mutex<HashMap<String, usize>>,
+    freed: Condvar,
+    limit: usize,
+}
+
+/// A slot held for one delivery; given back on drop.
+#[derive(Debug)]
+pub struct DestSlot<'a> {
+    owner: &'a DestLimit,
+    dest: String,
+}
+
+impl DestLimit {
+    /// new - a limit of `limit` at once per destination.
+    pub fn new(limit: usize) -> DestLimit {
+        DestLimit {
+            busy: Mutex::new(HashMap::new()),
+            freed: Condvar::new(),
+            limit: limit.max(1),
+        }
+    }
+
+    /// acquire - wait for a free slot at `dest`.
+    pub fn acquire(&self, dest: &str) -> DestSlot<'_> {
+        let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        while busy.get(dest).copied().unwrap_or(0) >= self.limit {
+            busy = self.freed.wait(busy).unwrap_or_else(|e| e.into_inner());
+        }
+        *busy.entry(dest.to_string()).or_insert(0) += 1;
+        DestSlot {
+            owner: self,
+            dest: dest.to_string(),
+        }
+    }
+}
+
+impl Drop for DestSlot<'_> {
+    fn drop(&mut self) {
+        let mut busy = self.owner.busy.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = busy.get_mut(&self.dest) {
+            *n -= 1;
+            if *n == 0 {
+                busy.remove(&self.dest);
+            }
+        }
+        self.owner.freed.notify_all();
+    }
+}
 
 /// What the helper said about one recipient.
 #[derive(Debug, Clone, PartialEq)]
@@ -158,6 +214,38 @@ pub fn send(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn at_most_the_limit_per_destination() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let l = DestLimit::new(2);
+        let (now, max, other) = (
+            AtomicUsize::new(0),
+            AtomicUsize::new(0),
+            AtomicUsize::new(0),
+        );
+        std::thread::scope(|s| {
+            for i in 0..8 {
+                let (l, now, max, other) = (&l, &now, &max, &other);
+                s.spawn(move || {
+                    if i == 7 {
+                        // Another destination is not held up by a full one.
+                        let _g = l.acquire("b.example");
+                        other.fetch_add(1, Ordering::SeqCst);
+                        return;
+                    }
+                    let _g = l.acquire("a.example");
+                    let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+                    max.fetch_max(n, Ordering::SeqCst);
+                    std::thread::sleep(std::time::Duration::from_millis(30));
+                    now.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        assert_eq!(max.load(Ordering::SeqCst), 2);
+        assert_eq!(other.load(Ordering::SeqCst), 1);
+        assert!(l.busy.lock().unwrap().is_empty());
+    }
 
     #[test]
     fn result_lines_are_checked() {
