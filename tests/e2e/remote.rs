@@ -757,3 +757,199 @@ fn posthorn_to_posthorn_by_transport_and_by_relayhost_with_auth() {
     let qf = text(&std::fs::read(b.path("spool/incoming").join(&q[0])).unwrap());
     assert!(qf.contains("with ESMTPSA"), "{qf}");
 }
+
+/// One host of the two-host test: a network namespace with an address,
+/// its own dnsmasq and an smtpd on port 25.
+struct NsHost {
+    ns: String,
+    procs: Vec<Child>,
+}
+
+impl Drop for NsHost {
+    fn drop(&mut self) {
+        for p in &mut self.procs {
+            let _ = p.kill();
+            let _ = p.wait();
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+    }
+}
+
+/// ip - run `ip ARGS`, true on success.
+fn ip(args: &[&str]) -> bool {
+    Command::new("ip")
+        .args(args)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// host_config - a whole configuration for one of the two hosts.
+fn host_config(i: &Instance, name: &str, resolver: &str) {
+    i.write(
+        "posthorn.toml",
+        &format!(
+            "hostname = \"mx.{name}\"\ndomains = [\"{name}\"]\nspool = \"spool\"\nusers = \"users\"\nsystem_users = false\naliases = \"aliases\"\nlog = \"stderr\"\nuser = \"nobody\"\nlibexec = \"{}\"\nresolver = \"{resolver}:53\"\n[queue]\nmin_backoff = \"1s\"\nmax_backoff = \"2s\"\n[smtp]\nreply_timeout = \"20s\"\nconnect_timeout = \"5s\"\n",
+            bin_dir().display()
+        ),
+    );
+}
+
+/// in_ns - a Command for a Posthorn binary inside namespace `ns`, as root
+/// (qrun and smtpd give root up themselves, as on a real host).
+fn in_ns(i: &Instance, ns: &str, bin: &str) -> Command {
+    let mut c = Command::new("ip");
+    c.env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("POSTHORN_CONFIG", &i.config)
+        .current_dir(&i.root)
+        .args(["netns", "exec", ns])
+        .arg(bin_dir().join(bin));
+    c
+}
+
+/// Two Posthorn hosts in network namespaces joined by a veth pair, each
+/// with its own dnsmasq (MX records for the other) and smtpd on port 25:
+/// mail goes both ways by MX lookup.
+#[test]
+fn two_hosts_in_network_namespaces_exchange_mail_by_mx() {
+    if !is_root() {
+        eprintln!("SKIP: network namespaces need root (CI runs this as root)");
+        return;
+    }
+    let Some(dnsmasq) = ["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+    else {
+        eprintln!("SKIP: dnsmasq is not installed");
+        return;
+    };
+    let tag = format!("{:x}", std::process::id() & 0xffff);
+    let (na, nb) = (format!("pha{tag}"), format!("phb{tag}"));
+    if !ip(&["netns", "add", &na]) {
+        eprintln!("SKIP: cannot make a network namespace here");
+        return;
+    }
+    let mut ha = NsHost {
+        ns: na.clone(),
+        procs: Vec::new(),
+    };
+    assert!(ip(&["netns", "add", &nb]));
+    let mut hb = NsHost {
+        ns: nb.clone(),
+        procs: Vec::new(),
+    };
+    let (va, vb) = (format!("vpa{tag}"), format!("vpb{tag}"));
+    assert!(ip(&[
+        "link", "add", &va, "netns", &na, "type", "veth", "peer", "name", &vb, "netns", &nb
+    ]));
+    for (ns, dev, addr) in [(&na, &va, "10.77.0.1/24"), (&nb, &vb, "10.77.0.2/24")] {
+        assert!(ip(&["-n", ns, "link", "set", "lo", "up"]));
+        assert!(ip(&["-n", ns, "addr", "add", addr, "dev", dev]));
+        assert!(ip(&["-n", ns, "link", "set", dev, "up"]));
+    }
+    let a = Instance::new();
+    let b = Instance::new();
+    host_config(&a, "a.test", "10.77.0.1");
+    host_config(&b, "b.test", "10.77.0.2");
+    for (h, i, me, other, other_ip) in [
+        (&mut ha, &a, "10.77.0.1", "b.test", "10.77.0.2"),
+        (&mut hb, &b, "10.77.0.2", "a.test", "10.77.0.1"),
+    ] {
+        // Hand the instance to nobody (the harness does that in cmd()), then
+        // let a root qrun make the spool, as on a real host.
+        let _ = i.cmd("qrun");
+        let mut q = in_ns(i, &h.ns, "qrun");
+        q.arg("-o");
+        let out = run_with_stdin(q, b"");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let dns = Command::new("ip")
+            .args(["netns", "exec", &h.ns, dnsmasq])
+            .args([
+                "--keep-in-foreground",
+                "--no-resolv",
+                "--no-hosts",
+                "--bind-interfaces",
+                "--pid-file=",
+                "--user=root",
+                "--local=/test/",
+            ])
+            .arg(format!("--listen-address={me}"))
+            .arg(format!("--mx-host={other},mx.{other},10"))
+            .arg(format!("--host-record=mx.{other},{other_ip}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        h.procs.push(dns);
+        let smtpd = Command::new("ip")
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .current_dir(&i.root)
+            .args([
+                "netns",
+                "exec",
+                &h.ns,
+                "systemd-socket-activate",
+                "--inetd",
+                "-a",
+                "-l",
+            ])
+            .arg(format!("{me}:25"))
+            .arg(format!("--setenv=POSTHORN_CONFIG={}", i.config.display()))
+            .arg(bin_dir().join("smtpd"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(i.path("launcher.log")).unwrap())
+            .spawn()
+            .unwrap();
+        h.procs.push(smtpd);
+    }
+    // Both smtpds listen before anything is sent.
+    for (ns, addr) in [(&na, "10.77.0.2"), (&nb, "10.77.0.1")] {
+        let up = wait_for(Duration::from_secs(10), || {
+            Command::new("ip")
+                .args(["netns", "exec", ns, "python3", "-c"])
+                .arg(format!(
+                    "import socket; socket.create_connection(('{addr}', 25), 2).close()"
+                ))
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        });
+        assert!(up, "no smtpd at {addr}:25");
+    }
+    // ann on A writes to bob on B, bob answers; each host's qrun sends
+    // from inside its namespace, the other's delivers.
+    for (from, fi, ns, to, ti, user) in [
+        ("ann@a.test", &a, &na, "bob@b.test", &b, "bob"),
+        ("bob@b.test", &b, &nb, "ann@a.test", &a, "ann"),
+    ] {
+        let out = run_with_stdin(
+            {
+                let mut c = in_ns(fi, ns, "sendmail");
+                c.args(["-i", "-f", from, to]);
+                c
+            },
+            format!("Subject: from {from}\n\nhello {to}\n").as_bytes(),
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let mut q = in_ns(fi, ns, "qrun");
+        q.arg("-o");
+        let out = run_with_stdin(q, b"");
+        assert!(
+            text(&out.stderr).contains(&format!("to=<{to}>, relay=mx.{}[", &to[4..])),
+            "{}",
+            text(&out.stderr)
+        );
+        let delivered = wait_for(Duration::from_secs(20), || {
+            let mut q = in_ns(ti, if ns == &na { &nb } else { &na }, "qrun");
+            q.arg("-o");
+            let _ = run_with_stdin(q, b"");
+            ti.maildir(user).len() == 1
+        });
+        assert!(delivered, "{}", text(&out.stderr));
+        let m = &ti.maildir(user)[0];
+        assert_eq!(header(m, "Subject").unwrap(), format!("from {from}"));
+        assert!(fi.queue_files().is_empty());
+    }
+}
