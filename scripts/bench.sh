@@ -15,9 +15,11 @@
 # Then scripts/bench-smtp.sh: smtpd beside Postfix's smtpd under smtp-source
 # (20 sessions, 2000 messages), scripts/bench-pop3.sh: pop3d beside Dovecot
 # (login, STAT, UIDL, RETR of a 10,000-message, 250 MB Maildir, warm and
-# cold, and RSS), and scripts/bench-imap.sh: imapd beside Dovecot's imap
+# cold, and RSS), scripts/bench-imap.sh: imapd beside Dovecot's imap
 # (SELECT, FETCH of flags, envelopes and structures cold and warm, SEARCH
-# TEXT, a 5 MB BODY[], and RSS, on 10,000 messages).
+# TEXT, a 5 MB BODY[], and RSS, on 10,000 messages), and
+# scripts/bench-remote.sh: remote delivery beside Postfix's smtp client
+# (2000 queued messages to an smtp-sink, 20 connections).
 # Each timed load runs BENCH_ROUNDS (2) times, alternating the two systems
 # (A B B A ...), and the best round counts: others share this machine.
 # Only the ratio, measured in the same run, means anything.
@@ -431,4 +433,11 @@ if [ "${BENCH_IMAP:-yes}" != no ]; then
     fi
     echo
     bash "$top/scripts/bench-imap.sh"
+fi
+
+# remote delivery beside Postfix's smtp client, both to a local smtp-sink
+# (BENCH_REMOTE=no skips it).
+if [ "${BENCH_REMOTE:-yes}" != no ]; then
+    echo
+    bash "$top/scripts/bench-remote.sh"
 fi
