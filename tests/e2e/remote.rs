@@ -953,3 +953,99 @@ fn two_hosts_in_network_namespaces_exchange_mail_by_mx() {
         assert!(fi.queue_files().is_empty());
     }
 }
+
+/// root_cmd - a binary run as root on this instance, without the harness
+/// handing the instance to nobody first (the spool belongs to `user` here).
+fn root_cmd(i: &Instance, bin: &str) -> Command {
+    let mut c = Command::new(bin_dir().join(bin));
+    c.env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("POSTHORN_CONFIG", &i.config)
+        .env("TZ", "UTC")
+        .current_dir(&i.root);
+    c
+}
+
+/// As root, with a mail account of its own: the relay password file is
+/// readable by that account only, remote runs as nobody and still logs in,
+/// with the login handed over by qrun on its input.
+#[test]
+fn as_root_remote_runs_as_nobody_and_gets_the_relay_login_from_qrun() {
+    if !is_root() || !have_aiosmtpd() {
+        eprintln!("SKIP: needs root (CI runs it) and aiosmtpd");
+        return;
+    }
+    let Some(dns) = Dns::start(&["--host-record=relay.test,127.0.0.1".into()]) else {
+        return;
+    };
+    let name = format!("phq{}", std::process::id() % 100000);
+    let st = Command::new("useradd")
+        .args(["-M", "-r", "-s", "/usr/sbin/nologin", &name])
+        .status()
+        .unwrap();
+    assert!(st.success(), "useradd {name}");
+    struct Gone(String);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            let _ = Command::new("userdel")
+                .arg(&self.0)
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+    let _gone = Gone(name.clone());
+    let mut i = Instance::new();
+    let certs = i.path("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    make_ca(&certs, "relay.test");
+    let sink = Sink::start(
+        &i.path("sink"),
+        &[
+            "--tls",
+            certs.join("srv.pem").to_str().unwrap(),
+            certs.join("srv.key").to_str().unwrap(),
+            "--auth",
+            "ann",
+            "s3cret",
+        ],
+    );
+    // Outside the instance (which the harness hands to nobody), the
+    // account's own file, mode 0600.
+    let secret = tempfile::tempdir().unwrap();
+    chmod(secret.path(), 0o755);
+    let pw = secret.path().join("relay-password");
+    std::fs::write(&pw, "s3cret\n").unwrap();
+    chmod(&pw, 0o600);
+    let out = Command::new("chown").arg(&name).arg(&pw).status().unwrap();
+    assert!(out.success());
+    i.write_config(&format!(
+        "user = \"{name}\"\nrelayhost = \"[relay.test]:{}\"\nresolver = \"127.0.0.1:{}\"\n[relay]\nuser = \"ann\"\npassword_file = \"{}\"\n[smtp]\nca_file = \"certs/ca.pem\"\n",
+        sink.port,
+        dns.port,
+        pw.display()
+    ));
+    // A root qrun makes the spool and gives it to the account.
+    let mut q = root_cmd(&i, "qrun");
+    q.arg("-o");
+    let out = run_with_stdin(q, b"");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut c = root_cmd(&i, "sendmail");
+    c.args(["-i", "-f", "ann@mail.test", "far@away.example"]);
+    let out = run_with_stdin(c, b"Subject: root\n\nx\n");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut q = root_cmd(&i, "qrun");
+    q.arg("-o");
+    let out = run_with_stdin(q, b"");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let got = sink.received();
+    assert_eq!(got.len(), 1, "{}", text(&out.stderr));
+    assert!(got[0].contains(r#""auth": "ann""#), "{}", got[0]);
+    // nobody cannot read the password file: remote did not read it itself.
+    let mut probe = Command::new("cat");
+    probe.arg(&pw).stdout(Stdio::null()).stderr(Stdio::null());
+    {
+        use std::os::unix::process::CommandExt;
+        probe.uid(65534).gid(65534);
+    }
+    assert!(!probe.status().unwrap().success());
+}

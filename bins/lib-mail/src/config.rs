@@ -139,6 +139,8 @@ pub struct RemoteConfig {
     pub transport: Vec<(String, Route)>,
     /// `[smtp] destination_concurrency`: connections at once to one destination.
     pub destination_concurrency: usize,
+    /// `[smtp] message_timeout`: the most one delivery attempt may take in all.
+    pub message_timeout: Duration,
 }
 
 impl Default for RemoteConfig {
@@ -155,6 +157,7 @@ impl Default for RemoteConfig {
             reply_timeout: None,
             transport: Vec::new(),
             destination_concurrency: 20,
+            message_timeout: Duration::from_secs(3600),
         }
     }
 }
@@ -691,6 +694,12 @@ impl Config {
                             }
                             "connect_timeout" => {
                                 c.remote.connect_timeout = duration(v)
+                                    .ok()
+                                    .filter(|d| !d.is_zero())
+                                    .ok_or_else(|| bad(&full, "must be a duration above 0"))?
+                            }
+                            "message_timeout" => {
+                                c.remote.message_timeout = duration(v)
                                     .ok()
                                     .filter(|d| !d.is_zero())
                                     .ok_or_else(|| bad(&full, "must be a duration above 0"))?

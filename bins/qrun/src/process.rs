@@ -474,6 +474,30 @@ impl RemoteRun<'_> {
                 (None, Some(r)) => r.to_ascii_lowercase(),
                 (None, None) => domain.clone(),
             };
+            // The relay login, read here (as the spool's owner) and handed
+            // to the helper, which runs as nobody and can read no file of ours.
+            let login = match (&cfg.relayhost, cfg.transport_for(&domain)) {
+                (Some(_), None) => match relay_login(cfg) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        let o = RemoteOutcome {
+                            status: 'W',
+                            dsn: "4.3.5".into(),
+                            text: e,
+                            mta: String::new(),
+                            diag: String::new(),
+                        };
+                        let now = posthorn_mail::date::since_epoch().as_secs_f64();
+                        for (addr, keys) in &list {
+                            self.log(addr, keys, "none", now, 0.0, 0.0, &o);
+                            self.record(keys, &o, st, journal, deferred_now);
+                        }
+                        journal.sync()?;
+                        continue;
+                    }
+                },
+                _ => None,
+            };
             let _slot = self.ctx.dest.acquire(&dest);
             let started = posthorn_mail::date::since_epoch().as_secs_f64();
             let mut reported = vec![false; list.len()];
@@ -488,6 +512,7 @@ impl RemoteRun<'_> {
                 f,
                 self.q.msg_offset,
                 self.q.msg_size,
+                login.as_ref(),
                 |rep| {
                     reported[rep.index] = true;
                     let (addr, keys) = &list[rep.index];
@@ -607,6 +632,26 @@ impl RemoteRun<'_> {
                 st.remote.insert(k.clone(), (o.mta.clone(), o.diag.clone()));
             }
         }
+    }
+}
+
+/// relay_login - `[relay] user` and the first line of `password_file`.
+fn relay_login(cfg: &Config) -> Result<Option<(String, String)>, String> {
+    let r = &cfg.remote;
+    match (&r.relay_user, &r.relay_password_file) {
+        (Some(u), Some(f)) => {
+            let text = std::fs::read_to_string(f)
+                .map_err(|e| format!("relay password file {}: cannot read: {e}", f.display()))?;
+            let pass = text.lines().next().unwrap_or("").to_string();
+            if pass.contains(['\t', '\0']) {
+                return Err(format!(
+                    "relay password file {}: a tab or NUL in the password",
+                    f.display()
+                ));
+            }
+            Ok(Some((u.clone(), pass)))
+        }
+        _ => Ok(None),
     }
 }
 

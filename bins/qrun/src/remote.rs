@@ -2,8 +2,11 @@
 //! domain, and hand back each recipient's outcome the moment its line
 //! arrives, so the caller can make it durable before the next.
 //!
-//! The helper runs as qrun's own unprivileged user (root gone for good,
-//! saved uid included) and is not trusted: its lines are parsed strictly,
+//! The helper runs as `nobody` (root gone for good, saved uid included),
+//! not as the account that owns the spool: a process that parses what
+//! strangers send must not be able to read or change queued mail. It gets
+//! the relay password from qrun on its input, so it needs no file of
+//! ours. It is not trusted either: its lines are parsed strictly,
 //! an index it was not given is ignored, and a recipient it says nothing
 //! about (crash, kill, garbage) is deferred, never bounced.
 
@@ -134,6 +137,7 @@ pub fn send(
     msg: &mut File,
     offset: u64,
     size: u64,
+    login: Option<&(String, String)>,
     mut each: impl FnMut(Report),
 ) -> Result<(), String> {
     let mut cmd = Command::new(helper);
@@ -142,7 +146,7 @@ pub fn send(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     if let Some(root) = &agent.root {
-        privs::command_as(&mut cmd, &root.mail);
+        privs::command_as(&mut cmd, &root.nobody);
     }
     let mut child = cmd
         .spawn()
@@ -156,6 +160,10 @@ pub fn send(
     if let Some(stdin) = child.stdin.take() {
         let mut w = std::io::BufWriter::new(stdin);
         let wrote = (|| -> std::io::Result<()> {
+            // remote(8): an optional login line ahead of the records.
+            if let Some((user, pass)) = login {
+                writeln!(w, "A{user}\t{pass}")?;
+            }
             sub.write_records(&mut w)?;
             msg.seek(SeekFrom::Start(offset))?;
             let mut cw = ChunkWriter::new(&mut w);
@@ -188,6 +196,10 @@ pub fn send(
             match r.read_line(&mut line) {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {}
+            }
+            // A line cut short by a crash is no report.
+            if !line.ends_with('\n') {
+                break;
             }
             if let Some(rep) = parse_line(&line, rcpts.len()) {
                 each(rep);

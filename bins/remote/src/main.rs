@@ -32,7 +32,7 @@ use posthorn_spool::envelope::{self, Envelope};
 use posthorn_sys::exit::{self, Exit};
 use posthorn_sys::{info, warning};
 use smtp::{Outcome, Policy, Rcpt, Status};
-use std::io::{BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -83,6 +83,7 @@ fn run() -> Result<(), Exit> {
         ));
     }
     let mut input = BufReader::new(std::io::stdin().lock());
+    let login = read_login(&mut input)?;
     let env =
         Envelope::read_records(&mut input).map_err(|e| Exit::new(exit::DATAERR, e.to_string()))?;
     env.check().map_err(|e| Exit::new(exit::DATAERR, e))?;
@@ -115,6 +116,19 @@ fn run() -> Result<(), Exit> {
         ret: env.ret.clone(),
     };
     drop(msg);
+    // The whole attempt has a deadline too (smtp.message_timeout): a server
+    // that answers each command just in time must not hold a worker for
+    // days. Recipients not reported by then are deferred by qrun.
+    let limit = cfg.remote.message_timeout;
+    let who = qid.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(limit);
+        eprintln!(
+            "remote: {who}: gave up after {} seconds (smtp.message_timeout)",
+            limit.as_secs()
+        );
+        std::process::exit(i32::from(exit::TEMPFAIL));
+    });
     let mut out = Reporter {
         stdout: std::io::stdout(),
     };
@@ -129,7 +143,7 @@ fn run() -> Result<(), Exit> {
             return Ok(());
         }
     };
-    let mut pol = match policy(&cfg, &plan) {
+    let mut pol = match policy(&cfg, &plan, login) {
         Ok(p) => p,
         Err(o) => {
             for r in &rcpts {
@@ -202,8 +216,35 @@ fn run() -> Result<(), Exit> {
     Ok(())
 }
 
-/// policy - TLS and AUTH for this plan; an unreadable password file defers.
-fn policy(cfg: &Config, plan: &route::Plan) -> Result<Policy, Outcome> {
+/// read_login - the optional `A<user> TAB <password>` line qrun sends
+/// ahead of the envelope for the relayhost.
+fn read_login(input: &mut impl BufRead) -> Result<Option<(String, String)>, Exit> {
+    let peek = input
+        .fill_buf()
+        .map_err(|e| Exit::new(exit::TEMPFAIL, format!("reading the input: {e}")))?;
+    if peek.first() != Some(&b'A') {
+        return Ok(None);
+    }
+    let mut line = Vec::new();
+    input
+        .take(4096)
+        .read_until(b'\n', &mut line)
+        .map_err(|e| Exit::new(exit::TEMPFAIL, format!("reading the input: {e}")))?;
+    let text = String::from_utf8(line).map_err(|_| Exit::new(exit::DATAERR, "bad login line"))?;
+    let (user, pass) = text[1..]
+        .strip_suffix('\n')
+        .and_then(|t| t.split_once('\t'))
+        .ok_or_else(|| Exit::new(exit::DATAERR, "bad login line"))?;
+    Ok(Some((user.to_string(), pass.to_string())))
+}
+
+/// policy - TLS and AUTH for this plan: the login qrun gave, else the
+/// password file (when run by hand); an unreadable file defers.
+fn policy(
+    cfg: &Config,
+    plan: &route::Plan,
+    login: Option<(String, String)>,
+) -> Result<Policy, Outcome> {
     let r = &cfg.remote;
     let tls_required = if plan.relay {
         r.relay_tls_required
@@ -227,7 +268,9 @@ fn policy(cfg: &Config, plan: &route::Plan) -> Result<Policy, Outcome> {
     };
     let opportunistic = tls::opportunistic().ok();
     let auth = match (&r.relay_user, &r.relay_password_file) {
-        (Some(u), Some(f)) if plan.relay => {
+        _ if !plan.relay => None,
+        _ if login.is_some() => login,
+        (Some(u), Some(f)) => {
             let text = std::fs::read_to_string(f)
                 .map_err(|e| fail(format!("{}: cannot read: {e}", f.display())))?;
             let pass = text.lines().next().unwrap_or("").to_string();
