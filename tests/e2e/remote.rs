@@ -460,6 +460,87 @@ fn pipelining_and_dsn_parameters_to_postfix_smtp_sink() {
     assert!(i.queue_files().is_empty());
 }
 
+/// start_smtp_sink - Postfix's smtp-sink on a free port with `opts`, or
+/// None (with a note) where it is not installed.
+fn start_smtp_sink(opts: &[&str]) -> Option<(Child, u16)> {
+    let bin = ["/usr/sbin/smtp-sink", "/usr/lib/postfix/sbin/smtp-sink"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    let Some(bin) = bin else {
+        eprintln!("SKIP: Postfix's smtp-sink is not installed (apt-get install postfix)");
+        return None;
+    };
+    let port = free_port();
+    let mut c = Command::new(bin);
+    if is_root() {
+        c.args(["-u", "nobody"]);
+    }
+    let child = c
+        .args(opts)
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("10")
+        .spawn()
+        .unwrap();
+    assert!(wait_for(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    }));
+    Some((child, port))
+}
+
+/// What a server does not offer: no ESMTP (HELO), no 8BITMIME (8-bit mail
+/// deferred, 7-bit sent), a SIZE smaller than the message (bounced).
+#[test]
+fn helo_only_no_8bitmime_and_size_limits() {
+    if !have_aiosmtpd() {
+        return;
+    }
+    let Some((mut helo, helo_port)) = start_smtp_sink(&["-e"]) else {
+        return;
+    };
+    let mut i = Instance::new();
+    let small = Sink::start(&i.path("small"), &["--size", "500"]);
+    i.write_config(&format!(
+        "[transport]\n\"helo.test\" = \"[127.0.0.1]:{helo_port}\"\n\"small.test\" = \"[127.0.0.1]:{}\"\n",
+        small.port
+    ));
+    i.init_spool();
+    i.sendmail(
+        &["-i", "-f", "ann@mail.test", "a@helo.test"],
+        b"Subject: ascii\n\nplain\n",
+    );
+    i.sendmail(
+        &["-i", "-f", "ann@mail.test", "b@helo.test"],
+        "Subject: eight\n\nna\u{ef}ve\n".as_bytes(),
+    );
+    let big = format!("Subject: big\n\n{}\n", "x".repeat(2000));
+    i.sendmail(
+        &["-i", "-f", "ann@mail.test", "c@small.test"],
+        big.as_bytes(),
+    );
+    let out = i.qrun_once();
+    let _ = helo.kill();
+    let _ = helo.wait();
+    assert!(
+        log_of(&out, "a@helo.test").contains("status=sent (250"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        log_of(&out, "b@helo.test").contains("dsn=4.6.3, status=deferred (the message has 8-bit content, but host 127.0.0.1[127.0.0.1] does not offer 8BITMIME (not converted))"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        log_of(&out, "c@small.test").contains("dsn=5.3.4, status=bounced (message size "),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(small.received().is_empty());
+    let mail = i.maildir("ann");
+    assert_eq!(mail.len(), 1, "the size bounce");
+    assert!(dsn_parts(&mail[0]).starts_with("rfc822; c@small.test|5.3.4|dns; 127.0.0.1|"));
+}
+
 #[test]
 fn a_server_that_stalls_past_the_reply_timeout_defers() {
     if !have_aiosmtpd() {
