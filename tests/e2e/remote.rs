@@ -566,6 +566,47 @@ fn a_server_that_stalls_past_the_reply_timeout_defers() {
     assert_eq!(i.queue_files().len(), 1);
 }
 
+/// Six messages to one destination with four workers: remote sessions
+/// are kept between messages, so fewer connections than messages, and
+/// each connection carries whole transactions.
+#[test]
+fn connections_are_reused_for_the_next_message() {
+    if !have_aiosmtpd() {
+        return;
+    }
+    let mut i = Instance::new();
+    let sink = Sink::start(&i.path("sink"), &[]);
+    i.write_config(&format!(
+        "[transport]\n\"reuse.test\" = \"[127.0.0.1]:{}\"\n",
+        sink.port
+    ));
+    i.init_spool();
+    for n in 0..6 {
+        let m = format!("Subject: {n}\n\nx\n");
+        i.sendmail(
+            &["-i", "-f", "ann@mail.test", &format!("r{n}@reuse.test")],
+            m.as_bytes(),
+        );
+    }
+    let out = i.qrun_once();
+    let got = sink.received();
+    assert_eq!(got.len(), 6, "{}", text(&out.stderr));
+    let mut peers: Vec<String> = got
+        .iter()
+        .map(|j| {
+            let p = j.split("\"peer\": ").nth(1).unwrap();
+            p[..p.find(',').unwrap()].to_string()
+        })
+        .collect();
+    peers.sort();
+    peers.dedup();
+    assert!(
+        peers.len() <= 4,
+        "at most one connection per worker: {peers:?}"
+    );
+    assert!(i.queue_files().is_empty());
+}
+
 /// make_ca - a CA and a server certificate for `name`, made with openssl.
 fn make_ca(dir: &Path, name: &str) {
     let sh = format!(

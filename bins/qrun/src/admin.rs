@@ -88,6 +88,7 @@ pub fn flush(ctx: &Ctx, ids: &[String], domain: Option<&str>) -> Result<(), Exit
         };
         println!("{id}: {what}");
     }
+    ctx.pool.close();
     if missing {
         Err(Exit::new(exit::NOINPUT, "some messages were not found"))
     } else {

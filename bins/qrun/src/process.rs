@@ -24,6 +24,8 @@ pub struct Ctx {
     aliases: Mutex<AliasCache>,
     /// Remote deliveries running per destination.
     pub dest: crate::remote::DestLimit,
+    /// Idle remote(8) sessions with their connections open.
+    pub pool: crate::remote::Pool,
 }
 
 #[derive(Default)]
@@ -56,6 +58,7 @@ impl Ctx {
             agent,
             aliases: Mutex::new(AliasCache::default()),
             dest: crate::remote::DestLimit::new(limit),
+            pool: crate::remote::Pool::default(),
         }
     }
 
@@ -504,7 +507,9 @@ impl RemoteRun<'_> {
             let mut io_err: Option<std::io::Error> = None;
             let res = crate::remote::send(
                 &self.ctx.agent,
+                &self.ctx.pool,
                 &helper,
+                &dest,
                 self.id.as_str(),
                 &domain,
                 env,

@@ -16,8 +16,9 @@ use posthorn_sys::privs;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
-use std::process::{Command, Stdio};
-use std::sync::{Condvar, Mutex};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 /// DestLimit - how many remote deliveries may run at once to one
 /// destination (`[smtp] destination_concurrency`, Postfix's
@@ -124,12 +125,168 @@ pub fn parse_line(line: &str, n: usize) -> Option<Report> {
     })
 }
 
-/// send - run remote for `rcpts` at `domain`; `each` gets every report as
-/// it comes. Returns the indexes nobody reported on, with the reason.
+/// A remote(8) session kept between messages, with its connection open.
+struct Helper {
+    child: Child,
+    stdin: ChildStdin,
+    out: BufReader<ChildStdout>,
+    /// The last "remote: ..." line on its standard error.
+    why: Arc<Mutex<String>>,
+    idle_since: Instant,
+}
+
+impl Helper {
+    /// spawn - a new session as nobody (or as qrun without root).
+    fn spawn(agent: &Agent, helper: &std::path::Path) -> Result<Helper, String> {
+        let mut cmd = Command::new(helper);
+        cmd.args(&agent.config_args).arg("--session");
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(root) = &agent.root {
+            privs::command_as(&mut cmd, &root.nobody);
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", helper.display()))?;
+        let (Some(stdin), Some(stdout), Some(stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err("remote: no pipes".into());
+        };
+        let why = Arc::new(Mutex::new(String::new()));
+        let w = why.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.starts_with("posthorn/") {
+                    eprintln!("{line}");
+                } else if let Some(r) = line.strip_prefix("remote: ")
+                    && let Ok(mut g) = w.lock()
+                {
+                    *g = r.trim().to_string();
+                }
+            }
+        });
+        Ok(Helper {
+            child,
+            stdin,
+            out: BufReader::new(stdout),
+            why,
+            idle_since: Instant::now(),
+        })
+    }
+
+    /// finish - close its input (it QUITs and exits) and reap it.
+    fn finish(self) {
+        let Helper {
+            mut child, stdin, ..
+        } = self;
+        drop(stdin);
+        let _ = child.wait();
+    }
+
+    /// fail - reap a helper that broke, and say why.
+    fn fail(self) -> String {
+        let Helper {
+            mut child,
+            stdin,
+            why,
+            ..
+        } = self;
+        drop(stdin);
+        let status = child.wait();
+        let why = why.lock().map(|g| g.clone()).unwrap_or_default();
+        use std::os::unix::process::ExitStatusExt;
+        match status {
+            Ok(st) => match (st.code(), st.signal()) {
+                (_, Some(sig)) => format!("remote delivery agent was killed by signal {sig}"),
+                (Some(c), _) if !why.is_empty() => {
+                    format!("remote delivery agent failed ({c}): {why}")
+                }
+                (Some(c), _) => format!("remote delivery agent exited with status {c}"),
+                _ => "remote delivery agent failed".to_string(),
+            },
+            Err(e) => format!("waiting for remote: {e}"),
+        }
+    }
+}
+
+/// How long an idle session is worth keeping: less than remote's own
+/// SESSION_IDLE, so a helper is never handed a job as it gives up.
+const KEEP_IDLE: Duration = Duration::from_secs(2);
+
+/// Pool - idle remote(8) sessions by destination, so that the next
+/// message to a destination reuses the open connection.
+#[derive(Default)]
+pub struct Pool {
+    idle: Mutex<HashMap<String, Vec<Helper>>>,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pool")
+    }
+}
+
+impl Pool {
+    /// reap - close the sessions idle too long.
+    pub fn reap(&self) {
+        let _ = self.take("");
+    }
+
+    /// take - a live idle session for `dest`; stale ones are closed.
+    fn take(&self, dest: &str) -> Option<Helper> {
+        let mut stale = Vec::new();
+        let got = {
+            let mut idle = self.idle.lock().ok()?;
+            for v in idle.values_mut() {
+                let (old, fresh): (Vec<Helper>, Vec<Helper>) = v
+                    .drain(..)
+                    .partition(|h| h.idle_since.elapsed() >= KEEP_IDLE);
+                stale.extend(old);
+                *v = fresh;
+            }
+            idle.retain(|_, v| !v.is_empty());
+            idle.get_mut(dest).and_then(Vec::pop)
+        };
+        for h in stale {
+            h.finish();
+        }
+        got
+    }
+
+    /// put - keep a session that finished its job cleanly.
+    fn put(&self, dest: &str, mut h: Helper) {
+        h.idle_since = Instant::now();
+        match self.idle.lock() {
+            Ok(mut idle) => idle.entry(dest.to_string()).or_default().push(h),
+            Err(_) => h.finish(),
+        }
+    }
+
+    /// close - end every idle session (end of a queue run).
+    pub fn close(&self) {
+        let all: Vec<Helper> = match self.idle.lock() {
+            Ok(mut idle) => idle.drain().flat_map(|(_, v)| v).collect(),
+            Err(_) => Vec::new(),
+        };
+        for h in all {
+            h.finish();
+        }
+    }
+}
+
+/// send - hand one message for `rcpts` at `domain` to a remote(8) session
+/// for `dest` (an idle one with its connection open, else a new one);
+/// `each` gets every report as it comes.
 #[allow(clippy::too_many_arguments)]
 pub fn send(
     agent: &Agent,
+    pool: &Pool,
     helper: &std::path::Path,
+    dest: &str,
     qid: &str,
     domain: &str,
     env: &Envelope,
@@ -140,86 +297,62 @@ pub fn send(
     login: Option<&(String, String)>,
     mut each: impl FnMut(Report),
 ) -> Result<(), String> {
-    let mut cmd = Command::new(helper);
-    cmd.args(&agent.config_args).arg(qid).arg(domain);
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if let Some(root) = &agent.root {
-        privs::command_as(&mut cmd, &root.nobody);
-    }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("cannot run {}: {e}", helper.display()))?;
     let sub = Envelope {
         recipients: rcpts.to_vec(),
         ..env.clone()
     };
-    // The helper reads everything before it connects, so writing all of
-    // the input before reading any output cannot deadlock.
-    if let Some(stdin) = child.stdin.take() {
-        let mut w = std::io::BufWriter::new(stdin);
-        let wrote = (|| -> std::io::Result<()> {
-            // remote(8): an optional login line ahead of the records.
-            if let Some((user, pass)) = login {
-                writeln!(w, "A{user}\t{pass}")?;
-            }
-            sub.write_records(&mut w)?;
-            msg.seek(SeekFrom::Start(offset))?;
-            let mut cw = ChunkWriter::new(&mut w);
-            std::io::copy(&mut (&mut *msg).take(size), &mut cw)?;
-            cw.finish()?;
-            w.flush()
-        })();
-        // EPIPE means the helper stopped early: its status tells why.
-        drop(wrote);
-    }
-    let stderr = child.stderr.take();
-    let errs = std::thread::spawn(move || {
-        let mut text = String::new();
-        if let Some(e) = stderr {
-            for line in BufReader::new(e).lines().map_while(Result::ok) {
-                if line.starts_with("posthorn/") {
-                    eprintln!("{line}");
-                } else if let Some(r) = line.strip_prefix("remote: ") {
-                    text = r.trim().to_string();
-                }
-            }
+    let mut write_job = |h: &mut Helper| -> std::io::Result<()> {
+        let mut w = std::io::BufWriter::new(&mut h.stdin);
+        writeln!(w, "J{qid}\t{domain}")?;
+        // remote(8): an optional login line ahead of the records.
+        if let Some((user, pass)) = login {
+            writeln!(w, "A{user}\t{pass}")?;
         }
-        text
-    });
-    if let Some(out) = child.stdout.take() {
-        let mut r = BufReader::new(out.take(64 << 20));
-        let mut line = String::new();
-        loop {
-            line.clear();
-            match r.read_line(&mut line) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
+        sub.write_records(&mut w)?;
+        msg.seek(SeekFrom::Start(offset))?;
+        let mut cw = ChunkWriter::new(&mut w);
+        std::io::copy(&mut (&mut *msg).take(size), &mut cw)?;
+        cw.finish()?;
+        w.flush()
+    };
+    // A kept session may have just ended: then nothing was sent, and a
+    // new one takes the job. The helper reads the whole job before it
+    // connects, so writing it all before reading cannot deadlock.
+    let mut h = match pool.take(dest) {
+        Some(mut h) => match write_job(&mut h) {
+            Ok(()) => h,
+            Err(_) => {
+                h.finish();
+                let mut h = Helper::spawn(agent, helper)?;
+                let _ = write_job(&mut h);
+                h
             }
-            // A line cut short by a crash is no report.
-            if !line.ends_with('\n') {
-                break;
-            }
-            if let Some(rep) = parse_line(&line, rcpts.len()) {
-                each(rep);
-            }
+        },
+        None => {
+            let mut h = Helper::spawn(agent, helper)?;
+            // EPIPE means the helper stopped early: its status tells why.
+            let _ = write_job(&mut h);
+            h
         }
-    }
-    let status = child
-        .wait()
-        .map_err(|e| format!("waiting for remote: {e}"))?;
-    let why = errs.join().unwrap_or_default();
-    if status.success() {
-        Ok(())
-    } else {
-        use std::os::unix::process::ExitStatusExt;
-        Err(match (status.code(), status.signal()) {
-            (_, Some(sig)) => format!("remote delivery agent was killed by signal {sig}"),
-            (Some(c), _) if !why.is_empty() => format!("remote delivery agent failed ({c}): {why}"),
-            (Some(c), _) => format!("remote delivery agent exited with status {c}"),
-            _ => "remote delivery agent failed".to_string(),
-        })
+    };
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match (&mut h.out).take(64 << 10).read_line(&mut line) {
+            Ok(0) | Err(_) => return Err(h.fail()),
+            Ok(_) => {}
+        }
+        // A line cut short by a crash is no report.
+        if !line.ends_with('\n') {
+            return Err(h.fail());
+        }
+        if line == ".\n" {
+            pool.put(dest, h);
+            return Ok(());
+        }
+        if let Some(rep) = parse_line(&line, rcpts.len()) {
+            each(rep);
+        }
     }
 }
 

@@ -98,6 +98,7 @@ pub fn once(ctx: &Ctx) -> Result<(), Exit> {
         seen.extend(ids.iter().cloned());
         run_all(ctx, ids);
     }
+    ctx.pool.close();
     Ok(())
 }
 
@@ -247,6 +248,8 @@ pub fn daemon(ctx: &Ctx) -> Result<(), Exit> {
             if first.is_none() {
                 must_scan = true;
             }
+            // Sessions kept open for the next message end when unused.
+            ctx.pool.reap();
             for ev in first
                 .into_iter()
                 .chain(std::iter::from_fn(|| ev_rx.try_recv().ok()))

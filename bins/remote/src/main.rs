@@ -1,9 +1,11 @@
 //! remote - send one queued message to the recipients at one domain by
 //! SMTP, and say what became of each (qmail-remote's job, for qrun).
 //!
-//! Interface (remote(8)): `remote [-C file] QUEUEID DOMAIN`; fd 0 carries
-//! the envelope and the message in enqueue(8)'s record format; fd 1 gets
-//! one line per recipient as soon as its fate is known:
+//! Interface (remote(8)): `remote [-C file] QUEUEID DOMAIN`, or
+//! `--session` for jobs one after another, each led by `J<qid> TAB <domain>`
+//! and its reports ended by a "." line, the connection kept open between
+//! jobs. fd 0 carries the envelope and the message in enqueue(8)'s record
+//! format; fd 1 gets one line per recipient as soon as its fate is known:
 //!
 //! ```text
 //! <index> TAB <S|W|X> TAB <dsn> TAB <relay> TAB <setup secs> TAB <send secs> TAB <mta> TAB <diagnostic> TAB <text>
@@ -36,7 +38,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: remote [-C file] QUEUEID DOMAIN";
+const USAGE: &str = "usage: remote [-C file] QUEUEID DOMAIN | --session";
 
 /// Largest message read from qrun (the spool's own files are trusted to be sane).
 const MAX_MESSAGE: u64 = 1 << 30;
@@ -52,8 +54,16 @@ fn main() -> ExitCode {
     }
 }
 
-/// args - `-C file`, then the queue ID and the domain.
-fn args() -> Result<(Option<PathBuf>, String, String), Exit> {
+/// How remote was asked to work.
+enum Mode {
+    /// One job: `QUEUEID DOMAIN` on the command line.
+    One(String, String),
+    /// `--session`: jobs one after another on the input, each with a `J` line.
+    Session,
+}
+
+/// args - `-C file`, then `--session` or the queue ID and the domain.
+fn args() -> Result<(Option<PathBuf>, Mode), Exit> {
     let mut a: Vec<String> = std::env::args().skip(1).collect();
     let mut config = None;
     if a.first().map(String::as_str) == Some("-C") {
@@ -63,17 +73,25 @@ fn args() -> Result<(Option<PathBuf>, String, String), Exit> {
         config = Some(PathBuf::from(a.remove(1)));
         a.remove(0);
     }
+    if a.len() == 1 && a[0] == "--session" {
+        return Ok((config, Mode::Session));
+    }
     match <[String; 2]>::try_from(a) {
         Ok([qid, domain]) if !qid.is_empty() && !domain.is_empty() && !domain.starts_with('-') => {
-            Ok((config, qid, domain))
+            Ok((config, Mode::One(qid, domain)))
         }
         _ => Err(Exit::new(exit::USAGE, USAGE)),
     }
 }
 
-/// run - read the message, find the hosts, try them until every recipient is settled.
+/// How long a session waits for the next job with a connection open
+/// (Postfix's smtp_connection_cache_time_limit is 2 s; qrun gives up on an
+/// idle helper after 2 s, so this is longer).
+const SESSION_IDLE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// run - set up, then do one job or a session of jobs.
 fn run() -> Result<(), Exit> {
-    let (config, qid, domain) = args()?;
+    let (config, mode) = args()?;
     let cfg = Config::load(&Source::choose(config.as_deref(), true))?;
     posthorn_sys::log::init("remote", cfg.log == posthorn_mail::config::LogSink::Stderr);
     if posthorn_sys::privs::euid() == 0 {
@@ -82,13 +100,100 @@ fn run() -> Result<(), Exit> {
             "will not talk to the network as root",
         ));
     }
+    // Every attempt has a deadline too (smtp.message_timeout): a server
+    // that answers each command just in time must not hold a worker for
+    // days. Recipients not reported by then are deferred by qrun.
+    let deadline = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let d = deadline.clone();
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            let t = d.load(std::sync::atomic::Ordering::Relaxed);
+            if t != 0 && posthorn_mail::date::unix_now() > t {
+                eprintln!("remote: gave up: the attempt took longer than smtp.message_timeout");
+                std::process::exit(i32::from(exit::TEMPFAIL));
+            }
+        }
+    });
+    let arm = |on: bool| {
+        let t = if on {
+            posthorn_mail::date::unix_now() + cfg.remote.message_timeout.as_secs()
+        } else {
+            0
+        };
+        deadline.store(t, std::sync::atomic::Ordering::Relaxed);
+    };
+    let dns = dns::Resolver::new(cfg.remote.resolver);
+    let mut out = Reporter {
+        stdout: std::io::stdout(),
+    };
     let mut input = BufReader::new(std::io::stdin().lock());
-    let login = read_login(&mut input)?;
-    let env =
-        Envelope::read_records(&mut input).map_err(|e| Exit::new(exit::DATAERR, e.to_string()))?;
+    let mut cache: Option<smtp::Open> = None;
+    match mode {
+        Mode::One(qid, domain) => {
+            arm(true);
+            job(&cfg, &dns, &qid, &domain, &mut input, &mut out, &mut cache)?;
+        }
+        Mode::Session => loop {
+            arm(false);
+            // Wait for the next job; with a connection open, not for long.
+            if input.buffer().is_empty() && cache.is_some() && !readable(SESSION_IDLE) {
+                break;
+            }
+            let mut head = Vec::new();
+            let n = (&mut input)
+                .take(2048)
+                .read_until(b'\n', &mut head)
+                .map_err(|e| Exit::new(exit::TEMPFAIL, format!("reading the input: {e}")))?;
+            if n == 0 {
+                break;
+            }
+            let head = String::from_utf8(head).unwrap_or_default();
+            let Some((qid, domain)) = head
+                .strip_prefix('J')
+                .and_then(|h| h.strip_suffix('\n'))
+                .and_then(|h| h.split_once('\t'))
+                .filter(|(q, d)| !q.is_empty() && !d.is_empty() && !d.contains(char::is_control))
+            else {
+                return Err(Exit::new(exit::DATAERR, "bad job line"));
+            };
+            arm(true);
+            job(&cfg, &dns, qid, domain, &mut input, &mut out, &mut cache)?;
+            out.end_of_job();
+        },
+    }
+    if let Some(o) = cache.take() {
+        o.close();
+    }
+    Ok(())
+}
+
+/// readable - whether fd 0 has input (or end of file) within `t`.
+fn readable(t: std::time::Duration) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let stdin = std::io::stdin();
+    let mut fds = [PollFd::new(stdin.as_fd(), PollFlags::POLLIN)];
+    let ms = PollTimeout::from(t.as_millis().min(60_000) as u16);
+    matches!(poll(&mut fds, ms), Ok(n) if n > 0)
+}
+
+/// job - read one job (login, envelope, message) and send it, reusing and
+/// leaving behind an open connection in `cache`.
+fn job(
+    cfg: &Config,
+    dns: &dns::Resolver,
+    qid: &str,
+    domain: &str,
+    input: &mut impl BufRead,
+    out: &mut Reporter,
+    cache: &mut Option<smtp::Open>,
+) -> Result<(), Exit> {
+    let login = read_login(input)?;
+    let env = Envelope::read_records(input).map_err(|e| Exit::new(exit::DATAERR, e.to_string()))?;
     env.check().map_err(|e| Exit::new(exit::DATAERR, e))?;
     let mut msg = Vec::new();
-    envelope::copy_chunks(&mut input, &mut msg, MAX_MESSAGE).map_err(|e| match e {
+    envelope::copy_chunks(input, &mut msg, MAX_MESSAGE).map_err(|e| match e {
         envelope::ReadError::Io(e) => {
             Exit::new(exit::TEMPFAIL, format!("reading the message: {e}"))
         }
@@ -116,24 +221,7 @@ fn run() -> Result<(), Exit> {
         ret: env.ret.clone(),
     };
     drop(msg);
-    // The whole attempt has a deadline too (smtp.message_timeout): a server
-    // that answers each command just in time must not hold a worker for
-    // days. Recipients not reported by then are deferred by qrun.
-    let limit = cfg.remote.message_timeout;
-    let who = qid.clone();
-    std::thread::spawn(move || {
-        std::thread::sleep(limit);
-        eprintln!(
-            "remote: {who}: gave up after {} seconds (smtp.message_timeout)",
-            limit.as_secs()
-        );
-        std::process::exit(i32::from(exit::TEMPFAIL));
-    });
-    let mut out = Reporter {
-        stdout: std::io::stdout(),
-    };
-    let dns = dns::Resolver::new(cfg.remote.resolver);
-    let plan = match route::plan(&cfg, &dns, &domain) {
+    let plan = match route::plan(cfg, dns, domain) {
         Ok(p) => p,
         Err(u) => {
             let o = unrouted(&u);
@@ -143,7 +231,7 @@ fn run() -> Result<(), Exit> {
             return Ok(());
         }
     };
-    let mut pol = match policy(&cfg, &plan, login) {
+    let mut pol = match policy(cfg, &plan, login) {
         Ok(p) => p,
         Err(o) => {
             for r in &rcpts {
@@ -156,7 +244,7 @@ fn run() -> Result<(), Exit> {
     let mut last: Option<Outcome> = None;
     let mut any_temp = false;
     'hosts: for host in &plan.hosts {
-        let addrs = match route::addresses(&dns, host, plan.port) {
+        let addrs = match route::addresses(dns, host, plan.port) {
             Ok(a) => a,
             Err(u) => {
                 any_temp |= u.temporary;
@@ -165,7 +253,16 @@ fn run() -> Result<(), Exit> {
             }
         };
         for addr in addrs {
-            let mut a = smtp::attempt(host, addr, &job, &pol, &pending);
+            // The open connection serves this host only; any other is closed.
+            let reuse = match cache.take() {
+                Some(o) if o.is_for(host, addr) => Some(o),
+                Some(o) => {
+                    o.close();
+                    None
+                }
+                None => None,
+            };
+            let mut a = smtp::attempt(host, addr, &job, &pol, &pending, reuse);
             if a.tls_failed && plan.port == 25 && !pol.tls_required {
                 if let Some(f) = &a.host_fail {
                     warning!("{qid}: {}; trying again without TLS", f.text);
@@ -174,11 +271,12 @@ fn run() -> Result<(), Exit> {
                     no_tls: true,
                     ..pol.clone()
                 };
-                a = smtp::attempt(host, addr, &job, &plain, &pending);
+                a = smtp::attempt(host, addr, &job, &plain, &pending, None);
             }
             for (idx, o) in &a.done {
                 out.report(*idx, o);
             }
+            *cache = a.open.take();
             pending.retain(|r| !a.done.iter().any(|(i, _)| *i == r.index));
             if pending.is_empty() {
                 break 'hosts;
@@ -336,6 +434,13 @@ impl Reporter {
         );
         let mut l = self.stdout.lock();
         let _ = l.write_all(line.as_bytes());
+        let _ = l.flush();
+    }
+
+    /// end_of_job - the "." line that ends a job's reports in a session.
+    fn end_of_job(&mut self) {
+        let mut l = self.stdout.lock();
+        let _ = l.write_all(b".\n");
         let _ = l.flush();
     }
 }

@@ -114,6 +114,30 @@ pub struct Outcome {
     pub xfer_secs: f64,
 }
 
+/// A connection left open after a finished transaction, for the next
+/// message to the same server (RSET was answered 250).
+#[derive(Debug)]
+pub struct Open {
+    c: Conn,
+    ext: Ext,
+    addr: SocketAddr,
+    /// Transactions done on it so far.
+    pub uses: u32,
+}
+
+impl Open {
+    /// is_for - whether this connection goes to `name` at `addr`.
+    pub fn is_for(&self, name: &str, addr: SocketAddr) -> bool {
+        self.c.name == name && self.addr == addr
+    }
+
+    /// close - QUIT, politely and briefly.
+    pub fn close(mut self) {
+        let _ = self.c.send(b"QUIT\r\n", T_QUIT);
+        let _ = self.c.read_reply(T_QUIT);
+    }
+}
+
 /// What one attempt gave.
 #[derive(Debug, Default)]
 pub struct Attempt {
@@ -123,6 +147,8 @@ pub struct Attempt {
     pub host_fail: Option<Outcome>,
     /// The STARTTLS handshake failed: the caller may retry without TLS.
     pub tls_failed: bool,
+    /// The connection, still good for another message.
+    pub open: Option<Open>,
 }
 
 /// Server extensions from the EHLO reply.
@@ -266,8 +292,27 @@ fn host_fail(o: Outcome) -> Attempt {
 }
 
 /// attempt - try to hand the message for `rcpts` to the server at `addr`.
-pub fn attempt(name: &str, addr: SocketAddr, job: &Job, p: &Policy, rcpts: &[Rcpt]) -> Attempt {
+pub fn attempt(
+    name: &str,
+    addr: SocketAddr,
+    job: &Job,
+    p: &Policy,
+    rcpts: &[Rcpt],
+    reuse: Option<Open>,
+) -> Attempt {
     let started = Instant::now();
+    if let Some(o) = reuse {
+        // Connection setup was paid for by an earlier message.
+        let mut s = Session {
+            c: o.c,
+            p,
+            started,
+            setup_done: Some(started),
+        };
+        let mut a = transaction(&mut s, &o.ext, job, rcpts);
+        a.open = keep(s, o.ext, o.addr, o.uses + 1, &a);
+        return a;
+    }
     let c = match Conn::connect(name, addr, p.connect_timeout) {
         Ok(c) => c,
         Err(e) => {
@@ -357,9 +402,34 @@ pub fn attempt(name: &str, addr: SocketAddr, job: &Job, p: &Policy, rcpts: &[Rcp
         return host_fail(o);
     }
     s.setup_done = Some(Instant::now());
-    let a = transaction(&mut s, &ext, job, rcpts);
-    s.quit();
+    let mut a = transaction(&mut s, &ext, job, rcpts);
+    a.open = keep(s, ext, addr, 1, &a);
     a
+}
+
+/// Most messages sent over one connection (Postfix's
+/// smtp_connection_reuse_count_limit is unlimited; a bound limits harm).
+const MAX_USES: u32 = 100;
+
+/// keep - the connection for the next message, after an RSET the server
+/// answered 250; otherwise QUIT and nothing.
+fn keep(mut s: Session, ext: Ext, addr: SocketAddr, uses: u32, a: &Attempt) -> Option<Open> {
+    if a.host_fail.is_some() || uses >= MAX_USES {
+        s.quit();
+        return None;
+    }
+    match s.cmd("RSET", s.p.t(T_MAIL), "sending RSET") {
+        Ok(r) if r.is_ok() => Some(Open {
+            c: s.c,
+            ext,
+            addr,
+            uses,
+        }),
+        _ => {
+            s.quit();
+            None
+        }
+    }
 }
 
 /// tls - the TLS handshake (implicit or after STARTTLS).

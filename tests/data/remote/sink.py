@@ -62,6 +62,7 @@ class Handler:
             "mail_options": envelope.mail_options,
             "rcpt_options": envelope.rcpt_options,
             "tls": session.ssl is not None,
+            "peer": session.peer[1],
             "auth": (session.auth_data.login.decode() if session.authenticated and session.auth_data else None),
             "content": envelope.original_content.decode("utf-8", "surrogateescape"),
         }
