@@ -187,8 +187,8 @@ impl Helper {
         let _ = child.wait();
     }
 
-    /// fail - reap a helper that broke, and say why.
-    fn fail(self) -> String {
+    /// fail - reap a helper that broke: why, and whether it exited 0.
+    fn fail(self) -> (String, bool) {
         let Helper {
             mut child,
             stdin,
@@ -199,7 +199,8 @@ impl Helper {
         let status = child.wait();
         let why = why.lock().map(|g| g.clone()).unwrap_or_default();
         use std::os::unix::process::ExitStatusExt;
-        match status {
+        let clean = status.as_ref().is_ok_and(|s| s.success());
+        let why = match status {
             Ok(st) => match (st.code(), st.signal()) {
                 (_, Some(sig)) => format!("remote delivery agent was killed by signal {sig}"),
                 (Some(c), _) if !why.is_empty() => {
@@ -209,7 +210,8 @@ impl Helper {
                 _ => "remote delivery agent failed".to_string(),
             },
             Err(e) => format!("waiting for remote: {e}"),
-        }
+        };
+        (why, clean)
     }
 }
 
@@ -318,41 +320,46 @@ pub fn send(
     // A kept session may have just ended: then nothing was sent, and a
     // new one takes the job. The helper reads the whole job before it
     // connects, so writing it all before reading cannot deadlock.
-    let mut h = match pool.take(dest) {
-        Some(mut h) => match write_job(&mut h) {
-            Ok(()) => h,
-            Err(_) => {
-                h.finish();
-                let mut h = Helper::spawn(agent, helper)?;
-                let _ = write_job(&mut h);
-                h
-            }
-        },
-        None => {
-            let mut h = Helper::spawn(agent, helper)?;
-            // EPIPE means the helper stopped early: its status tells why.
-            let _ = write_job(&mut h);
-            h
-        }
-    };
-    let mut line = String::new();
+    let mut kept = pool.take(dest);
     loop {
-        line.clear();
-        match (&mut h.out).take(64 << 10).read_line(&mut line) {
-            Ok(0) | Err(_) => return Err(h.fail()),
-            Ok(_) => {}
-        }
-        // A line cut short by a crash is no report.
-        if !line.ends_with('\n') {
-            return Err(h.fail());
-        }
-        if line == ".\n" {
+        let from_pool = kept.is_some();
+        let mut h = match kept.take() {
+            Some(h) => h,
+            None => Helper::spawn(agent, helper)?,
+        };
+        // EPIPE means the helper stopped early: its status tells why.
+        let _ = write_job(&mut h);
+        let mut line = String::new();
+        let mut reported = false;
+        let broke = loop {
+            line.clear();
+            match (&mut h.out).take(64 << 10).read_line(&mut line) {
+                Ok(0) | Err(_) => break true,
+                Ok(_) => {}
+            }
+            // A line cut short by a crash is no report.
+            if !line.ends_with('\n') {
+                break true;
+            }
+            if line == ".\n" {
+                break false;
+            }
+            if let Some(rep) = parse_line(&line, rcpts.len()) {
+                reported = true;
+                each(rep);
+            }
+        };
+        if !broke {
             pool.put(dest, h);
             return Ok(());
         }
-        if let Some(rep) = parse_line(&line, rcpts.len()) {
-            each(rep);
+        let (why, clean) = h.fail();
+        // A kept session that ended by itself (idle, status 0) before it
+        // said anything never saw the job: a new one takes it.
+        if from_pool && clean && !reported {
+            continue;
         }
+        return Err(why);
     }
 }
 
