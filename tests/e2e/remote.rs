@@ -31,20 +31,25 @@ struct Sink {
 impl Sink {
     /// start - a sink on a free port writing to `out`, with extra sink.py options.
     fn start(out: &Path, opts: &[&str]) -> Sink {
+        Sink::start_on(out, opts, free_port(), "127.0.0.1")
+    }
+
+    /// start_on - a sink on `host` port `port`.
+    fn start_on(out: &Path, opts: &[&str], port: u16, host: &str) -> Sink {
         std::fs::create_dir_all(out).unwrap();
-        let port = free_port();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/remote/sink.py");
         let child = Command::new("python3")
             .arg(script)
             .arg(port.to_string())
             .arg(out)
             .args(opts)
+            .args(["--host", host])
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
         let up = wait_for(Duration::from_secs(20), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            std::net::TcpStream::connect((host, port)).is_ok()
         });
         assert!(up, "the sink did not start");
         Sink {
@@ -605,6 +610,48 @@ fn connections_are_reused_for_the_next_message() {
         "at most one connection per worker: {peers:?}"
     );
     assert!(i.queue_files().is_empty());
+}
+
+/// A host with an IPv4 address where nothing listens and an IPv6 one
+/// where the server is: IPv4 is tried first, then IPv6 delivers.
+#[test]
+fn ipv4_first_then_ipv6() {
+    if !have_aiosmtpd() {
+        return;
+    }
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("SKIP: no IPv6 loopback here");
+        return;
+    }
+    let Some(dns) = Dns::start(&[
+        "--mx-host=six.test,mx.six.test,10".into(),
+        "--host-record=mx.six.test,127.0.0.2,::1".into(),
+    ]) else {
+        return;
+    };
+    let mut i = Instance::new();
+    let port = free_port();
+    let sink = Sink::start_on(&i.path("sink"), &[], port, "::1");
+    i.write_config(&format!(
+        "resolver = \"127.0.0.1:{}\"\nremote_port = {port}\n",
+        dns.port
+    ));
+    i.init_spool();
+    i.sendmail(
+        &["-i", "-f", "ann@mail.test", "v6@six.test"],
+        b"Subject: six\n\nx\n",
+    );
+    let out = i.qrun_once();
+    assert_eq!(sink.received().len(), 1, "{}", text(&out.stderr));
+    let l = log_of(&out, "v6@six.test");
+    assert!(l.contains(&format!("relay=mx.six.test[::1]:{port}")), "{l}");
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "connect to mx.six.test[127.0.0.2]:{port}: Connection refused"
+        )),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 /// make_ca - a CA and a server certificate for `name`, made with openssl.

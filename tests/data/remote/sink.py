@@ -11,7 +11,7 @@ recipient's local part:
 Each accepted message is written to OUTDIR/<n>.json with the envelope,
 the MAIL/RCPT parameters, whether TLS and AUTH were used, and the content.
 
-usage: sink.py PORT OUTDIR [--tls CERT KEY] [--auth USER PASS] [--slow SECONDS] [--size BYTES]
+usage: sink.py PORT OUTDIR [--tls CERT KEY] [--auth USER PASS] [--slow SECONDS] [--size BYTES] [--host ADDRESS]
 """
 import asyncio, json, os, ssl, sys, time
 
@@ -27,6 +27,8 @@ while i < len(args):
         opts["tls"] = (args[i + 1], args[i + 2]); i += 3
     elif args[i] == "--auth":
         opts["auth"] = (args[i + 1], args[i + 2]); i += 3
+    elif args[i] == "--host":
+        opts["host"] = args[i + 1]; i += 2
     elif args[i] == "--size":
         opts["size"] = int(args[i + 1]); i += 2
     elif args[i] == "--slow":
@@ -80,7 +82,7 @@ def authenticator(server, session, envelope, mechanism, auth_data):
     return AuthResult(success=ok, auth_data=auth_data)
 
 
-kw = dict(hostname="127.0.0.1", port=port, server_hostname="sink.test", enable_SMTPUTF8=True)
+kw = dict(hostname=opts.get("host", "127.0.0.1"), port=port, server_hostname="sink.test", enable_SMTPUTF8=True)
 if "size" in opts:
     kw["data_size_limit"] = opts["size"]
 if "tls" in opts:
