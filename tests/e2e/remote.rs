@@ -1218,3 +1218,48 @@ fn as_root_remote_runs_as_nobody_and_gets_the_relay_login_from_qrun() {
     }
     assert!(!probe.status().unwrap().success());
 }
+
+/// queue.delay_warning: one "still being retried" notice per deferred
+/// recipient, once the message is that old; none before, none twice.
+#[test]
+fn one_delay_warning_when_set() {
+    let i = Instance::new();
+    let closed = free_port();
+    i.write(
+        "posthorn.toml",
+        &format!(
+            "hostname = \"{HOST}\"\nspool = \"spool\"\nusers = \"users\"\nsystem_users = false\naliases = \"aliases\"\nlog = \"stderr\"\nlibexec = \"{}\"\nresolver = \"127.0.0.1:9\"\n[queue]\ndelay_warning = 2\nmin_backoff = \"1s\"\nmax_backoff = \"1s\"\n[transport]\n\"slow.test\" = \"[127.0.0.1]:{closed}\"\n",
+            bin_dir().display()
+        ),
+    );
+    i.init_spool();
+    let out = i.sendmail(
+        &["-i", "-f", "ann@mail.test", "a@slow.test", "b@slow.test"],
+        b"Subject: later\n\nx\n",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = i.qrun_once();
+    assert!(i.maildir("ann").is_empty(), "too young for a warning: {}", text(&out.stderr));
+    std::thread::sleep(Duration::from_millis(2100));
+    let out = i.qrun_once();
+    assert!(
+        text(&out.stderr).contains("sender delay notification: "),
+        "{}",
+        text(&out.stderr)
+    );
+    i.qrun_once();
+    let mail = i.maildir("ann");
+    assert_eq!(mail.len(), 1, "one warning, not one per pass");
+    assert_eq!(
+        header(&mail[0], "Subject").as_deref(),
+        Some("Delayed Mail (still being retried)")
+    );
+    let parts = dsn_parts(&mail[0]);
+    let lines: Vec<&str> = parts.lines().collect();
+    assert_eq!(lines.len(), 2, "{parts}");
+    assert!(
+        lines[0].starts_with("rfc822; a@slow.test|4.4.1|") && lines[0].ends_with("|delayed"),
+        "{parts}"
+    );
+    assert_eq!(i.queue_files().len(), 1, "the message itself stays queued");
+}

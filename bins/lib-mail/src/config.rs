@@ -38,6 +38,8 @@ pub struct QueueConfig {
     pub lifetime: Duration,
     /// Rescan the queue at least this often.
     pub scan_interval: Duration,
+    /// Warn the sender once about mail still deferred after this long; zero is off.
+    pub delay_warning: Duration,
 }
 
 /// Where mail for a domain goes (`relayhost`, `[transport]`).
@@ -256,6 +258,7 @@ impl Default for Config {
                 max_backoff: Duration::from_secs(4000),
                 lifetime: Duration::from_secs(5 * 86400),
                 scan_interval: Duration::from_secs(300),
+                delay_warning: Duration::ZERO,
             },
             tls_cert: None,
             tls_key: None,
@@ -489,6 +492,9 @@ impl Config {
                             }
                             "lifetime" => {
                                 c.queue.lifetime = duration(v).map_err(|w| bad(&full, &w))?
+                            }
+                            "delay_warning" => {
+                                c.queue.delay_warning = duration(v).map_err(|w| bad(&full, &w))?
                             }
                             "scan_interval" => {
                                 c.queue.scan_interval = duration(v).map_err(|w| bad(&full, &w))?

@@ -7,6 +7,7 @@
 //! X <rcpt> <target> <dsn> <text> [<mta> <diag>]   failed for good (bounce owed)
 //! W <rcpt> <target> <dsn> <text> [<mta> <diag>]   deferred (the latest reason)
 //! N <rcpt> <target>                 the failure was reported in a bounce
+//! L <rcpt> <target>                 the sender was warned of the delay
 //! Q <next attempt> <attempts>       retry schedule of the message
 //! ```
 //!
@@ -32,6 +33,8 @@ pub struct State {
     pub failed: HashMap<Key, (String, String)>,
     pub deferred: HashMap<Key, (String, String)>,
     pub notified: HashSet<Key>,
+    /// Deferred targets the sender was warned about (queue.delay_warning).
+    pub warned: HashSet<Key>,
     /// The remote server and its reply behind the latest X or W record.
     pub remote: HashMap<Key, (String, String)>,
     pub next_attempt: u64,
@@ -106,6 +109,11 @@ impl State {
                 Some("N") => {
                     if let Some(k) = key() {
                         st.notified.insert(k);
+                    }
+                }
+                Some("L") => {
+                    if let Some(k) = key() {
+                        st.warned.insert(k);
                     }
                 }
                 Some("Q") => {
@@ -193,6 +201,11 @@ impl Journal {
     pub fn notified(&mut self, k: &Key) {
         self.pending
             .extend_from_slice(format!("N\t{}\t{}\n", k.0, field(&k.1)).as_bytes());
+    }
+    /// warned - record that the sender was warned of the delay.
+    pub fn warned(&mut self, k: &Key) {
+        self.pending
+            .extend_from_slice(format!("L\t{}\t{}\n", k.0, field(&k.1)).as_bytes());
     }
     /// schedule - record when to try again.
     pub fn schedule(&mut self, next: u64, attempts: u32) {

@@ -19,6 +19,8 @@ pub struct Failure {
     pub text: String,
     /// A success report (NOTIFY=SUCCESS) rather than a failure.
     pub delivered: bool,
+    /// A delay warning (still being retried) rather than a failure.
+    pub delayed: bool,
     /// The remote server that answered (Remote-MTA), for remote deliveries.
     pub remote_mta: Option<String>,
     /// Its reply, "550 5.1.1 ..." (Diagnostic-Code: smtp).
@@ -55,8 +57,11 @@ pub fn compose(
     ));
     m.push_str(&format!("To: {to}\n"));
     let success = failures.iter().all(|f| f.delivered);
+    let delayed = failures.iter().all(|f| f.delayed);
     m.push_str(if success {
         "Subject: Successful Mail Delivery Report\n"
+    } else if delayed {
+        "Subject: Delayed Mail (still being retried)\n"
     } else {
         "Subject: Undelivered Mail Returned to Sender\n"
     });
@@ -79,6 +84,8 @@ pub fn compose(
         m.push_str(
             "Your message was successfully delivered to the destination(s)\nlisted below.\n\n",
         );
+    } else if delayed {
+        m.push_str("Your message could not be delivered yet to the recipient(s)\nlisted below. It is still being retried; you will hear again\nonly if it fails for good. This is a warning only: there is\nno need to send it again.\n\n");
     } else {
         m.push_str("I'm sorry to have to inform you that your message could not\nbe delivered to one or more recipients. It's attached below.\n\n");
         m.push_str("For further assistance, please send mail to postmaster.\n\n");
@@ -110,6 +117,8 @@ pub fn compose(
         }
         m.push_str(if f.delivered {
             "Action: delivered\n"
+        } else if f.delayed {
+            "Action: delayed\n"
         } else {
             "Action: failed\n"
         });
@@ -223,6 +232,7 @@ mod tests {
             dsn: "5.1.1".into(),
             text: "unknown user: \"x\"".into(),
             delivered: false,
+            delayed: false,
             remote_mta: None,
             diagnostic: None,
         };
@@ -233,6 +243,7 @@ mod tests {
             text: "host mx.far.test[192.0.2.1] said: 550 5.1.1 no (in reply to RCPT TO command)"
                 .into(),
             delivered: false,
+            delayed: false,
             remote_mta: Some("mx.far.test".into()),
             diagnostic: Some("550 5.1.1 no".into()),
         };

@@ -377,6 +377,10 @@ pub fn process(ctx: &Ctx, id: &QueueId) -> Pass {
         deferred_now.clear();
     }
 
+    let warning = ctx.cfg.queue.delay_warning.as_secs();
+    if warning > 0 && !deferred_now.is_empty() && now.saturating_sub(q.arrival) >= warning {
+        warn_of_delay(ctx, id, &q, &mut f, &mut st, &mut journal, &deferred_now);
+    }
     let bounced = send_bounces(ctx, id, &q, &mut f, &mut st, &mut journal, &errors_to);
     let notified_all = st.failed.keys().all(|k| st.notified.contains(k));
     let finished = expansions.iter().enumerate().all(|(i, ex)| {
@@ -669,6 +673,98 @@ struct RemoteOutcome {
     diag: String,
 }
 
+/// warn_of_delay - one "still being retried" DSN to the sender for the
+/// deferred targets not yet warned about whose NOTIFY allows it (absent
+/// NOTIFY does, as in Postfix); never to <> or for a double bounce. A
+/// failure to queue it is logged and tried again on the next pass.
+fn warn_of_delay(
+    ctx: &Ctx,
+    id: &QueueId,
+    q: &qfile::QueueFile,
+    f: &mut std::fs::File,
+    st: &mut State,
+    journal: &mut Journal,
+    deferred: &[Key],
+) {
+    let env = &q.envelope;
+    let double_bounce = format!("{DOUBLE_BOUNCE}@{}", ctx.cfg.hostname);
+    let mut keys: Vec<Key> = deferred
+        .iter()
+        .filter(|k| !st.warned.contains(*k))
+        .filter(|k| match env.recipients[k.0].notify.as_deref() {
+            None => true,
+            Some(n) => wants_notice(Some(n), "DELAY"),
+        })
+        .cloned()
+        .collect();
+    keys.sort();
+    keys.dedup();
+    if keys.is_empty() {
+        return;
+    }
+    if env.sender.is_empty() || env.sender.eq_ignore_ascii_case(&double_bounce) {
+        for k in &keys {
+            journal.warned(k);
+            st.warned.insert(k.clone());
+        }
+        return;
+    }
+    let reports: Vec<Failure> = keys
+        .iter()
+        .map(|k| {
+            let r = &env.recipients[k.0];
+            let (dsn, text) = st.deferred.get(k).cloned().unwrap_or_default();
+            let (remote_mta, diagnostic) = match st.remote_of(k) {
+                Some((m, d)) => (
+                    Some(m.clone()).filter(|m| !m.is_empty()),
+                    Some(d.clone()).filter(|d| !d.is_empty()),
+                ),
+                None => (None, None),
+            };
+            Failure {
+                final_rcpt: match k.1.split_once(':') {
+                    Some(("remote", a)) => a.to_string(),
+                    _ => r.address.clone(),
+                },
+                original: r.orcpt.clone().or_else(|| Some(r.address.clone())),
+                dsn,
+                text,
+                delivered: false,
+                delayed: true,
+                remote_mta,
+                diagnostic,
+            }
+        })
+        .collect();
+    let original = match bounce::read_original(f, q.msg_offset, q.msg_size, Return::Headers) {
+        Ok((o, _)) => o,
+        Err(e) => {
+            error!("{id}: cannot read the message for a delay warning: {e}");
+            return;
+        }
+    };
+    let text = bounce::compose(
+        &ctx.cfg,
+        id,
+        &env.sender,
+        q.arrival,
+        env.envid.as_deref(),
+        &reports,
+        &original,
+        Return::Headers,
+    );
+    match bounce::enqueue(&ctx.spool, "", &env.sender, &text) {
+        Ok(bid) => {
+            info!("{id}: sender delay notification: {bid}");
+            for k in &keys {
+                journal.warned(k);
+                st.warned.insert(k.clone());
+            }
+        }
+        Err(e) => error!("{id}: cannot queue a delay warning: {e}"),
+    }
+}
+
 /// send_bounces - one DSN per destination and kind for failures not yet
 /// reported and for deliveries whose recipient asked for NOTIFY=SUCCESS;
 /// the caller syncs the journal (a report is queued before its N record,
@@ -784,6 +880,7 @@ fn send_bounces(
                     dsn,
                     text,
                     delivered: success,
+                    delayed: false,
                     remote_mta,
                     diagnostic,
                 }
