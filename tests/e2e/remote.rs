@@ -1239,7 +1239,11 @@ fn one_delay_warning_when_set() {
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let out = i.qrun_once();
-    assert!(i.maildir("ann").is_empty(), "too young for a warning: {}", text(&out.stderr));
+    assert!(
+        i.maildir("ann").is_empty(),
+        "too young for a warning: {}",
+        text(&out.stderr)
+    );
     std::thread::sleep(Duration::from_millis(2100));
     let out = i.qrun_once();
     assert!(
@@ -1262,4 +1266,71 @@ fn one_delay_warning_when_set() {
         "{parts}"
     );
     assert_eq!(i.queue_files().len(), 1, "the message itself stays queued");
+}
+
+/// Port 465: TLS from the first octet (RFC 8314), against our own smtpd
+/// --submission --tls on 127.0.0.1:465 (root only: a privileged port).
+#[test]
+fn relayhost_on_port_465_is_implicit_tls() {
+    if !is_root() {
+        eprintln!("SKIP: port 465 needs root (CI runs it)");
+        return;
+    }
+    if std::net::TcpListener::bind("127.0.0.1:465").is_err() {
+        eprintln!("SKIP: 127.0.0.1:465 is taken");
+        return;
+    }
+    let Some(dns) = Dns::start(&["--host-record=mail.test,127.0.0.1".into()]) else {
+        return;
+    };
+    let mut b = Instance::new();
+    b.init_spool();
+    let certs = b.path("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    make_ca(&certs, "mail.test");
+    b.write_config("user = \"nobody\"\n[tls]\ncert = \"certs/srv.pem\"\nkey = \"certs/srv.key\"\n");
+    let _ = b.cmd("smtpd");
+    // As root, as inetd would start it on a privileged port; smtpd drops root.
+    let mut l = Command::new("systemd-socket-activate")
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .current_dir(&b.root)
+        .args(["--inetd", "-a", "-l", "127.0.0.1:465"])
+        .arg(format!("--setenv=POSTHORN_CONFIG={}", b.config.display()))
+        .arg(bin_dir().join("smtpd"))
+        .args(["--submission", "--tls"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(b.path("launcher.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let up = wait_for(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", 465)).is_ok()
+    });
+    assert!(up, "no listener on 465");
+    let mut a = Instance::new();
+    a.write("relay-password", "x\n");
+    a.write_config(&format!(
+        "relayhost = \"[mail.test]:465\"\nresolver = \"127.0.0.1:{}\"\n[relay]\nuser = \"ann\"\npassword_file = \"relay-password\"\n[smtp]\nca_file = \"{}\"\n",
+        dns.port,
+        certs.join("ca.pem").display()
+    ));
+    a.init_spool();
+    a.sendmail(
+        &["-i", "-f", "ann@mail.test", "far@elsewhere.example"],
+        b"Subject: 465\n\nx\n",
+    );
+    let out = a.qrun_once();
+    let _ = l.kill();
+    let _ = l.wait();
+    assert!(
+        log_of(&out, "far@elsewhere.example").contains("relay=mail.test[127.0.0.1]:465")
+            && log_of(&out, "far@elsewhere.example")
+                .contains("status=sent (250 2.0.0 Ok: queued as "),
+        "{}",
+        text(&out.stderr)
+    );
+    let q = b.queue_files();
+    assert_eq!(q.len(), 1);
+    let qf = text(&std::fs::read(b.path("spool/incoming").join(&q[0])).unwrap());
+    assert!(qf.contains("with ESMTPSA"), "{qf}");
 }
