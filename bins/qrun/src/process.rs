@@ -532,10 +532,16 @@ impl RemoteRun<'_> {
                         mta: rep.mta.clone(),
                         diag: rep.diag.clone(),
                     };
+                    let relay = if rep.conn_use > 1 {
+                        // Postfix's field for a reused connection.
+                        format!("{}, conn_use={}", rep.relay, rep.conn_use)
+                    } else {
+                        rep.relay.clone()
+                    };
                     self.log(
                         addr,
                         keys,
-                        &rep.relay,
+                        &relay,
                         started,
                         rep.conn_secs,
                         rep.xfer_secs,

@@ -85,6 +85,8 @@ pub struct Report {
     pub relay: String,
     pub conn_secs: f64,
     pub xfer_secs: f64,
+    /// Transactions on the connection so far, this one included.
+    pub conn_use: u32,
     pub mta: String,
     pub diag: String,
     pub text: String,
@@ -92,8 +94,8 @@ pub struct Report {
 
 /// parse_line - one result line of remote(8); None for anything malformed.
 pub fn parse_line(line: &str, n: usize) -> Option<Report> {
-    let f: Vec<&str> = line.trim_end_matches('\n').splitn(9, '\t').collect();
-    if f.len() != 9 {
+    let f: Vec<&str> = line.trim_end_matches('\n').splitn(10, '\t').collect();
+    if f.len() != 10 {
         return None;
     }
     let index: usize = f[0].parse().ok().filter(|i| *i < n)?;
@@ -119,9 +121,10 @@ pub fn parse_line(line: &str, n: usize) -> Option<Report> {
         relay: f[3].to_string(),
         conn_secs: f[4].parse().unwrap_or(0.0),
         xfer_secs: f[5].parse().unwrap_or(0.0),
-        mta: f[6].to_string(),
-        diag: f[7].to_string(),
-        text: f[8].to_string(),
+        conn_use: f[6].parse().unwrap_or(0),
+        mta: f[7].to_string(),
+        diag: f[8].to_string(),
+        text: f[9].to_string(),
     })
 }
 
@@ -402,16 +405,19 @@ mod tests {
     #[test]
     fn result_lines_are_checked() {
         let r = parse_line(
-            "1\tX\t5.1.1\tmx[127.0.0.1]:25\t0.01\t0.20\tmx\t550 5.1.1 no\thost mx said: 550 5.1.1 no\tstill text\n",
+            "1\tX\t5.1.1\tmx[127.0.0.1]:25\t0.01\t0.20\t2\tmx\t550 5.1.1 no\thost mx said: 550 5.1.1 no\tstill text\n",
             2,
         )
         .unwrap();
-        assert_eq!((r.index, r.status, r.dsn.as_str()), (1, 'X', "5.1.1"));
+        assert_eq!(
+            (r.index, r.status, r.dsn.as_str(), r.conn_use),
+            (1, 'X', "5.1.1", 2)
+        );
         assert_eq!(r.text, "host mx said: 550 5.1.1 no\tstill text");
         // Out of range, a status that disagrees with its code, too few fields.
-        assert!(parse_line("2\tS\t2.0.0\tr\t0\t0\tm\td\tt", 2).is_none());
-        assert!(parse_line("0\tS\t5.0.0\tr\t0\t0\tm\td\tt", 2).is_none());
+        assert!(parse_line("2\tS\t2.0.0\tr\t0\t0\t1\tm\td\tt", 2).is_none());
+        assert!(parse_line("0\tS\t5.0.0\tr\t0\t0\t1\tm\td\tt", 2).is_none());
         assert!(parse_line("0\tW\t4.4.1\tr", 2).is_none());
-        assert!(parse_line("0\tW\t4.4.1\tr\t0\t0\t\t\tconnect failed", 1).is_some());
+        assert!(parse_line("0\tW\t4.4.1\tr\t0\t0\t0\t\t\tconnect failed", 1).is_some());
     }
 }

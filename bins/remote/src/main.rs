@@ -8,7 +8,7 @@
 //! format; fd 1 gets one line per recipient as soon as its fate is known:
 //!
 //! ```text
-//! <index> TAB <S|W|X> TAB <dsn> TAB <relay> TAB <setup secs> TAB <send secs> TAB <mta> TAB <diagnostic> TAB <text>
+//! <index> TAB <S|W|X> TAB <dsn> TAB <relay> TAB <setup secs> TAB <send secs> TAB <conn use> TAB <mta> TAB <diagnostic> TAB <text>
 //! ```
 //!
 //! S sent, W deferred, X bounced; `<index>` counts the T records from 0.
@@ -302,6 +302,7 @@ fn job(
         relay: "none".into(),
         conn_secs: 0.0,
         xfer_secs: 0.0,
+        conn_use: 0,
     });
     if any_temp && f.status == Status::Bounced {
         f.status = Status::Deferred;
@@ -358,6 +359,7 @@ fn policy(
         relay: "none".into(),
         conn_secs: 0.0,
         xfer_secs: 0.0,
+        conn_use: 0,
     };
     let verified = if tls_required {
         Some(tls::verified(r.ca_file.as_deref()).map_err(fail)?)
@@ -404,6 +406,7 @@ fn unrouted(u: &route::Unroutable) -> Outcome {
         relay: "none".into(),
         conn_secs: 0.0,
         xfer_secs: 0.0,
+        conn_use: 0,
     }
 }
 
@@ -423,11 +426,12 @@ impl Reporter {
             Status::Bounced => 'X',
         };
         let line = format!(
-            "{index}\t{st}\t{}\t{}\t{:.2}\t{:.2}\t{}\t{}\t{}\n",
+            "{index}\t{st}\t{}\t{}\t{:.2}\t{:.2}\t{}\t{}\t{}\t{}\n",
             f(&o.dsn),
             f(&o.relay),
             o.conn_secs,
             o.xfer_secs,
+            o.conn_use,
             f(&o.mta),
             f(&o.diag),
             f(&o.text)

@@ -112,6 +112,9 @@ pub struct Outcome {
     /// Seconds spent on connection setup and on transmission.
     pub conn_secs: f64,
     pub xfer_secs: f64,
+    /// Which transaction on its connection this was (Postfix's conn_use);
+    /// 0 when no connection was made.
+    pub conn_use: u32,
 }
 
 /// A connection left open after a finished transaction, for the next
@@ -194,6 +197,8 @@ struct Session<'a> {
     started: Instant,
     /// When the connection setup (greeting, EHLO, TLS, AUTH) ended.
     setup_done: Option<Instant>,
+    /// The transaction's number on this connection.
+    uses: u32,
 }
 
 impl Session<'_> {
@@ -219,6 +224,7 @@ impl Session<'_> {
             relay: self.c.relay.clone(),
             conn_secs,
             xfer_secs,
+            conn_use: self.uses,
         }
     }
 
@@ -308,6 +314,7 @@ pub fn attempt(
             p,
             started,
             setup_done: Some(started),
+            uses: o.uses + 1,
         };
         let mut a = transaction(&mut s, &o.ext, job, rcpts);
         a.open = keep(s, o.ext, o.addr, o.uses + 1, &a);
@@ -330,6 +337,7 @@ pub fn attempt(
                 relay: format!("{name}[{}]:{}", addr.ip(), addr.port()),
                 conn_secs: started.elapsed().as_secs_f64(),
                 xfer_secs: 0.0,
+                conn_use: 0,
             });
         }
     };
@@ -338,6 +346,7 @@ pub fn attempt(
         p,
         started,
         setup_done: None,
+        uses: 1,
     };
     if p.implicit_tls
         && let Err(o) = tls(&mut s, true)
