@@ -256,8 +256,14 @@ impl Pool {
             idle.retain(|_, v| !v.is_empty());
             idle.get_mut(dest).and_then(Vec::pop)
         };
-        for h in stale {
-            h.finish();
+        // Each says QUIT and waits for the answer: not on the caller's time
+        // (the daemon's event loop reaps).
+        if !stale.is_empty() {
+            std::thread::spawn(move || {
+                for h in stale {
+                    h.finish();
+                }
+            });
         }
         got
     }
