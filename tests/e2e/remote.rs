@@ -1334,3 +1334,45 @@ fn relayhost_on_port_465_is_implicit_tls() {
     let qf = text(&std::fs::read(b.path("spool/incoming").join(&q[0])).unwrap());
     assert!(qf.contains("with ESMTPSA"), "{qf}");
 }
+
+/// NOTIFY=SUCCESS to a server without DSN (aiosmtpd offers none): the
+/// duty stays here, and the sender gets one report with Action: relayed.
+#[test]
+fn notify_success_to_a_server_without_dsn_is_reported_relayed() {
+    if !have_aiosmtpd() {
+        return;
+    }
+    let mut i = Instance::new();
+    let sink = Sink::start(&i.path("sink"), &[]);
+    i.write_config(&format!(
+        "[transport]\n\"nodsn.test\" = \"[127.0.0.1]:{}\"\n",
+        sink.port
+    ));
+    i.init_spool();
+    i.sendmail(
+        &[
+            "-i",
+            "-f",
+            "ann@mail.test",
+            "-N",
+            "success,failure",
+            "a@nodsn.test",
+        ],
+        b"Subject: tell me\n\nx\n",
+    );
+    i.sendmail(
+        &["-i", "-f", "ann@mail.test", "b@nodsn.test"],
+        b"Subject: quiet\n\nx\n",
+    );
+    let out = i.qrun_once();
+    assert_eq!(sink.received().len(), 2, "{}", text(&out.stderr));
+    let mail = i.maildir("ann");
+    assert_eq!(mail.len(), 1, "only the NOTIFY=SUCCESS message is reported");
+    assert_eq!(
+        header(&mail[0], "Subject").as_deref(),
+        Some("Successful Mail Delivery Report")
+    );
+    let parts = dsn_parts(&mail[0]);
+    assert!(parts.starts_with("rfc822; a@nodsn.test|2.0.0|"), "{parts}");
+    assert!(parts.trim_end().ends_with("|relayed"), "{parts}");
+}

@@ -8,6 +8,7 @@
 //! W <rcpt> <target> <dsn> <text> [<mta> <diag>]   deferred (the latest reason)
 //! N <rcpt> <target>                 the failure was reported in a bounce
 //! L <rcpt> <target>                 the sender was warned of the delay
+//! Y <rcpt> <target>                 relayed to a server without DSN
 //! Q <next attempt> <attempts>       retry schedule of the message
 //! ```
 //!
@@ -33,6 +34,8 @@ pub struct State {
     pub failed: HashMap<Key, (String, String)>,
     pub deferred: HashMap<Key, (String, String)>,
     pub notified: HashSet<Key>,
+    /// Delivered to a server without DSN: a NOTIFY=SUCCESS report is ours.
+    pub relayed: HashSet<Key>,
     /// Deferred targets the sender was warned about (queue.delay_warning).
     pub warned: HashSet<Key>,
     /// The remote server and its reply behind the latest X or W record.
@@ -109,6 +112,11 @@ impl State {
                 Some("N") => {
                     if let Some(k) = key() {
                         st.notified.insert(k);
+                    }
+                }
+                Some("Y") => {
+                    if let Some(k) = key() {
+                        st.relayed.insert(k);
                     }
                 }
                 Some("L") => {
@@ -201,6 +209,11 @@ impl Journal {
     pub fn notified(&mut self, k: &Key) {
         self.pending
             .extend_from_slice(format!("N\t{}\t{}\n", k.0, field(&k.1)).as_bytes());
+    }
+    /// relayed - record a delivery to a server that does not do DSN.
+    pub fn relayed(&mut self, k: &Key) {
+        self.pending
+            .extend_from_slice(format!("Y\t{}\t{}\n", k.0, field(&k.1)).as_bytes());
     }
     /// warned - record that the sender was warned of the delay.
     pub fn warned(&mut self, k: &Key) {

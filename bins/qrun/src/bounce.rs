@@ -19,6 +19,8 @@ pub struct Failure {
     pub text: String,
     /// A success report (NOTIFY=SUCCESS) rather than a failure.
     pub delivered: bool,
+    /// Delivered to a server without DSN: Action: relayed.
+    pub relayed: bool,
     /// A delay warning (still being retried) rather than a failure.
     pub delayed: bool,
     /// The remote server that answered (Remote-MTA), for remote deliveries.
@@ -115,7 +117,9 @@ pub fn compose(
             };
             m.push_str(&format!("Original-Recipient: {o}\n"));
         }
-        m.push_str(if f.delivered {
+        m.push_str(if f.relayed {
+            "Action: relayed\n"
+        } else if f.delivered {
             "Action: delivered\n"
         } else if f.delayed {
             "Action: delayed\n"
@@ -232,6 +236,7 @@ mod tests {
             dsn: "5.1.1".into(),
             text: "unknown user: \"x\"".into(),
             delivered: false,
+            relayed: false,
             delayed: false,
             remote_mta: None,
             diagnostic: None,
@@ -243,6 +248,7 @@ mod tests {
             text: "host mx.far.test[192.0.2.1] said: 550 5.1.1 no (in reply to RCPT TO command)"
                 .into(),
             delivered: false,
+            relayed: false,
             delayed: false,
             remote_mta: Some("mx.far.test".into()),
             diagnostic: Some("550 5.1.1 no".into()),

@@ -597,7 +597,7 @@ impl RemoteRun<'_> {
         let a = (self.picked_up - arrival).max(0.0);
         let b = (started - self.picked_up).max(0.0);
         let status = match o.status {
-            'S' => "sent",
+            'S' | 'R' => "sent",
             'W' => "deferred",
             _ => "bounced",
         };
@@ -624,7 +624,11 @@ impl RemoteRun<'_> {
     ) {
         for k in keys {
             match o.status {
-                'S' => {
+                'S' | 'R' => {
+                    if o.status == 'R' {
+                        journal.relayed(k);
+                        st.relayed.insert(k.clone());
+                    }
                     journal.delivered(k);
                     st.deferred.remove(k);
                     st.done.insert(k.clone());
@@ -736,6 +740,7 @@ fn warn_of_delay(
                 dsn,
                 text,
                 delivered: false,
+                relayed: false,
                 delayed: true,
                 remote_mta,
                 diagnostic,
@@ -823,8 +828,9 @@ fn send_bounces(
     done.sort();
     for k in done {
         // A remote delivery hands the duty on with the NOTIFY parameter
-        // (RFC 3461 §4.1): the next server reports success, not we.
-        let remote = k.1.starts_with("remote:");
+        // (RFC 3461 §4.1): the next server reports success, not we; unless
+        // it does not do DSN, and then we report "relayed".
+        let remote = k.1.starts_with("remote:") && !st.relayed.contains(k);
         if remote || env.sender.is_empty() || env.sender.eq_ignore_ascii_case(&double_bounce) {
             silent.push(k.clone());
         } else {
@@ -880,12 +886,21 @@ fn send_bounces(
                     ),
                     _ => (None, None),
                 };
+                let (dsn, text) = if success && st.relayed.contains(k) {
+                    (
+                        dsn,
+                        "relayed to a server that does not do DSN: no further notices".to_string(),
+                    )
+                } else {
+                    (dsn, text)
+                };
                 Failure {
                     final_rcpt,
                     original: r.orcpt.clone().or_else(|| Some(r.address.clone())),
                     dsn,
                     text,
                     delivered: success,
+                    relayed: success && st.relayed.contains(k),
                     delayed: false,
                     remote_mta,
                     diagnostic,

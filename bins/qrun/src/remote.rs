@@ -79,7 +79,7 @@ impl Drop for DestSlot<'_> {
 pub struct Report {
     /// Index into the recipients given to `send`.
     pub index: usize,
-    /// 'S' sent, 'W' deferred, 'X' bounced.
+    /// 'S' sent, 'R' sent to a server without DSN, 'W' deferred, 'X' bounced.
     pub status: char,
     pub dsn: String,
     pub relay: String,
@@ -101,13 +101,14 @@ pub fn parse_line(line: &str, n: usize) -> Option<Report> {
     let index: usize = f[0].parse().ok().filter(|i| *i < n)?;
     let status = match f[1] {
         "S" => 'S',
+        "R" => 'R',
         "W" => 'W',
         "X" => 'X',
         _ => return None,
     };
     let dsn = f[2];
     let class_ok = match status {
-        'S' => dsn.starts_with("2."),
+        'S' | 'R' => dsn.starts_with("2."),
         'W' => dsn.starts_with("4."),
         _ => dsn.starts_with("5."),
     };

@@ -11,7 +11,8 @@
 //! <index> TAB <S|W|X> TAB <dsn> TAB <relay> TAB <setup secs> TAB <send secs> TAB <conn use> TAB <mta> TAB <diagnostic> TAB <text>
 //! ```
 //!
-//! S sent, W deferred, X bounced; `<index>` counts the T records from 0.
+//! S sent, R sent to a server without DSN (so a NOTIFY=SUCCESS report is
+//! still owed), W deferred, X bounced; `<index>` counts the T records from 0.
 //! A recipient without a line (a crash, a kill) is deferred by qrun.
 //!
 //! Runs unprivileged and refuses root: it talks to the network and parses
@@ -422,6 +423,7 @@ impl Reporter {
         let f = |s: &str| s.replace(['\t', '\r', '\n'], " ");
         let st = match o.status {
             Status::Sent => 'S',
+            Status::Relayed => 'R',
             Status::Deferred => 'W',
             Status::Bounced => 'X',
         };

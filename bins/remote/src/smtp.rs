@@ -92,6 +92,8 @@ impl Policy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
     Sent,
+    /// Sent to a server that does not offer DSN: the NOTIFY duty stays here.
+    Relayed,
     Deferred,
     Bounced,
 }
@@ -761,7 +763,10 @@ fn transaction(s: &mut Session, ext: &Ext, job: &Job, rcpts: &[Rcpt]) -> Attempt
     }
     match s.c.read_reply(p.t(T_DATA_END)) {
         Ok(r) => {
-            let o = s.replied(&r, "end of DATA command");
+            let mut o = s.replied(&r, "end of DATA command");
+            if o.status == Status::Sent && !ext.dsn {
+                o.status = Status::Relayed;
+            }
             for idx in &accepted {
                 done.push((*idx, o.clone()));
             }
