@@ -1376,3 +1376,57 @@ fn notify_success_to_a_server_without_dsn_is_reported_relayed() {
     assert!(parts.starts_with("rfc822; a@nodsn.test|2.0.0|"), "{parts}");
     assert!(parts.trim_end().ends_with("|relayed"), "{parts}");
 }
+
+/// Opportunistic TLS: a failed STARTTLS handshake falls back to plaintext
+/// on port 25 only (root: a privileged port); on another port it defers.
+#[test]
+fn a_failed_starttls_falls_back_to_plaintext_on_port_25_only() {
+    if !is_root() || !have_aiosmtpd() {
+        eprintln!("SKIP: port 25 needs root (CI runs it) and aiosmtpd");
+        return;
+    }
+    if std::net::TcpListener::bind("127.0.0.1:25").is_err() {
+        eprintln!("SKIP: 127.0.0.1:25 is taken");
+        return;
+    }
+    let mut i = Instance::new();
+    let certs = i.path("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    make_ca(&certs, "mx.test");
+    let tls = [
+        "--tls-broken",
+        certs.join("srv.pem").to_str().unwrap(),
+        certs.join("srv.key").to_str().unwrap(),
+    ]
+    .map(str::to_string);
+    let tls: Vec<&str> = tls.iter().map(String::as_str).collect();
+    let on25 = Sink::start_on(&i.path("s25"), &tls, 25, "127.0.0.1");
+    let other = Sink::start(&i.path("other"), &tls);
+    i.write_config(&format!(
+        "[transport]\n\"p25.test\" = \"[127.0.0.1]:25\"\n\"other.test\" = \"[127.0.0.1]:{}\"\n",
+        other.port
+    ));
+    i.init_spool();
+    i.sendmail(
+        &["-i", "-f", "ann@mail.test", "a@p25.test", "b@other.test"],
+        b"Subject: tls\n\nx\n",
+    );
+    let out = i.qrun_once();
+    let got = on25.received();
+    assert_eq!(got.len(), 1, "{}", text(&out.stderr));
+    assert!(got[0].contains(r#""tls": false"#), "{}", got[0]);
+    assert!(
+        text(&out.stderr).contains("STARTTLS handshake with 127.0.0.1[127.0.0.1] failed"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(text(&out.stderr).contains("trying again without TLS"));
+    assert!(log_of(&out, "a@p25.test").contains("status=sent"));
+    assert!(other.received().is_empty());
+    assert!(
+        log_of(&out, "b@other.test")
+            .contains("dsn=4.7.5, status=deferred (STARTTLS handshake with"),
+        "{}",
+        text(&out.stderr)
+    );
+}

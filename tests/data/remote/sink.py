@@ -11,7 +11,7 @@ recipient's local part:
 Each accepted message is written to OUTDIR/<n>.json with the envelope,
 the MAIL/RCPT parameters, whether TLS and AUTH were used, and the content.
 
-usage: sink.py PORT OUTDIR [--tls CERT KEY] [--auth USER PASS] [--slow SECONDS] [--size BYTES] [--host ADDRESS]
+usage: sink.py PORT OUTDIR [--tls CERT KEY] [--auth USER PASS] [--slow SECONDS] [--size BYTES] [--host ADDRESS] [--tls-broken CERT KEY]
 """
 import asyncio, json, os, ssl, sys, time
 
@@ -27,6 +27,9 @@ while i < len(args):
         opts["tls"] = (args[i + 1], args[i + 2]); i += 3
     elif args[i] == "--auth":
         opts["auth"] = (args[i + 1], args[i + 2]); i += 3
+    elif args[i] == "--tls-broken":
+        # STARTTLS offered, but only TLS 1.0: no modern client gets through.
+        opts["tls"] = (args[i + 1], args[i + 2]); opts["broken"] = True; i += 3
     elif args[i] == "--host":
         opts["host"] = args[i + 1]; i += 2
     elif args[i] == "--size":
@@ -88,6 +91,11 @@ if "size" in opts:
 if "tls" in opts:
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(*opts["tls"])
+    if opts.get("broken"):
+        import warnings
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+        ctx.maximum_version = ssl.TLSVersion.TLSv1
     kw["tls_context"] = ctx
 if "auth" in opts:
     kw["authenticator"] = authenticator
