@@ -1430,3 +1430,39 @@ fn a_failed_starttls_falls_back_to_plaintext_on_port_25_only() {
         text(&out.stderr)
     );
 }
+
+/// An internationalized address: the domain is looked up by its A-label
+/// (xn--...), and the UTF-8 address goes out with SMTPUTF8.
+#[test]
+fn an_internationalized_domain_is_looked_up_by_its_a_label() {
+    if !have_aiosmtpd() {
+        return;
+    }
+    let Some(dns) = Dns::start(&[
+        "--mx-host=xn--bcher-kva.test,mx.xn--bcher-kva.test,10".into(),
+        "--host-record=mx.xn--bcher-kva.test,127.0.0.1".into(),
+    ]) else {
+        return;
+    };
+    let mut i = Instance::new();
+    let sink = Sink::start(&i.path("sink"), &[]);
+    i.write_config(&format!(
+        "resolver = \"127.0.0.1:{}\"\nremote_port = {}\n",
+        dns.port, sink.port
+    ));
+    i.init_spool();
+    let out = i.sendmail(
+        &["-i", "-f", "ann@mail.test", "jörg@bücher.test"],
+        b"Subject: idn\n\nx\n",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = i.qrun_once();
+    let got = sink.received();
+    assert_eq!(got.len(), 1, "{}", text(&out.stderr));
+    assert!(got[0].contains("SMTPUTF8"), "{}", got[0]);
+    assert!(
+        got[0].contains("j\\u00f6rg@b\\u00fccher.test"),
+        "{}",
+        got[0]
+    );
+}

@@ -26,6 +26,7 @@
 mod conn;
 mod data;
 mod dns;
+mod idn;
 mod route;
 mod smtp;
 mod tls;

@@ -50,8 +50,20 @@ fn perm(dsn: &'static str, text: String) -> Unroutable {
 
 /// plan - the hosts for `domain`.
 pub fn plan(cfg: &Config, dns: &Resolver, domain: &str) -> Result<Plan, Unroutable> {
-    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
-    let (route, relay) = match cfg.transport_for(&domain) {
+    let original = domain;
+    // An internationalized domain is looked up by its A-labels.
+    let domain = crate::idn::to_ascii(domain.trim_end_matches('.'))
+        .ok_or_else(|| {
+            perm(
+                "5.1.2",
+                format!("bad internationalized domain name {domain}"),
+            )
+        })?
+        .to_ascii_lowercase();
+    let (route, relay) = match cfg
+        .transport_for(&domain)
+        .or_else(|| cfg.transport_for(original))
+    {
         Some(r) => (Some(r.clone()), false),
         None => match cfg.relayhost.as_deref().map(parse_route) {
             Some(Ok(r)) => (Some(r), true),
