@@ -1466,3 +1466,45 @@ fn an_internationalized_domain_is_looked_up_by_its_a_label() {
         got[0]
     );
 }
+
+/// The daemon sends remote mail as it arrives, reuses the kept session
+/// for the next message, and lets idle sessions go (they QUIT).
+#[test]
+fn the_daemon_sends_remote_mail_as_it_arrives() {
+    if !have_aiosmtpd() {
+        return;
+    }
+    let mut i = Instance::new();
+    let sink = Sink::start(&i.path("sink"), &[]);
+    i.write_config(&format!(
+        "[transport]\n\"d.test\" = \"[127.0.0.1]:{}\"\n",
+        sink.port
+    ));
+    i.init_spool();
+    let mut c = i.cmd("qrun");
+    c.stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut d = c.spawn().unwrap();
+    let mut ok = true;
+    for n in 1..=3 {
+        let m = format!("Subject: {n}\n\nx\n");
+        i.sendmail(&["-i", "-f", "ann@mail.test", "x@d.test"], m.as_bytes());
+        ok &= wait_for(Duration::from_secs(20), || sink.received().len() == n);
+    }
+    // Idle sessions end on their own (5 s), the daemon goes on.
+    std::thread::sleep(Duration::from_millis(5500));
+    i.sendmail(
+        &["-i", "-f", "ann@mail.test", "y@d.test"],
+        b"Subject: 4\n\nx\n",
+    );
+    ok &= wait_for(Duration::from_secs(20), || sink.received().len() == 4);
+    let _ = d.kill();
+    let out = d.wait_with_output().unwrap();
+    assert!(ok, "{}", text(&out.stderr));
+    assert!(i.queue_files().is_empty());
+    let log = text(&out.stderr);
+    assert_eq!(
+        log.matches("status=sent (250 2.0.0 Ok: queued as").count(),
+        4,
+        "{log}"
+    );
+}
