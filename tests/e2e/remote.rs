@@ -1508,3 +1508,39 @@ fn the_daemon_sends_remote_mail_as_it_arrives() {
         "{log}"
     );
 }
+
+/// A UTF-8 address needs SMTPUTF8; smtp-sink does not offer it: 5.6.7,
+/// while an ASCII message to the same server goes through. (The need is
+/// the whole envelope's: ASCII recipients of the same message share it.)
+#[test]
+fn a_utf8_address_to_a_server_without_smtputf8_bounces() {
+    let Some((mut sink, port)) = start_smtp_sink(&[]) else {
+        return;
+    };
+    let mut i = Instance::new();
+    i.write_config(&format!(
+        "[transport]\n\"u.test\" = \"[127.0.0.1]:{port}\"\n"
+    ));
+    i.init_spool();
+    i.sendmail(
+        &["-i", "-f", "ann@mail.test", "jörg@u.test"],
+        b"Subject: u\n\nx\n",
+    );
+    i.sendmail(
+        &["-i", "-f", "ann@mail.test", "joerg@u.test"],
+        b"Subject: a\n\nx\n",
+    );
+    let out = i.qrun_once();
+    let _ = sink.kill();
+    let _ = sink.wait();
+    assert!(
+        log_of(&out, "jörg@u.test").contains("dsn=5.6.7, status=bounced (SMTPUTF8 is required, but was not offered by host 127.0.0.1[127.0.0.1])"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        log_of(&out, "joerg@u.test").contains("status=sent"),
+        "{}",
+        text(&out.stderr)
+    );
+}

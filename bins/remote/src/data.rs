@@ -15,6 +15,23 @@ pub fn is_8bit(msg: &[u8]) -> bool {
     msg.iter().any(|&b| b >= 0x80)
 }
 
+/// header - the header section of `msg`, up to its empty line.
+pub fn header(msg: &[u8]) -> &[u8] {
+    let mut i = 0;
+    while i < msg.len() {
+        let end = msg[i..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(msg.len(), |p| i + p + 1);
+        let line = &msg[i..end];
+        if line == b"\n" || line == b"\r\n" {
+            return &msg[..i];
+        }
+        i = end;
+    }
+    msg
+}
+
 /// lines - the lines of `msg` without their ends; CRLF, a bare LF and a
 /// bare CR each end a line.
 fn lines(msg: &[u8]) -> Vec<&[u8]> {
@@ -116,5 +133,7 @@ mod tests {
             }
         }
         assert!(is_8bit("é".as_bytes()) && !is_8bit(b"plain"));
+        assert_eq!(header(b"A: b\r\nC: d\r\n\r\nbody\n"), b"A: b\r\nC: d\r\n");
+        assert_eq!(header(b"A: b\n"), b"A: b\n");
     }
 }

@@ -212,10 +212,11 @@ fn job(
             orcpt: r.orcpt.clone(),
         })
         .collect();
+    let utf8_addresses =
+        !env.sender.is_ascii() || env.recipients.iter().any(|r| !r.address.is_ascii());
     let job = smtp::Job {
-        smtputf8: env.smtputf8
-            || !env.sender.is_ascii()
-            || env.recipients.iter().any(|r| !r.address.is_ascii()),
+        smtputf8: env.smtputf8,
+        smtputf8_needed: utf8_addresses || env.smtputf8 && data::is_8bit(data::header(&msg)),
         eight_bit: env.body.as_deref().is_some_and(|b| b != "7BIT") || data::is_8bit(&msg),
         wire: data::encode(&msg),
         sender: env.sender.clone(),

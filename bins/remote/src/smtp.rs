@@ -44,7 +44,11 @@ pub struct Job {
     /// Already encoded for DATA (data::encode).
     pub wire: Vec<u8>,
     pub eight_bit: bool,
+    /// The sender asked for SMTPUTF8: pass it on where offered.
     pub smtputf8: bool,
+    /// Only a server with SMTPUTF8 may take it: UTF-8 in an address, or
+    /// in the header of a message sent with SMTPUTF8 (as Postfix decides).
+    pub smtputf8_needed: bool,
 }
 
 /// How to talk to this destination.
@@ -575,7 +579,7 @@ fn transaction(s: &mut Session, ext: &Ext, job: &Job, rcpts: &[Rcpt]) -> Attempt
             String::new(),
         ));
     }
-    if job.smtputf8 && !ext.smtputf8 {
+    if job.smtputf8_needed && !ext.smtputf8 {
         return host_fail(s.outcome(
             Status::Bounced,
             "5.6.7".into(),
@@ -614,7 +618,7 @@ fn transaction(s: &mut Session, ext: &Ext, job: &Job, rcpts: &[Rcpt]) -> Attempt
     if ext.eightbit && job.eight_bit {
         mail.push_str(" BODY=8BITMIME");
     }
-    if job.smtputf8 {
+    if (job.smtputf8 || job.smtputf8_needed) && ext.smtputf8 {
         mail.push_str(" SMTPUTF8");
     }
     if ext.dsn {
