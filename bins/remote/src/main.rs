@@ -24,14 +24,13 @@
 #![allow(clippy::result_large_err)]
 
 mod conn;
-mod data;
-mod dns;
 mod idn;
 mod route;
 mod smtp;
 mod tls;
 
 use posthorn_mail::config::{Config, Source};
+use posthorn_remote::{data, dns};
 use posthorn_spool::envelope::{self, Envelope};
 use posthorn_sys::exit::{self, Exit};
 use posthorn_sys::{info, warning};
