@@ -1009,9 +1009,14 @@ fn two_hosts_in_network_namespaces_exchange_mail_by_mx() {
         procs: Vec::new(),
     };
     let (va, vb) = (format!("vpa{tag}"), format!("vpb{tag}"));
-    assert!(ip(&[
-        "link", "add", &va, "netns", &na, "type", "veth", "peer", "name", &vb, "netns", &nb
-    ]));
+    // A container may allow namespaces but not veth devices: skip there
+    // too (NsHost's Drop removes the namespaces).
+    if !ip(&[
+        "link", "add", &va, "netns", &na, "type", "veth", "peer", "name", &vb, "netns", &nb,
+    ]) {
+        eprintln!("SKIP: cannot make a veth pair here");
+        return;
+    }
     for (ns, dev, addr) in [(&na, &va, "10.77.0.1/24"), (&nb, &vb, "10.77.0.2/24")] {
         assert!(ip(&["-n", ns, "link", "set", "lo", "up"]));
         assert!(ip(&["-n", ns, "addr", "add", addr, "dev", dev]));
