@@ -151,6 +151,11 @@ fn golden_slash_as_the_hierarchy_separator() {
 }
 
 #[test]
+fn golden_idle_rfc2177_example() {
+    golden("idle");
+}
+
+#[test]
 fn golden_sasl_login_plain_and_cancel() {
     golden("sasl");
 }
@@ -310,6 +315,147 @@ fn two_sessions_see_deliveries_expunges_and_flags_of_each_other() {
     deliver(&i, "after");
     let r = c.cmd("UID FETCH 8 UID");
     assert!(r.iter().any(|l| l.contains("UID 8")), "{r:?}");
+}
+
+impl Live {
+    /// send - one raw line, not waiting for anything.
+    fn send(&mut self, line: &str) {
+        write!(self.input, "{line}\r\n").unwrap();
+        self.input.flush().unwrap();
+    }
+
+    /// line - the next response line.
+    fn line(&mut self) -> String {
+        let mut l = String::new();
+        assert!(self.output.read_line(&mut l).unwrap() > 0, "EOF");
+        l.trim_end().to_string()
+    }
+
+    /// until - response lines up to and including the first that `stop`
+    /// accepts.
+    fn until(&mut self, stop: impl Fn(&str) -> bool) -> Vec<String> {
+        let mut v = Vec::new();
+        loop {
+            let l = self.line();
+            let end = stop(&l);
+            v.push(l);
+            if end {
+                return v;
+            }
+        }
+    }
+}
+
+#[test]
+fn idle_pushes_deliveries_flags_and_expunges_by_others_at_once() {
+    let i = Instance::new();
+    seed(&i);
+    let mut a = Live::start(&i);
+    let mut b = Live::start(&i);
+    a.cmd("SELECT INBOX");
+    b.cmd("SELECT INBOX");
+    a.send("i1 IDLE");
+    assert_eq!(a.line(), "+ idling");
+    // Bounds are generous, for correctness only: inotify answers in
+    // milliseconds, the polling fallback within a second.
+    let bound = Duration::from_secs(5);
+    deliver(&i, "while idle");
+    let t = std::time::Instant::now();
+    let r = a.until(|l| l.ends_with(" EXISTS"));
+    assert!(t.elapsed() < bound, "{:?} for {r:?}", t.elapsed());
+    assert_eq!(r.last().unwrap(), "* 6 EXISTS", "{r:?}");
+    b.cmd("STORE 2 +FLAGS.SILENT (\\Flagged)");
+    let t = std::time::Instant::now();
+    let r = a.until(|l| l.contains(" FETCH "));
+    assert!(t.elapsed() < bound, "{:?} for {r:?}", t.elapsed());
+    assert!(
+        r.last().unwrap().starts_with("* 2 FETCH (FLAGS (\\Flagged"),
+        "{r:?}"
+    );
+    b.cmd("STORE 3 +FLAGS.SILENT (\\Deleted)");
+    b.cmd("EXPUNGE");
+    let t = std::time::Instant::now();
+    let r = a.until(|l| l.ends_with(" EXPUNGE"));
+    assert!(t.elapsed() < bound, "{:?} for {r:?}", t.elapsed());
+    assert_eq!(r.last().unwrap(), "* 3 EXPUNGE", "{r:?}");
+    a.send("DONE");
+    let r = a.until(|l| l.starts_with("i1 "));
+    assert_eq!(r.last().unwrap(), "i1 OK IDLE terminated", "{r:?}");
+    // The session carries on where IDLE left it.
+    assert_eq!(uids(&mut a), vec![1, 2, 4, 5, 6]);
+}
+
+#[test]
+fn python_imapclient_idle_sees_a_delivery_and_an_expunge() {
+    let have = Command::new("python3")
+        .args(["-c", "import imapclient"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have {
+        eprintln!("skipped: imapclient is not installed (pip install imapclient; CI installs it)");
+        return;
+    }
+    let i = Instance::new();
+    seed(&i);
+    let Some(l) = Launcher::start(&i, "imapd", &[]) else {
+        return;
+    };
+    // The client says when it idles and reports each push as a line;
+    // the test delivers and expunges in between.
+    let mut py = Command::new("python3")
+        .arg("-c")
+        .arg(
+            r#"
+import sys, time
+from imapclient import IMAPClient
+c = IMAPClient("127.0.0.1", port=int(sys.argv[1]), ssl=False, timeout=20)
+c.login("ann", "x")
+c.select_folder("INBOX")
+c.idle()
+print("idling", flush=True)
+def wait_for(word):
+    end = time.time() + 20
+    while time.time() < end:
+        for r in c.idle_check(timeout=1):
+            if len(r) > 1 and r[1] == word:
+                return r[0]
+    return None
+print("exists", wait_for(b"EXISTS"), flush=True)
+sys.stdin.readline()
+print("expunge", wait_for(b"EXPUNGE"), flush=True)
+text, responses = c.idle_done()
+print("done", text.decode(), flush=True)
+c.logout()
+"#,
+        )
+        .arg(l.port.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = py.stdin.take().unwrap();
+    let mut out = BufReader::new(py.stdout.take().unwrap());
+    let mut next = || {
+        let mut s = String::new();
+        out.read_line(&mut s).unwrap();
+        s.trim_end().to_string()
+    };
+    assert_eq!(next(), "idling");
+    deliver(&i, "for imapclient");
+    let t = std::time::Instant::now();
+    assert_eq!(next(), "exists 6");
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    let mut b = Live::start(&i);
+    b.cmd("SELECT INBOX");
+    b.cmd("STORE 1 +FLAGS.SILENT (\\Deleted)");
+    b.cmd("EXPUNGE");
+    let t = std::time::Instant::now();
+    writeln!(input, "go").unwrap();
+    input.flush().unwrap();
+    assert_eq!(next(), "expunge 1");
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert_eq!(next(), "done IDLE terminated");
+    assert!(py.wait().unwrap().success());
 }
 
 #[test]

@@ -117,6 +117,8 @@ pub enum StatusItem {
 pub enum Cmd {
     Capability,
     Noop,
+    /// IDLE (RFC 2177): the caller waits for DONE, pushing updates.
+    Idle,
     Logout,
     StartTls,
     Authenticate {
@@ -763,6 +765,7 @@ fn command(p: &mut P, name: &str) -> R<Cmd> {
     Ok(match name {
         "CAPABILITY" => Cmd::Capability,
         "NOOP" => Cmd::Noop,
+        "IDLE" => Cmd::Idle,
         "LOGOUT" => Cmd::Logout,
         "STARTTLS" => Cmd::StartTls,
         "CHECK" => Cmd::Check,

@@ -21,3 +21,4 @@ pub mod serve;
 pub mod session;
 pub mod uidlist;
 pub mod utf7;
+pub mod watch;

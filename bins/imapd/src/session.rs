@@ -51,6 +51,12 @@ pub enum Action {
     },
     /// The go-ahead is queued: send it, then start TLS before reading on.
     StartTls,
+    /// IDLE's go-ahead is queued: send it, then wait for DONE, calling
+    /// `idle_updates` when the folder may have changed and `idle_done`
+    /// with the client's line.
+    Idle {
+        tag: String,
+    },
     Delay(Duration),
     Close,
 }
@@ -131,7 +137,7 @@ impl Session {
 
     /// capability - the list, as it stands in this state.
     pub fn capability(&self) -> String {
-        let mut c = String::from("IMAP4rev1 LITERAL+ SASL-IR CHILDREN UIDPLUS");
+        let mut c = String::from("IMAP4rev1 LITERAL+ SASL-IR CHILDREN UIDPLUS IDLE");
         if self.state == State::NotAuthenticated {
             if self.opts.tls_available && !self.opts.tls_active {
                 c.push_str(" STARTTLS");
@@ -253,6 +259,20 @@ impl Session {
             other if self.state == State::NotAuthenticated => {
                 let _ = other;
                 self.bad(tag, "log in first")
+            }
+            Cmd::Idle => {
+                // Updates due now go out right after the go-ahead.
+                let mut out = b"+ idling\r\n".to_vec();
+                self.updates(&mut out);
+                if self.lost {
+                    return vec![Action::Reply(out), Action::Close];
+                }
+                vec![
+                    Action::Reply(out),
+                    Action::Idle {
+                        tag: tag.to_string(),
+                    },
+                ]
             }
             Cmd::Select { mailbox, read_only } => self.select(tag, &mailbox, read_only),
             Cmd::Create(m) => {
@@ -456,6 +476,33 @@ impl Session {
                 flag_list(out, &s.folder, i);
                 out.extend_from_slice(b")\r\n");
             }
+        }
+    }
+
+    /// idle_dir - the folder an IDLE watches, if one is selected.
+    pub fn idle_dir(&self) -> Option<PathBuf> {
+        self.sel.as_ref().map(|s| s.folder.dir.clone())
+    }
+
+    /// idle_updates - during IDLE, what changed in the folder: the same
+    /// untagged responses a NOOP gives (RFC 2177 §3).
+    pub fn idle_updates(&mut self) -> Vec<Action> {
+        let mut out = Vec::new();
+        self.updates(&mut out);
+        let mut v = vec![Action::Reply(out)];
+        if self.lost {
+            v.push(Action::Close);
+        }
+        v
+    }
+
+    /// idle_done - the line that ends IDLE: DONE, or a BAD for anything
+    /// else (the IDLE is over either way).
+    pub fn idle_done(&mut self, tag: &str, text: &[u8]) -> Vec<Action> {
+        if text.eq_ignore_ascii_case(b"DONE") {
+            self.done(tag, true, "OK IDLE terminated")
+        } else {
+            self.bad(tag, "expected DONE")
         }
     }
 
