@@ -156,6 +156,11 @@ fn golden_idle_rfc2177_example() {
 }
 
 #[test]
+fn golden_unselect_namespace_id_enable() {
+    golden("extensions");
+}
+
+#[test]
 fn golden_sasl_login_plain_and_cancel() {
     golden("sasl");
 }

@@ -119,6 +119,14 @@ pub enum Cmd {
     Noop,
     /// IDLE (RFC 2177): the caller waits for DONE, pushing updates.
     Idle,
+    /// UNSELECT (RFC 3691): CLOSE without the expunge.
+    Unselect,
+    /// NAMESPACE (RFC 2342).
+    Namespace,
+    /// ID (RFC 2971); the client's own parameters are checked and dropped.
+    Id,
+    /// ENABLE (RFC 5161) of these capabilities, upper-cased.
+    Enable(Vec<String>),
     Logout,
     StartTls,
     Authenticate {
@@ -314,6 +322,15 @@ impl<'a> P<'a> {
             Some(b'"') => self.quoted(),
             Some(b'{') => Ok(self.literal()?.to_vec()),
             _ => Err("expected a string".into()),
+        }
+    }
+
+    /// nstring - a string, or NIL (None).
+    fn nstring(&mut self) -> R<Option<Vec<u8>>> {
+        match self.peek() {
+            Some(b'"' | b'{') => self.string().map(Some),
+            _ if self.atom()?.eq_ignore_ascii_case("NIL") => Ok(None),
+            _ => Err("expected a string or NIL".into()),
         }
     }
 
@@ -766,6 +783,45 @@ fn command(p: &mut P, name: &str) -> R<Cmd> {
         "CAPABILITY" => Cmd::Capability,
         "NOOP" => Cmd::Noop,
         "IDLE" => Cmd::Idle,
+        "UNSELECT" => Cmd::Unselect,
+        "NAMESPACE" => Cmd::Namespace,
+        "ID" => {
+            // id-params-list = "(" *(string SP nstring) ")" / nil, with
+            // at most 30 pairs (RFC 2971 §3.3).
+            p.sp()?;
+            if p.peek() == Some(b'(') {
+                p.i += 1;
+                let mut pairs = 0;
+                while !p.eat(b')') {
+                    if pairs > 0 {
+                        p.sp()?;
+                    }
+                    p.string()?;
+                    p.sp()?;
+                    p.nstring()?;
+                    pairs += 1;
+                    if pairs > 30 {
+                        return Err("more than 30 ID parameters".into());
+                    }
+                }
+            } else if !p.atom()?.eq_ignore_ascii_case("NIL") {
+                return Err("expected a parameter list or NIL".into());
+            }
+            Cmd::Id
+        }
+        "ENABLE" => {
+            let mut caps = Vec::new();
+            while p.eat(b' ') {
+                caps.push(p.atom()?.to_ascii_uppercase());
+                if caps.len() > 32 {
+                    return Err("too many capabilities".into());
+                }
+            }
+            if caps.is_empty() {
+                return Err("ENABLE needs a capability".into());
+            }
+            Cmd::Enable(caps)
+        }
         "LOGOUT" => Cmd::Logout,
         "STARTTLS" => Cmd::StartTls,
         "CHECK" => Cmd::Check,
@@ -1018,6 +1074,26 @@ mod tests {
     fn known_answers() {
         assert_eq!(ok("a CAPABILITY"), Cmd::Capability);
         assert_eq!(ok("a noop"), Cmd::Noop);
+        assert_eq!(ok("a idle"), Cmd::Idle);
+        assert_eq!(ok("a UNSELECT"), Cmd::Unselect);
+        assert_eq!(ok("a NAMESPACE"), Cmd::Namespace);
+        assert_eq!(ok("a ID NIL"), Cmd::Id);
+        assert_eq!(ok("a ID ()"), Cmd::Id);
+        assert_eq!(
+            ok("a ID (\"name\" \"sodr\" \"version\" NIL \"os\" {3+}\r\nbsd)"),
+            Cmd::Id
+        );
+        bad("a ID");
+        bad("a ID (\"name\")");
+        bad("a ID (\"name\" \"x\"");
+        bad("a ID (name \"x\")");
+        bad(&format!("a ID ({})", vec!["\"k\" \"v\""; 31].join(" ")));
+        assert_eq!(
+            ok("a ENABLE condstore X-GOOD-IDEA"),
+            Cmd::Enable(vec!["CONDSTORE".into(), "X-GOOD-IDEA".into()])
+        );
+        bad("a ENABLE");
+        bad("a ENABLE (CONDSTORE)");
         assert_eq!(
             ok("a LOGIN ann \"p\\\"w\""),
             Cmd::Login {

@@ -137,7 +137,9 @@ impl Session {
 
     /// capability - the list, as it stands in this state.
     pub fn capability(&self) -> String {
-        let mut c = String::from("IMAP4rev1 LITERAL+ SASL-IR CHILDREN UIDPLUS IDLE");
+        let mut c = String::from(
+            "IMAP4rev1 LITERAL+ SASL-IR CHILDREN UIDPLUS IDLE UNSELECT NAMESPACE ID ENABLE",
+        );
         if self.state == State::NotAuthenticated {
             if self.opts.tls_available && !self.opts.tls_active {
                 c.push_str(" STARTTLS");
@@ -256,6 +258,13 @@ impl Session {
             Cmd::Authenticate { mech, initial } => {
                 self.authenticate(tag, &mech, initial.as_deref())
             }
+            // Valid in every state (RFC 2971 §3.1). No version: nothing
+            // a client needs, and something an attacker would like.
+            Cmd::Id => {
+                let mut v = vec![line("* ID (\"name\" \"Posthorn\")")];
+                v.extend(self.done(tag, true, "OK ID completed"));
+                v
+            }
             other if self.state == State::NotAuthenticated => {
                 let _ = other;
                 self.bad(tag, "log in first")
@@ -273,6 +282,21 @@ impl Session {
                         tag: tag.to_string(),
                     },
                 ]
+            }
+            Cmd::Namespace => {
+                // One personal namespace, the whole tree; no others.
+                let sep = self.opts.separator;
+                let mut v = vec![line(&format!("* NAMESPACE ((\"\" \"{sep}\")) NIL NIL"))];
+                v.extend(self.done(tag, true, "OK NAMESPACE completed"));
+                v
+            }
+            Cmd::Enable(_) => {
+                // Nothing we offer changes behaviour when enabled yet:
+                // the list is empty, never an error (RFC 5161 §3.1).
+                // Checking that nothing was selected is not required.
+                let mut v = vec![line("* ENABLED")];
+                v.extend(self.done(tag, true, "OK ENABLE completed"));
+                v
             }
             Cmd::Select { mailbox, read_only } => self.select(tag, &mailbox, read_only),
             Cmd::Create(m) => {
@@ -338,6 +362,11 @@ impl Session {
                 self.sel = None;
                 self.state = State::Authenticated;
                 vec![line(&format!("{tag} OK CLOSE completed"))]
+            }
+            Cmd::Unselect => {
+                self.sel = None;
+                self.state = State::Authenticated;
+                vec![line(&format!("{tag} OK UNSELECT completed"))]
             }
             Cmd::Check => self.done(tag, true, "OK CHECK completed"),
             Cmd::Expunge => self.expunge(tag, None),
