@@ -161,6 +161,11 @@ fn golden_unselect_namespace_id_enable() {
 }
 
 #[test]
+fn golden_move_rfc6851() {
+    golden("move");
+}
+
+#[test]
 fn golden_sasl_login_plain_and_cancel() {
     golden("sasl");
 }
@@ -461,6 +466,55 @@ c.logout()
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     assert_eq!(next(), "done IDLE terminated");
     assert!(py.wait().unwrap().success());
+}
+
+#[test]
+fn python_imapclient_moves_with_uid_move_and_others_see_the_expunges() {
+    let have = Command::new("python3")
+        .args(["-c", "import imapclient"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have {
+        eprintln!("skipped: imapclient is not installed (pip install imapclient; CI installs it)");
+        return;
+    }
+    let i = Instance::new();
+    seed(&i);
+    let mut watcher = Live::start(&i);
+    watcher.cmd("SELECT INBOX");
+    let Some(l) = Launcher::start(&i, "imapd", &[]) else {
+        return;
+    };
+    let got = python(
+        r#"
+import sys, json
+from imapclient import IMAPClient
+c = IMAPClient("127.0.0.1", port=int(sys.argv[1]), ssl=False, timeout=20)
+c.login("ann", "x")
+out = {"move": c.has_capability("MOVE")}
+c.create_folder("Archive")
+c.select_folder("INBOX")
+c.add_flags([4], [b"\\Deleted"])
+c.move([2, 3], "Archive")
+out["inbox"] = sorted(c.search(["ALL"]))
+out["archive"] = c.folder_status("Archive", ["MESSAGES", "UIDNEXT"])[b"MESSAGES"]
+c.logout()
+print(json.dumps(out))
+"#,
+        &[&l.port.to_string()],
+    );
+    let v = got.trim();
+    assert!(v.contains("\"move\": true"), "{v}");
+    // The client's own \Deleted message 4 is not expunged by the MOVE.
+    assert!(v.contains("\"inbox\": [1, 4, 5]"), "{v}");
+    assert!(v.contains("\"archive\": 2"), "{v}");
+    let r = watcher.cmd("NOOP");
+    let gone: Vec<&String> = r.iter().filter(|l| l.ends_with(" EXPUNGE")).collect();
+    assert_eq!(gone, ["* 3 EXPUNGE", "* 2 EXPUNGE"], "{r:?}");
+    assert_eq!(uids(&mut watcher), vec![1, 4, 5]);
+    let files = |d: &str| std::fs::read_dir(i.path(d)).unwrap().count();
+    assert_eq!(files("home/ann/Maildir/cur"), 3);
+    assert_eq!(files("home/ann/Maildir/.Archive/cur"), 2);
 }
 
 #[test]
@@ -979,6 +1033,46 @@ fn kill_9_during_append_store_copy_and_expunge_leaves_a_consistent_folder() {
         }
     }
     // The lock never stays behind.
+    assert!(!i.path("home/ann/Maildir/dovecot-uidlist.lock").exists());
+}
+
+#[test]
+fn kill_9_during_move_loses_no_message() {
+    let i = Instance::new();
+    many(&i, 300);
+    let bodies = |d: &str| -> Vec<String> {
+        std::fs::read_dir(i.path(d))
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| std::fs::read_to_string(e.path()).unwrap())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (_, _) = session(&i, "a LOGIN ann x\nb CREATE Moved\nc LOGOUT\n");
+    for delay_ms in [0u64, 2, 10, 40, 200] {
+        let mut c = i.cmd("imapd");
+        c.stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut child = c.spawn().unwrap();
+        let mut input = child.stdin.take().unwrap();
+        let _ = input.write_all(b"l LOGIN ann x\r\ns SELECT INBOX\r\nm MOVE 1:60 Moved\r\n");
+        let _ = input.flush();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        drop(input);
+        check_consistent(&i, &format!("move killed after {delay_ms} ms"));
+        // Every message is in one folder or both (a duplicate is
+        // tolerated, a loss is not).
+        let mut all = bodies("home/ann/Maildir/cur");
+        all.extend(bodies("home/ann/Maildir/new"));
+        all.extend(bodies("home/ann/Maildir/.Moved/cur"));
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 300, "after {delay_ms} ms");
+    }
     assert!(!i.path("home/ann/Maildir/dovecot-uidlist.lock").exists());
 }
 

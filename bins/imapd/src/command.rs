@@ -186,6 +186,12 @@ pub enum Cmd {
         set: SeqSet,
         mailbox: String,
     },
+    /// MOVE and UID MOVE (RFC 6851).
+    Move {
+        uid: bool,
+        set: SeqSet,
+        mailbox: String,
+    },
 }
 
 /// A command that did not parse: the tag when we got that far.
@@ -940,7 +946,7 @@ fn command(p: &mut P, name: &str) -> R<Cmd> {
             p.sp()?;
             let sub = p.atom()?.to_ascii_uppercase();
             match sub.as_str() {
-                "FETCH" | "STORE" | "SEARCH" | "COPY" => uid_command(p, &sub, true)?,
+                "FETCH" | "STORE" | "SEARCH" | "COPY" | "MOVE" => uid_command(p, &sub, true)?,
                 "EXPUNGE" => {
                     p.sp()?;
                     Cmd::UidExpunge(p.seq_set()?)
@@ -948,7 +954,7 @@ fn command(p: &mut P, name: &str) -> R<Cmd> {
                 _ => return Err(format!("unknown UID command {sub}")),
             }
         }
-        "FETCH" | "STORE" | "SEARCH" | "COPY" => uid_command(p, name, false)?,
+        "FETCH" | "STORE" | "SEARCH" | "COPY" | "MOVE" => uid_command(p, name, false)?,
         _ => return Err(format!("unknown command {name}")),
     })
 }
@@ -1000,13 +1006,14 @@ fn uid_command(p: &mut P, name: &str, uid: bool) -> R<Cmd> {
                 flags,
             }
         }
-        "COPY" => {
+        "COPY" | "MOVE" => {
             let set = p.seq_set()?;
             p.sp()?;
-            Cmd::Copy {
-                uid,
-                set,
-                mailbox: p.mailbox()?,
+            let mailbox = p.mailbox()?;
+            if name == "MOVE" {
+                Cmd::Move { uid, set, mailbox }
+            } else {
+                Cmd::Copy { uid, set, mailbox }
             }
         }
         _ => {
@@ -1093,6 +1100,20 @@ mod tests {
             Cmd::Enable(vec!["CONDSTORE".into(), "X-GOOD-IDEA".into()])
         );
         bad("a ENABLE");
+        assert_eq!(
+            ok("a UID MOVE 42:69 foo"),
+            Cmd::Move {
+                uid: true,
+                set: SeqSet(vec![(42, 69)]),
+                mailbox: "foo".into()
+            }
+        );
+        assert!(matches!(
+            ok("a move 1 \"a b\""),
+            Cmd::Move { uid: false, .. }
+        ));
+        bad("a MOVE 1");
+        bad("a UID MOVE foo");
         bad("a ENABLE (CONDSTORE)");
         assert_eq!(
             ok("a LOGIN ann \"p\\\"w\""),

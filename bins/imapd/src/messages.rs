@@ -1,5 +1,5 @@
 //! messages - the commands on the selected mailbox's messages: FETCH,
-//! STORE, SEARCH, COPY, EXPUNGE and their UID forms, as more of the
+//! STORE, SEARCH, COPY, MOVE, EXPUNGE and their UID forms, as more of the
 //! session's state machine (session.rs). Message text is read only for
 //! what a command needs: flags and sizes come from file names, envelopes
 //! and structures from the folder's cache when it has them.
@@ -418,22 +418,136 @@ impl Session {
 
     /// copy - COPY and UID COPY.
     pub(crate) fn copy(&mut self, tag: &str, uid: bool, set: &SeqSet, name: &str) -> Vec<Action> {
+        let c = match self.copy_out(tag, uid, set, name) {
+            Ok(c) => c,
+            Err(refusal) => return refusal,
+        };
+        let mut v = vec![Action::Reply(c.out)];
+        if c.src.is_empty() {
+            v.extend(self.done(tag, uid, "OK COPY completed (nothing to copy)"));
+        } else {
+            let text = format!(
+                "OK [COPYUID {} {} {}] COPY completed",
+                c.validity,
+                uid_set(&c.src),
+                uid_set(&c.new)
+            );
+            v.extend(self.done(tag, uid, &text));
+        }
+        v
+    }
+
+    /// move_to - MOVE and UID MOVE (RFC 6851): a COPY, then \Deleted set
+    /// on exactly the moved messages and an expunge of exactly those, so
+    /// that a crash at any point leaves the message in both folders,
+    /// never in neither (§4.4). Messages the client had marked \Deleted
+    /// itself stay.
+    pub(crate) fn move_to(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        set: &SeqSet,
+        name: &str,
+    ) -> Vec<Action> {
+        if self.sel.as_ref().is_some_and(|s| s.folder.read_only) {
+            return vec![line(&format!(
+                "{tag} NO [READ-ONLY] the mailbox is read-only"
+            ))];
+        }
+        let c = match self.copy_out(tag, uid, set, name) {
+            Ok(c) => c,
+            Err(refusal) => return refusal,
+        };
+        let mut out = c.out;
+        if c.src.is_empty() {
+            let mut v = vec![Action::Reply(out)];
+            v.extend(self.done(tag, uid, "OK MOVE completed (nothing to move)"));
+            return v;
+        }
+        // The copies are durable and have their UIDs: say so first, as
+        // the RFC's examples do, then expunge.
+        let _ = write!(
+            out,
+            "* OK [COPYUID {} {} {}] Moved\r\n",
+            c.validity,
+            uid_set(&c.src),
+            uid_set(&c.new)
+        );
+        let Some(s) = self.sel.as_mut() else {
+            return Vec::new();
+        };
+        let mut failed = false;
+        for i in 0..s.folder.msgs.len() {
+            // Targets come in folder order, so the UIDs ascend.
+            if c.src.binary_search(&s.folder.msgs[i].uid).is_err() {
+                continue;
+            }
+            let deleted = |mut f: Flags| {
+                f.system |= flags::DELETED;
+                f
+            };
+            match s.folder.change_flags(i, deleted) {
+                Ok(true) => {}
+                // Expunged by another session meanwhile: moved all the same.
+                Ok(false) => {}
+                Err(e) => {
+                    posthorn_sys::warning!("move: {e}");
+                    failed = true;
+                }
+            }
+        }
+        match s.folder.expunge(Some(&c.src)) {
+            Ok(gone) => {
+                for n in gone {
+                    let _ = write!(out, "* {n} EXPUNGE\r\n");
+                }
+            }
+            Err(e) => {
+                posthorn_sys::warning!("move: expunge: {e}");
+                failed = true;
+            }
+        }
+        let mut v = vec![Action::Reply(out)];
+        if failed {
+            // The copies stand; what could not be removed is still here,
+            // and the client sees which from the EXPUNGEs it got.
+            v.extend(self.done(
+                tag,
+                uid,
+                "NO [SERVERBUG] copied, but not all could be removed from this mailbox",
+            ));
+        } else {
+            v.extend(self.done(tag, uid, "OK MOVE completed"));
+        }
+        v
+    }
+
+    /// copy_out - the copying that COPY and MOVE share: the messages of
+    /// `set` linked or copied into `name` and given UIDs there; Err is
+    /// the refusal to send.
+    fn copy_out(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        set: &SeqSet,
+        name: &str,
+    ) -> Result<Copied, Vec<Action>> {
         let mut out = Vec::new();
         if uid {
             self.updates(&mut out);
         } else if self.bad_seq(uid, set) {
-            return self.bad(tag, "invalid message sequence number");
+            return Err(self.bad(tag, "invalid message sequence number"));
         }
         let dest = match self.tree().path(name) {
             Ok(d) => d,
-            Err(e) => return vec![line(&format!("{tag} NO {e}"))],
+            Err(e) => return Err(vec![line(&format!("{tag} NO {e}"))]),
         };
         if !dest.join("cur").is_dir() {
-            return vec![line(&format!("{tag} NO [TRYCREATE] no such mailbox"))];
+            return Err(vec![line(&format!("{tag} NO [TRYCREATE] no such mailbox"))]);
         }
         let targets = self.targets(uid, set);
         let Some(s) = self.sel.as_mut() else {
-            return Vec::new();
+            return Err(Vec::new());
         };
         // Keywords are letters per folder: map them by name.
         let mut dest_kw = flags::Keywords::read(&dest);
@@ -463,27 +577,38 @@ impl Session {
             src_uids.push(m.uid);
         }
         if src.is_empty() {
-            let mut v = vec![Action::Reply(out)];
-            v.extend(self.done(tag, uid, "OK COPY completed (nothing to copy)"));
-            return v;
+            return Ok(Copied {
+                out,
+                validity: 0,
+                src: Vec::new(),
+                new: Vec::new(),
+            });
         }
         match folder::copy(&src, &dest) {
-            Ok((validity, new)) => {
-                let mut v = vec![Action::Reply(out)];
-                let text = format!(
-                    "OK [COPYUID {validity} {} {}] COPY completed",
-                    uid_set(&src_uids),
-                    uid_set(&new)
-                );
-                v.extend(self.done(tag, uid, &text));
-                v
-            }
+            Ok((validity, new)) => Ok(Copied {
+                out,
+                validity,
+                src: src_uids,
+                new,
+            }),
             Err(e) => {
                 posthorn_sys::warning!("copy to {}: {e}", dest.display());
-                vec![line(&format!("{tag} NO cannot copy: {e}"))]
+                Err(vec![line(&format!("{tag} NO cannot copy: {e}"))])
             }
         }
     }
+}
+
+/// What copy_out did.
+#[derive(Debug)]
+struct Copied {
+    /// Untagged updates due before the answer.
+    out: Vec<u8>,
+    /// The destination's UIDVALIDITY.
+    validity: u32,
+    /// Source UIDs, in the order of the new ones.
+    src: Vec<u32>,
+    new: Vec<u32>,
 }
 
 /// uid_set - UIDs in the order given as a sequence set, runs of

@@ -138,7 +138,7 @@ impl Session {
     /// capability - the list, as it stands in this state.
     pub fn capability(&self) -> String {
         let mut c = String::from(
-            "IMAP4rev1 LITERAL+ SASL-IR CHILDREN UIDPLUS IDLE UNSELECT NAMESPACE ID ENABLE",
+            "IMAP4rev1 LITERAL+ SASL-IR CHILDREN UIDPLUS IDLE UNSELECT NAMESPACE ID ENABLE MOVE",
         );
         if self.state == State::NotAuthenticated {
             if self.opts.tls_available && !self.opts.tls_active {
@@ -381,6 +381,7 @@ impl Session {
                 flags,
             } => self.store(tag, uid, &set, mode, silent, &flags),
             Cmd::Copy { uid, set, mailbox } => self.copy(tag, uid, &set, &mailbox),
+            Cmd::Move { uid, set, mailbox } => self.move_to(tag, uid, &set, &mailbox),
         }
     }
 
@@ -435,6 +436,11 @@ impl Session {
                 message,
             },
             Cmd::Copy { uid, set, mailbox } => Cmd::Copy {
+                uid,
+                set,
+                mailbox: self.store_name(mailbox)?,
+            },
+            Cmd::Move { uid, set, mailbox } => Cmd::Move {
                 uid,
                 set,
                 mailbox: self.store_name(mailbox)?,
