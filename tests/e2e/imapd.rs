@@ -166,6 +166,11 @@ fn golden_move_rfc6851() {
 }
 
 #[test]
+fn golden_special_use_and_status_size() {
+    golden("special-use");
+}
+
+#[test]
 fn golden_sasl_login_plain_and_cancel() {
     golden("sasl");
 }
@@ -469,7 +474,7 @@ c.logout()
 }
 
 #[test]
-fn python_imapclient_moves_with_uid_move_and_others_see_the_expunges() {
+fn python_imapclient_moves_finds_special_folders_and_others_see_the_expunges() {
     let have = Command::new("python3")
         .args(["-c", "import imapclient"])
         .status()
@@ -487,7 +492,7 @@ fn python_imapclient_moves_with_uid_move_and_others_see_the_expunges() {
     };
     let got = python(
         r#"
-import sys, json
+import sys, json, imapclient
 from imapclient import IMAPClient
 c = IMAPClient("127.0.0.1", port=int(sys.argv[1]), ssl=False, timeout=20)
 c.login("ann", "x")
@@ -498,6 +503,12 @@ c.add_flags([4], [b"\\Deleted"])
 c.move([2, 3], "Archive")
 out["inbox"] = sorted(c.search(["ALL"]))
 out["archive"] = c.folder_status("Archive", ["MESSAGES", "UIDNEXT"])[b"MESSAGES"]
+c.create_folder("Sent Messages")
+# imapclient falls back to guessing by name: look at the LIST flags too.
+out["special"] = [c.find_special_folder(imapclient.imapclient.SENT),
+                  c.find_special_folder(imapclient.imapclient.ARCHIVE)]
+out["flags"] = sorted(f[0][-1].decode() for f in c.list_folders() if len(f[0]) > 1)
+out["size"] = c.folder_status("Archive", ["SIZE"])[b"SIZE"]
 c.logout()
 print(json.dumps(out))
 "#,
@@ -508,6 +519,16 @@ print(json.dumps(out))
     // The client's own \Deleted message 4 is not expunged by the MOVE.
     assert!(v.contains("\"inbox\": [1, 4, 5]"), "{v}");
     assert!(v.contains("\"archive\": 2"), "{v}");
+    // SPECIAL-USE by name, and STATUS=SIZE as FETCH RFC822.SIZE counts.
+    assert!(
+        v.contains("\"special\": [\"Sent Messages\", \"Archive\"]"),
+        "{v}"
+    );
+    assert!(
+        v.contains("\"flags\": [\"\\\\Archive\", \"\\\\Sent\"]"),
+        "{v}"
+    );
+    assert!(v.contains("\"size\": 1663"), "{v}");
     let r = watcher.cmd("NOOP");
     let gone: Vec<&String> = r.iter().filter(|l| l.ends_with(" EXPUNGE")).collect();
     assert_eq!(gone, ["* 3 EXPUNGE", "* 2 EXPUNGE"], "{r:?}");

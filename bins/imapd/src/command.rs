@@ -110,6 +110,8 @@ pub enum StatusItem {
     UidNext,
     UidValidity,
     Unseen,
+    /// SIZE (RFC 8438): the sum of the messages' RFC822.SIZE.
+    Size,
 }
 
 /// A parsed command.
@@ -904,6 +906,7 @@ fn command(p: &mut P, name: &str) -> R<Cmd> {
                     "UIDNEXT" => StatusItem::UidNext,
                     "UIDVALIDITY" => StatusItem::UidValidity,
                     "UNSEEN" => StatusItem::Unseen,
+                    "SIZE" => StatusItem::Size,
                     _ => return Err("unknown STATUS item".into()),
                 });
                 if items.len() > 16 {

@@ -650,7 +650,7 @@ pub(crate) fn flag_list(out: &mut Vec<u8>, f: &Folder, i: usize) {
 }
 
 /// size_of - RFC822.SIZE: `,W=` from the name, else counted.
-fn size_of(f: &mut Folder, i: usize) -> u64 {
+pub(crate) fn size_of(f: &mut Folder, i: usize) -> u64 {
     if let Some(w) = f.msgs[i].size_hint() {
         return w;
     }

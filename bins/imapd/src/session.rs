@@ -138,7 +138,7 @@ impl Session {
     /// capability - the list, as it stands in this state.
     pub fn capability(&self) -> String {
         let mut c = String::from(
-            "IMAP4rev1 LITERAL+ SASL-IR CHILDREN UIDPLUS IDLE UNSELECT NAMESPACE ID ENABLE MOVE",
+            "IMAP4rev1 LITERAL+ SASL-IR CHILDREN UIDPLUS IDLE UNSELECT NAMESPACE ID ENABLE MOVE SPECIAL-USE STATUS=SIZE",
         );
         if self.state == State::NotAuthenticated {
             if self.opts.tls_available && !self.opts.tls_active {
@@ -721,6 +721,7 @@ impl Session {
                     } else {
                         "\\HasNoChildren"
                     });
+                    attrs.extend(special_use(&l.name));
                 }
                 let _ = write!(out, "* {kind} ({}) \"{sep}\" ", attrs.join(" "));
                 fetch::astring(&mut out, &self.client_name(&l.name));
@@ -738,7 +739,7 @@ impl Session {
             Ok(d) => d,
             Err(e) => return vec![line(&format!("{tag} NO {e}"))],
         };
-        let f = match Folder::open(&dir, true) {
+        let mut f = match Folder::open(&dir, true) {
             Ok(f) => f,
             Err(_) => return vec![line(&format!("{tag} NO [NONEXISTENT] no such mailbox"))],
         };
@@ -756,6 +757,14 @@ impl Session {
                 ),
                 StatusItem::UidNext => format!("UIDNEXT {}", f.next_uid),
                 StatusItem::UidValidity => format!("UIDVALIDITY {}", f.validity),
+                // W= in the name (deliver and APPEND write it), else the
+                // file is read: exactly what FETCH RFC822.SIZE says.
+                StatusItem::Size => format!(
+                    "SIZE {}",
+                    (0..f.msgs.len())
+                        .map(|i| crate::messages::size_of(&mut f, i))
+                        .sum::<u64>()
+                ),
                 StatusItem::Unseen => format!(
                     "UNSEEN {}",
                     f.msgs
@@ -848,6 +857,20 @@ impl Session {
             }
         }
     }
+}
+
+/// special_use - the RFC 6154 attribute a top-level folder has by its
+/// name (the names Dovecot's sample configuration and the common clients
+/// use); none for the rest.
+pub(crate) fn special_use(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "Sent" | "Sent Messages" | "Sent Items" => "\\Sent",
+        "Drafts" => "\\Drafts",
+        "Trash" | "Deleted Messages" | "Deleted Items" => "\\Trash",
+        "Junk" | "Spam" => "\\Junk",
+        "Archive" | "Archives" => "\\Archive",
+        _ => return None,
+    })
 }
 
 /// flags_lines - `* FLAGS` and `* OK [PERMANENTFLAGS]` for a folder.
