@@ -171,6 +171,11 @@ fn golden_special_use_and_status_size() {
 }
 
 #[test]
+fn golden_within_and_appendlimit() {
+    golden_with("within-appendlimit", "message_size_limit = 100", |_| {});
+}
+
+#[test]
 fn golden_sasl_login_plain_and_cancel() {
     golden("sasl");
 }

@@ -92,6 +92,10 @@ pub enum Key {
     SentSince(i64),
     Larger(u64),
     Smaller(u64),
+    /// WITHIN (RFC 5032): internal date more than / at most this many
+    /// seconds before the search.
+    Older(u32),
+    Younger(u32),
     Uid(SeqSet),
     Seq(SeqSet),
 }
@@ -112,6 +116,8 @@ pub enum StatusItem {
     Unseen,
     /// SIZE (RFC 8438): the sum of the messages' RFC822.SIZE.
     Size,
+    /// APPENDLIMIT (RFC 7889): the largest message APPEND takes.
+    AppendLimit,
 }
 
 /// A parsed command.
@@ -685,6 +691,15 @@ impl<'a> P<'a> {
                     Key::Smaller(n)
                 }
             }
+            "OLDER" | "YOUNGER" => {
+                self.sp()?;
+                let n = self.nz()?;
+                if w == "OLDER" {
+                    Key::Older(n)
+                } else {
+                    Key::Younger(n)
+                }
+            }
             "UID" => {
                 self.sp()?;
                 Key::Uid(self.seq_set()?)
@@ -907,6 +922,7 @@ fn command(p: &mut P, name: &str) -> R<Cmd> {
                     "UIDVALIDITY" => StatusItem::UidValidity,
                     "UNSEEN" => StatusItem::Unseen,
                     "SIZE" => StatusItem::Size,
+                    "APPENDLIMIT" => StatusItem::AppendLimit,
                     _ => return Err("unknown STATUS item".into()),
                 });
                 if items.len() > 16 {
@@ -1117,6 +1133,15 @@ mod tests {
         ));
         bad("a MOVE 1");
         bad("a UID MOVE foo");
+        assert_eq!(
+            ok("a SEARCH OLDER 3600 younger 7200"),
+            Cmd::Search {
+                uid: false,
+                key: Key::And(vec![Key::Older(3600), Key::Younger(7200)])
+            }
+        );
+        bad("a SEARCH OLDER 0");
+        bad("a SEARCH YOUNGER");
         bad("a ENABLE (CONDSTORE)");
         assert_eq!(
             ok("a LOGIN ann \"p\\\"w\""),

@@ -115,6 +115,9 @@ impl Session {
         let need = search::needs_text(key);
         let n = s.folder.msgs.len();
         let max_uid = s.folder.msgs.last().map_or(0, |m| m.uid);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
         let mut hits = Vec::new();
         for i in 0..n {
             let size = size_of(&mut s.folder, i);
@@ -136,6 +139,7 @@ impl Session {
                 keywords: &s.folder.keywords,
                 size,
                 internal,
+                now,
                 text: text.as_ref(),
             };
             if search::matches(key, &subj) {

@@ -102,6 +102,7 @@ pub fn serve(
         plaintext_anyway: peer.is_loopback() || cfg.auth_allow_plaintext,
         max_failures: cfg.auth_max_failures,
         separator: cfg.imap_separator,
+        append_limit: cfg.message_size_limit,
     });
     let mut ctx = Ctx {
         cfg,

@@ -82,6 +82,8 @@ pub struct Options {
     /// The hierarchy separator clients see, `.` or `/`; the store's
     /// names always use `.` (Maildir++).
     pub separator: char,
+    /// The largest message APPEND takes (serve.rs enforces it).
+    pub append_limit: u64,
 }
 
 /// The selected mailbox.
@@ -138,8 +140,9 @@ impl Session {
     /// capability - the list, as it stands in this state.
     pub fn capability(&self) -> String {
         let mut c = String::from(
-            "IMAP4rev1 LITERAL+ SASL-IR CHILDREN UIDPLUS IDLE UNSELECT NAMESPACE ID ENABLE MOVE SPECIAL-USE STATUS=SIZE",
+            "IMAP4rev1 LITERAL+ SASL-IR CHILDREN UIDPLUS IDLE UNSELECT NAMESPACE ID ENABLE MOVE SPECIAL-USE STATUS=SIZE WITHIN",
         );
+        c.push_str(&format!(" APPENDLIMIT={}", self.opts.append_limit));
         if self.state == State::NotAuthenticated {
             if self.opts.tls_available && !self.opts.tls_active {
                 c.push_str(" STARTTLS");
@@ -757,6 +760,7 @@ impl Session {
                 ),
                 StatusItem::UidNext => format!("UIDNEXT {}", f.next_uid),
                 StatusItem::UidValidity => format!("UIDVALIDITY {}", f.validity),
+                StatusItem::AppendLimit => format!("APPENDLIMIT {}", self.opts.append_limit),
                 // W= in the name (deliver and APPEND write it), else the
                 // file is read: exactly what FETCH RFC822.SIZE says.
                 StatusItem::Size => format!(
