@@ -931,6 +931,57 @@ m.logout()
 }
 
 #[test]
+fn idle_under_implicit_tls_sees_a_new_file_and_reads_done() {
+    let have = Command::new("python3")
+        .args(["-c", "import imapclient"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have {
+        eprintln!("skipped: imapclient is not installed (pip install imapclient; CI installs it)");
+        return;
+    }
+    let Some(i) = tls_instance() else {
+        return;
+    };
+    let Some(l) = Launcher::start(&i, "imapd", &["--tls"]) else {
+        return;
+    };
+    // The poll(2) on fd 0 under TLS: a record must wake the session and
+    // DONE must be read through rustls.
+    let got = python(
+        r#"
+import os, ssl, sys, time
+from imapclient import IMAPClient
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+ctx.check_hostname = False
+c = IMAPClient("127.0.0.1", port=int(sys.argv[1]), ssl=True, ssl_context=ctx, timeout=20)
+c.login("ann", "x")
+c.select_folder("INBOX")
+c.idle()
+tmp = os.path.join(sys.argv[3], "tmp", "1800000000.M1P1.tls")
+with open(tmp, "w") as f:
+    f.write("Subject: under TLS\n\nhi\n")
+os.rename(tmp, os.path.join(sys.argv[3], "new", "1800000000.M1P1.tls"))
+t, seen = time.time(), None
+while seen is None and time.time() < t + 20:
+    for r in c.idle_check(timeout=1):
+        if r[1] == b"EXISTS":
+            seen = r[0]
+took = time.time() - t
+text, _ = c.idle_done()
+print(seen, text.decode(), took < 5)
+c.logout()
+"#,
+        &[
+            &l.port.to_string(),
+            &i.path("cert.pem").to_string_lossy(),
+            &i.path("home/ann/Maildir").to_string_lossy(),
+        ],
+    );
+    assert_eq!(got, "6 IDLE terminated True\n");
+}
+
+#[test]
 fn no_passwords_in_plaintext_from_the_network() {
     let i = Instance::new();
     // A TCP client that is not on loopback: the harness's pipe counts as
