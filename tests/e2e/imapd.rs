@@ -176,6 +176,11 @@ fn golden_within_and_appendlimit() {
 }
 
 #[test]
+fn golden_esearch_rfc4731() {
+    golden("esearch");
+}
+
+#[test]
 fn golden_sasl_login_plain_and_cancel() {
     golden("sasl");
 }

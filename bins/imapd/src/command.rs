@@ -100,6 +100,15 @@ pub enum Key {
     Seq(SeqSet),
 }
 
+/// What an ESEARCH answers with (RFC 4731 §3.1); `RETURN ()` is ALL.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ret {
+    pub min: bool,
+    pub max: bool,
+    pub all: bool,
+    pub count: bool,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreMode {
     Add,
@@ -175,6 +184,8 @@ pub enum Cmd {
     UidExpunge(SeqSet),
     Search {
         uid: bool,
+        /// RETURN options (RFC 4731 ESEARCH), None for a plain SEARCH.
+        ret: Option<Ret>,
         key: Key,
     },
     Fetch {
@@ -1036,6 +1047,32 @@ fn uid_command(p: &mut P, name: &str, uid: bool) -> R<Cmd> {
             }
         }
         _ => {
+            let mut ret = None;
+            let save = p.i;
+            if p.atom().is_ok_and(|w| w.eq_ignore_ascii_case("RETURN")) {
+                p.sp()?;
+                p.expect(b'(')?;
+                let mut r = Ret::default();
+                while !p.eat(b')') {
+                    if r != Ret::default() {
+                        p.sp()?;
+                    }
+                    match p.atom()?.to_ascii_uppercase().as_str() {
+                        "MIN" => r.min = true,
+                        "MAX" => r.max = true,
+                        "ALL" => r.all = true,
+                        "COUNT" => r.count = true,
+                        _ => return Err("unknown SEARCH RETURN option".into()),
+                    }
+                }
+                if r == Ret::default() {
+                    r.all = true;
+                }
+                ret = Some(r);
+                p.sp()?;
+            } else {
+                p.i = save;
+            }
             let save = p.i;
             if p.atom().is_ok_and(|w| w.eq_ignore_ascii_case("CHARSET")) {
                 p.sp()?;
@@ -1056,6 +1093,7 @@ fn uid_command(p: &mut P, name: &str, uid: bool) -> R<Cmd> {
             }
             Cmd::Search {
                 uid,
+                ret,
                 key: if v.len() == 1 {
                     v.remove(0)
                 } else {
@@ -1137,10 +1175,33 @@ mod tests {
             ok("a SEARCH OLDER 3600 younger 7200"),
             Cmd::Search {
                 uid: false,
+                ret: None,
                 key: Key::And(vec![Key::Older(3600), Key::Younger(7200)])
             }
         );
         bad("a SEARCH OLDER 0");
+        assert_eq!(
+            ok("a UID SEARCH RETURN (MIN count) CHARSET UTF-8 ALL"),
+            Cmd::Search {
+                uid: true,
+                ret: Some(Ret {
+                    min: true,
+                    count: true,
+                    ..Ret::default()
+                }),
+                key: Key::All
+            }
+        );
+        assert!(matches!(
+            ok("a SEARCH RETURN () 1:5"),
+            Cmd::Search {
+                ret: Some(Ret { all: true, .. }),
+                ..
+            }
+        ));
+        bad("a SEARCH RETURN (BOGUS) ALL");
+        bad("a SEARCH RETURN (MIN)ALL");
+        bad("a SEARCH RETURN MIN ALL");
         bad("a SEARCH YOUNGER");
         bad("a ENABLE (CONDSTORE)");
         assert_eq!(
@@ -1221,6 +1282,7 @@ mod tests {
             ok("a SEARCH CHARSET UTF-8 OR (FROM \"x\" 1:3) NOT SEEN SINCE 1-Feb-1994"),
             Cmd::Search {
                 uid: false,
+                ret: None,
                 key: Key::And(vec![
                     Key::Or(
                         Box::new(Key::And(vec![

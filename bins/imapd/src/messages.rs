@@ -9,7 +9,7 @@
 //! `NO [EXPUNGEISSUED]`, as RFC 2180 allows.
 
 use crate::cache::{self, Cache};
-use crate::command::{self, Att, Key, SeqSet, StoreMode};
+use crate::command::{self, Att, Key, Ret, SeqSet, StoreMode};
 use crate::fetch;
 use crate::flags::{self, Flags};
 use crate::folder::{self, Folder};
@@ -104,7 +104,13 @@ impl Session {
     }
 
     /// search - SEARCH and UID SEARCH.
-    pub(crate) fn search(&mut self, tag: &str, uid: bool, key: &Key) -> Vec<Action> {
+    pub(crate) fn search(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        ret: Option<Ret>,
+        key: &Key,
+    ) -> Vec<Action> {
         let mut pre = Vec::new();
         if uid {
             self.updates(&mut pre);
@@ -147,9 +153,34 @@ impl Session {
             }
         }
         let mut out = pre;
-        out.extend_from_slice(b"* SEARCH");
-        for h in hits {
-            let _ = write!(out, " {h}");
+        match ret {
+            None => {
+                out.extend_from_slice(b"* SEARCH");
+                for h in hits {
+                    let _ = write!(out, " {h}");
+                }
+            }
+            // RFC 4731 §3.1: MIN, MAX and ALL only when something matched.
+            Some(r) => {
+                let _ = write!(out, "* ESEARCH (TAG \"{tag}\")");
+                if uid {
+                    out.extend_from_slice(b" UID");
+                }
+                if let (Some(lo), Some(hi)) = (hits.first(), hits.last()) {
+                    if r.min {
+                        let _ = write!(out, " MIN {lo}");
+                    }
+                    if r.max {
+                        let _ = write!(out, " MAX {hi}");
+                    }
+                }
+                if r.count {
+                    let _ = write!(out, " COUNT {}", hits.len());
+                }
+                if r.all && !hits.is_empty() {
+                    let _ = write!(out, " ALL {}", uid_set(&hits));
+                }
+            }
         }
         out.extend_from_slice(b"\r\n");
         let mut v = vec![Action::Reply(out)];

@@ -140,7 +140,7 @@ impl Session {
     /// capability - the list, as it stands in this state.
     pub fn capability(&self) -> String {
         let mut c = String::from(
-            "IMAP4rev1 LITERAL+ SASL-IR CHILDREN UIDPLUS IDLE UNSELECT NAMESPACE ID ENABLE MOVE SPECIAL-USE STATUS=SIZE WITHIN",
+            "IMAP4rev1 LITERAL+ SASL-IR CHILDREN UIDPLUS IDLE UNSELECT NAMESPACE ID ENABLE MOVE SPECIAL-USE STATUS=SIZE WITHIN ESEARCH",
         );
         c.push_str(&format!(" APPENDLIMIT={}", self.opts.append_limit));
         if self.state == State::NotAuthenticated {
@@ -374,7 +374,7 @@ impl Session {
             Cmd::Check => self.done(tag, true, "OK CHECK completed"),
             Cmd::Expunge => self.expunge(tag, None),
             Cmd::UidExpunge(set) => self.expunge(tag, Some(&set)),
-            Cmd::Search { uid, key } => self.search(tag, uid, &key),
+            Cmd::Search { uid, ret, key } => self.search(tag, uid, ret, &key),
             Cmd::Fetch { uid, set, atts } => self.fetch(tag, uid, &set, &atts, stream),
             Cmd::Store {
                 uid,
