@@ -302,6 +302,12 @@ fn act(
 /// idle - IDLE (RFC 2177): push the folder's changes as they happen
 /// until the client says DONE; the autologout still counts, from the
 /// start of the IDLE (clients re-issue it every 29 minutes, §3).
+///
+/// The wait is a poll(2) on fd 0 beside the watch, after what the wire
+/// already holds: under TLS, plaintext rustls decrypted but the wire has
+/// not taken would not wake it. That needs more than one read's worth
+/// (16 KiB) pipelined ahead of DONE, which a client cannot do: DONE
+/// answers our `+ idling`, and everything sent before it was read.
 fn idle(
     ctx: &mut Ctx,
     session: &mut Session,
