@@ -100,6 +100,23 @@ pub enum Key {
     Seq(SeqSet),
 }
 
+/// An extended LIST (RFC 5258), with RFC 5819's STATUS return option.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListExt {
+    pub reference: String,
+    pub patterns: Vec<String>,
+    /// Selection: only subscribed names.
+    pub subscribed: bool,
+    /// Selection: parents of matches that do not match themselves.
+    pub recursive: bool,
+    /// Selection: only special-use mailboxes.
+    pub special: bool,
+    /// Return: \Subscribed on subscribed names.
+    pub ret_subscribed: bool,
+    /// Return: a STATUS response after each selectable mailbox.
+    pub status: Option<Vec<StatusItem>>,
+}
+
 /// What an ESEARCH answers with (RFC 4731 §3.1); `RETURN ()` is ALL.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Ret {
@@ -167,6 +184,8 @@ pub enum Cmd {
         pattern: String,
         lsub: bool,
     },
+    /// LIST with RFC 5258's extended syntax.
+    ListExt(Box<ListExt>),
     Status {
         mailbox: String,
         items: Vec<StatusItem>,
@@ -348,6 +367,55 @@ impl<'a> P<'a> {
             Some(b'{') => Ok(self.literal()?.to_vec()),
             _ => Err("expected a string".into()),
         }
+    }
+
+    /// status_items - `(` status-att *(SP status-att) `)`.
+    fn status_items(&mut self) -> R<Vec<StatusItem>> {
+        self.expect(b'(')?;
+        let mut items = Vec::new();
+        loop {
+            items.push(match self.atom()?.to_ascii_uppercase().as_str() {
+                "MESSAGES" => StatusItem::Messages,
+                "RECENT" => StatusItem::Recent,
+                "UIDNEXT" => StatusItem::UidNext,
+                "UIDVALIDITY" => StatusItem::UidValidity,
+                "UNSEEN" => StatusItem::Unseen,
+                "SIZE" => StatusItem::Size,
+                "APPENDLIMIT" => StatusItem::AppendLimit,
+                _ => return Err("unknown STATUS item".into()),
+            });
+            if items.len() > 16 {
+                return Err("too many STATUS items".into());
+            }
+            if self.eat(b')') {
+                return Ok(items);
+            }
+            self.sp()?;
+        }
+    }
+
+    /// options - `(` [atom *(SP atom)] `)`, upper-cased, for LIST's
+    /// selection and return options; STATUS takes its item list.
+    fn options(&mut self) -> R<Vec<(String, Vec<StatusItem>)>> {
+        self.expect(b'(')?;
+        let mut v = Vec::new();
+        while !self.eat(b')') {
+            if !v.is_empty() {
+                self.sp()?;
+            }
+            let o = self.atom()?.to_ascii_uppercase();
+            let items = if o == "STATUS" {
+                self.sp()?;
+                self.status_items()?
+            } else {
+                Vec::new()
+            };
+            v.push((o, items));
+            if v.len() > 16 {
+                return Err("too many LIST options".into());
+            }
+        }
+        Ok(v)
     }
 
     /// nstring - a string, or NIL (None).
@@ -908,7 +976,7 @@ fn command(p: &mut P, name: &str) -> R<Cmd> {
             p.sp()?;
             Cmd::Rename(a, p.mailbox()?)
         }
-        "LIST" | "LSUB" => {
+        "LSUB" => {
             p.sp()?;
             let reference = p.mailbox()?;
             p.sp()?;
@@ -916,34 +984,15 @@ fn command(p: &mut P, name: &str) -> R<Cmd> {
             Cmd::List {
                 reference,
                 pattern,
-                lsub: name == "LSUB",
+                lsub: true,
             }
         }
+        "LIST" => list(p)?,
         "STATUS" => {
             p.sp()?;
             let mailbox = p.mailbox()?;
             p.sp()?;
-            p.expect(b'(')?;
-            let mut items = Vec::new();
-            loop {
-                items.push(match p.atom()?.to_ascii_uppercase().as_str() {
-                    "MESSAGES" => StatusItem::Messages,
-                    "RECENT" => StatusItem::Recent,
-                    "UIDNEXT" => StatusItem::UidNext,
-                    "UIDVALIDITY" => StatusItem::UidValidity,
-                    "UNSEEN" => StatusItem::Unseen,
-                    "SIZE" => StatusItem::Size,
-                    "APPENDLIMIT" => StatusItem::AppendLimit,
-                    _ => return Err("unknown STATUS item".into()),
-                });
-                if items.len() > 16 {
-                    return Err("too many STATUS items".into());
-                }
-                if p.eat(b')') {
-                    break;
-                }
-                p.sp()?;
-            }
+            let items = p.status_items()?;
             Cmd::Status { mailbox, items }
         }
         "APPEND" => {
@@ -987,6 +1036,73 @@ fn command(p: &mut P, name: &str) -> R<Cmd> {
         "FETCH" | "STORE" | "SEARCH" | "COPY" | "MOVE" => uid_command(p, name, false)?,
         _ => return Err(format!("unknown command {name}")),
     })
+}
+
+/// list - LIST, plain (RFC 3501) or extended (RFC 5258: selection
+/// options, several patterns, return options; RFC 5819's STATUS and
+/// RFC 6154's SPECIAL-USE among them). Unknown options are BAD, as
+/// RFC 5258 §3 requires.
+fn list(p: &mut P) -> R<Cmd> {
+    p.sp()?;
+    let mut x = ListExt::default();
+    let mut extended = false;
+    if p.peek() == Some(b'(') {
+        extended = true;
+        for (o, _) in p.options()? {
+            match o.as_str() {
+                "SUBSCRIBED" => x.subscribed = true,
+                "REMOTE" => {}
+                "RECURSIVEMATCH" => x.recursive = true,
+                "SPECIAL-USE" => x.special = true,
+                _ => return Err(format!("unknown LIST selection option {o}")),
+            }
+        }
+        // RFC 5258 §3.1: never alone; we have it only for SUBSCRIBED.
+        if x.recursive && !x.subscribed {
+            return Err("RECURSIVEMATCH needs SUBSCRIBED".into());
+        }
+        p.sp()?;
+    }
+    x.reference = p.mailbox()?;
+    p.sp()?;
+    if p.eat(b'(') {
+        extended = true;
+        loop {
+            x.patterns.push(p.list_mailbox()?);
+            if x.patterns.len() > MAX_ITEMS {
+                return Err("too many LIST patterns".into());
+            }
+            if p.eat(b')') {
+                break;
+            }
+            p.sp()?;
+        }
+    } else {
+        x.patterns.push(p.list_mailbox()?);
+    }
+    if p.eat(b' ') {
+        if !p.atom()?.eq_ignore_ascii_case("RETURN") {
+            return Err("expected RETURN".into());
+        }
+        p.sp()?;
+        extended = true;
+        for (o, items) in p.options()? {
+            match o.as_str() {
+                "SUBSCRIBED" => x.ret_subscribed = true,
+                "CHILDREN" | "SPECIAL-USE" => {}
+                "STATUS" => x.status = Some(items),
+                _ => return Err(format!("unknown LIST return option {o}")),
+            }
+        }
+    }
+    if !extended {
+        return Ok(Cmd::List {
+            reference: x.reference,
+            pattern: x.patterns.remove(0),
+            lsub: false,
+        });
+    }
+    Ok(Cmd::ListExt(Box::new(x)))
 }
 
 /// uid_command - FETCH, STORE, SEARCH and COPY, by number or by UID.
@@ -1202,6 +1318,21 @@ mod tests {
         bad("a SEARCH RETURN (BOGUS) ALL");
         bad("a SEARCH RETURN (MIN)ALL");
         bad("a SEARCH RETURN MIN ALL");
+        assert!(matches!(ok("a LIST \"\" %"), Cmd::List { lsub: false, .. }));
+        let Cmd::ListExt(x) = ok(
+            "a LIST (SUBSCRIBED RECURSIVEMATCH remote) \"\" (INBOX \"a.%\") RETURN (CHILDREN STATUS (MESSAGES SIZE))",
+        ) else {
+            panic!("not extended");
+        };
+        assert!(x.subscribed && x.recursive && !x.special);
+        assert_eq!(x.patterns, ["INBOX", "a.%"]);
+        assert_eq!(x.status, Some(vec![StatusItem::Messages, StatusItem::Size]));
+        assert!(matches!(ok("a LIST () \"\" \"\""), Cmd::ListExt(_)));
+        bad("a LIST (RECURSIVEMATCH) \"\" %");
+        bad("a LIST (FOO) \"\" %");
+        bad("a LIST \"\" % RETURN (FOO)");
+        bad("a LIST \"\" % EXTRA");
+        bad("a LSUB (SUBSCRIBED) \"\" %");
         bad("a SEARCH YOUNGER");
         bad("a ENABLE (CONDSTORE)");
         assert_eq!(

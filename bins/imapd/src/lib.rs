@@ -13,6 +13,7 @@ pub mod fetch;
 pub mod flags;
 pub mod folder;
 pub mod folders;
+pub mod listext;
 pub mod listing;
 pub mod messages;
 pub mod mime;

@@ -140,7 +140,7 @@ impl Session {
     /// capability - the list, as it stands in this state.
     pub fn capability(&self) -> String {
         let mut c = String::from(
-            "IMAP4rev1 LITERAL+ SASL-IR CHILDREN UIDPLUS IDLE UNSELECT NAMESPACE ID ENABLE MOVE SPECIAL-USE STATUS=SIZE WITHIN ESEARCH",
+            "IMAP4rev1 LITERAL+ SASL-IR CHILDREN UIDPLUS IDLE UNSELECT NAMESPACE ID ENABLE MOVE SPECIAL-USE STATUS=SIZE WITHIN ESEARCH LIST-EXTENDED LIST-STATUS",
         );
         c.push_str(&format!(" APPENDLIMIT={}", self.opts.append_limit));
         if self.state == State::NotAuthenticated {
@@ -347,6 +347,7 @@ impl Session {
                 pattern,
                 lsub,
             } => self.list(tag, &reference, &pattern, lsub),
+            Cmd::ListExt(x) => self.list_ext(tag, &x),
             Cmd::Status { mailbox, items } => self.status(tag, &mailbox, &items),
             Cmd::Append {
                 mailbox,
@@ -399,8 +400,13 @@ impl Session {
         Ok(name.replace(self.opts.separator, "."))
     }
 
+    /// separator - the hierarchy separator clients see.
+    pub(crate) fn separator(&self) -> char {
+        self.opts.separator
+    }
+
     /// client_name - a store name as the client sees it.
-    fn client_name(&self, name: &str) -> String {
+    pub(crate) fn client_name(&self, name: &str) -> String {
         if self.opts.separator == '.' {
             name.to_string()
         } else {
@@ -738,13 +744,23 @@ impl Session {
 
     /// status - STATUS of a mailbox (RFC 3501 §6.3.10).
     fn status(&mut self, tag: &str, name: &str, items: &[StatusItem]) -> Vec<Action> {
-        let dir = match self.tree().path(name) {
-            Ok(d) => d,
-            Err(e) => return vec![line(&format!("{tag} NO {e}"))],
-        };
+        match self.status_line(name, items) {
+            Ok(out) => {
+                let mut v = vec![Action::Reply(out)];
+                v.extend(self.done(tag, true, "OK STATUS completed"));
+                v
+            }
+            Err(e) => vec![line(&format!("{tag} NO {e}"))],
+        }
+    }
+
+    /// status_line - the `* STATUS` response for a mailbox (STATUS, and
+    /// LIST RETURN (STATUS ...)); Err is the NO text.
+    pub(crate) fn status_line(&self, name: &str, items: &[StatusItem]) -> Result<Vec<u8>, String> {
+        let dir = self.tree().path(name).map_err(str::to_string)?;
         let mut f = match Folder::open(&dir, true) {
             Ok(f) => f,
-            Err(_) => return vec![line(&format!("{tag} NO [NONEXISTENT] no such mailbox"))],
+            Err(_) => return Err("[NONEXISTENT] no such mailbox".into()),
         };
         let first_unclaimed = std::fs::read_to_string(dir.join(folder::RECENT_FILE))
             .ok()
@@ -781,9 +797,7 @@ impl Session {
         let mut out = b"* STATUS ".to_vec();
         fetch::astring(&mut out, &self.client_name(name));
         let _ = write!(out, " ({})\r\n", parts.join(" "));
-        let mut v = vec![Action::Reply(out)];
-        v.extend(self.done(tag, true, "OK STATUS completed"));
-        v
+        Ok(out)
     }
 
     /// parse_flags - flag names to Flags, keywords added to `folder_dir`'s
