@@ -186,6 +186,11 @@ fn golden_list_extended_and_list_status() {
 }
 
 #[test]
+fn golden_sort_rfc5256() {
+    golden("sort");
+}
+
+#[test]
 fn golden_sasl_login_plain_and_cancel() {
     golden("sasl");
 }

@@ -117,6 +117,18 @@ pub struct ListExt {
     pub status: Option<Vec<StatusItem>>,
 }
 
+/// A SORT criterion (RFC 5256 §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    Arrival,
+    Cc,
+    Date,
+    From,
+    Size,
+    Subject,
+    To,
+}
+
 /// What an ESEARCH answers with (RFC 4731 §3.1); `RETURN ()` is ALL.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Ret {
@@ -223,6 +235,12 @@ pub enum Cmd {
         uid: bool,
         set: SeqSet,
         mailbox: String,
+    },
+    /// SORT and UID SORT (RFC 5256): criteria with their REVERSE.
+    Sort {
+        uid: bool,
+        by: Vec<(SortKey, bool)>,
+        key: Key,
     },
     /// MOVE and UID MOVE (RFC 6851).
     Move {
@@ -1026,6 +1044,7 @@ fn command(p: &mut P, name: &str) -> R<Cmd> {
             let sub = p.atom()?.to_ascii_uppercase();
             match sub.as_str() {
                 "FETCH" | "STORE" | "SEARCH" | "COPY" | "MOVE" => uid_command(p, &sub, true)?,
+                "SORT" => sort(p, true)?,
                 "EXPUNGE" => {
                     p.sp()?;
                     Cmd::UidExpunge(p.seq_set()?)
@@ -1034,6 +1053,7 @@ fn command(p: &mut P, name: &str) -> R<Cmd> {
             }
         }
         "FETCH" | "STORE" | "SEARCH" | "COPY" | "MOVE" => uid_command(p, name, false)?,
+        "SORT" => sort(p, false)?,
         _ => return Err(format!("unknown command {name}")),
     })
 }
@@ -1103,6 +1123,69 @@ fn list(p: &mut P) -> R<Cmd> {
         });
     }
     Ok(Cmd::ListExt(Box::new(x)))
+}
+
+/// search_keys - one or more search keys, ANDed.
+fn search_keys(p: &mut P) -> R<Key> {
+    let mut v = vec![p.search_key()?];
+    while p.eat(b' ') {
+        v.push(p.search_key()?);
+        if v.len() > MAX_ITEMS {
+            return Err("too many search keys".into());
+        }
+    }
+    Ok(if v.len() == 1 {
+        v.remove(0)
+    } else {
+        Key::And(v)
+    })
+}
+
+/// sort - `SORT (criteria) charset keys` (RFC 5256 §3; the charset is
+/// not optional there).
+fn sort(p: &mut P, uid: bool) -> R<Cmd> {
+    p.sp()?;
+    p.expect(b'(')?;
+    let mut by = Vec::new();
+    loop {
+        let mut w = p.atom()?.to_ascii_uppercase();
+        let reverse = w == "REVERSE";
+        if reverse {
+            p.sp()?;
+            w = p.atom()?.to_ascii_uppercase();
+        }
+        by.push((
+            match w.as_str() {
+                "ARRIVAL" => SortKey::Arrival,
+                "CC" => SortKey::Cc,
+                "DATE" => SortKey::Date,
+                "FROM" => SortKey::From,
+                "SIZE" => SortKey::Size,
+                "SUBJECT" => SortKey::Subject,
+                "TO" => SortKey::To,
+                _ => return Err("unknown SORT criterion".into()),
+            },
+            reverse,
+        ));
+        if by.len() > 16 {
+            return Err("too many SORT criteria".into());
+        }
+        if p.eat(b')') {
+            break;
+        }
+        p.sp()?;
+    }
+    p.sp()?;
+    let cs = String::from_utf8_lossy(&p.astring()?).to_ascii_uppercase();
+    if cs != "UTF-8" && cs != "US-ASCII" {
+        return Err("[BADCHARSET (UTF-8 US-ASCII)] unsupported charset".into());
+    }
+    p.sp()?;
+    Ok(Cmd::Sort {
+        uid,
+        by,
+        key: search_keys(p)?,
+    })
 }
 
 /// uid_command - FETCH, STORE, SEARCH and COPY, by number or by UID.
@@ -1200,21 +1283,10 @@ fn uid_command(p: &mut P, name: &str, uid: bool) -> R<Cmd> {
             } else {
                 p.i = save;
             }
-            let mut v = vec![p.search_key()?];
-            while p.eat(b' ') {
-                v.push(p.search_key()?);
-                if v.len() > MAX_ITEMS {
-                    return Err("too many search keys".into());
-                }
-            }
             Cmd::Search {
                 uid,
                 ret,
-                key: if v.len() == 1 {
-                    v.remove(0)
-                } else {
-                    Key::And(v)
-                },
+                key: search_keys(p)?,
             }
         }
     })
@@ -1318,6 +1390,19 @@ mod tests {
         bad("a SEARCH RETURN (BOGUS) ALL");
         bad("a SEARCH RETURN (MIN)ALL");
         bad("a SEARCH RETURN MIN ALL");
+        assert_eq!(
+            ok("a UID SORT (REVERSE date subject) UTF-8 ALL"),
+            Cmd::Sort {
+                uid: true,
+                by: vec![(SortKey::Date, true), (SortKey::Subject, false)],
+                key: Key::All
+            }
+        );
+        bad("a SORT (DATE) ALL");
+        bad("a SORT () UTF-8 ALL");
+        bad("a SORT (REVERSE) UTF-8 ALL");
+        bad("a SORT (BOGUS) UTF-8 ALL");
+        assert!(parse(b"a SORT (DATE) KOI8-R ALL").is_err());
         assert!(matches!(ok("a LIST \"\" %"), Cmd::List { lsub: false, .. }));
         let Cmd::ListExt(x) = ok(
             "a LIST (SUBSCRIBED RECURSIVEMATCH remote) \"\" (INBOX \"a.%\") RETURN (CHILDREN STATUS (MESSAGES SIZE))",

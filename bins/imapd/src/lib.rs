@@ -20,6 +20,7 @@ pub mod mime;
 pub mod search;
 pub mod serve;
 pub mod session;
+pub mod sort;
 pub mod uidlist;
 pub mod utf7;
 pub mod watch;

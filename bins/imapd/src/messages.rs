@@ -115,43 +115,11 @@ impl Session {
         if uid {
             self.updates(&mut pre);
         }
-        let Some(s) = self.sel.as_mut() else {
-            return Vec::new();
-        };
-        let need = search::needs_text(key);
-        let n = s.folder.msgs.len();
-        let max_uid = s.folder.msgs.last().map_or(0, |m| m.uid);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        let mut hits = Vec::new();
-        for i in 0..n {
-            let size = size_of(&mut s.folder, i);
-            let internal = s.folder.mtime(i);
-            let text = if need {
-                match s.folder.read(i) {
-                    Ok(Some(d)) => Some(search::decode_stored(&d)),
-                    _ => None,
-                }
-            } else {
-                None
-            };
-            let m = &s.folder.msgs[i];
-            let subj = search::Subject {
-                seq: i as u32 + 1,
-                max_seq: search::star_max(n as u32),
-                max_uid: search::star_max(max_uid),
-                msg: m,
-                keywords: &s.folder.keywords,
-                size,
-                internal,
-                now,
-                text: text.as_ref(),
-            };
-            if search::matches(key, &subj) {
-                hits.push(if uid { m.uid } else { i as u32 + 1 });
-            }
-        }
+        let hits: Vec<u32> = self
+            .matching(key, false)
+            .into_iter()
+            .map(|h| if uid { h.uid } else { h.index as u32 + 1 })
+            .collect();
         let mut out = pre;
         match ret {
             None => {
@@ -186,6 +154,55 @@ impl Session {
         let mut v = vec![Action::Reply(out)];
         v.extend(self.done(tag, false, "OK SEARCH completed"));
         v
+    }
+
+    /// matching - the selected folder's messages `key` matches, in
+    /// order, with their decoded text when `keep_text` (SORT wants it).
+    pub(crate) fn matching(&mut self, key: &Key, keep_text: bool) -> Vec<Hit> {
+        let Some(s) = self.sel.as_mut() else {
+            return Vec::new();
+        };
+        let need = keep_text || search::needs_text(key);
+        let n = s.folder.msgs.len();
+        let max_uid = s.folder.msgs.last().map_or(0, |m| m.uid);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let mut hits = Vec::new();
+        for i in 0..n {
+            let size = size_of(&mut s.folder, i);
+            let internal = s.folder.mtime(i);
+            let text = if need {
+                match s.folder.read(i) {
+                    Ok(Some(d)) => Some(search::decode_stored(&d)),
+                    _ => None,
+                }
+            } else {
+                None
+            };
+            let m = &s.folder.msgs[i];
+            let subj = search::Subject {
+                seq: i as u32 + 1,
+                max_seq: search::star_max(n as u32),
+                max_uid: search::star_max(max_uid),
+                msg: m,
+                keywords: &s.folder.keywords,
+                size,
+                internal,
+                now,
+                text: text.as_ref(),
+            };
+            if search::matches(key, &subj) {
+                hits.push(Hit {
+                    index: i,
+                    uid: m.uid,
+                    size,
+                    internal,
+                    text: if keep_text { text } else { None },
+                });
+            }
+        }
+        hits
     }
 
     /// fetch - FETCH and UID FETCH.
@@ -632,6 +649,18 @@ impl Session {
             }
         }
     }
+}
+
+/// A message a search matched.
+#[derive(Debug)]
+pub(crate) struct Hit {
+    /// Its index in the folder (sequence number - 1).
+    pub(crate) index: usize,
+    pub(crate) uid: u32,
+    pub(crate) size: u64,
+    /// Internal date, seconds since the epoch.
+    pub(crate) internal: i64,
+    pub(crate) text: Option<search::Text>,
 }
 
 /// What copy_out did.
