@@ -191,6 +191,11 @@ fn golden_sort_rfc5256() {
 }
 
 #[test]
+fn golden_thread_orderedsubject() {
+    golden("thread");
+}
+
+#[test]
 fn golden_sasl_login_plain_and_cancel() {
     golden("sasl");
 }

@@ -242,6 +242,11 @@ pub enum Cmd {
         by: Vec<(SortKey, bool)>,
         key: Key,
     },
+    /// THREAD=ORDEREDSUBJECT and its UID form (RFC 5256 §3).
+    Thread {
+        uid: bool,
+        key: Key,
+    },
     /// MOVE and UID MOVE (RFC 6851).
     Move {
         uid: bool,
@@ -1045,6 +1050,7 @@ fn command(p: &mut P, name: &str) -> R<Cmd> {
             match sub.as_str() {
                 "FETCH" | "STORE" | "SEARCH" | "COPY" | "MOVE" => uid_command(p, &sub, true)?,
                 "SORT" => sort(p, true)?,
+                "THREAD" => thread(p, true)?,
                 "EXPUNGE" => {
                     p.sp()?;
                     Cmd::UidExpunge(p.seq_set()?)
@@ -1054,6 +1060,7 @@ fn command(p: &mut P, name: &str) -> R<Cmd> {
         }
         "FETCH" | "STORE" | "SEARCH" | "COPY" | "MOVE" => uid_command(p, name, false)?,
         "SORT" => sort(p, false)?,
+        "THREAD" => thread(p, false)?,
         _ => return Err(format!("unknown command {name}")),
     })
 }
@@ -1184,6 +1191,25 @@ fn sort(p: &mut P, uid: bool) -> R<Cmd> {
     Ok(Cmd::Sort {
         uid,
         by,
+        key: search_keys(p)?,
+    })
+}
+
+/// thread - `THREAD algorithm charset keys`; ORDEREDSUBJECT is the
+/// one algorithm we have.
+fn thread(p: &mut P, uid: bool) -> R<Cmd> {
+    p.sp()?;
+    if !p.atom()?.eq_ignore_ascii_case("ORDEREDSUBJECT") {
+        return Err("unknown THREAD algorithm".into());
+    }
+    p.sp()?;
+    let cs = String::from_utf8_lossy(&p.astring()?).to_ascii_uppercase();
+    if cs != "UTF-8" && cs != "US-ASCII" {
+        return Err("[BADCHARSET (UTF-8 US-ASCII)] unsupported charset".into());
+    }
+    p.sp()?;
+    Ok(Cmd::Thread {
+        uid,
         key: search_keys(p)?,
     })
 }
@@ -1399,6 +1425,15 @@ mod tests {
             }
         );
         bad("a SORT (DATE) ALL");
+        assert_eq!(
+            ok("a UID THREAD orderedsubject UTF-8 ALL"),
+            Cmd::Thread {
+                uid: true,
+                key: Key::All
+            }
+        );
+        bad("a THREAD REFERENCES UTF-8 ALL");
+        bad("a THREAD ORDEREDSUBJECT ALL");
         bad("a SORT () UTF-8 ALL");
         bad("a SORT (REVERSE) UTF-8 ALL");
         bad("a SORT (BOGUS) UTF-8 ALL");

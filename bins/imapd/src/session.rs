@@ -140,7 +140,7 @@ impl Session {
     /// capability - the list, as it stands in this state.
     pub fn capability(&self) -> String {
         let mut c = String::from(
-            "IMAP4rev1 LITERAL+ SASL-IR CHILDREN UIDPLUS IDLE UNSELECT NAMESPACE ID ENABLE MOVE SPECIAL-USE STATUS=SIZE WITHIN ESEARCH LIST-EXTENDED LIST-STATUS SORT",
+            "IMAP4rev1 LITERAL+ SASL-IR CHILDREN UIDPLUS IDLE UNSELECT NAMESPACE ID ENABLE MOVE SPECIAL-USE STATUS=SIZE WITHIN ESEARCH LIST-EXTENDED LIST-STATUS SORT THREAD=ORDEREDSUBJECT",
         );
         c.push_str(&format!(" APPENDLIMIT={}", self.opts.append_limit));
         if self.state == State::NotAuthenticated {
@@ -387,6 +387,7 @@ impl Session {
             Cmd::Copy { uid, set, mailbox } => self.copy(tag, uid, &set, &mailbox),
             Cmd::Move { uid, set, mailbox } => self.move_to(tag, uid, &set, &mailbox),
             Cmd::Sort { uid, by, key } => self.sort(tag, uid, &by, &key),
+            Cmd::Thread { uid, key } => self.thread(tag, uid, &key),
         }
     }
 

@@ -1,7 +1,8 @@
 //! sort - SORT and UID SORT (RFC 5256), as more of the session: the
 //! messages a search matches, ordered by arrival, sent date, size, the
 //! first From/To/Cc address's mailbox or the base subject (§2.1), each
-//! perhaps reversed, ties broken by sequence number (§3).
+//! perhaps reversed, ties broken by sequence number (§3). Also THREAD
+//! ORDEREDSUBJECT, which is a sort by base subject and sent date.
 //!
 //! Distrusts the headers: a missing or unparsable Date sorts by the
 //! internal date, a missing or unparsable address as the empty string,
@@ -65,22 +66,87 @@ impl Session {
     }
 }
 
+impl Session {
+    /// thread - THREAD=ORDEREDSUBJECT (RFC 5256 §3): messages grouped by
+    /// base subject, each group in sent date order under its first
+    /// message, the groups in the order of their first messages' dates.
+    pub(crate) fn thread(&mut self, tag: &str, uid: bool, key: &Key) -> Vec<Action> {
+        let mut out = Vec::new();
+        if uid {
+            self.updates(&mut out);
+        }
+        let mut rows: Vec<(String, i64, u32, u32)> = self
+            .matching(key, true)
+            .into_iter()
+            .map(|h| {
+                let subject = base_subject(header(&h, "subject"));
+                (subject, sent(&h), h.index as u32 + 1, h.uid)
+            })
+            .collect();
+        rows.sort();
+        let mut threads: Vec<Vec<(i64, u32, u32)>> = Vec::new();
+        let mut last: Option<&str> = None;
+        for (subject, date, seq, u) in &rows {
+            match threads.last_mut() {
+                Some(t) if last == Some(subject.as_str()) => t.push((*date, *seq, *u)),
+                _ => threads.push(vec![(*date, *seq, *u)]),
+            }
+            last = Some(subject);
+        }
+        threads.sort_by_key(|t| (t[0].0, t[0].1));
+        out.extend_from_slice(b"* THREAD ");
+        let id = |m: &(i64, u32, u32)| if uid { m.2 } else { m.1 };
+        for t in &threads {
+            // One child follows its parent; several are nested lists.
+            let _ = write!(out, "({}", id(&t[0]));
+            match t.len() {
+                1 => {}
+                2 => {
+                    let _ = write!(out, " {}", id(&t[1]));
+                }
+                _ => {
+                    out.push(b' ');
+                    for m in &t[1..] {
+                        let _ = write!(out, "({})", id(m));
+                    }
+                }
+            }
+            out.push(b')');
+        }
+        // An empty result is `* THREAD` with nothing after it.
+        if threads.is_empty() {
+            out.pop();
+        }
+        out.extend_from_slice(b"\r\n");
+        let mut v = vec![Action::Reply(out)];
+        v.extend(self.done(tag, false, "OK THREAD completed"));
+        v
+    }
+}
+
+/// header - a decoded header field's value, empty when absent.
+fn header<'a>(h: &'a Hit, name: &str) -> &'a str {
+    h.text
+        .as_ref()
+        .and_then(|t| t.headers.iter().find(|(n, _)| n == name))
+        .map_or("", |(_, v)| v.as_str())
+}
+
+/// sent - the Date field in UTC, else the internal date (§3).
+fn sent(h: &Hit) -> i64 {
+    h.text.as_ref().and_then(|t| t.sent).unwrap_or(h.internal)
+}
+
 /// value - what criterion `k` sorts message `h` by.
 fn value(k: SortKey, h: &Hit) -> Val {
-    let header = |name: &str| {
-        h.text
-            .as_ref()
-            .and_then(|t| t.headers.iter().find(|(n, _)| n == name))
-            .map_or("", |(_, v)| v.as_str())
-    };
     match k {
         SortKey::Arrival => Val::Num(h.internal),
         SortKey::Size => Val::Num(i64::try_from(h.size).unwrap_or(i64::MAX)),
-        SortKey::Date => Val::Num(h.text.as_ref().and_then(|t| t.sent).unwrap_or(h.internal)),
-        SortKey::From => Val::Text(addr_mailbox(header("from"))),
-        SortKey::To => Val::Text(addr_mailbox(header("to"))),
-        SortKey::Cc => Val::Text(addr_mailbox(header("cc"))),
-        SortKey::Subject => Val::Text(base_subject(header("subject"))),
+        SortKey::Date => Val::Num(sent(h)),
+        SortKey::From => Val::Text(addr_mailbox(header(h, "from"))),
+        SortKey::To => Val::Text(addr_mailbox(header(h, "to"))),
+        SortKey::Cc => Val::Text(addr_mailbox(header(h, "cc"))),
+        SortKey::Subject => Val::Text(base_subject(header(h, "subject"))),
     }
 }
 
