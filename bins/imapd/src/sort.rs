@@ -269,8 +269,25 @@ mod tests {
             ("", ""),
             ("Reply to all", "REPLY TO ALL"),
             ("Réponse: ü", "RéPONSE: ü"),
+            ("[Fwd:]", ""),
+            ("(fwd)", ""),
+            ("ü(fwd)", "ü"),
         ] {
             assert_eq!(base_subject(subject), base, "{subject:?}");
+        }
+        // Odd input ends without a panic.
+        for subject in [
+            "[",
+            "]",
+            "re",
+            "re [",
+            "[fwd:",
+            "[[]]",
+            "re:re:re:",
+            "[a][b][c]",
+            "ü]",
+        ] {
+            let _ = base_subject(subject);
         }
     }
 
