@@ -151,6 +151,51 @@ fn golden_slash_as_the_hierarchy_separator() {
 }
 
 #[test]
+fn golden_idle_rfc2177_example() {
+    golden("idle");
+}
+
+#[test]
+fn golden_unselect_namespace_id_enable() {
+    golden("extensions");
+}
+
+#[test]
+fn golden_move_rfc6851() {
+    golden("move");
+}
+
+#[test]
+fn golden_special_use_and_status_size() {
+    golden("special-use");
+}
+
+#[test]
+fn golden_within_and_appendlimit() {
+    golden_with("within-appendlimit", "message_size_limit = 100", |_| {});
+}
+
+#[test]
+fn golden_esearch_rfc4731() {
+    golden("esearch");
+}
+
+#[test]
+fn golden_list_extended_and_list_status() {
+    golden("list-extended");
+}
+
+#[test]
+fn golden_sort_rfc5256() {
+    golden("sort");
+}
+
+#[test]
+fn golden_thread_orderedsubject() {
+    golden("thread");
+}
+
+#[test]
 fn golden_sasl_login_plain_and_cancel() {
     golden("sasl");
 }
@@ -310,6 +355,212 @@ fn two_sessions_see_deliveries_expunges_and_flags_of_each_other() {
     deliver(&i, "after");
     let r = c.cmd("UID FETCH 8 UID");
     assert!(r.iter().any(|l| l.contains("UID 8")), "{r:?}");
+}
+
+impl Live {
+    /// send - one raw line, not waiting for anything.
+    fn send(&mut self, line: &str) {
+        write!(self.input, "{line}\r\n").unwrap();
+        self.input.flush().unwrap();
+    }
+
+    /// line - the next response line.
+    fn line(&mut self) -> String {
+        let mut l = String::new();
+        assert!(self.output.read_line(&mut l).unwrap() > 0, "EOF");
+        l.trim_end().to_string()
+    }
+
+    /// until - response lines up to and including the first that `stop`
+    /// accepts.
+    fn until(&mut self, stop: impl Fn(&str) -> bool) -> Vec<String> {
+        let mut v = Vec::new();
+        loop {
+            let l = self.line();
+            let end = stop(&l);
+            v.push(l);
+            if end {
+                return v;
+            }
+        }
+    }
+}
+
+#[test]
+fn idle_pushes_deliveries_flags_and_expunges_by_others_at_once() {
+    let i = Instance::new();
+    seed(&i);
+    let mut a = Live::start(&i);
+    let mut b = Live::start(&i);
+    a.cmd("SELECT INBOX");
+    b.cmd("SELECT INBOX");
+    a.send("i1 IDLE");
+    assert_eq!(a.line(), "+ idling");
+    // Bounds are generous, for correctness only: inotify answers in
+    // milliseconds, the polling fallback within a second.
+    let bound = Duration::from_secs(5);
+    deliver(&i, "while idle");
+    let t = std::time::Instant::now();
+    let r = a.until(|l| l.ends_with(" EXISTS"));
+    assert!(t.elapsed() < bound, "{:?} for {r:?}", t.elapsed());
+    assert_eq!(r.last().unwrap(), "* 6 EXISTS", "{r:?}");
+    b.cmd("STORE 2 +FLAGS.SILENT (\\Flagged)");
+    let t = std::time::Instant::now();
+    let r = a.until(|l| l.contains(" FETCH "));
+    assert!(t.elapsed() < bound, "{:?} for {r:?}", t.elapsed());
+    assert!(
+        r.last().unwrap().starts_with("* 2 FETCH (FLAGS (\\Flagged"),
+        "{r:?}"
+    );
+    b.cmd("STORE 3 +FLAGS.SILENT (\\Deleted)");
+    b.cmd("EXPUNGE");
+    let t = std::time::Instant::now();
+    let r = a.until(|l| l.ends_with(" EXPUNGE"));
+    assert!(t.elapsed() < bound, "{:?} for {r:?}", t.elapsed());
+    assert_eq!(r.last().unwrap(), "* 3 EXPUNGE", "{r:?}");
+    a.send("DONE");
+    let r = a.until(|l| l.starts_with("i1 "));
+    assert_eq!(r.last().unwrap(), "i1 OK IDLE terminated", "{r:?}");
+    // The session carries on where IDLE left it.
+    assert_eq!(uids(&mut a), vec![1, 2, 4, 5, 6]);
+}
+
+#[test]
+fn python_imapclient_idle_sees_a_delivery_and_an_expunge() {
+    let have = Command::new("python3")
+        .args(["-c", "import imapclient"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have {
+        eprintln!("skipped: imapclient is not installed (pip install imapclient; CI installs it)");
+        return;
+    }
+    let i = Instance::new();
+    seed(&i);
+    let Some(l) = Launcher::start(&i, "imapd", &[]) else {
+        return;
+    };
+    // The client says when it idles and reports each push as a line;
+    // the test delivers and expunges in between.
+    let mut py = Command::new("python3")
+        .arg("-c")
+        .arg(
+            r#"
+import sys, time
+from imapclient import IMAPClient
+c = IMAPClient("127.0.0.1", port=int(sys.argv[1]), ssl=False, timeout=20)
+c.login("ann", "x")
+c.select_folder("INBOX")
+c.idle()
+print("idling", flush=True)
+def wait_for(word):
+    end = time.time() + 20
+    while time.time() < end:
+        for r in c.idle_check(timeout=1):
+            if len(r) > 1 and r[1] == word:
+                return r[0]
+    return None
+print("exists", wait_for(b"EXISTS"), flush=True)
+sys.stdin.readline()
+print("expunge", wait_for(b"EXPUNGE"), flush=True)
+text, responses = c.idle_done()
+print("done", text.decode(), flush=True)
+c.logout()
+"#,
+        )
+        .arg(l.port.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = py.stdin.take().unwrap();
+    let mut out = BufReader::new(py.stdout.take().unwrap());
+    let mut next = || {
+        let mut s = String::new();
+        out.read_line(&mut s).unwrap();
+        s.trim_end().to_string()
+    };
+    assert_eq!(next(), "idling");
+    deliver(&i, "for imapclient");
+    let t = std::time::Instant::now();
+    assert_eq!(next(), "exists 6");
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    let mut b = Live::start(&i);
+    b.cmd("SELECT INBOX");
+    b.cmd("STORE 1 +FLAGS.SILENT (\\Deleted)");
+    b.cmd("EXPUNGE");
+    let t = std::time::Instant::now();
+    writeln!(input, "go").unwrap();
+    input.flush().unwrap();
+    assert_eq!(next(), "expunge 1");
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert_eq!(next(), "done IDLE terminated");
+    assert!(py.wait().unwrap().success());
+}
+
+#[test]
+fn python_imapclient_moves_finds_special_folders_and_others_see_the_expunges() {
+    let have = Command::new("python3")
+        .args(["-c", "import imapclient"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have {
+        eprintln!("skipped: imapclient is not installed (pip install imapclient; CI installs it)");
+        return;
+    }
+    let i = Instance::new();
+    seed(&i);
+    let mut watcher = Live::start(&i);
+    watcher.cmd("SELECT INBOX");
+    let Some(l) = Launcher::start(&i, "imapd", &[]) else {
+        return;
+    };
+    let got = python(
+        r#"
+import sys, json, imapclient
+from imapclient import IMAPClient
+c = IMAPClient("127.0.0.1", port=int(sys.argv[1]), ssl=False, timeout=20)
+c.login("ann", "x")
+out = {"move": c.has_capability("MOVE")}
+c.create_folder("Archive")
+c.select_folder("INBOX")
+c.add_flags([4], [b"\\Deleted"])
+c.move([2, 3], "Archive")
+out["inbox"] = sorted(c.search(["ALL"]))
+out["archive"] = c.folder_status("Archive", ["MESSAGES", "UIDNEXT"])[b"MESSAGES"]
+c.create_folder("Sent Messages")
+# imapclient falls back to guessing by name: look at the LIST flags too.
+out["special"] = [c.find_special_folder(imapclient.imapclient.SENT),
+                  c.find_special_folder(imapclient.imapclient.ARCHIVE)]
+out["flags"] = sorted(f[0][-1].decode() for f in c.list_folders() if len(f[0]) > 1)
+out["size"] = c.folder_status("Archive", ["SIZE"])[b"SIZE"]
+c.logout()
+print(json.dumps(out))
+"#,
+        &[&l.port.to_string()],
+    );
+    let v = got.trim();
+    assert!(v.contains("\"move\": true"), "{v}");
+    // The client's own \Deleted message 4 is not expunged by the MOVE.
+    assert!(v.contains("\"inbox\": [1, 4, 5]"), "{v}");
+    assert!(v.contains("\"archive\": 2"), "{v}");
+    // SPECIAL-USE by name, and STATUS=SIZE as FETCH RFC822.SIZE counts.
+    assert!(
+        v.contains("\"special\": [\"Sent Messages\", \"Archive\"]"),
+        "{v}"
+    );
+    assert!(
+        v.contains("\"flags\": [\"\\\\Archive\", \"\\\\Sent\"]"),
+        "{v}"
+    );
+    assert!(v.contains("\"size\": 1663"), "{v}");
+    let r = watcher.cmd("NOOP");
+    let gone: Vec<&String> = r.iter().filter(|l| l.ends_with(" EXPUNGE")).collect();
+    assert_eq!(gone, ["* 3 EXPUNGE", "* 2 EXPUNGE"], "{r:?}");
+    assert_eq!(uids(&mut watcher), vec![1, 4, 5]);
+    let files = |d: &str| std::fs::read_dir(i.path(d)).unwrap().count();
+    assert_eq!(files("home/ann/Maildir/cur"), 3);
+    assert_eq!(files("home/ann/Maildir/.Archive/cur"), 2);
 }
 
 #[test]
@@ -700,6 +951,57 @@ m.logout()
 }
 
 #[test]
+fn idle_under_implicit_tls_sees_a_new_file_and_reads_done() {
+    let have = Command::new("python3")
+        .args(["-c", "import imapclient"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have {
+        eprintln!("skipped: imapclient is not installed (pip install imapclient; CI installs it)");
+        return;
+    }
+    let Some(i) = tls_instance() else {
+        return;
+    };
+    let Some(l) = Launcher::start(&i, "imapd", &["--tls"]) else {
+        return;
+    };
+    // The poll(2) on fd 0 under TLS: a record must wake the session and
+    // DONE must be read through rustls.
+    let got = python(
+        r#"
+import os, ssl, sys, time
+from imapclient import IMAPClient
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+ctx.check_hostname = False
+c = IMAPClient("127.0.0.1", port=int(sys.argv[1]), ssl=True, ssl_context=ctx, timeout=20)
+c.login("ann", "x")
+c.select_folder("INBOX")
+c.idle()
+tmp = os.path.join(sys.argv[3], "tmp", "1800000000.M1P1.tls")
+with open(tmp, "w") as f:
+    f.write("Subject: under TLS\n\nhi\n")
+os.rename(tmp, os.path.join(sys.argv[3], "new", "1800000000.M1P1.tls"))
+t, seen = time.time(), None
+while seen is None and time.time() < t + 20:
+    for r in c.idle_check(timeout=1):
+        if r[1] == b"EXISTS":
+            seen = r[0]
+took = time.time() - t
+text, _ = c.idle_done()
+print(seen, text.decode(), took < 5)
+c.logout()
+"#,
+        &[
+            &l.port.to_string(),
+            &i.path("cert.pem").to_string_lossy(),
+            &i.path("home/ann/Maildir").to_string_lossy(),
+        ],
+    );
+    assert_eq!(got, "6 IDLE terminated True\n");
+}
+
+#[test]
 fn no_passwords_in_plaintext_from_the_network() {
     let i = Instance::new();
     // A TCP client that is not on loopback: the harness's pipe counts as
@@ -828,6 +1130,46 @@ fn kill_9_during_append_store_copy_and_expunge_leaves_a_consistent_folder() {
         }
     }
     // The lock never stays behind.
+    assert!(!i.path("home/ann/Maildir/dovecot-uidlist.lock").exists());
+}
+
+#[test]
+fn kill_9_during_move_loses_no_message() {
+    let i = Instance::new();
+    many(&i, 300);
+    let bodies = |d: &str| -> Vec<String> {
+        std::fs::read_dir(i.path(d))
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| std::fs::read_to_string(e.path()).unwrap())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (_, _) = session(&i, "a LOGIN ann x\nb CREATE Moved\nc LOGOUT\n");
+    for delay_ms in [0u64, 2, 10, 40, 200] {
+        let mut c = i.cmd("imapd");
+        c.stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut child = c.spawn().unwrap();
+        let mut input = child.stdin.take().unwrap();
+        let _ = input.write_all(b"l LOGIN ann x\r\ns SELECT INBOX\r\nm MOVE 1:60 Moved\r\n");
+        let _ = input.flush();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        drop(input);
+        check_consistent(&i, &format!("move killed after {delay_ms} ms"));
+        // Every message is in one folder or both (a duplicate is
+        // tolerated, a loss is not).
+        let mut all = bodies("home/ann/Maildir/cur");
+        all.extend(bodies("home/ann/Maildir/new"));
+        all.extend(bodies("home/ann/Maildir/.Moved/cur"));
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 300, "after {delay_ms} ms");
+    }
     assert!(!i.path("home/ann/Maildir/dovecot-uidlist.lock").exists());
 }
 

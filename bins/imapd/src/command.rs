@@ -92,8 +92,50 @@ pub enum Key {
     SentSince(i64),
     Larger(u64),
     Smaller(u64),
+    /// WITHIN (RFC 5032): internal date more than / at most this many
+    /// seconds before the search.
+    Older(u32),
+    Younger(u32),
     Uid(SeqSet),
     Seq(SeqSet),
+}
+
+/// An extended LIST (RFC 5258), with RFC 5819's STATUS return option.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListExt {
+    pub reference: String,
+    pub patterns: Vec<String>,
+    /// Selection: only subscribed names.
+    pub subscribed: bool,
+    /// Selection: parents of matches that do not match themselves.
+    pub recursive: bool,
+    /// Selection: only special-use mailboxes.
+    pub special: bool,
+    /// Return: \Subscribed on subscribed names.
+    pub ret_subscribed: bool,
+    /// Return: a STATUS response after each selectable mailbox.
+    pub status: Option<Vec<StatusItem>>,
+}
+
+/// A SORT criterion (RFC 5256 §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    Arrival,
+    Cc,
+    Date,
+    From,
+    Size,
+    Subject,
+    To,
+}
+
+/// What an ESEARCH answers with (RFC 4731 §3.1); `RETURN ()` is ALL.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ret {
+    pub min: bool,
+    pub max: bool,
+    pub all: bool,
+    pub count: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,6 +152,10 @@ pub enum StatusItem {
     UidNext,
     UidValidity,
     Unseen,
+    /// SIZE (RFC 8438): the sum of the messages' RFC822.SIZE.
+    Size,
+    /// APPENDLIMIT (RFC 7889): the largest message APPEND takes.
+    AppendLimit,
 }
 
 /// A parsed command.
@@ -117,6 +163,16 @@ pub enum StatusItem {
 pub enum Cmd {
     Capability,
     Noop,
+    /// IDLE (RFC 2177): the caller waits for DONE, pushing updates.
+    Idle,
+    /// UNSELECT (RFC 3691): CLOSE without the expunge.
+    Unselect,
+    /// NAMESPACE (RFC 2342).
+    Namespace,
+    /// ID (RFC 2971); the client's own parameters are checked and dropped.
+    Id,
+    /// ENABLE (RFC 5161) of these capabilities, upper-cased.
+    Enable(Vec<String>),
     Logout,
     StartTls,
     Authenticate {
@@ -140,6 +196,8 @@ pub enum Cmd {
         pattern: String,
         lsub: bool,
     },
+    /// LIST with RFC 5258's extended syntax.
+    ListExt(Box<ListExt>),
     Status {
         mailbox: String,
         items: Vec<StatusItem>,
@@ -157,6 +215,8 @@ pub enum Cmd {
     UidExpunge(SeqSet),
     Search {
         uid: bool,
+        /// RETURN options (RFC 4731 ESEARCH), None for a plain SEARCH.
+        ret: Option<Ret>,
         key: Key,
     },
     Fetch {
@@ -172,6 +232,23 @@ pub enum Cmd {
         flags: Vec<String>,
     },
     Copy {
+        uid: bool,
+        set: SeqSet,
+        mailbox: String,
+    },
+    /// SORT and UID SORT (RFC 5256): criteria with their REVERSE.
+    Sort {
+        uid: bool,
+        by: Vec<(SortKey, bool)>,
+        key: Key,
+    },
+    /// THREAD=ORDEREDSUBJECT and its UID form (RFC 5256 §3).
+    Thread {
+        uid: bool,
+        key: Key,
+    },
+    /// MOVE and UID MOVE (RFC 6851).
+    Move {
         uid: bool,
         set: SeqSet,
         mailbox: String,
@@ -312,6 +389,64 @@ impl<'a> P<'a> {
             Some(b'"') => self.quoted(),
             Some(b'{') => Ok(self.literal()?.to_vec()),
             _ => Err("expected a string".into()),
+        }
+    }
+
+    /// status_items - `(` status-att *(SP status-att) `)`.
+    fn status_items(&mut self) -> R<Vec<StatusItem>> {
+        self.expect(b'(')?;
+        let mut items = Vec::new();
+        loop {
+            items.push(match self.atom()?.to_ascii_uppercase().as_str() {
+                "MESSAGES" => StatusItem::Messages,
+                "RECENT" => StatusItem::Recent,
+                "UIDNEXT" => StatusItem::UidNext,
+                "UIDVALIDITY" => StatusItem::UidValidity,
+                "UNSEEN" => StatusItem::Unseen,
+                "SIZE" => StatusItem::Size,
+                "APPENDLIMIT" => StatusItem::AppendLimit,
+                _ => return Err("unknown STATUS item".into()),
+            });
+            if items.len() > 16 {
+                return Err("too many STATUS items".into());
+            }
+            if self.eat(b')') {
+                return Ok(items);
+            }
+            self.sp()?;
+        }
+    }
+
+    /// options - `(` [atom *(SP atom)] `)`, upper-cased, for LIST's
+    /// selection and return options; STATUS takes its item list.
+    fn options(&mut self) -> R<Vec<(String, Vec<StatusItem>)>> {
+        self.expect(b'(')?;
+        let mut v = Vec::new();
+        while !self.eat(b')') {
+            if !v.is_empty() {
+                self.sp()?;
+            }
+            let o = self.atom()?.to_ascii_uppercase();
+            let items = if o == "STATUS" {
+                self.sp()?;
+                self.status_items()?
+            } else {
+                Vec::new()
+            };
+            v.push((o, items));
+            if v.len() > 16 {
+                return Err("too many LIST options".into());
+            }
+        }
+        Ok(v)
+    }
+
+    /// nstring - a string, or NIL (None).
+    fn nstring(&mut self) -> R<Option<Vec<u8>>> {
+        match self.peek() {
+            Some(b'"' | b'{') => self.string().map(Some),
+            _ if self.atom()?.eq_ignore_ascii_case("NIL") => Ok(None),
+            _ => Err("expected a string or NIL".into()),
         }
     }
 
@@ -658,6 +793,15 @@ impl<'a> P<'a> {
                     Key::Smaller(n)
                 }
             }
+            "OLDER" | "YOUNGER" => {
+                self.sp()?;
+                let n = self.nz()?;
+                if w == "OLDER" {
+                    Key::Older(n)
+                } else {
+                    Key::Younger(n)
+                }
+            }
             "UID" => {
                 self.sp()?;
                 Key::Uid(self.seq_set()?)
@@ -763,6 +907,46 @@ fn command(p: &mut P, name: &str) -> R<Cmd> {
     Ok(match name {
         "CAPABILITY" => Cmd::Capability,
         "NOOP" => Cmd::Noop,
+        "IDLE" => Cmd::Idle,
+        "UNSELECT" => Cmd::Unselect,
+        "NAMESPACE" => Cmd::Namespace,
+        "ID" => {
+            // id-params-list = "(" *(string SP nstring) ")" / nil, with
+            // at most 30 pairs (RFC 2971 §3.3).
+            p.sp()?;
+            if p.peek() == Some(b'(') {
+                p.i += 1;
+                let mut pairs = 0;
+                while !p.eat(b')') {
+                    if pairs > 0 {
+                        p.sp()?;
+                    }
+                    p.string()?;
+                    p.sp()?;
+                    p.nstring()?;
+                    pairs += 1;
+                    if pairs > 30 {
+                        return Err("more than 30 ID parameters".into());
+                    }
+                }
+            } else if !p.atom()?.eq_ignore_ascii_case("NIL") {
+                return Err("expected a parameter list or NIL".into());
+            }
+            Cmd::Id
+        }
+        "ENABLE" => {
+            let mut caps = Vec::new();
+            while p.eat(b' ') {
+                caps.push(p.atom()?.to_ascii_uppercase());
+                if caps.len() > 32 {
+                    return Err("too many capabilities".into());
+                }
+            }
+            if caps.is_empty() {
+                return Err("ENABLE needs a capability".into());
+            }
+            Cmd::Enable(caps)
+        }
         "LOGOUT" => Cmd::Logout,
         "STARTTLS" => Cmd::StartTls,
         "CHECK" => Cmd::Check,
@@ -815,7 +999,7 @@ fn command(p: &mut P, name: &str) -> R<Cmd> {
             p.sp()?;
             Cmd::Rename(a, p.mailbox()?)
         }
-        "LIST" | "LSUB" => {
+        "LSUB" => {
             p.sp()?;
             let reference = p.mailbox()?;
             p.sp()?;
@@ -823,32 +1007,15 @@ fn command(p: &mut P, name: &str) -> R<Cmd> {
             Cmd::List {
                 reference,
                 pattern,
-                lsub: name == "LSUB",
+                lsub: true,
             }
         }
+        "LIST" => list(p)?,
         "STATUS" => {
             p.sp()?;
             let mailbox = p.mailbox()?;
             p.sp()?;
-            p.expect(b'(')?;
-            let mut items = Vec::new();
-            loop {
-                items.push(match p.atom()?.to_ascii_uppercase().as_str() {
-                    "MESSAGES" => StatusItem::Messages,
-                    "RECENT" => StatusItem::Recent,
-                    "UIDNEXT" => StatusItem::UidNext,
-                    "UIDVALIDITY" => StatusItem::UidValidity,
-                    "UNSEEN" => StatusItem::Unseen,
-                    _ => return Err("unknown STATUS item".into()),
-                });
-                if items.len() > 16 {
-                    return Err("too many STATUS items".into());
-                }
-                if p.eat(b')') {
-                    break;
-                }
-                p.sp()?;
-            }
+            let items = p.status_items()?;
             Cmd::Status { mailbox, items }
         }
         "APPEND" => {
@@ -881,7 +1048,9 @@ fn command(p: &mut P, name: &str) -> R<Cmd> {
             p.sp()?;
             let sub = p.atom()?.to_ascii_uppercase();
             match sub.as_str() {
-                "FETCH" | "STORE" | "SEARCH" | "COPY" => uid_command(p, &sub, true)?,
+                "FETCH" | "STORE" | "SEARCH" | "COPY" | "MOVE" => uid_command(p, &sub, true)?,
+                "SORT" => sort(p, true)?,
+                "THREAD" => thread(p, true)?,
                 "EXPUNGE" => {
                     p.sp()?;
                     Cmd::UidExpunge(p.seq_set()?)
@@ -889,8 +1058,159 @@ fn command(p: &mut P, name: &str) -> R<Cmd> {
                 _ => return Err(format!("unknown UID command {sub}")),
             }
         }
-        "FETCH" | "STORE" | "SEARCH" | "COPY" => uid_command(p, name, false)?,
+        "FETCH" | "STORE" | "SEARCH" | "COPY" | "MOVE" => uid_command(p, name, false)?,
+        "SORT" => sort(p, false)?,
+        "THREAD" => thread(p, false)?,
         _ => return Err(format!("unknown command {name}")),
+    })
+}
+
+/// list - LIST, plain (RFC 3501) or extended (RFC 5258: selection
+/// options, several patterns, return options; RFC 5819's STATUS and
+/// RFC 6154's SPECIAL-USE among them). Unknown options are BAD, as
+/// RFC 5258 §3 requires.
+fn list(p: &mut P) -> R<Cmd> {
+    p.sp()?;
+    let mut x = ListExt::default();
+    let mut extended = false;
+    if p.peek() == Some(b'(') {
+        extended = true;
+        for (o, _) in p.options()? {
+            match o.as_str() {
+                "SUBSCRIBED" => x.subscribed = true,
+                "REMOTE" => {}
+                "RECURSIVEMATCH" => x.recursive = true,
+                "SPECIAL-USE" => x.special = true,
+                _ => return Err(format!("unknown LIST selection option {o}")),
+            }
+        }
+        // RFC 5258 §3.1: never alone; we have it only for SUBSCRIBED.
+        if x.recursive && !x.subscribed {
+            return Err("RECURSIVEMATCH needs SUBSCRIBED".into());
+        }
+        p.sp()?;
+    }
+    x.reference = p.mailbox()?;
+    p.sp()?;
+    if p.eat(b'(') {
+        extended = true;
+        loop {
+            x.patterns.push(p.list_mailbox()?);
+            if x.patterns.len() > MAX_ITEMS {
+                return Err("too many LIST patterns".into());
+            }
+            if p.eat(b')') {
+                break;
+            }
+            p.sp()?;
+        }
+    } else {
+        x.patterns.push(p.list_mailbox()?);
+    }
+    if p.eat(b' ') {
+        if !p.atom()?.eq_ignore_ascii_case("RETURN") {
+            return Err("expected RETURN".into());
+        }
+        p.sp()?;
+        extended = true;
+        for (o, items) in p.options()? {
+            match o.as_str() {
+                "SUBSCRIBED" => x.ret_subscribed = true,
+                "CHILDREN" | "SPECIAL-USE" => {}
+                "STATUS" => x.status = Some(items),
+                _ => return Err(format!("unknown LIST return option {o}")),
+            }
+        }
+    }
+    if !extended {
+        return Ok(Cmd::List {
+            reference: x.reference,
+            pattern: x.patterns.remove(0),
+            lsub: false,
+        });
+    }
+    Ok(Cmd::ListExt(Box::new(x)))
+}
+
+/// search_keys - one or more search keys, ANDed.
+fn search_keys(p: &mut P) -> R<Key> {
+    let mut v = vec![p.search_key()?];
+    while p.eat(b' ') {
+        v.push(p.search_key()?);
+        if v.len() > MAX_ITEMS {
+            return Err("too many search keys".into());
+        }
+    }
+    Ok(if v.len() == 1 {
+        v.remove(0)
+    } else {
+        Key::And(v)
+    })
+}
+
+/// sort - `SORT (criteria) charset keys` (RFC 5256 §3; the charset is
+/// not optional there).
+fn sort(p: &mut P, uid: bool) -> R<Cmd> {
+    p.sp()?;
+    p.expect(b'(')?;
+    let mut by = Vec::new();
+    loop {
+        let mut w = p.atom()?.to_ascii_uppercase();
+        let reverse = w == "REVERSE";
+        if reverse {
+            p.sp()?;
+            w = p.atom()?.to_ascii_uppercase();
+        }
+        by.push((
+            match w.as_str() {
+                "ARRIVAL" => SortKey::Arrival,
+                "CC" => SortKey::Cc,
+                "DATE" => SortKey::Date,
+                "FROM" => SortKey::From,
+                "SIZE" => SortKey::Size,
+                "SUBJECT" => SortKey::Subject,
+                "TO" => SortKey::To,
+                _ => return Err("unknown SORT criterion".into()),
+            },
+            reverse,
+        ));
+        if by.len() > 16 {
+            return Err("too many SORT criteria".into());
+        }
+        if p.eat(b')') {
+            break;
+        }
+        p.sp()?;
+    }
+    p.sp()?;
+    let cs = String::from_utf8_lossy(&p.astring()?).to_ascii_uppercase();
+    if cs != "UTF-8" && cs != "US-ASCII" {
+        return Err("[BADCHARSET (UTF-8 US-ASCII)] unsupported charset".into());
+    }
+    p.sp()?;
+    Ok(Cmd::Sort {
+        uid,
+        by,
+        key: search_keys(p)?,
+    })
+}
+
+/// thread - `THREAD algorithm charset keys`; ORDEREDSUBJECT is the
+/// one algorithm we have.
+fn thread(p: &mut P, uid: bool) -> R<Cmd> {
+    p.sp()?;
+    if !p.atom()?.eq_ignore_ascii_case("ORDEREDSUBJECT") {
+        return Err("unknown THREAD algorithm".into());
+    }
+    p.sp()?;
+    let cs = String::from_utf8_lossy(&p.astring()?).to_ascii_uppercase();
+    if cs != "UTF-8" && cs != "US-ASCII" {
+        return Err("[BADCHARSET (UTF-8 US-ASCII)] unsupported charset".into());
+    }
+    p.sp()?;
+    Ok(Cmd::Thread {
+        uid,
+        key: search_keys(p)?,
     })
 }
 
@@ -941,16 +1261,43 @@ fn uid_command(p: &mut P, name: &str, uid: bool) -> R<Cmd> {
                 flags,
             }
         }
-        "COPY" => {
+        "COPY" | "MOVE" => {
             let set = p.seq_set()?;
             p.sp()?;
-            Cmd::Copy {
-                uid,
-                set,
-                mailbox: p.mailbox()?,
+            let mailbox = p.mailbox()?;
+            if name == "MOVE" {
+                Cmd::Move { uid, set, mailbox }
+            } else {
+                Cmd::Copy { uid, set, mailbox }
             }
         }
         _ => {
+            let mut ret = None;
+            let save = p.i;
+            if p.atom().is_ok_and(|w| w.eq_ignore_ascii_case("RETURN")) {
+                p.sp()?;
+                p.expect(b'(')?;
+                let mut r = Ret::default();
+                while !p.eat(b')') {
+                    if r != Ret::default() {
+                        p.sp()?;
+                    }
+                    match p.atom()?.to_ascii_uppercase().as_str() {
+                        "MIN" => r.min = true,
+                        "MAX" => r.max = true,
+                        "ALL" => r.all = true,
+                        "COUNT" => r.count = true,
+                        _ => return Err("unknown SEARCH RETURN option".into()),
+                    }
+                }
+                if r == Ret::default() {
+                    r.all = true;
+                }
+                ret = Some(r);
+                p.sp()?;
+            } else {
+                p.i = save;
+            }
             let save = p.i;
             if p.atom().is_ok_and(|w| w.eq_ignore_ascii_case("CHARSET")) {
                 p.sp()?;
@@ -962,20 +1309,10 @@ fn uid_command(p: &mut P, name: &str, uid: bool) -> R<Cmd> {
             } else {
                 p.i = save;
             }
-            let mut v = vec![p.search_key()?];
-            while p.eat(b' ') {
-                v.push(p.search_key()?);
-                if v.len() > MAX_ITEMS {
-                    return Err("too many search keys".into());
-                }
-            }
             Cmd::Search {
                 uid,
-                key: if v.len() == 1 {
-                    v.remove(0)
-                } else {
-                    Key::And(v)
-                },
+                ret,
+                key: search_keys(p)?,
             }
         }
     })
@@ -1015,6 +1352,109 @@ mod tests {
     fn known_answers() {
         assert_eq!(ok("a CAPABILITY"), Cmd::Capability);
         assert_eq!(ok("a noop"), Cmd::Noop);
+        assert_eq!(ok("a idle"), Cmd::Idle);
+        assert_eq!(ok("a UNSELECT"), Cmd::Unselect);
+        assert_eq!(ok("a NAMESPACE"), Cmd::Namespace);
+        assert_eq!(ok("a ID NIL"), Cmd::Id);
+        assert_eq!(ok("a ID ()"), Cmd::Id);
+        assert_eq!(
+            ok("a ID (\"name\" \"sodr\" \"version\" NIL \"os\" {3+}\r\nbsd)"),
+            Cmd::Id
+        );
+        bad("a ID");
+        bad("a ID (\"name\")");
+        bad("a ID (\"name\" \"x\"");
+        bad("a ID (name \"x\")");
+        bad(&format!("a ID ({})", vec!["\"k\" \"v\""; 31].join(" ")));
+        assert_eq!(
+            ok("a ENABLE condstore X-GOOD-IDEA"),
+            Cmd::Enable(vec!["CONDSTORE".into(), "X-GOOD-IDEA".into()])
+        );
+        bad("a ENABLE");
+        assert_eq!(
+            ok("a UID MOVE 42:69 foo"),
+            Cmd::Move {
+                uid: true,
+                set: SeqSet(vec![(42, 69)]),
+                mailbox: "foo".into()
+            }
+        );
+        assert!(matches!(
+            ok("a move 1 \"a b\""),
+            Cmd::Move { uid: false, .. }
+        ));
+        bad("a MOVE 1");
+        bad("a UID MOVE foo");
+        assert_eq!(
+            ok("a SEARCH OLDER 3600 younger 7200"),
+            Cmd::Search {
+                uid: false,
+                ret: None,
+                key: Key::And(vec![Key::Older(3600), Key::Younger(7200)])
+            }
+        );
+        bad("a SEARCH OLDER 0");
+        assert_eq!(
+            ok("a UID SEARCH RETURN (MIN count) CHARSET UTF-8 ALL"),
+            Cmd::Search {
+                uid: true,
+                ret: Some(Ret {
+                    min: true,
+                    count: true,
+                    ..Ret::default()
+                }),
+                key: Key::All
+            }
+        );
+        assert!(matches!(
+            ok("a SEARCH RETURN () 1:5"),
+            Cmd::Search {
+                ret: Some(Ret { all: true, .. }),
+                ..
+            }
+        ));
+        bad("a SEARCH RETURN (BOGUS) ALL");
+        bad("a SEARCH RETURN (MIN)ALL");
+        bad("a SEARCH RETURN MIN ALL");
+        assert_eq!(
+            ok("a UID SORT (REVERSE date subject) UTF-8 ALL"),
+            Cmd::Sort {
+                uid: true,
+                by: vec![(SortKey::Date, true), (SortKey::Subject, false)],
+                key: Key::All
+            }
+        );
+        bad("a SORT (DATE) ALL");
+        assert_eq!(
+            ok("a UID THREAD orderedsubject UTF-8 ALL"),
+            Cmd::Thread {
+                uid: true,
+                key: Key::All
+            }
+        );
+        bad("a THREAD REFERENCES UTF-8 ALL");
+        bad("a THREAD ORDEREDSUBJECT ALL");
+        bad("a SORT () UTF-8 ALL");
+        bad("a SORT (REVERSE) UTF-8 ALL");
+        bad("a SORT (BOGUS) UTF-8 ALL");
+        assert!(parse(b"a SORT (DATE) KOI8-R ALL").is_err());
+        assert!(matches!(ok("a LIST \"\" %"), Cmd::List { lsub: false, .. }));
+        let Cmd::ListExt(x) = ok(
+            "a LIST (SUBSCRIBED RECURSIVEMATCH remote) \"\" (INBOX \"a.%\") RETURN (CHILDREN STATUS (MESSAGES SIZE))",
+        ) else {
+            panic!("not extended");
+        };
+        assert!(x.subscribed && x.recursive && !x.special);
+        assert_eq!(x.patterns, ["INBOX", "a.%"]);
+        assert_eq!(x.status, Some(vec![StatusItem::Messages, StatusItem::Size]));
+        assert!(matches!(ok("a LIST () \"\" \"\""), Cmd::ListExt(_)));
+        bad("a LIST (RECURSIVEMATCH) \"\" %");
+        bad("a LIST (FOO) \"\" %");
+        bad("a LIST \"\" % RETURN (FOO)");
+        bad("a LIST \"\" % EXTRA");
+        bad("a LSUB (SUBSCRIBED) \"\" %");
+        bad("a SEARCH YOUNGER");
+        bad("a ENABLE (CONDSTORE)");
         assert_eq!(
             ok("a LOGIN ann \"p\\\"w\""),
             Cmd::Login {
@@ -1093,6 +1533,7 @@ mod tests {
             ok("a SEARCH CHARSET UTF-8 OR (FROM \"x\" 1:3) NOT SEEN SINCE 1-Feb-1994"),
             Cmd::Search {
                 uid: false,
+                ret: None,
                 key: Key::And(vec![
                     Key::Or(
                         Box::new(Key::And(vec![

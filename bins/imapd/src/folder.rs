@@ -521,8 +521,9 @@ impl Folder {
         Ok(false)
     }
 
-    /// expunge - remove the \Deleted messages; returns their sequence
-    /// numbers, highest first (each valid as it is sent).
+    /// expunge - remove the \Deleted messages (of the UIDs in `only`,
+    /// ascending, if given); returns their sequence numbers, highest
+    /// first (each valid as it is sent).
     pub fn expunge(&mut self, only: Option<&[u32]>) -> io::Result<Vec<u32>> {
         let mut gone = Vec::new();
         if self.read_only {
@@ -531,7 +532,7 @@ impl Folder {
         for i in (0..self.msgs.len()).rev() {
             let m = &self.msgs[i];
             if m.flags.system & crate::flags::DELETED == 0
-                || only.is_some_and(|u| !u.contains(&m.uid))
+                || only.is_some_and(|u| u.binary_search(&m.uid).is_err())
             {
                 continue;
             }

@@ -420,7 +420,8 @@ mod tests {
         assert!(matches("inbox", "INBOX"));
         assert!(matches("Inbox.%", "INBOX.x"));
         assert!(!matches("x", "INBOX"));
-        assert!(!matches(&"*".repeat(40), &format!("{}!", "a".repeat(40))) || true);
+        // A pathological pattern must end (quickly); its answer is beside the point.
+        let _ = matches(&"*".repeat(40), &format!("{}!", "a".repeat(40)));
     }
 
     #[test]

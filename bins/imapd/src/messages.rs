@@ -1,5 +1,5 @@
 //! messages - the commands on the selected mailbox's messages: FETCH,
-//! STORE, SEARCH, COPY, EXPUNGE and their UID forms, as more of the
+//! STORE, SEARCH, COPY, MOVE, EXPUNGE and their UID forms, as more of the
 //! session's state machine (session.rs). Message text is read only for
 //! what a command needs: flags and sizes come from file names, envelopes
 //! and structures from the folder's cache when it has them.
@@ -9,7 +9,7 @@
 //! `NO [EXPUNGEISSUED]`, as RFC 2180 allows.
 
 use crate::cache::{self, Cache};
-use crate::command::{self, Att, Key, SeqSet, StoreMode};
+use crate::command::{self, Att, Key, Ret, SeqSet, StoreMode};
 use crate::fetch;
 use crate::flags::{self, Flags};
 use crate::folder::{self, Folder};
@@ -104,17 +104,70 @@ impl Session {
     }
 
     /// search - SEARCH and UID SEARCH.
-    pub(crate) fn search(&mut self, tag: &str, uid: bool, key: &Key) -> Vec<Action> {
+    pub(crate) fn search(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        ret: Option<Ret>,
+        key: &Key,
+    ) -> Vec<Action> {
         let mut pre = Vec::new();
         if uid {
             self.updates(&mut pre);
         }
+        let hits: Vec<u32> = self
+            .matching(key, false)
+            .into_iter()
+            .map(|h| if uid { h.uid } else { h.index as u32 + 1 })
+            .collect();
+        let mut out = pre;
+        match ret {
+            None => {
+                out.extend_from_slice(b"* SEARCH");
+                for h in hits {
+                    let _ = write!(out, " {h}");
+                }
+            }
+            // RFC 4731 §3.1: MIN, MAX and ALL only when something matched.
+            Some(r) => {
+                let _ = write!(out, "* ESEARCH (TAG \"{tag}\")");
+                if uid {
+                    out.extend_from_slice(b" UID");
+                }
+                if let (Some(lo), Some(hi)) = (hits.first(), hits.last()) {
+                    if r.min {
+                        let _ = write!(out, " MIN {lo}");
+                    }
+                    if r.max {
+                        let _ = write!(out, " MAX {hi}");
+                    }
+                }
+                if r.count {
+                    let _ = write!(out, " COUNT {}", hits.len());
+                }
+                if r.all && !hits.is_empty() {
+                    let _ = write!(out, " ALL {}", uid_set(&hits));
+                }
+            }
+        }
+        out.extend_from_slice(b"\r\n");
+        let mut v = vec![Action::Reply(out)];
+        v.extend(self.done(tag, false, "OK SEARCH completed"));
+        v
+    }
+
+    /// matching - the selected folder's messages `key` matches, in
+    /// order, with their decoded text when `keep_text` (SORT wants it).
+    pub(crate) fn matching(&mut self, key: &Key, keep_text: bool) -> Vec<Hit> {
         let Some(s) = self.sel.as_mut() else {
             return Vec::new();
         };
-        let need = search::needs_text(key);
+        let need = keep_text || search::needs_text(key);
         let n = s.folder.msgs.len();
         let max_uid = s.folder.msgs.last().map_or(0, |m| m.uid);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
         let mut hits = Vec::new();
         for i in 0..n {
             let size = size_of(&mut s.folder, i);
@@ -136,21 +189,20 @@ impl Session {
                 keywords: &s.folder.keywords,
                 size,
                 internal,
+                now,
                 text: text.as_ref(),
             };
             if search::matches(key, &subj) {
-                hits.push(if uid { m.uid } else { i as u32 + 1 });
+                hits.push(Hit {
+                    index: i,
+                    uid: m.uid,
+                    size,
+                    internal,
+                    text: if keep_text { text } else { None },
+                });
             }
         }
-        let mut out = pre;
-        out.extend_from_slice(b"* SEARCH");
-        for h in hits {
-            let _ = write!(out, " {h}");
-        }
-        out.extend_from_slice(b"\r\n");
-        let mut v = vec![Action::Reply(out)];
-        v.extend(self.done(tag, false, "OK SEARCH completed"));
-        v
+        hits
     }
 
     /// fetch - FETCH and UID FETCH.
@@ -418,22 +470,136 @@ impl Session {
 
     /// copy - COPY and UID COPY.
     pub(crate) fn copy(&mut self, tag: &str, uid: bool, set: &SeqSet, name: &str) -> Vec<Action> {
+        let c = match self.copy_out(tag, uid, set, name) {
+            Ok(c) => c,
+            Err(refusal) => return refusal,
+        };
+        let mut v = vec![Action::Reply(c.out)];
+        if c.src.is_empty() {
+            v.extend(self.done(tag, uid, "OK COPY completed (nothing to copy)"));
+        } else {
+            let text = format!(
+                "OK [COPYUID {} {} {}] COPY completed",
+                c.validity,
+                uid_set(&c.src),
+                uid_set(&c.new)
+            );
+            v.extend(self.done(tag, uid, &text));
+        }
+        v
+    }
+
+    /// move_to - MOVE and UID MOVE (RFC 6851): a COPY, then \Deleted set
+    /// on exactly the moved messages and an expunge of exactly those, so
+    /// that a crash at any point leaves the message in both folders,
+    /// never in neither (§4.4). Messages the client had marked \Deleted
+    /// itself stay.
+    pub(crate) fn move_to(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        set: &SeqSet,
+        name: &str,
+    ) -> Vec<Action> {
+        if self.sel.as_ref().is_some_and(|s| s.folder.read_only) {
+            return vec![line(&format!(
+                "{tag} NO [READ-ONLY] the mailbox is read-only"
+            ))];
+        }
+        let c = match self.copy_out(tag, uid, set, name) {
+            Ok(c) => c,
+            Err(refusal) => return refusal,
+        };
+        let mut out = c.out;
+        if c.src.is_empty() {
+            let mut v = vec![Action::Reply(out)];
+            v.extend(self.done(tag, uid, "OK MOVE completed (nothing to move)"));
+            return v;
+        }
+        // The copies are durable and have their UIDs: say so first, as
+        // the RFC's examples do, then expunge.
+        let _ = write!(
+            out,
+            "* OK [COPYUID {} {} {}] Moved\r\n",
+            c.validity,
+            uid_set(&c.src),
+            uid_set(&c.new)
+        );
+        let Some(s) = self.sel.as_mut() else {
+            return Vec::new();
+        };
+        let mut failed = false;
+        for i in 0..s.folder.msgs.len() {
+            // Targets come in folder order, so the UIDs ascend.
+            if c.src.binary_search(&s.folder.msgs[i].uid).is_err() {
+                continue;
+            }
+            let deleted = |mut f: Flags| {
+                f.system |= flags::DELETED;
+                f
+            };
+            match s.folder.change_flags(i, deleted) {
+                Ok(true) => {}
+                // Expunged by another session meanwhile: moved all the same.
+                Ok(false) => {}
+                Err(e) => {
+                    posthorn_sys::warning!("move: {e}");
+                    failed = true;
+                }
+            }
+        }
+        match s.folder.expunge(Some(&c.src)) {
+            Ok(gone) => {
+                for n in gone {
+                    let _ = write!(out, "* {n} EXPUNGE\r\n");
+                }
+            }
+            Err(e) => {
+                posthorn_sys::warning!("move: expunge: {e}");
+                failed = true;
+            }
+        }
+        let mut v = vec![Action::Reply(out)];
+        if failed {
+            // The copies stand; what could not be removed is still here,
+            // and the client sees which from the EXPUNGEs it got.
+            v.extend(self.done(
+                tag,
+                uid,
+                "NO [SERVERBUG] copied, but not all could be removed from this mailbox",
+            ));
+        } else {
+            v.extend(self.done(tag, uid, "OK MOVE completed"));
+        }
+        v
+    }
+
+    /// copy_out - the copying that COPY and MOVE share: the messages of
+    /// `set` linked or copied into `name` and given UIDs there; Err is
+    /// the refusal to send.
+    fn copy_out(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        set: &SeqSet,
+        name: &str,
+    ) -> Result<Copied, Vec<Action>> {
         let mut out = Vec::new();
         if uid {
             self.updates(&mut out);
         } else if self.bad_seq(uid, set) {
-            return self.bad(tag, "invalid message sequence number");
+            return Err(self.bad(tag, "invalid message sequence number"));
         }
         let dest = match self.tree().path(name) {
             Ok(d) => d,
-            Err(e) => return vec![line(&format!("{tag} NO {e}"))],
+            Err(e) => return Err(vec![line(&format!("{tag} NO {e}"))]),
         };
         if !dest.join("cur").is_dir() {
-            return vec![line(&format!("{tag} NO [TRYCREATE] no such mailbox"))];
+            return Err(vec![line(&format!("{tag} NO [TRYCREATE] no such mailbox"))]);
         }
         let targets = self.targets(uid, set);
         let Some(s) = self.sel.as_mut() else {
-            return Vec::new();
+            return Err(Vec::new());
         };
         // Keywords are letters per folder: map them by name.
         let mut dest_kw = flags::Keywords::read(&dest);
@@ -463,27 +629,50 @@ impl Session {
             src_uids.push(m.uid);
         }
         if src.is_empty() {
-            let mut v = vec![Action::Reply(out)];
-            v.extend(self.done(tag, uid, "OK COPY completed (nothing to copy)"));
-            return v;
+            return Ok(Copied {
+                out,
+                validity: 0,
+                src: Vec::new(),
+                new: Vec::new(),
+            });
         }
         match folder::copy(&src, &dest) {
-            Ok((validity, new)) => {
-                let mut v = vec![Action::Reply(out)];
-                let text = format!(
-                    "OK [COPYUID {validity} {} {}] COPY completed",
-                    uid_set(&src_uids),
-                    uid_set(&new)
-                );
-                v.extend(self.done(tag, uid, &text));
-                v
-            }
+            Ok((validity, new)) => Ok(Copied {
+                out,
+                validity,
+                src: src_uids,
+                new,
+            }),
             Err(e) => {
                 posthorn_sys::warning!("copy to {}: {e}", dest.display());
-                vec![line(&format!("{tag} NO cannot copy: {e}"))]
+                Err(vec![line(&format!("{tag} NO cannot copy: {e}"))])
             }
         }
     }
+}
+
+/// A message a search matched.
+#[derive(Debug)]
+pub(crate) struct Hit {
+    /// Its index in the folder (sequence number - 1).
+    pub(crate) index: usize,
+    pub(crate) uid: u32,
+    pub(crate) size: u64,
+    /// Internal date, seconds since the epoch.
+    pub(crate) internal: i64,
+    pub(crate) text: Option<search::Text>,
+}
+
+/// What copy_out did.
+#[derive(Debug)]
+struct Copied {
+    /// Untagged updates due before the answer.
+    out: Vec<u8>,
+    /// The destination's UIDVALIDITY.
+    validity: u32,
+    /// Source UIDs, in the order of the new ones.
+    src: Vec<u32>,
+    new: Vec<u32>,
 }
 
 /// uid_set - UIDs in the order given as a sequence set, runs of
@@ -525,7 +714,7 @@ pub(crate) fn flag_list(out: &mut Vec<u8>, f: &Folder, i: usize) {
 }
 
 /// size_of - RFC822.SIZE: `,W=` from the name, else counted.
-fn size_of(f: &mut Folder, i: usize) -> u64 {
+pub(crate) fn size_of(f: &mut Folder, i: usize) -> u64 {
     if let Some(w) = f.msgs[i].size_hint() {
         return w;
     }

@@ -23,6 +23,8 @@ pub struct Subject<'a> {
     pub size: u64,
     /// Internal date, seconds since the epoch.
     pub internal: i64,
+    /// When the search began, for OLDER and YOUNGER.
+    pub now: i64,
     pub text: Option<&'a Text>,
 }
 
@@ -133,6 +135,8 @@ pub fn matches(k: &Key, s: &Subject) -> bool {
         Key::Before(d) => days(s.internal) < *d,
         Key::On(d) => days(s.internal) == *d,
         Key::Since(d) => days(s.internal) >= *d,
+        Key::Older(n) => s.internal < s.now - i64::from(*n),
+        Key::Younger(n) => s.internal >= s.now - i64::from(*n),
         Key::SentBefore(d) => s.text.and_then(|t| t.sent).is_some_and(|x| days(x) < *d),
         Key::SentOn(d) => s.text.and_then(|t| t.sent).is_some_and(|x| days(x) == *d),
         Key::SentSince(d) => s.text.and_then(|t| t.sent).is_some_and(|x| days(x) >= *d),
@@ -195,6 +199,7 @@ mod tests {
             keywords: &kw,
             size: 500,
             internal: 86400 * 10 + 5,
+            now: 86400 * 10 + 65,
             text: Some(&t),
         };
         let yes = |k: Key| assert!(matches(&k, &s), "{k:?}");
@@ -213,6 +218,10 @@ mod tests {
         no(Key::Uid(SeqSet(vec![(9, STAR)])));
         yes(Key::Seq(SeqSet(vec![(2, 2)])));
         no(Key::Seq(SeqSet(vec![(STAR, STAR)])));
+        yes(Key::Older(59));
+        no(Key::Older(60));
+        yes(Key::Younger(60));
+        no(Key::Younger(59));
         yes(Key::Larger(499));
         no(Key::Smaller(500));
         yes(Key::Or(

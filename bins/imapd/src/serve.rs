@@ -12,6 +12,7 @@
 
 use crate::command;
 use crate::session::{Action, Options, Session};
+use crate::watch::{Watch, Woke};
 use posthorn_auth::login::{self, Refusal};
 use posthorn_auth::peer::Peer;
 use posthorn_auth::proxy::Header;
@@ -23,9 +24,10 @@ use posthorn_sys::privs::Account;
 use posthorn_sys::{info, warning};
 use rustls::ServerConfig;
 use std::io::Write;
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Autologout (RFC 3501 §5.4: at least 30 minutes).
 pub const IDLE: Duration = Duration::from_secs(30 * 60);
@@ -100,6 +102,7 @@ pub fn serve(
         plaintext_anyway: peer.is_loopback() || cfg.auth_allow_plaintext,
         max_failures: cfg.auth_max_failures,
         separator: cfg.imap_separator,
+        append_limit: cfg.message_size_limit,
     });
     let mut ctx = Ctx {
         cfg,
@@ -271,6 +274,11 @@ fn act(
                 }
                 session.tls_started();
             }
+            Action::Idle { tag } => {
+                if !idle(ctx, session, wire, &tag)? {
+                    return Ok(false);
+                }
+            }
             Action::Login {
                 tag,
                 method,
@@ -289,6 +297,64 @@ fn act(
         }
     }
     Ok(true)
+}
+
+/// idle - IDLE (RFC 2177): push the folder's changes as they happen
+/// until the client says DONE; the autologout still counts, from the
+/// start of the IDLE (clients re-issue it every 29 minutes, §3).
+///
+/// The wait is a poll(2) on fd 0 beside the watch, after what the wire
+/// already holds: under TLS, plaintext rustls decrypted but the wire has
+/// not taken would not wake it. That needs more than one read's worth
+/// (16 KiB) pipelined ahead of DONE, which a client cannot do: DONE
+/// answers our `+ idling`, and everything sent before it was read.
+fn idle(
+    ctx: &mut Ctx,
+    session: &mut Session,
+    wire: &mut Wire,
+    tag: &str,
+) -> Result<bool, &'static str> {
+    let mut watch = Watch::new(session.idle_dir().as_deref());
+    let until = Instant::now() + IDLE;
+    loop {
+        wire.flush().map_err(|_| "connection lost")?;
+        let left = until.saturating_duration_since(Instant::now());
+        let woke = if wire.pending_input() {
+            Woke::Client
+        } else if left.is_zero() {
+            Woke::Timeout
+        } else {
+            let stdin = std::io::stdin();
+            watch
+                .wait(stdin.as_fd(), left)
+                .map_err(|_| "connection lost")?
+        };
+        match woke {
+            Woke::Client => {
+                let line = match wire.read_line() {
+                    Ok(Some(l)) => l,
+                    Ok(None) => return Err("connection closed"),
+                    Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                        wire.queue(b"* BYE Autologout; idle for too long\r\n");
+                        return Err("idle timeout");
+                    }
+                    Err(_) => return Err("connection lost"),
+                };
+                let actions = session.idle_done(tag, &line.text);
+                return act(ctx, session, wire, actions);
+            }
+            Woke::Folder => {
+                let actions = session.idle_updates();
+                if !act(ctx, session, wire, actions)? {
+                    return Ok(false);
+                }
+            }
+            Woke::Timeout => {
+                wire.queue(b"* BYE Autologout; idle for too long\r\n");
+                return Err("idle timeout");
+            }
+        }
+    }
 }
 
 /// with_root - run `f` with the effective uid 0 kept in the saved uid.

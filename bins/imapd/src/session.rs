@@ -51,6 +51,12 @@ pub enum Action {
     },
     /// The go-ahead is queued: send it, then start TLS before reading on.
     StartTls,
+    /// IDLE's go-ahead is queued: send it, then wait for DONE, calling
+    /// `idle_updates` when the folder may have changed and `idle_done`
+    /// with the client's line.
+    Idle {
+        tag: String,
+    },
     Delay(Duration),
     Close,
 }
@@ -76,6 +82,8 @@ pub struct Options {
     /// The hierarchy separator clients see, `.` or `/`; the store's
     /// names always use `.` (Maildir++).
     pub separator: char,
+    /// The largest message APPEND takes (serve.rs enforces it).
+    pub append_limit: u64,
 }
 
 /// The selected mailbox.
@@ -131,7 +139,10 @@ impl Session {
 
     /// capability - the list, as it stands in this state.
     pub fn capability(&self) -> String {
-        let mut c = String::from("IMAP4rev1 LITERAL+ SASL-IR CHILDREN UIDPLUS");
+        let mut c = String::from(
+            "IMAP4rev1 LITERAL+ SASL-IR CHILDREN UIDPLUS IDLE UNSELECT NAMESPACE ID ENABLE MOVE SPECIAL-USE STATUS=SIZE WITHIN ESEARCH LIST-EXTENDED LIST-STATUS SORT THREAD=ORDEREDSUBJECT",
+        );
+        c.push_str(&format!(" APPENDLIMIT={}", self.opts.append_limit));
         if self.state == State::NotAuthenticated {
             if self.opts.tls_available && !self.opts.tls_active {
                 c.push_str(" STARTTLS");
@@ -250,9 +261,45 @@ impl Session {
             Cmd::Authenticate { mech, initial } => {
                 self.authenticate(tag, &mech, initial.as_deref())
             }
+            // Valid in every state (RFC 2971 §3.1). No version: nothing
+            // a client needs, and something an attacker would like.
+            Cmd::Id => {
+                let mut v = vec![line("* ID (\"name\" \"Posthorn\")")];
+                v.extend(self.done(tag, true, "OK ID completed"));
+                v
+            }
             other if self.state == State::NotAuthenticated => {
                 let _ = other;
                 self.bad(tag, "log in first")
+            }
+            Cmd::Idle => {
+                // Updates due now go out right after the go-ahead.
+                let mut out = b"+ idling\r\n".to_vec();
+                self.updates(&mut out);
+                if self.lost {
+                    return vec![Action::Reply(out), Action::Close];
+                }
+                vec![
+                    Action::Reply(out),
+                    Action::Idle {
+                        tag: tag.to_string(),
+                    },
+                ]
+            }
+            Cmd::Namespace => {
+                // One personal namespace, the whole tree; no others.
+                let sep = self.opts.separator;
+                let mut v = vec![line(&format!("* NAMESPACE ((\"\" \"{sep}\")) NIL NIL"))];
+                v.extend(self.done(tag, true, "OK NAMESPACE completed"));
+                v
+            }
+            Cmd::Enable(_) => {
+                // Nothing we offer changes behaviour when enabled yet:
+                // the list is empty, never an error (RFC 5161 §3.1).
+                // Checking that nothing was selected is not required.
+                let mut v = vec![line("* ENABLED")];
+                v.extend(self.done(tag, true, "OK ENABLE completed"));
+                v
             }
             Cmd::Select { mailbox, read_only } => self.select(tag, &mailbox, read_only),
             Cmd::Create(m) => {
@@ -300,6 +347,7 @@ impl Session {
                 pattern,
                 lsub,
             } => self.list(tag, &reference, &pattern, lsub),
+            Cmd::ListExt(x) => self.list_ext(tag, &x),
             Cmd::Status { mailbox, items } => self.status(tag, &mailbox, &items),
             Cmd::Append {
                 mailbox,
@@ -319,10 +367,15 @@ impl Session {
                 self.state = State::Authenticated;
                 vec![line(&format!("{tag} OK CLOSE completed"))]
             }
+            Cmd::Unselect => {
+                self.sel = None;
+                self.state = State::Authenticated;
+                vec![line(&format!("{tag} OK UNSELECT completed"))]
+            }
             Cmd::Check => self.done(tag, true, "OK CHECK completed"),
             Cmd::Expunge => self.expunge(tag, None),
             Cmd::UidExpunge(set) => self.expunge(tag, Some(&set)),
-            Cmd::Search { uid, key } => self.search(tag, uid, &key),
+            Cmd::Search { uid, ret, key } => self.search(tag, uid, ret, &key),
             Cmd::Fetch { uid, set, atts } => self.fetch(tag, uid, &set, &atts, stream),
             Cmd::Store {
                 uid,
@@ -332,6 +385,9 @@ impl Session {
                 flags,
             } => self.store(tag, uid, &set, mode, silent, &flags),
             Cmd::Copy { uid, set, mailbox } => self.copy(tag, uid, &set, &mailbox),
+            Cmd::Move { uid, set, mailbox } => self.move_to(tag, uid, &set, &mailbox),
+            Cmd::Sort { uid, by, key } => self.sort(tag, uid, &by, &key),
+            Cmd::Thread { uid, key } => self.thread(tag, uid, &key),
         }
     }
 
@@ -346,8 +402,13 @@ impl Session {
         Ok(name.replace(self.opts.separator, "."))
     }
 
+    /// separator - the hierarchy separator clients see.
+    pub(crate) fn separator(&self) -> char {
+        self.opts.separator
+    }
+
     /// client_name - a store name as the client sees it.
-    fn client_name(&self, name: &str) -> String {
+    pub(crate) fn client_name(&self, name: &str) -> String {
         if self.opts.separator == '.' {
             name.to_string()
         } else {
@@ -386,6 +447,11 @@ impl Session {
                 message,
             },
             Cmd::Copy { uid, set, mailbox } => Cmd::Copy {
+                uid,
+                set,
+                mailbox: self.store_name(mailbox)?,
+            },
+            Cmd::Move { uid, set, mailbox } => Cmd::Move {
                 uid,
                 set,
                 mailbox: self.store_name(mailbox)?,
@@ -456,6 +522,33 @@ impl Session {
                 flag_list(out, &s.folder, i);
                 out.extend_from_slice(b")\r\n");
             }
+        }
+    }
+
+    /// idle_dir - the folder an IDLE watches, if one is selected.
+    pub fn idle_dir(&self) -> Option<PathBuf> {
+        self.sel.as_ref().map(|s| s.folder.dir.clone())
+    }
+
+    /// idle_updates - during IDLE, what changed in the folder: the same
+    /// untagged responses a NOOP gives (RFC 2177 §3).
+    pub fn idle_updates(&mut self) -> Vec<Action> {
+        let mut out = Vec::new();
+        self.updates(&mut out);
+        let mut v = vec![Action::Reply(out)];
+        if self.lost {
+            v.push(Action::Close);
+        }
+        v
+    }
+
+    /// idle_done - the line that ends IDLE: DONE, or a BAD for anything
+    /// else (the IDLE is over either way).
+    pub fn idle_done(&mut self, tag: &str, text: &[u8]) -> Vec<Action> {
+        if text.eq_ignore_ascii_case(b"DONE") {
+            self.done(tag, true, "OK IDLE terminated")
+        } else {
+            self.bad(tag, "expected DONE")
         }
     }
 
@@ -639,6 +732,7 @@ impl Session {
                     } else {
                         "\\HasNoChildren"
                     });
+                    attrs.extend(special_use(&l.name));
                 }
                 let _ = write!(out, "* {kind} ({}) \"{sep}\" ", attrs.join(" "));
                 fetch::astring(&mut out, &self.client_name(&l.name));
@@ -652,13 +746,23 @@ impl Session {
 
     /// status - STATUS of a mailbox (RFC 3501 §6.3.10).
     fn status(&mut self, tag: &str, name: &str, items: &[StatusItem]) -> Vec<Action> {
-        let dir = match self.tree().path(name) {
-            Ok(d) => d,
-            Err(e) => return vec![line(&format!("{tag} NO {e}"))],
-        };
-        let f = match Folder::open(&dir, true) {
+        match self.status_line(name, items) {
+            Ok(out) => {
+                let mut v = vec![Action::Reply(out)];
+                v.extend(self.done(tag, true, "OK STATUS completed"));
+                v
+            }
+            Err(e) => vec![line(&format!("{tag} NO {e}"))],
+        }
+    }
+
+    /// status_line - the `* STATUS` response for a mailbox (STATUS, and
+    /// LIST RETURN (STATUS ...)); Err is the NO text.
+    pub(crate) fn status_line(&self, name: &str, items: &[StatusItem]) -> Result<Vec<u8>, String> {
+        let dir = self.tree().path(name).map_err(str::to_string)?;
+        let mut f = match Folder::open(&dir, true) {
             Ok(f) => f,
-            Err(_) => return vec![line(&format!("{tag} NO [NONEXISTENT] no such mailbox"))],
+            Err(_) => return Err("[NONEXISTENT] no such mailbox".into()),
         };
         let first_unclaimed = std::fs::read_to_string(dir.join(folder::RECENT_FILE))
             .ok()
@@ -674,6 +778,15 @@ impl Session {
                 ),
                 StatusItem::UidNext => format!("UIDNEXT {}", f.next_uid),
                 StatusItem::UidValidity => format!("UIDVALIDITY {}", f.validity),
+                StatusItem::AppendLimit => format!("APPENDLIMIT {}", self.opts.append_limit),
+                // W= in the name (deliver and APPEND write it), else the
+                // file is read: exactly what FETCH RFC822.SIZE says.
+                StatusItem::Size => format!(
+                    "SIZE {}",
+                    (0..f.msgs.len())
+                        .map(|i| crate::messages::size_of(&mut f, i))
+                        .sum::<u64>()
+                ),
                 StatusItem::Unseen => format!(
                     "UNSEEN {}",
                     f.msgs
@@ -686,9 +799,7 @@ impl Session {
         let mut out = b"* STATUS ".to_vec();
         fetch::astring(&mut out, &self.client_name(name));
         let _ = write!(out, " ({})\r\n", parts.join(" "));
-        let mut v = vec![Action::Reply(out)];
-        v.extend(self.done(tag, true, "OK STATUS completed"));
-        v
+        Ok(out)
     }
 
     /// parse_flags - flag names to Flags, keywords added to `folder_dir`'s
@@ -766,6 +877,20 @@ impl Session {
             }
         }
     }
+}
+
+/// special_use - the RFC 6154 attribute a top-level folder has by its
+/// name (the names Dovecot's sample configuration and the common clients
+/// use); none for the rest.
+pub(crate) fn special_use(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "Sent" | "Sent Messages" | "Sent Items" => "\\Sent",
+        "Drafts" => "\\Drafts",
+        "Trash" | "Deleted Messages" | "Deleted Items" => "\\Trash",
+        "Junk" | "Spam" => "\\Junk",
+        "Archive" | "Archives" => "\\Archive",
+        _ => return None,
+    })
 }
 
 /// flags_lines - `* FLAGS` and `* OK [PERMANENTFLAGS]` for a folder.
