@@ -1800,3 +1800,117 @@ fn openssl_s_client_starttls_imap() {
         "{o}"
     );
 }
+
+/// COMPRESS=DEFLATE (RFC 4978) with Python's zlib as the client's side,
+/// on a plain connection and under implicit TLS: commands and replies
+/// compressed both ways, a large FETCH inflates to the messages as stored,
+/// a second COMPRESS is refused, and IDLE still wakes on new mail.
+#[test]
+fn compress_deflate_with_python_zlib_plain_and_under_tls() {
+    let Some(i) = tls_instance() else {
+        return;
+    };
+    let stored: usize = std::fs::read_dir(i.path("home/ann/Maildir/cur"))
+        .unwrap()
+        .flatten()
+        .count();
+    for args in [&[][..], &["--tls"][..]] {
+        let Some(l) = Launcher::start(&i, "imapd", args) else {
+            return;
+        };
+        let got = python(
+            r#"
+import os, socket, ssl, sys, time, zlib
+port, tls, cafile, newdir = int(sys.argv[1]), sys.argv[2] == "tls", sys.argv[3], sys.argv[4]
+s = socket.create_connection(("127.0.0.1", port), 20)
+if tls:
+    ctx = ssl.create_default_context(cafile=cafile)
+    ctx.check_hostname = False
+    s = ctx.wrap_socket(s)
+buf = b""
+def raw_line():
+    global buf
+    while b"\r\n" not in buf:
+        buf += s.recv(65536)
+    l, buf = buf.split(b"\r\n", 1)
+    return l
+raw_line()
+s.sendall(b"a LOGIN ann x\r\n")
+while not raw_line().startswith(b"a "):
+    pass
+s.sendall(b"b COMPRESS DEFLATE\r\n")
+l = raw_line()
+assert l.startswith(b"b OK"), l
+assert buf == b"", buf
+tx, rx = zlib.compressobj(wbits=-15), zlib.decompressobj(wbits=-15)
+plain = b""
+def send(b):
+    s.sendall(tx.compress(b) + tx.flush(zlib.Z_SYNC_FLUSH))
+def until(tag):
+    global plain
+    lines = []
+    while True:
+        while b"\r\n" not in plain:
+            plain += rx.decompress(s.recv(65536))
+        l, plain = plain.split(b"\r\n", 1)
+        lines.append(l)
+        # A literal's octets come whole after its {n} line.
+        if l.endswith(b"}") and b"{" in l:
+            n = int(l[l.rindex(b"{") + 1:-1])
+            while len(plain) < n:
+                plain += rx.decompress(s.recv(65536))
+            lines.append(plain[:n])
+            plain = plain[n:]
+        if l.startswith(tag + b" ") or l.startswith(b"+ "):
+            return lines
+r = (send(b"c SELECT INBOX\r\n"), until(b"c"))[1]
+exists = [x for x in r if x.endswith(b" EXISTS")][0]
+r = (send(b"d COMPRESS DEFLATE\r\n"), until(b"d"))[1]
+assert r[-1].startswith(b"d NO [COMPRESSIONACTIVE]"), r
+r = (send(b"e FETCH 1:* (UID BODY.PEEK[])\r\n"), until(b"e"))[1]
+assert r[-1].startswith(b"e OK"), r[-1]
+print(exists.decode(), "fetched", sum(1 for x in r if b"FETCH (UID" in x))
+r = (send(b"f IDLE\r\n"), until(b"f"))[1]
+assert r[-1].startswith(b"+ "), r
+name = "%d.M%dP%d.idle-test" % (time.time(), time.time_ns() % 1000000, os.getpid())
+with open(os.path.join(newdir, "..", "tmp", name), "wb") as f:
+    f.write(b"Subject: while idling\r\n\r\nhello\r\n")
+os.rename(os.path.join(newdir, "..", "tmp", name), os.path.join(newdir, name))
+while True:
+    while b"\r\n" not in plain:
+        plain += rx.decompress(s.recv(65536))
+    l, plain = plain.split(b"\r\n", 1)
+    if l.endswith(b" EXISTS"):
+        print("idle:", l.decode())
+        break
+send(b"DONE\r\n")
+r = until(b"f")
+assert r[-1].startswith(b"f OK"), r
+send(b"g LOGOUT\r\n")
+until(b"g")
+"#,
+            &[
+                &l.port.to_string(),
+                if args.is_empty() { "plain" } else { "tls" },
+                &i.path("cert.pem").to_string_lossy(),
+                &i.path("home/ann/Maildir/new").to_string_lossy(),
+            ],
+        );
+        let n = std::fs::read_dir(i.path("home/ann/Maildir/cur"))
+            .unwrap()
+            .flatten()
+            .count()
+            + std::fs::read_dir(i.path("home/ann/Maildir/new"))
+                .unwrap()
+                .flatten()
+                .count();
+        let want = format!(
+            "* {} EXISTS fetched {}\nidle: * {} EXISTS\n",
+            n - 1,
+            n - 1,
+            n
+        );
+        assert_eq!(got, want, "{args:?}");
+        assert!(n > stored);
+    }
+}

@@ -165,6 +165,8 @@ pub enum Cmd {
     Noop,
     /// IDLE (RFC 2177): the caller waits for DONE, pushing updates.
     Idle,
+    /// COMPRESS (RFC 4978) with its mechanism, uppercased.
+    Compress(String),
     /// UNSELECT (RFC 3691): CLOSE without the expunge.
     Unselect,
     /// NAMESPACE (RFC 2342).
@@ -908,6 +910,10 @@ fn command(p: &mut P, name: &str) -> R<Cmd> {
         "CAPABILITY" => Cmd::Capability,
         "NOOP" => Cmd::Noop,
         "IDLE" => Cmd::Idle,
+        "COMPRESS" => {
+            p.sp()?;
+            Cmd::Compress(p.atom()?.to_ascii_uppercase())
+        }
         "UNSELECT" => Cmd::Unselect,
         "NAMESPACE" => Cmd::Namespace,
         "ID" => {
@@ -1353,6 +1359,7 @@ mod tests {
         assert_eq!(ok("a CAPABILITY"), Cmd::Capability);
         assert_eq!(ok("a noop"), Cmd::Noop);
         assert_eq!(ok("a idle"), Cmd::Idle);
+        assert_eq!(ok("a compress deflate"), Cmd::Compress("DEFLATE".into()));
         assert_eq!(ok("a UNSELECT"), Cmd::Unselect);
         assert_eq!(ok("a NAMESPACE"), Cmd::Namespace);
         assert_eq!(ok("a ID NIL"), Cmd::Id);

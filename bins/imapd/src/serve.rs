@@ -255,6 +255,18 @@ fn act(
                 wire.flush().map_err(|_| "connection lost")?;
                 std::thread::sleep(d);
             }
+            Action::Compress => {
+                // What the client sent before our OK was not compressed:
+                // taking it either way would be a guess.
+                if wire.pending_input() {
+                    warning!(
+                        "data pipelined after COMPRESS, dropping the connection: client={}",
+                        ctx.peer.log_name()
+                    );
+                    return Err("data pipelined after COMPRESS");
+                }
+                wire.start_deflate().map_err(|_| "connection lost")?;
+            }
             Action::StartTls => {
                 // Anything sent after STARTTLS came in plaintext and must
                 // not be taken as sent under TLS (CVE-2011-0411).

@@ -51,6 +51,8 @@ pub enum Action {
     },
     /// The go-ahead is queued: send it, then start TLS before reading on.
     StartTls,
+    /// COMPRESS's OK is queued: send it, then deflate both ways.
+    Compress,
     /// IDLE's go-ahead is queued: send it, then wait for DONE, calling
     /// `idle_updates` when the folder may have changed and `idle_done`
     /// with the client's line.
@@ -108,6 +110,8 @@ pub struct Session {
     /// The selected mailbox went away under us (its UIDVALIDITY changed):
     /// nothing the client knows holds, so the session ends.
     lost: bool,
+    /// COMPRESS=DEFLATE is on (RFC 4978: once per session).
+    compressed: bool,
     tree: Option<Tree>,
     pub(crate) sel: Option<Selected>,
 }
@@ -127,6 +131,7 @@ impl Session {
             sasl: None,
             bad: 0,
             lost: false,
+            compressed: false,
             tree: None,
             sel: None,
         }
@@ -140,7 +145,7 @@ impl Session {
     /// capability - the list, as it stands in this state.
     pub fn capability(&self) -> String {
         let mut c = String::from(
-            "IMAP4rev1 LITERAL+ SASL-IR CHILDREN UIDPLUS IDLE UNSELECT NAMESPACE ID ENABLE MOVE SPECIAL-USE STATUS=SIZE WITHIN ESEARCH LIST-EXTENDED LIST-STATUS SORT THREAD=ORDEREDSUBJECT",
+            "IMAP4rev1 LITERAL+ SASL-IR CHILDREN UIDPLUS IDLE UNSELECT NAMESPACE ID ENABLE MOVE SPECIAL-USE STATUS=SIZE WITHIN ESEARCH LIST-EXTENDED LIST-STATUS SORT THREAD=ORDEREDSUBJECT COMPRESS=DEFLATE",
         );
         c.push_str(&format!(" APPENDLIMIT={}", self.opts.append_limit));
         if self.state == State::NotAuthenticated {
@@ -285,6 +290,19 @@ impl Session {
                         tag: tag.to_string(),
                     },
                 ]
+            }
+            Cmd::Compress(mech) => {
+                // RFC 4978 3: DEFLATE only, once per session.
+                if mech != "DEFLATE" {
+                    return self.bad(tag, "unknown compression mechanism");
+                }
+                if self.compressed {
+                    return vec![line(&format!(
+                        "{tag} NO [COMPRESSIONACTIVE] DEFLATE is already active"
+                    ))];
+                }
+                self.compressed = true;
+                vec![line(&format!("{tag} OK DEFLATE active")), Action::Compress]
             }
             Cmd::Namespace => {
                 // One personal namespace, the whole tree; no others.

@@ -162,7 +162,25 @@ pub struct Wire {
     pos: usize,
     out: Vec<u8>,
     max_line: usize,
+    /// COMPRESS=DEFLATE (RFC 4978), between the protocol and TLS.
+    deflate: Option<Box<Deflate>>,
 }
+
+/// Raw deflate both ways (no zlib header), as RFC 4978 says.
+struct Deflate {
+    tx: flate2::Compress,
+    rx: flate2::Decompress,
+}
+
+impl std::fmt::Debug for Deflate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Deflate")
+    }
+}
+
+/// Most octets one compressed read may inflate to before it is refused: a
+/// small packet must not become gigabytes (a deflate bomb).
+const MAX_INFLATE: usize = 4 << 20;
 
 impl Wire {
     /// new - a plaintext connection on fds 0/1, lines cut at `max_line`.
@@ -177,6 +195,7 @@ impl Wire {
             pos: 0,
             out: Vec::new(),
             max_line,
+            deflate: None,
         }
     }
 
@@ -219,6 +238,68 @@ impl Wire {
         self.pos < self.inbuf.len()
     }
 
+    /// read_plain - one read of protocol octets into `buf`: straight from
+    /// the transport, or inflated when COMPRESS is on (then `buf` may be
+    /// grown). Returns the octets added; 0 only at end of input.
+    fn read_plain(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
+        let mut raw = [0u8; IN_CHUNK];
+        if self.deflate.is_none() {
+            let n = self.read_raw(&mut raw)?;
+            buf.extend_from_slice(&raw[..n]);
+            return Ok(n);
+        }
+        loop {
+            let n = self.read_raw(&mut raw)?;
+            if n == 0 {
+                return Ok(0);
+            }
+            let Some(z) = self.deflate.as_mut() else {
+                return Ok(0);
+            };
+            let before = buf.len();
+            let mut input = &raw[..n];
+            while !input.is_empty() {
+                if buf.len() - before > MAX_INFLATE {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "compressed input inflates too far",
+                    ));
+                }
+                buf.reserve(IN_CHUNK);
+                let in0 = z.rx.total_in();
+                z.rx.decompress_vec(input, buf, flate2::FlushDecompress::Sync)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                let used = (z.rx.total_in() - in0) as usize;
+                input = &input[used..];
+            }
+            // A read may hold only part of a deflate block: read on.
+            if buf.len() > before {
+                return Ok(buf.len() - before);
+            }
+        }
+    }
+
+    /// start_deflate - COMPRESS=DEFLATE: send what is queued (the OK) as
+    /// it is, then compress everything after it both ways. The caller
+    /// checks `pending_input` first: octets sent before our OK were not
+    /// compressed.
+    pub fn start_deflate(&mut self) -> io::Result<()> {
+        self.flush()?;
+        if self.deflate.is_some() {
+            return Err(io::Error::other("compression is already active"));
+        }
+        self.deflate = Some(Box::new(Deflate {
+            tx: flate2::Compress::new(flate2::Compression::default(), false),
+            rx: flate2::Decompress::new(false),
+        }));
+        Ok(())
+    }
+
+    /// is_compressed - whether COMPRESS=DEFLATE is on.
+    pub fn is_compressed(&self) -> bool {
+        self.deflate.is_some()
+    }
+
     /// read_raw - one read from the transport.
     fn read_raw(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match &mut self.conn {
@@ -240,23 +321,10 @@ impl Wire {
             self.inbuf.drain(..self.pos);
             self.pos = 0;
         }
-        let have = self.inbuf.len();
-        self.inbuf.resize(have + IN_CHUNK, 0);
-        let r = {
-            let mut chunk = std::mem::take(&mut self.inbuf);
-            let r = self.read_raw(&mut chunk[have..]);
-            self.inbuf = chunk;
-            r
-        };
-        let n = match r {
-            Ok(n) => n,
-            Err(e) => {
-                self.inbuf.truncate(have);
-                return Err(e);
-            }
-        };
-        self.inbuf.truncate(have + n);
-        Ok(n > 0)
+        let mut buf = std::mem::take(&mut self.inbuf);
+        let r = self.read_plain(&mut buf);
+        self.inbuf = buf;
+        Ok(r? > 0)
     }
 
     /// read_line - the next line, None at end of input (a last line with
@@ -443,13 +511,72 @@ impl Write for Wire {
             return Ok(());
         }
         let out = std::mem::take(&mut self.out);
+        let packed;
+        let send: &[u8] = match self.deflate.as_mut() {
+            None => &out,
+            Some(z) => {
+                packed = deflate(&mut z.tx, &out)?;
+                &packed
+            }
+        };
         let r = match &mut self.conn {
-            Conn::Plain(r) => r.write_all(&out),
-            Conn::Tls(t) => t.write_all(&out).and_then(|()| t.flush()),
+            Conn::Plain(r) => r.write_all(send),
+            Conn::Tls(t) => t.write_all(send).and_then(|()| t.flush()),
             Conn::Gone => Ok(()),
         };
         self.out = out;
         self.out.clear();
         r
+    }
+}
+
+/// deflate - `data` compressed and sync-flushed, so the client can inflate
+/// every octet of it now (RFC 4978 4).
+fn deflate(tx: &mut flate2::Compress, data: &[u8]) -> io::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(data.len() / 2 + 64);
+    let mut input = data;
+    loop {
+        out.reserve(data.len().max(1024));
+        let in0 = tx.total_in();
+        tx.compress_vec(input, &mut out, flate2::FlushCompress::Sync)
+            .map_err(io::Error::other)?;
+        input = &input[(tx.total_in() - in0) as usize..];
+        // Done when all input is taken and the flush fit in the room left.
+        if input.is_empty() && out.len() < out.capacity() {
+            return Ok(out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What deflate sends, inflated as a client would (raw deflate, a sync
+    /// flush per batch), is what was queued, batch by batch.
+    #[test]
+    fn deflate_batches_inflate_back_whole() {
+        let mut tx = flate2::Compress::new(flate2::Compression::default(), false);
+        let mut rx = flate2::Decompress::new(false);
+        let batches: Vec<Vec<u8>> = vec![
+            b"* OK hello\r\n".to_vec(),
+            (0..20_000u32)
+                .flat_map(|i| format!("* {i} EXISTS\r\n").into_bytes())
+                .collect(),
+            Vec::from(&b"a OK done\r\n"[..]),
+        ];
+        for b in &batches {
+            let packed = deflate(&mut tx, b).unwrap();
+            let mut got = Vec::with_capacity(b.len() + 64);
+            let mut input = &packed[..];
+            while !input.is_empty() {
+                got.reserve(64 * 1024);
+                let in0 = rx.total_in();
+                rx.decompress_vec(input, &mut got, flate2::FlushDecompress::Sync)
+                    .unwrap();
+                input = &input[(rx.total_in() - in0) as usize..];
+            }
+            assert_eq!(&got, b);
+        }
     }
 }
