@@ -1914,3 +1914,77 @@ until(b"g")
         assert!(n > stored);
     }
 }
+
+/// QUOTA (RFC 9208) from `userdb_quota_rule` in the users file: qrun
+/// hands the limit to deliver, which bounces the message that would go
+/// over it with 5.2.2 (or defers it with 4.2.2 under
+/// `quota_full_tempfail`), and imapd reports usage and limits.
+#[test]
+fn quota_from_the_users_file_enforced_by_deliver_and_reported_by_imapd() {
+    let mut i = Instance::new();
+    let home = i.path("home/ann");
+    i.write(
+        "users",
+        &format!(
+            "ann:{{PLAIN}}x::::{}::userdb_quota_rule=*:storage=1M userdb_quota_rule2=*:messages=2\nbob:{{PLAIN}}x::::{}::\n",
+            home.display(),
+            i.path("home/bob").display()
+        ),
+    );
+    i.init_spool();
+    for n in 1..=3 {
+        let out = i.sendmail(
+            &["-f", "bob@mail.test", "ann"],
+            format!("Subject: q{n}\n\nbody {n}\n").as_bytes(),
+        );
+        assert!(out.status.success());
+        i.qrun_once();
+    }
+    assert_eq!(i.maildir("ann").len(), 2);
+    let dsn = i.maildir("bob");
+    assert_eq!(dsn.len(), 1, "one bounce for the third message");
+    let d = text(&dsn[0]);
+    assert!(
+        d.contains("Status: 5.2.2") && d.contains("mailbox full"),
+        "{d}"
+    );
+
+    let (out, err) = session(
+        &i,
+        "a LOGIN ann x\nb GETQUOTAROOT INBOX\nc GETQUOTA \"\"\nd SETQUOTA \"\" (STORAGE 10)\ne GETQUOTA \"nope\"\nf LOGOUT\n",
+    );
+    assert!(
+        out.contains(" QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE"),
+        "{out}"
+    );
+    assert!(out.contains("* QUOTAROOT INBOX \"\"\r\n"), "{out}{err}");
+    assert_eq!(
+        out.matches("* QUOTA \"\" (STORAGE 1 1024 MESSAGE 2 2)\r\n")
+            .count(),
+        2,
+        "{out}"
+    );
+    assert!(
+        out.contains("d NO [NOPERM]") && out.contains("e NO [NONEXISTENT]"),
+        "{out}"
+    );
+
+    // Deferred instead, when the config says so; mailq says why.
+    i.write_config("quota_full_tempfail = true\n");
+    let out = i.sendmail(&["-f", "bob@mail.test", "ann"], b"Subject: q4\n\nbody\n");
+    assert!(out.status.success());
+    i.qrun_once();
+    assert_eq!(i.maildir("ann").len(), 2);
+    let q = text(&i.run("sendmail", &["-bp"], b"").stdout);
+    assert!(
+        q.contains("4.2.2 mailbox full") || q.contains("mailbox full"),
+        "{q}"
+    );
+
+    // bob has no quota: no root.
+    let (out, _) = session(&i, "a LOGIN bob x\nb GETQUOTAROOT INBOX\nc LOGOUT\n");
+    assert!(
+        out.contains("* QUOTAROOT INBOX\r\n") && !out.contains("* QUOTA \""),
+        "{out}"
+    );
+}

@@ -51,6 +51,16 @@ impl Message {
         })
     }
 
+    /// len - the message's size in octets (a leading From_ line left out).
+    pub fn len(&self) -> u64 {
+        let rest = self
+            .rest
+            .as_ref()
+            .and_then(|f| f.metadata().ok())
+            .map_or(0, |m| m.len());
+        (self.head.len() - self.skip) as u64 + rest
+    }
+
     /// reader - a fresh reader over the whole message.
     pub fn reader(&self) -> io::Result<Box<dyn Read + '_>> {
         let head = &self.head[self.skip..];

@@ -57,6 +57,9 @@ pub struct Args {
     /// root, reads a file in a home directory only its owner may enter.
     #[arg(long = "show-forward", hide = true, requires = "home")]
     pub show_forward: bool,
+    /// The user's quota as qrun found it: `STORAGE:MESSAGES`, 0 for no limit.
+    #[arg(long = "quota", value_name = "BYTES:COUNT", hide = true, value_parser = parse_quota)]
+    pub quota: Option<posthorn_mail::users::Quota>,
     /// Recipient users (user or user+detail, optionally @domain).
     #[arg(value_name = "USER", required = true)]
     pub users: Vec<String>,
@@ -144,4 +147,15 @@ fn run(args: Args) -> Result<(), Exit> {
         None => Ok(()),
         Some(e) => Err(e),
     }
+}
+
+/// parse_quota - `--quota BYTES:COUNT` (0: no limit on that one).
+fn parse_quota(v: &str) -> Result<posthorn_mail::users::Quota, String> {
+    let (b, c) = v.split_once(':').ok_or("expected BYTES:COUNT")?;
+    let n = |x: &str| x.parse::<u64>().map_err(|_| format!("not a number: {x}"));
+    let lim = |x: u64| if x == 0 { None } else { Some(x) };
+    Ok(posthorn_mail::users::Quota {
+        storage: lim(n(b)?),
+        messages: lim(n(c)?),
+    })
 }

@@ -64,6 +64,7 @@ pub fn deliver_one(cfg: &Config, args: &Args, user: &str, msg: &Message) -> Resu
         Ok(what) => ("2.0.0".to_string(), "sent", what.clone()),
         Err(e) => {
             let (d, temp) = exit::dsn_for(i32::from(e.code));
+            let d = exit::dsn_from_text(&e.message, temp).unwrap_or(d);
             (
                 d.to_string(),
                 if temp { "deferred" } else { "bounced" },
@@ -90,17 +91,25 @@ fn attempt(
     let base = base.trim_start_matches('\\');
 
     // Where the mail goes, and whose rights we need to put it there.
+    // The quota covers the whole mailbox: its root, not the +detail folder.
+    let mut quota: Option<(PathBuf, posthorn_mail::users::Quota)> = None;
     let (dest, home, owner) = if let Some(cmd) = &args.pipe {
         (Dest::Pipe(cmd.clone()), args.home.clone(), None)
     } else if let Some(f) = &args.file {
         (Dest::File(f.clone()), args.home.clone(), None)
     } else if let Some(mb) = &args.mailbox {
+        if let Some(q) = args.quota {
+            quota = Some((PathBuf::from(mb), q));
+        }
         (mailbox_dest(mb, detail), args.home.clone(), None)
     } else {
         let u = posthorn_mail::users::lookup(cfg, base, domain)
             .map_err(|e| Exit::from_io("looking up the user", &e))?
             .ok_or_else(|| Exit::new(exit::NOUSER, format!("unknown user: \"{base}\"")))?;
         let owner = Some((u.name.clone(), u.uid, u.gid));
+        if let Some(q) = args.quota.or(u.quota) {
+            quota = Some((PathBuf::from(&u.mailbox), q));
+        }
         (
             mailbox_dest(&u.mailbox, detail),
             Some(u.home.clone()),
@@ -143,6 +152,9 @@ fn attempt(
         .map(address::strip_brackets)
         .unwrap_or("");
     let prefix = format!("Return-Path: <{sender}>\nDelivered-To: {rcpt}\n");
+    if let (Dest::Maildir(_), Some((root, q))) = (&dest, &quota) {
+        check_quota(cfg, root, q, msg.len())?;
+    }
     let mut body = msg
         .reader()
         .map_err(|e| Exit::from_io("reading the message", &e))?;
@@ -167,6 +179,38 @@ fn attempt(
         }
     }
     Ok(dest.what())
+}
+
+/// check_quota - refuse a message that would take the mailbox past its
+/// quota: 5.2.2 (bounced), or 4.2.2 (deferred) with `quota_full_tempfail`,
+/// as Dovecot's option of that name. The reason starts with the enhanced
+/// code, which qrun passes on into the DSN.
+fn check_quota(
+    cfg: &Config,
+    root: &std::path::Path,
+    q: &posthorn_mail::users::Quota,
+    size: u64,
+) -> Result<(), Exit> {
+    let (bytes, count) = maildir::usage(root)
+        .map_err(|e| Exit::from_io(format!("measuring {}", root.display()), &e))?;
+    let over_bytes = q.storage.is_some_and(|l| bytes + size > l);
+    let over_count = q.messages.is_some_and(|l| count + 1 > l);
+    if !over_bytes && !over_count {
+        return Ok(());
+    }
+    let (code, dsn) = if cfg.quota_full_tempfail {
+        (exit::TEMPFAIL, "4.2.2")
+    } else {
+        (exit::CANTCREAT, "5.2.2")
+    };
+    Err(Exit::new(
+        code,
+        format!(
+            "{dsn} mailbox full: quota exceeded ({bytes} octets in {count} messages, limit {} octets, {} messages)",
+            q.storage.map_or("no".to_string(), |l| l.to_string()),
+            q.messages.map_or("no".to_string(), |l| l.to_string())
+        ),
+    ))
 }
 
 /// mailbox_dest - a trailing `/` is a Maildir, else an mbox; `+detail`

@@ -167,6 +167,13 @@ pub enum Cmd {
     Idle,
     /// COMPRESS (RFC 4978) with its mechanism, uppercased.
     Compress(String),
+    /// GETQUOTAROOT mailbox (RFC 9208).
+    GetQuotaRoot(String),
+    /// GETQUOTA root (RFC 9208).
+    GetQuota(String),
+    /// SETQUOTA (RFC 9208): limits come from the users file, never from
+    /// a client; the arguments are skipped.
+    SetQuota,
     /// UNSELECT (RFC 3691): CLOSE without the expunge.
     Unselect,
     /// NAMESPACE (RFC 2342).
@@ -953,6 +960,21 @@ fn command(p: &mut P, name: &str) -> R<Cmd> {
             }
             Cmd::Enable(caps)
         }
+        "GETQUOTAROOT" => {
+            p.sp()?;
+            Cmd::GetQuotaRoot(p.mailbox()?)
+        }
+        "GETQUOTA" => {
+            p.sp()?;
+            Cmd::GetQuota(p.astring_utf8()?)
+        }
+        "SETQUOTA" => {
+            p.sp()?;
+            p.astring()?;
+            // The resource list: taken whole, not interpreted.
+            p.i = p.b.len();
+            Cmd::SetQuota
+        }
         "LOGOUT" => Cmd::Logout,
         "STARTTLS" => Cmd::StartTls,
         "CHECK" => Cmd::Check,
@@ -1360,6 +1382,12 @@ mod tests {
         assert_eq!(ok("a noop"), Cmd::Noop);
         assert_eq!(ok("a idle"), Cmd::Idle);
         assert_eq!(ok("a compress deflate"), Cmd::Compress("DEFLATE".into()));
+        assert_eq!(
+            ok("a GETQUOTAROOT inbox"),
+            Cmd::GetQuotaRoot("INBOX".into())
+        );
+        assert_eq!(ok("a GETQUOTA \"\""), Cmd::GetQuota(String::new()));
+        assert_eq!(ok("a SETQUOTA \"\" (STORAGE 512)"), Cmd::SetQuota);
         assert_eq!(ok("a UNSELECT"), Cmd::Unselect);
         assert_eq!(ok("a NAMESPACE"), Cmd::Namespace);
         assert_eq!(ok("a ID NIL"), Cmd::Id);

@@ -431,6 +431,7 @@ fn login(
         );
         return session.logged_in(tag, Err("mbox".into()));
     };
+    session.set_quota(l.user.quota);
     session.logged_in(tag, Ok(PathBuf::from(dir)))
 }
 

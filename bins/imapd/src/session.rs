@@ -88,6 +88,10 @@ pub struct Options {
     pub append_limit: u64,
 }
 
+/// The logged-in user's quota, from the users file (RFC 9208: one root,
+/// named "", over every folder).
+pub type Quota = posthorn_mail::users::Quota;
+
 /// The selected mailbox.
 #[derive(Debug)]
 pub(crate) struct Selected {
@@ -112,6 +116,8 @@ pub struct Session {
     lost: bool,
     /// COMPRESS=DEFLATE is on (RFC 4978: once per session).
     compressed: bool,
+    /// Set at login when the user has one.
+    quota: Option<Quota>,
     tree: Option<Tree>,
     pub(crate) sel: Option<Selected>,
 }
@@ -132,6 +138,7 @@ impl Session {
             bad: 0,
             lost: false,
             compressed: false,
+            quota: None,
             tree: None,
             sel: None,
         }
@@ -145,7 +152,7 @@ impl Session {
     /// capability - the list, as it stands in this state.
     pub fn capability(&self) -> String {
         let mut c = String::from(
-            "IMAP4rev1 LITERAL+ SASL-IR CHILDREN UIDPLUS IDLE UNSELECT NAMESPACE ID ENABLE MOVE SPECIAL-USE STATUS=SIZE WITHIN ESEARCH LIST-EXTENDED LIST-STATUS SORT THREAD=ORDEREDSUBJECT COMPRESS=DEFLATE",
+            "IMAP4rev1 LITERAL+ SASL-IR CHILDREN UIDPLUS IDLE UNSELECT NAMESPACE ID ENABLE MOVE SPECIAL-USE STATUS=SIZE WITHIN ESEARCH LIST-EXTENDED LIST-STATUS SORT THREAD=ORDEREDSUBJECT COMPRESS=DEFLATE QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE",
         );
         c.push_str(&format!(" APPENDLIMIT={}", self.opts.append_limit));
         if self.state == State::NotAuthenticated {
@@ -304,6 +311,32 @@ impl Session {
                 self.compressed = true;
                 vec![line(&format!("{tag} OK DEFLATE active")), Action::Compress]
             }
+            Cmd::GetQuotaRoot(mailbox) => {
+                // Every folder shares the user's one root, "" (RFC 9208 4.3).
+                let mut head = b"* QUOTAROOT ".to_vec();
+                fetch::astring(&mut head, &self.client_name(&mailbox));
+                if self.quota.is_some() {
+                    head.extend_from_slice(b" \"\"");
+                }
+                head.extend_from_slice(b"\r\n");
+                let mut v = vec![Action::Reply(head)];
+                if self.quota.is_some() {
+                    v.push(self.quota_line());
+                }
+                v.extend(self.done(tag, true, "OK GETQUOTAROOT completed"));
+                v
+            }
+            Cmd::GetQuota(root) => {
+                if !root.is_empty() || self.quota.is_none() {
+                    return vec![line(&format!("{tag} NO [NONEXISTENT] no such quota root"))];
+                }
+                let mut v = vec![self.quota_line()];
+                v.extend(self.done(tag, true, "OK GETQUOTA completed"));
+                v
+            }
+            Cmd::SetQuota => vec![line(&format!(
+                "{tag} NO [NOPERM] quotas are set in the users file"
+            ))],
             Cmd::Namespace => {
                 // One personal namespace, the whole tree; no others.
                 let sep = self.opts.separator;
@@ -622,6 +655,32 @@ impl Session {
                 self.bad(&tag, why)
             }
         }
+    }
+
+    /// set_quota - the user's quota, known at login.
+    pub fn set_quota(&mut self, q: Option<Quota>) {
+        self.quota = q;
+    }
+
+    /// quota_line - `* QUOTA "" (STORAGE used limit MESSAGE used limit)`,
+    /// STORAGE in KiB as RFC 9208 5.1 says, counted over every folder
+    /// now (from the file names' S= where they have it).
+    fn quota_line(&self) -> Action {
+        let (bytes, count) = self
+            .tree
+            .as_ref()
+            .and_then(|t| posthorn_store::maildir::usage(&t.root).ok())
+            .unwrap_or((0, 0));
+        let mut parts = Vec::new();
+        if let Some(q) = self.quota {
+            if let Some(l) = q.storage {
+                parts.push(format!("STORAGE {} {}", bytes.div_ceil(1024), l / 1024));
+            }
+            if let Some(l) = q.messages {
+                parts.push(format!("MESSAGE {count} {l}"));
+            }
+        }
+        line(&format!("* QUOTA \"\" ({})", parts.join(" ")))
     }
 
     /// logged_in - the caller checked the password and became the user:

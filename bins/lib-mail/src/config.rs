@@ -197,6 +197,8 @@ pub struct Config {
     /// Networks allowed to send a PROXY protocol header (`[proxy] trusted`).
     pub proxy_trusted: Vec<crate::net::Net>,
     pub smtpd: SmtpdConfig,
+    /// Over-quota mail is deferred (4.2.2) rather than bounced (5.2.2).
+    pub quota_full_tempfail: bool,
     /// The IMAP hierarchy separator, `.` or `/` (`[imap] separator`); on
     /// disk Maildir++ folders are always `.Parent.Child`.
     pub imap_separator: char,
@@ -274,6 +276,7 @@ impl Default for Config {
             },
             imap_separator: '.',
             held: Held::default(),
+            quota_full_tempfail: false,
         }
     }
 }
@@ -554,6 +557,11 @@ impl Config {
                             _ => return Err(bad(&full, "unknown key")),
                         }
                     }
+                }
+                "quota_full_tempfail" => {
+                    c.quota_full_tempfail = val
+                        .as_bool()
+                        .ok_or_else(|| bad(key, "must be true or false"))?
                 }
                 "smtpd" => {
                     let t = val

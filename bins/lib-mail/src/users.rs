@@ -22,6 +22,64 @@ pub struct MailUser {
     pub mailbox: String,
     /// Found in /etc/passwd rather than the users file.
     pub system: bool,
+    /// The user's quota, from `userdb_quota_rule=` in the users file.
+    pub quota: Option<Quota>,
+}
+
+/// A mailbox quota (Dovecot's `quota_rule = *:storage=1G` and
+/// `*:messages=N`); None in a field means no limit on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Quota {
+    /// Bytes, over all folders.
+    pub storage: Option<u64>,
+    /// Messages, over all folders.
+    pub messages: Option<u64>,
+}
+
+impl Quota {
+    /// parse_rule - one `*:storage=100M` or `*:messages=1000` rule into
+    /// `self`; false for anything else (a per-folder rule, a typo). Sizes
+    /// take b, k, M, G, T suffixes as Dovecot's do; 0 means no limit.
+    pub fn parse_rule(&mut self, rule: &str) -> bool {
+        let Some(rest) = rule.strip_prefix("*:") else {
+            return false;
+        };
+        let Some((key, val)) = rest.split_once('=') else {
+            return false;
+        };
+        let num = |v: &str, scale: bool| -> Option<u64> {
+            let v = v.trim();
+            let (digits, mult) = match v.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+                None => (v, 1u64),
+                Some((i, _)) if scale => {
+                    let m = match &v[i..] {
+                        "b" | "B" => 1,
+                        "k" | "K" => 1 << 10,
+                        "M" => 1 << 20,
+                        "G" => 1 << 30,
+                        "T" => 1 << 40,
+                        _ => return None,
+                    };
+                    (&v[..i], m)
+                }
+                Some(_) => return None,
+            };
+            digits.parse::<u64>().ok()?.checked_mul(mult)
+        };
+        let limit = |n: u64| if n == 0 { None } else { Some(n) };
+        match key {
+            "storage" | "bytes" => match num(val, true) {
+                Some(n) => self.storage = limit(n),
+                None => return false,
+            },
+            "messages" => match num(val, false) {
+                Some(n) => self.messages = limit(n),
+                None => return false,
+            },
+            _ => return false,
+        }
+        true
+    }
 }
 
 /// One entry of the users file.
@@ -33,6 +91,7 @@ struct Entry {
     gid: Option<u32>,
     home: String,
     mail: Option<String>,
+    quota: Option<Quota>,
 }
 
 /// A password hash, printed as [redacted].
@@ -107,6 +166,7 @@ fn file_user(cfg: &Config, e: Entry, domain: Option<&str>) -> MailUser {
         home,
         mailbox,
         system: false,
+        quota: e.quota,
     }
 }
 
@@ -136,6 +196,7 @@ fn system_user(
                 home: a.home,
                 mailbox,
                 system: true,
+                quota: None,
             }));
         }
     }
@@ -284,7 +345,23 @@ fn parse_line(line: &str) -> Option<Entry> {
                 }
             })
     });
+    // Quota rules: userdb_quota_rule=, userdb_quota_rule2= ... (the
+    // userdb_ prefix optional), as Dovecot's passwd-file has them.
+    let mut quota = Quota::default();
+    let mut any_rule = false;
+    if let Some(extra) = f.get(7) {
+        for kv in extra.split_whitespace() {
+            let kv = kv.strip_prefix("userdb_").unwrap_or(kv);
+            if let Some((k, v)) = kv.split_once('=')
+                && k.starts_with("quota_rule")
+                && quota.parse_rule(v)
+            {
+                any_rule = true;
+            }
+        }
+    }
     Some(Entry {
+        quota: any_rule.then_some(quota),
         name: name.to_string(),
         password: f.get(1).map(|s| s.trim().to_string()).unwrap_or_default(),
         uid: num(2),
@@ -324,6 +401,39 @@ pub fn read_forward_file(path: &Path, owner: Option<u32>) -> Result<Option<Strin
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn quota_rules_in_the_extra_field() {
+        let e = parse_line(
+            "ann:{PLAIN}x::::/h::userdb_quota_rule=*:storage=10M userdb_quota_rule2=*:messages=5",
+        )
+        .unwrap();
+        assert_eq!(
+            e.quota,
+            Some(Quota {
+                storage: Some(10 << 20),
+                messages: Some(5)
+            })
+        );
+        let e = parse_line("bob:{PLAIN}x::::/h::quota_rule=*:storage=2048").unwrap();
+        assert_eq!(e.quota.unwrap().storage, Some(2048));
+        assert_eq!(
+            parse_line("c:x::::/h::userdb_quota_rule=INBOX:storage=1M")
+                .unwrap()
+                .quota,
+            None
+        );
+        assert_eq!(
+            parse_line("d:x::::/h::userdb_quota_rule=*:storage=1Q")
+                .unwrap()
+                .quota,
+            None
+        );
+        assert_eq!(parse_line("e:x::::/h::").unwrap().quota, None);
+        let mut q = Quota::default();
+        assert!(q.parse_rule("*:storage=0"));
+        assert_eq!(q.storage, None);
+    }
+
     use super::*;
 
     #[test]

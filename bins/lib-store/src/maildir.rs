@@ -132,3 +132,80 @@ mod tests {
         assert_ne!(p, q);
     }
 }
+
+/// usage - the octets and messages in a Maildir and its Maildir++ folders
+/// (`.Name` beside new/ and cur/), for quotas: sizes from the `,S=` field
+/// where the name has one, else from the file. A folder or file that goes
+/// away while we count is skipped.
+pub fn usage(root: &Path) -> std::io::Result<(u64, u64)> {
+    let mut dirs = vec![root.to_path_buf()];
+    match std::fs::read_dir(root) {
+        Ok(rd) => {
+            for e in rd.flatten() {
+                let n = e.file_name();
+                let n = n.to_string_lossy();
+                if n.starts_with('.') && n != "." && n != ".." && e.path().is_dir() {
+                    dirs.push(e.path());
+                }
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, 0)),
+        Err(e) => return Err(e),
+    }
+    let (mut bytes, mut count) = (0u64, 0u64);
+    for d in dirs {
+        for sub in ["new", "cur"] {
+            let rd = match std::fs::read_dir(d.join(sub)) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            for e in rd.flatten() {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with('.') {
+                    continue;
+                }
+                let size = name
+                    .split(":2,")
+                    .next()
+                    .and_then(|b| b.split(',').find_map(|f| f.strip_prefix("S=")))
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .or_else(|| e.metadata().ok().map(|m| m.len()));
+                if let Some(sz) = size {
+                    bytes += sz;
+                    count += 1;
+                }
+            }
+        }
+    }
+    Ok((bytes, count))
+}
+
+#[cfg(test)]
+mod usage_tests {
+    use super::*;
+
+    #[test]
+    fn usage_counts_every_folder_from_names_and_files() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        for d in [
+            "new",
+            "cur",
+            "tmp",
+            ".Sent/cur",
+            ".Sent/new",
+            ".Lists.rust/cur",
+        ] {
+            std::fs::create_dir_all(r.join(d)).unwrap();
+        }
+        std::fs::write(r.join("new/1.M1P1.h,S=100"), vec![b'x'; 7]).unwrap();
+        std::fs::write(r.join("cur/2.M2P2.h,S=50,W=52:2,S"), b"").unwrap();
+        std::fs::write(r.join(".Sent/cur/3.M3P3.h:2,"), vec![b'y'; 30]).unwrap();
+        std::fs::write(r.join(".Lists.rust/cur/4.M4P4.h,S=5:2,"), b"").unwrap();
+        std::fs::write(r.join("tmp/5.M5P5.h,S=999"), b"").unwrap();
+        assert_eq!(usage(r).unwrap(), (185, 4));
+        assert_eq!(usage(&r.join("nonexistent")).unwrap(), (0, 0));
+    }
+}

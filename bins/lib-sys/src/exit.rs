@@ -52,6 +52,19 @@ pub fn dsn_for(code: i32) -> (&'static str, bool) {
     }
 }
 
+/// dsn_from_text - the enhanced status code a helper put at the front of
+/// its reason ("5.2.2 mailbox full"), when its class agrees with the exit
+/// status (`temporary`: 4, else 5); None otherwise.
+pub fn dsn_from_text(text: &str, temporary: bool) -> Option<&str> {
+    let code = text.split(' ').next()?;
+    let mut parts = code.split('.');
+    let class = parts.next()?;
+    let ok = class == if temporary { "4" } else { "5" }
+        && parts.clone().count() == 2
+        && parts.all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()));
+    ok.then_some(code)
+}
+
 impl Exit {
     /// new - an exit code with its one-line message.
     pub fn new(code: u8, message: impl Into<String>) -> Self {

@@ -134,6 +134,14 @@ impl Agent {
                     .arg(&user.mailbox)
                     .arg("--home")
                     .arg(&user.home);
+                // deliver runs as the user and cannot read the users file.
+                if let Some(q) = user.quota {
+                    cmd.arg("--quota").arg(format!(
+                        "{}:{}",
+                        q.storage.unwrap_or(0),
+                        q.messages.unwrap_or(0)
+                    ));
+                }
                 let ra = match (user.uid, user.gid) {
                     (Some(u), Some(g)) => RunAs::User {
                         name: user.name.clone(),
@@ -240,21 +248,16 @@ impl Agent {
             Some(0) => Outcome::Delivered,
             Some(c) => {
                 let (dsn, temp) = exit::dsn_for(c);
+                let dsn = exit::dsn_from_text(&text, temp).unwrap_or(dsn).to_string();
                 let text = if text.is_empty() {
                     format!("deliver exited with status {c}")
                 } else {
                     text
                 };
                 if temp {
-                    Outcome::Deferred {
-                        dsn: dsn.into(),
-                        text,
-                    }
+                    Outcome::Deferred { dsn, text }
                 } else {
-                    Outcome::Failed {
-                        dsn: dsn.into(),
-                        text,
-                    }
+                    Outcome::Failed { dsn, text }
                 }
             }
             None => {
