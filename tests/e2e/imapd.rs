@@ -196,6 +196,11 @@ fn golden_thread_orderedsubject() {
 }
 
 #[test]
+fn golden_thread_references() {
+    golden("thread-references");
+}
+
+#[test]
 fn golden_sasl_login_plain_and_cancel() {
     golden("sasl");
 }

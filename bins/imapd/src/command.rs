@@ -244,9 +244,11 @@ pub enum Cmd {
         by: Vec<(SortKey, bool)>,
         key: Key,
     },
-    /// THREAD=ORDEREDSUBJECT and its UID form (RFC 5256 §3).
+    /// THREAD=ORDEREDSUBJECT, or THREAD=REFERENCES when `references`,
+    /// and their UID forms (RFC 5256 §3).
     Thread {
         uid: bool,
+        references: bool,
         key: Key,
     },
     /// MOVE and UID MOVE (RFC 6851).
@@ -1201,13 +1203,15 @@ fn sort(p: &mut P, uid: bool) -> R<Cmd> {
     })
 }
 
-/// thread - `THREAD algorithm charset keys`; ORDEREDSUBJECT is the
-/// one algorithm we have.
+/// thread - `THREAD algorithm charset keys`, ORDEREDSUBJECT or
+/// REFERENCES.
 fn thread(p: &mut P, uid: bool) -> R<Cmd> {
     p.sp()?;
-    if !p.atom()?.eq_ignore_ascii_case("ORDEREDSUBJECT") {
-        return Err("unknown THREAD algorithm".into());
-    }
+    let references = match p.atom()?.to_ascii_uppercase().as_str() {
+        "ORDEREDSUBJECT" => false,
+        "REFERENCES" => true,
+        _ => return Err("unknown THREAD algorithm".into()),
+    };
     p.sp()?;
     let cs = String::from_utf8_lossy(&p.astring()?).to_ascii_uppercase();
     if cs != "UTF-8" && cs != "US-ASCII" {
@@ -1216,6 +1220,7 @@ fn thread(p: &mut P, uid: bool) -> R<Cmd> {
     p.sp()?;
     Ok(Cmd::Thread {
         uid,
+        references,
         key: search_keys(p)?,
     })
 }
@@ -1436,10 +1441,19 @@ mod tests {
             ok("a UID THREAD orderedsubject UTF-8 ALL"),
             Cmd::Thread {
                 uid: true,
+                references: false,
                 key: Key::All
             }
         );
-        bad("a THREAD REFERENCES UTF-8 ALL");
+        assert_eq!(
+            ok("a THREAD references UTF-8 ALL"),
+            Cmd::Thread {
+                uid: false,
+                references: true,
+                key: Key::All
+            }
+        );
+        bad("a THREAD REFERENCE UTF-8 ALL");
         bad("a THREAD ORDEREDSUBJECT ALL");
         bad("a SORT () UTF-8 ALL");
         bad("a SORT (REVERSE) UTF-8 ALL");

@@ -21,6 +21,7 @@ pub mod search;
 pub mod serve;
 pub mod session;
 pub mod sort;
+pub mod thread;
 pub mod uidlist;
 pub mod utf7;
 pub mod watch;

@@ -145,7 +145,7 @@ impl Session {
     /// capability - the list, as it stands in this state.
     pub fn capability(&self) -> String {
         let mut c = String::from(
-            "IMAP4rev1 LITERAL+ SASL-IR CHILDREN UIDPLUS IDLE UNSELECT NAMESPACE ID ENABLE MOVE SPECIAL-USE STATUS=SIZE WITHIN ESEARCH LIST-EXTENDED LIST-STATUS SORT THREAD=ORDEREDSUBJECT COMPRESS=DEFLATE",
+            "IMAP4rev1 LITERAL+ SASL-IR CHILDREN UIDPLUS IDLE UNSELECT NAMESPACE ID ENABLE MOVE SPECIAL-USE STATUS=SIZE WITHIN ESEARCH LIST-EXTENDED LIST-STATUS SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES COMPRESS=DEFLATE",
         );
         c.push_str(&format!(" APPENDLIMIT={}", self.opts.append_limit));
         if self.state == State::NotAuthenticated {
@@ -405,7 +405,16 @@ impl Session {
             Cmd::Copy { uid, set, mailbox } => self.copy(tag, uid, &set, &mailbox),
             Cmd::Move { uid, set, mailbox } => self.move_to(tag, uid, &set, &mailbox),
             Cmd::Sort { uid, by, key } => self.sort(tag, uid, &by, &key),
-            Cmd::Thread { uid, key } => self.thread(tag, uid, &key),
+            Cmd::Thread {
+                uid,
+                references: false,
+                key,
+            } => self.thread(tag, uid, &key),
+            Cmd::Thread {
+                uid,
+                references: true,
+                key,
+            } => self.thread_references(tag, uid, &key),
         }
     }
 
