@@ -181,6 +181,11 @@ fn golden_esearch_rfc4731() {
 }
 
 #[test]
+fn golden_searchres_rfc5182() {
+    golden("searchres");
+}
+
+#[test]
 fn golden_list_extended_and_list_status() {
     golden("list-extended");
 }

@@ -18,6 +18,7 @@ pub mod listing;
 pub mod messages;
 pub mod mime;
 pub mod search;
+pub mod searchres;
 pub mod serve;
 pub mod session;
 pub mod sort;
