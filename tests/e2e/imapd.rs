@@ -181,6 +181,11 @@ fn golden_esearch_rfc4731() {
 }
 
 #[test]
+fn golden_searchres_rfc5182() {
+    golden("searchres");
+}
+
+#[test]
 fn golden_list_extended_and_list_status() {
     golden("list-extended");
 }
@@ -193,6 +198,11 @@ fn golden_sort_rfc5256() {
 #[test]
 fn golden_thread_orderedsubject() {
     golden("thread");
+}
+
+#[test]
+fn golden_thread_references() {
+    golden("thread-references");
 }
 
 #[test]

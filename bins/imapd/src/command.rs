@@ -18,7 +18,21 @@ pub struct SeqSet(pub Vec<(u32, u32)>);
 
 pub const STAR: u32 = u32::MAX;
 
+/// The one range of `$`, the saved search result (RFC 5182); 0 is never
+/// a sequence number or UID, so no set from the client has it.
+const SAVED: (u32, u32) = (0, 0);
+
 impl SeqSet {
+    /// saved - `$`, resolved by the session before the set is used.
+    pub fn saved() -> SeqSet {
+        SeqSet(vec![SAVED])
+    }
+
+    /// is_saved - whether this is `$`.
+    pub fn is_saved(&self) -> bool {
+        self.0 == [SAVED]
+    }
+
     /// contains - whether `n` is in the set, with `*` meaning `max`.
     pub fn contains(&self, n: u32, max: u32) -> bool {
         self.0.iter().any(|&(a, b)| {
@@ -130,12 +144,14 @@ pub enum SortKey {
 }
 
 /// What an ESEARCH answers with (RFC 4731 §3.1); `RETURN ()` is ALL.
+/// `save` keeps the result for `$` (RFC 5182).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Ret {
     pub min: bool,
     pub max: bool,
     pub all: bool,
     pub count: bool,
+    pub save: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -251,9 +267,11 @@ pub enum Cmd {
         by: Vec<(SortKey, bool)>,
         key: Key,
     },
-    /// THREAD=ORDEREDSUBJECT and its UID form (RFC 5256 §3).
+    /// THREAD=ORDEREDSUBJECT, or THREAD=REFERENCES when `references`,
+    /// and their UID forms (RFC 5256 §3).
     Thread {
         uid: bool,
+        references: bool,
         key: Key,
     },
     /// MOVE and UID MOVE (RFC 6851).
@@ -528,8 +546,11 @@ impl<'a> P<'a> {
         }
     }
 
-    /// seq_set - `1,3:5,7:*` (at most 10,000 ranges).
+    /// seq_set - `1,3:5,7:*` (at most 10,000 ranges), or `$` alone.
     fn seq_set(&mut self) -> R<SeqSet> {
+        if self.eat(b'$') {
+            return Ok(SeqSet::saved());
+        }
         let mut v = Vec::new();
         loop {
             let a = self.nz()?;
@@ -747,7 +768,10 @@ impl<'a> P<'a> {
             }
             return Ok(Key::And(v));
         }
-        if self.peek().is_some_and(|c| c.is_ascii_digit() || c == b'*') {
+        if self
+            .peek()
+            .is_some_and(|c| c.is_ascii_digit() || c == b'*' || c == b'$')
+        {
             return Ok(Key::Seq(self.seq_set()?));
         }
         let w = self.atom()?.to_ascii_uppercase();
@@ -1223,13 +1247,15 @@ fn sort(p: &mut P, uid: bool) -> R<Cmd> {
     })
 }
 
-/// thread - `THREAD algorithm charset keys`; ORDEREDSUBJECT is the
-/// one algorithm we have.
+/// thread - `THREAD algorithm charset keys`, ORDEREDSUBJECT or
+/// REFERENCES.
 fn thread(p: &mut P, uid: bool) -> R<Cmd> {
     p.sp()?;
-    if !p.atom()?.eq_ignore_ascii_case("ORDEREDSUBJECT") {
-        return Err("unknown THREAD algorithm".into());
-    }
+    let references = match p.atom()?.to_ascii_uppercase().as_str() {
+        "ORDEREDSUBJECT" => false,
+        "REFERENCES" => true,
+        _ => return Err("unknown THREAD algorithm".into()),
+    };
     p.sp()?;
     let cs = String::from_utf8_lossy(&p.astring()?).to_ascii_uppercase();
     if cs != "UTF-8" && cs != "US-ASCII" {
@@ -1238,6 +1264,7 @@ fn thread(p: &mut P, uid: bool) -> R<Cmd> {
     p.sp()?;
     Ok(Cmd::Thread {
         uid,
+        references,
         key: search_keys(p)?,
     })
 }
@@ -1315,6 +1342,7 @@ fn uid_command(p: &mut P, name: &str, uid: bool) -> R<Cmd> {
                         "MAX" => r.max = true,
                         "ALL" => r.all = true,
                         "COUNT" => r.count = true,
+                        "SAVE" => r.save = true,
                         _ => return Err("unknown SEARCH RETURN option".into()),
                     }
                 }
@@ -1448,6 +1476,29 @@ mod tests {
                 ..
             }
         ));
+        // SEARCHRES (RFC 5182): SAVE alone is not ALL, `$` only alone.
+        assert_eq!(
+            ok("a SEARCH RETURN (SAVE) $"),
+            Cmd::Search {
+                uid: false,
+                ret: Some(Ret {
+                    save: true,
+                    ..Ret::default()
+                }),
+                key: Key::Seq(SeqSet::saved()),
+            }
+        );
+        assert!(matches!(
+            ok("a UID COPY $ Trash"),
+            Cmd::Copy { set, .. } if set.is_saved()
+        ));
+        assert!(matches!(
+            ok("a SEARCH NOT UID $"),
+            Cmd::Search { key: Key::Not(k), .. } if *k == Key::Uid(SeqSet::saved())
+        ));
+        bad("a FETCH 1,$ FLAGS");
+        bad("a FETCH $:3 FLAGS");
+        bad("a STORE $$ +FLAGS \\Seen");
         bad("a SEARCH RETURN (BOGUS) ALL");
         bad("a SEARCH RETURN (MIN)ALL");
         bad("a SEARCH RETURN MIN ALL");
@@ -1464,10 +1515,19 @@ mod tests {
             ok("a UID THREAD orderedsubject UTF-8 ALL"),
             Cmd::Thread {
                 uid: true,
+                references: false,
                 key: Key::All
             }
         );
-        bad("a THREAD REFERENCES UTF-8 ALL");
+        assert_eq!(
+            ok("a THREAD references UTF-8 ALL"),
+            Cmd::Thread {
+                uid: false,
+                references: true,
+                key: Key::All
+            }
+        );
+        bad("a THREAD REFERENCE UTF-8 ALL");
         bad("a THREAD ORDEREDSUBJECT ALL");
         bad("a SORT () UTF-8 ALL");
         bad("a SORT (REVERSE) UTF-8 ALL");

@@ -115,13 +115,24 @@ impl Session {
         if uid {
             self.updates(&mut pre);
         }
-        let hits: Vec<u32> = self
-            .matching(key, false)
+        let found = self.matching(key, false);
+        if let (Some(r), Some(s)) = (ret, self.sel.as_mut())
+            && r.save
+        {
+            s.saved = saved_part(r, found.iter().map(|h| h.uid).collect());
+        }
+        let hits: Vec<u32> = found
             .into_iter()
             .map(|h| if uid { h.uid } else { h.index as u32 + 1 })
             .collect();
         let mut out = pre;
         match ret {
+            // RFC 5182 §2.1: SAVE alone answers with no ESEARCH.
+            Some(r) if r.save && !(r.min || r.max || r.all || r.count) => {
+                let mut v = vec![Action::Reply(out)];
+                v.extend(self.done(tag, false, "OK SEARCH completed, result saved"));
+                return v;
+            }
             None => {
                 out.extend_from_slice(b"* SEARCH");
                 for h in hits {
@@ -661,6 +672,24 @@ pub(crate) struct Hit {
     /// Internal date, seconds since the epoch.
     pub(crate) internal: i64,
     pub(crate) text: Option<search::Text>,
+}
+
+/// saved_part - what SAVE keeps of the matching UIDs (ascending): with
+/// MIN or MAX but neither ALL nor COUNT only those (RFC 5182 §2.4),
+/// else all.
+fn saved_part(r: Ret, uids: Vec<u32>) -> Vec<u32> {
+    if !(r.min || r.max) || r.all || r.count {
+        return uids;
+    }
+    let mut v = Vec::new();
+    if r.min {
+        v.extend(uids.first());
+    }
+    if r.max {
+        v.extend(uids.last());
+    }
+    v.dedup();
+    v
 }
 
 /// What copy_out did.

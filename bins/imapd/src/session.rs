@@ -101,6 +101,9 @@ pub(crate) struct Selected {
     pub(crate) cache: Option<Cache>,
     /// Keyword count last announced in FLAGS.
     pub(crate) announced: usize,
+    /// UIDs of the last `SEARCH RETURN (SAVE)` result, `$` (RFC 5182);
+    /// a new selection starts it empty.
+    pub(crate) saved: Vec<u32>,
 }
 
 /// One IMAP session.
@@ -120,6 +123,21 @@ pub struct Session {
     quota: Option<Quota>,
     tree: Option<Tree>,
     pub(crate) sel: Option<Selected>,
+}
+
+/// asks_save - whether a command line is `[UID] SEARCH RETURN (...)`
+/// with SAVE among the options, however the rest of it is wrong.
+fn asks_save(input: &[u8]) -> bool {
+    let head = &input[..input.len().min(200)];
+    let up = String::from_utf8_lossy(head).to_ascii_uppercase();
+    let mut words = up.split(' ').skip(1).skip_while(|w| *w == "UID");
+    if words.next() != Some("SEARCH") || words.next() != Some("RETURN") {
+        return false;
+    }
+    let opts = words.collect::<Vec<_>>().join(" ");
+    let opts = opts.strip_prefix('(').unwrap_or("");
+    let opts = opts.split(')').next().unwrap_or("");
+    opts.split(' ').any(|w| w == "SAVE")
 }
 
 /// line - one reply line.
@@ -152,7 +170,7 @@ impl Session {
     /// capability - the list, as it stands in this state.
     pub fn capability(&self) -> String {
         let mut c = String::from(
-            "IMAP4rev1 LITERAL+ SASL-IR CHILDREN UIDPLUS IDLE UNSELECT NAMESPACE ID ENABLE MOVE SPECIAL-USE STATUS=SIZE WITHIN ESEARCH LIST-EXTENDED LIST-STATUS SORT THREAD=ORDEREDSUBJECT COMPRESS=DEFLATE QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE",
+            "IMAP4rev1 LITERAL+ SASL-IR CHILDREN UIDPLUS IDLE UNSELECT NAMESPACE ID ENABLE MOVE SPECIAL-USE STATUS=SIZE WITHIN ESEARCH SEARCHRES LIST-EXTENDED LIST-STATUS SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES COMPRESS=DEFLATE QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE",
         );
         c.push_str(&format!(" APPENDLIMIT={}", self.opts.append_limit));
         if self.state == State::NotAuthenticated {
@@ -215,14 +233,22 @@ impl Session {
     pub fn feed(&mut self, input: &[u8], stream: &mut dyn std::io::Write) -> Vec<Action> {
         match command::parse(input) {
             Ok((tag, cmd)) => self.run(&tag, cmd, stream),
-            Err(e) => self.parse_error(e),
+            Err(e) => {
+                // A SEARCH with SAVE that fails empties `$` (RFC 5182 §2.1).
+                if asks_save(input)
+                    && let Some(s) = self.sel.as_mut()
+                {
+                    s.saved.clear();
+                }
+                self.parse_error(e)
+            }
         }
     }
 
     /// run - dispatch by state.
     fn run(&mut self, tag: &str, cmd: Cmd, stream: &mut dyn std::io::Write) -> Vec<Action> {
         let cmd = match self.to_store_names(cmd) {
-            Ok(c) => c,
+            Ok(c) => self.resolve_saved(c),
             Err(e) => return vec![line(&format!("{tag} NO {e}"))],
         };
         match cmd {
@@ -438,7 +464,16 @@ impl Session {
             Cmd::Copy { uid, set, mailbox } => self.copy(tag, uid, &set, &mailbox),
             Cmd::Move { uid, set, mailbox } => self.move_to(tag, uid, &set, &mailbox),
             Cmd::Sort { uid, by, key } => self.sort(tag, uid, &by, &key),
-            Cmd::Thread { uid, key } => self.thread(tag, uid, &key),
+            Cmd::Thread {
+                uid,
+                references: false,
+                key,
+            } => self.thread(tag, uid, &key),
+            Cmd::Thread {
+                uid,
+                references: true,
+                key,
+            } => self.thread_references(tag, uid, &key),
         }
     }
 
@@ -772,6 +807,7 @@ impl Session {
         );
         self.sel = Some(Selected {
             cache: None,
+            saved: Vec::new(),
             name: name.to_string(),
             announced: folder.keywords.all().count(),
             folder,
@@ -986,5 +1022,20 @@ pub(crate) fn flags_lines(out: &mut Vec<u8>, f: &Folder) {
             out,
             "* OK [PERMANENTFLAGS ({list} \\*)] Flags permitted.\r\n"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failing_saves_are_told() {
+        assert!(asks_save(b"a SEARCH RETURN (SAVE) CHARSET X ALL"));
+        assert!(asks_save(b"a uid search return (min save) FOO"));
+        assert!(!asks_save(b"a SEARCH RETURN (MIN) SAVE"));
+        assert!(!asks_save(b"a FETCH RETURN (SAVE)"));
+        assert!(!asks_save(b"a SEARCH SUBJECT SAVE"));
+        assert!(!asks_save(b""));
     }
 }

@@ -125,7 +125,7 @@ impl Session {
 }
 
 /// header - a decoded header field's value, empty when absent.
-fn header<'a>(h: &'a Hit, name: &str) -> &'a str {
+pub(crate) fn header<'a>(h: &'a Hit, name: &str) -> &'a str {
     h.text
         .as_ref()
         .and_then(|t| t.headers.iter().find(|(n, _)| n == name))
@@ -133,7 +133,7 @@ fn header<'a>(h: &'a Hit, name: &str) -> &'a str {
 }
 
 /// sent - the Date field in UTC, else the internal date (§3).
-fn sent(h: &Hit) -> i64 {
+pub(crate) fn sent(h: &Hit) -> i64 {
     h.text.as_ref().and_then(|t| t.sent).unwrap_or(h.internal)
 }
 
@@ -204,6 +204,14 @@ fn leader(s: &str) -> Option<&str> {
 /// base_subject - RFC 5256 §2.1's base subject, upper-cased (the header
 /// value comes decoded from RFC 2047 already).
 pub fn base_subject(subject: &str) -> String {
+    base_subject_reply(subject).0
+}
+
+/// base_subject_reply - the base subject, and whether a reply or forward
+/// marker (a leader, a `(fwd)` trailer or a `[fwd: ]` wrapper) was taken
+/// off on the way, which THREAD=REFERENCES calls a reply (§4).
+pub fn base_subject_reply(subject: &str) -> (String, bool) {
+    let mut reply = false;
     // (1) white space runs to one space.
     let mut s = subject.split_whitespace().collect::<Vec<_>>().join(" ");
     loop {
@@ -213,6 +221,7 @@ pub fn base_subject(subject: &str) -> String {
             let cut = t.len().checked_sub(5).and_then(|i| t.get(i..));
             match cut {
                 Some(tail) if tail.eq_ignore_ascii_case("(fwd)") => {
+                    reply = true;
                     s = t[..t.len() - 5].to_string();
                 }
                 _ => {
@@ -227,6 +236,7 @@ pub fn base_subject(subject: &str) -> String {
             let before = s.len();
             s = s.trim_start().to_string();
             if let Some(r) = leader(&s) {
+                reply = true;
                 s = r.trim_start().to_string();
             }
             if let Some(r) = blob(&s)
@@ -241,9 +251,10 @@ pub fn base_subject(subject: &str) -> String {
         // (5) "[fwd: ...]" around it all.
         if let Some(inner) = strip_ci(&s, "[fwd:").and_then(|r| r.strip_suffix(']')) {
             s = inner.to_string();
+            reply = true;
             continue;
         }
-        return s.to_ascii_uppercase();
+        return (s.to_ascii_uppercase(), reply);
     }
 }
 
@@ -289,6 +300,15 @@ mod tests {
         ] {
             let _ = base_subject(subject);
         }
+    }
+
+    #[test]
+    fn replies_are_told() {
+        assert_eq!(base_subject_reply("Re: hi"), ("HI".into(), true));
+        assert_eq!(base_subject_reply("hi (fwd)"), ("HI".into(), true));
+        assert_eq!(base_subject_reply("[Fwd: hi]"), ("HI".into(), true));
+        assert_eq!(base_subject_reply("[list] hi"), ("HI".into(), false));
+        assert_eq!(base_subject_reply("hi"), ("HI".into(), false));
     }
 
     #[test]
