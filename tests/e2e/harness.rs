@@ -465,3 +465,48 @@ pub fn make_cert(i: &Instance) -> bool {
     }
     true
 }
+
+/// s_client - `openssl s_client -starttls PROTO` against a local port: each
+/// step's command is sent only after the reply line starting with the
+/// previous step's prefix (a client that waits where it must), and every
+/// line the server sent under TLS comes back.
+pub fn s_client(port: u16, proto: &str, steps: &[(&str, &str)]) -> String {
+    use std::io::{BufRead, BufReader, Read};
+    let mut c = Command::new("openssl")
+        .args([
+            "s_client",
+            "-starttls",
+            proto,
+            "-quiet",
+            "-ign_eof",
+            "-connect",
+        ])
+        .arg(format!("127.0.0.1:{port}"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = c.stdin.take().unwrap();
+    let mut r = BufReader::new(c.stdout.take().unwrap());
+    let mut o = String::new();
+    for (cmd, until) in steps {
+        stdin.write_all(format!("{cmd}\r\n").as_bytes()).unwrap();
+        loop {
+            let mut line = String::new();
+            if r.read_line(&mut line).unwrap_or(0) == 0 {
+                break;
+            }
+            o.push_str(&line);
+            if line.starts_with(until) {
+                break;
+            }
+        }
+    }
+    drop(stdin);
+    let mut rest = String::new();
+    let _ = r.read_to_string(&mut rest);
+    o.push_str(&rest);
+    let _ = c.wait();
+    o
+}

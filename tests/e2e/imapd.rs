@@ -1767,44 +1767,16 @@ fn openssl_s_client_starttls_imap() {
     let Some(l) = Launcher::start(&i, "imapd", &[]) else {
         return;
     };
-    let mut c = Command::new("openssl")
-        .args([
-            "s_client",
-            "-starttls",
-            "imap",
-            "-quiet",
-            "-ign_eof",
-            "-connect",
-        ])
-        .arg(format!("127.0.0.1:{}", l.port))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = c.stdin.take().unwrap();
-    let mut r = BufReader::new(c.stdout.take().unwrap());
-    let mut o = String::new();
     // One command at a time, each answered by its tagged line.
-    for (tag, cmd) in [
-        ("a", "a LOGIN ann x"),
-        ("b", "b SELECT INBOX"),
-        ("c", "c LOGOUT"),
-    ] {
-        stdin.write_all(format!("{cmd}\r\n").as_bytes()).unwrap();
-        loop {
-            let mut line = String::new();
-            if r.read_line(&mut line).unwrap_or(0) == 0 {
-                break;
-            }
-            o.push_str(&line);
-            if line.starts_with(&format!("{tag} ")) {
-                break;
-            }
-        }
-    }
-    drop(stdin);
-    let _ = c.wait();
+    let o = s_client(
+        l.port,
+        "imap",
+        &[
+            ("a LOGIN ann x", "a "),
+            ("b SELECT INBOX", "b "),
+            ("c LOGOUT", "c "),
+        ],
+    );
     assert!(
         o.contains("a OK") && o.contains("* 5 EXISTS") && o.contains("c OK"),
         "{o}"

@@ -851,35 +851,11 @@ fn openssl_s_client_starttls_pop3() {
     let Some(l) = Launcher::start(&i, "pop3d", &[]) else {
         return;
     };
-    let mut c = Command::new("openssl")
-        .args([
-            "s_client",
-            "-starttls",
-            "pop3",
-            "-quiet",
-            "-ign_eof",
-            "-connect",
-        ])
-        .arg(format!("127.0.0.1:{}", l.port))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = c.stdin.take().unwrap();
-    let mut r = BufReader::new(c.stdout.take().unwrap());
-    let mut o = String::new();
-    let mut expect = |stdin: &mut std::process::ChildStdin, cmd: &str, o: &mut String| {
-        stdin.write_all(cmd.as_bytes()).unwrap();
-        let mut line = String::new();
-        r.read_line(&mut line).unwrap();
-        o.push_str(&line);
-    };
-    expect(&mut stdin, "USER ann\r\n", &mut o);
-    expect(&mut stdin, "PASS x\r\n", &mut o);
-    expect(&mut stdin, "QUIT\r\n", &mut o);
-    drop(stdin);
-    let _ = c.wait();
+    let o = s_client(
+        l.port,
+        "pop3",
+        &[("USER ann", "+OK"), ("PASS x", "+OK"), ("QUIT", "+OK")],
+    );
     assert!(
         o.starts_with("+OK send PASS\r\n+OK maildrop has 3 messages"),
         "{o}"

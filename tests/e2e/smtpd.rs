@@ -519,41 +519,12 @@ fn openssl_s_client_starttls_smtp() {
     let Some(l) = Launcher::start(&i, "smtpd", &[]) else {
         return;
     };
-    let mut c = Command::new("openssl")
-        .args([
-            "s_client",
-            "-starttls",
-            "smtp",
-            "-quiet",
-            "-ign_eof",
-            "-connect",
-        ])
-        .arg(format!("127.0.0.1:{}", l.port))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = c.stdin.take().unwrap();
-    let mut r = BufReader::new(c.stdout.take().unwrap());
     // One command at a time: EHLO is a point where a client must wait.
-    stdin.write_all(b"EHLO c.example\r\n").unwrap();
-    let mut o = String::new();
-    loop {
-        let mut line = String::new();
-        if r.read_line(&mut line).unwrap_or(0) == 0 {
-            break;
-        }
-        o.push_str(&line);
-        if line.starts_with("250 ") {
-            break;
-        }
-    }
-    stdin.write_all(b"QUIT\r\n").unwrap();
-    let mut rest = String::new();
-    let _ = r.read_to_string(&mut rest);
-    o.push_str(&rest);
-    let _ = c.wait();
+    let o = s_client(
+        l.port,
+        "smtp",
+        &[("EHLO c.example", "250 "), ("QUIT", "221")],
+    );
     assert!(
         o.contains("250-mail.test") && o.contains("221 2.0.0 Bye"),
         "{o}"

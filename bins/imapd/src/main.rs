@@ -47,6 +47,8 @@ fn parse_args(mut it: impl Iterator<Item = std::ffi::OsString>) -> Result<Args, 
 /// main - harden, parse the command line, run, map the outcome to an exit code.
 fn main() -> ExitCode {
     posthorn_sys::fsio::harden(0o077);
+    // Under inetd, stderr is the client's socket: nothing of ours goes there.
+    posthorn_sys::fsio::stderr_off_sockets();
     let args = match parse_args(std::env::args_os().skip(1)) {
         Ok(a) => a,
         Err(e) => {
@@ -73,15 +75,7 @@ fn run(args: &Args) -> Result<(), Exit> {
     posthorn_sys::log::init("imapd", cfg.log == LogSink::Stderr);
     let peer = posthorn_auth::peer::Peer::detect();
     // Read the key while we may (it is root's), before giving anything up.
-    let tls = match (&cfg.tls_cert, &cfg.tls_key) {
-        (Some(c), Some(k)) => {
-            Some(posthorn_auth::tls::server_config(c, k).map_err(|e| Exit::new(exit::CONFIG, e))?)
-        }
-        _ => None,
-    };
-    if args.tls && tls.is_none() {
-        return Err(Exit::new(exit::CONFIG, "--tls needs [tls] cert and key"));
-    }
+    let tls = posthorn_auth::tls::from_config(&cfg, args.tls)?;
     // One session's memory: the largest message (APPEND holds its
     // literal; FETCH and SEARCH hold a message, its CRLF form and its
     // decoded text) several times over, and room for a big folder.

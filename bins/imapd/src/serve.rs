@@ -15,7 +15,6 @@ use crate::session::{Action, Options, Session};
 use crate::watch::{Watch, Woke};
 use posthorn_auth::login::{self, Refusal};
 use posthorn_auth::peer::Peer;
-use posthorn_auth::proxy::Header;
 use posthorn_auth::wire::Wire;
 use posthorn_mail::Config;
 use posthorn_mail::users::MailUser;
@@ -37,8 +36,6 @@ pub const IDLE_PRE_LOGIN: Duration = Duration::from_secs(60);
 pub const MAX_LINE: usize = 64 * 1024;
 /// Longest command with its literals, APPEND's message aside.
 pub const MAX_COMMAND: usize = 64 * 1024;
-/// How long a trusted proxy may take to send its PROXY header.
-pub const PROXY_WAIT: Duration = Duration::from_secs(5);
 
 /// The session's surroundings.
 struct Ctx<'a> {
@@ -60,33 +57,20 @@ enum Input {
 /// serve - run the session to its end.
 pub fn serve(
     cfg: &Config,
-    mut peer: Peer,
+    peer: Peer,
     tls: Option<Arc<ServerConfig>>,
     implicit_tls: bool,
     pre_login: Option<Account>,
 ) -> Result<(), Exit> {
     let mut wire = Wire::new(IDLE_PRE_LOGIN, MAX_LINE);
-    if peer
-        .remote
-        .is_some_and(|a| cfg.proxy_trusted.iter().any(|n| n.contains(a.ip())))
-    {
-        match wire.read_proxy(PROXY_WAIT) {
-            Ok(Some(Header::Proxied {
-                source,
-                destination,
-            })) => {
-                peer = Peer {
-                    remote: Some(source),
-                    local: Some(destination),
-                }
-            }
-            Ok(Some(Header::Local) | None) => {}
-            Err(e) => {
-                warning!("bad PROXY header from {}: {e}", peer.log_name());
-                return Ok(());
-            }
+    // A trusted proxy names the real client before anything else.
+    let peer = match wire.accept_proxy(peer, &cfg.proxy_trusted) {
+        Ok(p) => p,
+        Err(e) => {
+            warning!("{e}");
+            return Ok(());
         }
-    }
+    };
     let peer = &peer;
     info!("connect from {}", peer.log_name());
     if implicit_tls

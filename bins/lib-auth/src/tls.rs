@@ -8,6 +8,25 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::Path;
 use std::sync::Arc;
 
+/// from_config - the servers' TLS setup from `[tls]`: None when no
+/// certificate is configured; a configuration error (exit 78) for a file
+/// that cannot be used, or for `implicit` TLS (--tls) with none set.
+/// Called while still root: the key is root's.
+pub fn from_config(
+    cfg: &posthorn_mail::Config,
+    implicit: bool,
+) -> Result<Option<Arc<ServerConfig>>, posthorn_sys::exit::Exit> {
+    use posthorn_sys::exit::{CONFIG, Exit};
+    let tls = match (&cfg.tls_cert, &cfg.tls_key) {
+        (Some(c), Some(k)) => Some(server_config(c, k).map_err(|e| Exit::new(CONFIG, e))?),
+        _ => None,
+    };
+    if implicit && tls.is_none() {
+        return Err(Exit::new(CONFIG, "--tls needs [tls] cert and key"));
+    }
+    Ok(tls)
+}
+
 /// server_config - load the certificate chain and the key, and build the
 /// configuration every TLS session of this process shares.
 pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, String> {

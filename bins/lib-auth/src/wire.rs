@@ -393,6 +393,34 @@ impl Wire {
         Ok(&self.inbuf[start..start + n])
     }
 
+    /// accept_proxy - when `peer` is one of the `trusted` proxies, read
+    /// the PROXY header it sends first (waiting up to 5 s) and return the
+    /// real client it names; anyone else is the client. Err for a header
+    /// that is not one: the caller logs it and ends the session.
+    pub fn accept_proxy(
+        &mut self,
+        peer: crate::peer::Peer,
+        trusted: &[posthorn_mail::net::Net],
+    ) -> Result<crate::peer::Peer, String> {
+        if !peer
+            .remote
+            .is_some_and(|a| trusted.iter().any(|n| n.contains(a.ip())))
+        {
+            return Ok(peer);
+        }
+        match self.read_proxy(Duration::from_secs(5)) {
+            Ok(Some(Header::Proxied {
+                source,
+                destination,
+            })) => Ok(crate::peer::Peer {
+                remote: Some(source),
+                local: Some(destination),
+            }),
+            Ok(Some(Header::Local) | None) => Ok(peer),
+            Err(e) => Err(format!("bad PROXY header from {}: {e}", peer.log_name())),
+        }
+    }
+
     /// read_proxy - the PROXY header (v1 or v2) a trusted proxy sends
     /// first; None when nothing arrives within `wait` (a proxy's health
     /// check, or a direct connection). Read an octet at a time so that not

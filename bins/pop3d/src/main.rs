@@ -80,15 +80,7 @@ fn run(args: &Args) -> Result<(), Exit> {
     posthorn_sys::log::init("pop3d", cfg.log == LogSink::Stderr);
     let peer = posthorn_auth::peer::Peer::detect();
     // Read the key while we may (it is root's), before giving anything up.
-    let tls = match (&cfg.tls_cert, &cfg.tls_key) {
-        (Some(c), Some(k)) => {
-            Some(posthorn_auth::tls::server_config(c, k).map_err(|e| Exit::new(exit::CONFIG, e))?)
-        }
-        _ => None,
-    };
-    if args.tls && tls.is_none() {
-        return Err(Exit::new(exit::CONFIG, "--tls needs [tls] cert and key"));
-    }
+    let tls = posthorn_auth::tls::from_config(&cfg, args.tls)?;
     // As root: run as the `user` account before login, keeping root only
     // in the saved uid for the password check and the final switch.
     let pre_login = if posthorn_sys::privs::euid() == 0 {

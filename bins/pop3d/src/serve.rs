@@ -7,7 +7,6 @@ use crate::session::{Action, Options, Session};
 use crate::stream;
 use posthorn_auth::login::{self, Refusal};
 use posthorn_auth::peer::Peer;
-use posthorn_auth::proxy::Header;
 use posthorn_auth::wire::Wire;
 use posthorn_mail::Config;
 use posthorn_mail::users::MailUser;
@@ -26,9 +25,6 @@ pub const IDLE: Duration = Duration::from_secs(600);
 /// Longest line kept: longer lines are cut here and reported too long.
 /// (SASL responses may be up to 4096 octets; commands up to 255.)
 pub const MAX_LINE: usize = 8192;
-
-/// How long a trusted proxy may take to send its PROXY header.
-pub const PROXY_WAIT: Duration = Duration::from_secs(5);
 
 /// What the loop does after a batch of actions.
 enum Next {
@@ -52,7 +48,7 @@ struct Ctx<'a> {
 /// exit code; a client going away is a normal end.
 pub fn serve(
     cfg: &Config,
-    mut peer: Peer,
+    peer: Peer,
     tls: Option<Arc<ServerConfig>>,
     implicit_tls: bool,
     flag_updates: bool,
@@ -60,27 +56,14 @@ pub fn serve(
 ) -> Result<(), Exit> {
     let mut wire = Wire::new(IDLE, MAX_LINE);
     // A trusted proxy names the real client before anything else.
-    if peer
-        .remote
-        .is_some_and(|a| cfg.proxy_trusted.iter().any(|n| n.contains(a.ip())))
-    {
-        match wire.read_proxy(PROXY_WAIT) {
-            Ok(Some(Header::Proxied {
-                source,
-                destination,
-            })) => {
-                peer = Peer {
-                    remote: Some(source),
-                    local: Some(destination),
-                }
-            }
-            Ok(Some(Header::Local) | None) => {}
-            Err(e) => {
-                warning!("bad PROXY header from {}: {e}", peer.log_name());
-                return Ok(());
-            }
+    // A trusted proxy names the real client before anything else.
+    let peer = match wire.accept_proxy(peer, &cfg.proxy_trusted) {
+        Ok(p) => p,
+        Err(e) => {
+            warning!("{e}");
+            return Ok(());
         }
-    }
+    };
     let peer = &peer;
     info!("connect from {}", peer.log_name());
     if implicit_tls

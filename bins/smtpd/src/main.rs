@@ -22,12 +22,9 @@ use session::{MAX_COMMAND, Mode, Session};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 const USAGE: &str = "usage: smtpd [-C file] [--submission] [--tls] | smtpd [-C file] --local";
-
-/// How long a trusted proxy may take to send its PROXY header.
-const PROXY_WAIT: Duration = Duration::from_secs(5);
 
 /// Command line, as in smtpd(8).
 #[derive(Debug, Default)]
@@ -102,7 +99,7 @@ fn run(args: &Args) -> Result<(), Exit> {
     } else {
         Mode::Mx
     };
-    let mut peer = posthorn_auth::peer::Peer::detect();
+    let peer = posthorn_auth::peer::Peer::detect();
     // --local trusts its caller as sendmail does: never a network client
     // (an inetd line pointing at it would be an open relay).
     if matches!(mode, Mode::Local { .. }) && peer.remote.is_some() {
@@ -111,16 +108,11 @@ fn run(args: &Args) -> Result<(), Exit> {
             "--local is for sendmail -bs on a pipe, not for network clients",
         ));
     }
-    let tls = match (&cfg.tls_cert, &cfg.tls_key, &mode) {
-        (_, _, Mode::Local { .. }) => None,
-        (Some(c), Some(k), _) => {
-            Some(posthorn_auth::tls::server_config(c, k).map_err(|e| Exit::new(exit::CONFIG, e))?)
-        }
-        _ => None,
+    // Read the key while we may (it is root's); --local offers no TLS.
+    let tls = match mode {
+        Mode::Local { .. } => None,
+        _ => posthorn_auth::tls::from_config(&cfg, args.tls)?,
     };
-    if args.tls && tls.is_none() {
-        return Err(Exit::new(exit::CONFIG, "--tls needs [tls] cert and key"));
-    }
     // Open what only root may read, then stop being root for good.
     cfg.hold_secrets(root && mode == Mode::Submission)?;
     if root {
@@ -131,28 +123,13 @@ fn run(args: &Args) -> Result<(), Exit> {
     let mut wire = Wire::new(cfg.smtpd.idle_timeout, MAX_COMMAND - 2);
     wire.set_deadline(Instant::now() + cfg.smtpd.session_timeout);
     // A trusted proxy names the real client before anything else.
-    if peer
-        .remote
-        .is_some_and(|a| cfg.proxy_trusted.iter().any(|n| n.contains(a.ip())))
-    {
-        use posthorn_auth::proxy::Header;
-        match wire.read_proxy(PROXY_WAIT) {
-            Ok(Some(Header::Proxied {
-                source,
-                destination,
-            })) => {
-                peer = posthorn_auth::peer::Peer {
-                    remote: Some(source),
-                    local: Some(destination),
-                }
-            }
-            Ok(Some(Header::Local) | None) => {}
-            Err(e) => {
-                posthorn_sys::warning!("bad PROXY header from {}: {e}", peer.log_name());
-                return Ok(());
-            }
+    let peer = match wire.accept_proxy(peer, &cfg.proxy_trusted) {
+        Ok(p) => p,
+        Err(e) => {
+            posthorn_sys::warning!("{e}");
+            return Ok(());
         }
-    }
+    };
     if args.tls
         && let Some(t) = &tls
         && let Err(e) = wire.start_tls(t.clone())
