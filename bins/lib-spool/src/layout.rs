@@ -113,15 +113,22 @@ impl Spool {
                 .open(&p)
             {
                 // While tmp/ID exists no one else can commit ID; a message
-                // committed under it earlier is still in incoming/. So the ID
-                // chosen here is final (enqueue prints it before the message).
-                Ok(f) => match std::fs::symlink_metadata(self.message(&id)) {
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((id, p, f)),
-                    _ => {
-                        let _ = std::fs::remove_file(&p);
-                        continue;
+                // committed under it earlier is still in incoming/ or on
+                // hold (and has its state/ file). So the ID chosen here is
+                // final (enqueue prints it before the message).
+                Ok(f) => {
+                    let free = [self.message(&id), self.held(&id), self.state_file(&id)]
+                        .iter()
+                        .all(|q| {
+                            matches!(std::fs::symlink_metadata(q),
+                                Err(e) if e.kind() == io::ErrorKind::NotFound)
+                        });
+                    if free {
+                        return Ok((id, p, f));
                     }
-                },
+                    let _ = std::fs::remove_file(&p);
+                    continue;
+                }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(e),
             }
