@@ -609,25 +609,12 @@ fn delivery_order(a: &str, b: &str) -> std::cmp::Ordering {
     key(a).cmp(&key(b)).then_with(|| a.cmp(b))
 }
 
-/// unique_base - a new Maildir base name with its sizes.
+/// unique_base - a new Maildir base name with its sizes (deliver's
+/// unique name, so both write the same shape).
 fn unique_base(size: u64, crlf: u64) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let host = nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "localhost".into())
-        .replace('/', "\\057")
-        .replace(':', "\\072");
     format!(
-        "{}.M{}P{}Q{}R{:08x}.{host},S={size},W={crlf}",
-        now.as_secs(),
-        now.subsec_micros(),
-        std::process::id(),
-        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-        posthorn_sys::fsio::random_u64() as u32
+        "{},S={size},W={crlf}",
+        posthorn_store::maildir::unique_name()
     )
 }
 

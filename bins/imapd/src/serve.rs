@@ -63,23 +63,11 @@ pub fn serve(
     pre_login: Option<Account>,
 ) -> Result<(), Exit> {
     let mut wire = Wire::new(IDLE_PRE_LOGIN, MAX_LINE);
-    // A trusted proxy names the real client before anything else.
-    let peer = match wire.accept_proxy(peer, &cfg.proxy_trusted) {
-        Ok(p) => p,
-        Err(e) => {
-            warning!("{e}");
-            return Ok(());
-        }
+    let implicit = if implicit_tls { tls.clone() } else { None };
+    let Some(peer) = wire.accept(peer, &cfg.proxy_trusted, implicit) else {
+        return Ok(());
     };
     let peer = &peer;
-    info!("connect from {}", peer.log_name());
-    if implicit_tls
-        && let Some(t) = &tls
-        && let Err(e) = wire.start_tls(t.clone())
-    {
-        info!("TLS handshake failed: {e}, client={}", peer.log_name());
-        return Ok(());
-    }
     let mut session = Session::new(Options {
         tls_available: tls.is_some(),
         tls_active: wire.is_tls(),

@@ -242,12 +242,15 @@ impl Wire {
     /// the transport, or inflated when COMPRESS is on (then `buf` may be
     /// grown). Returns the octets added; 0 only at end of input.
     fn read_plain(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
-        let mut raw = [0u8; IN_CHUNK];
         if self.deflate.is_none() {
-            let n = self.read_raw(&mut raw)?;
-            buf.extend_from_slice(&raw[..n]);
-            return Ok(n);
+            // Straight into the buffer's tail: no copy on the common path.
+            let have = buf.len();
+            buf.resize(have + IN_CHUNK, 0);
+            let r = self.read_raw(&mut buf[have..]);
+            buf.truncate(have + *r.as_ref().unwrap_or(&0));
+            return r;
         }
+        let mut raw = [0u8; IN_CHUNK];
         loop {
             let n = self.read_raw(&mut raw)?;
             if n == 0 {
@@ -393,11 +396,36 @@ impl Wire {
         Ok(&self.inbuf[start..start + n])
     }
 
-    /// accept_proxy - when `peer` is one of the `trusted` proxies, read
-    /// the PROXY header it sends first (waiting up to 5 s) and return the
-    /// real client it names; anyone else is the client. Err for a header
-    /// that is not one: the caller logs it and ends the session.
-    pub fn accept_proxy(
+    /// accept - the start every server makes: when `peer` is one of the
+    /// `trusted` proxies, read the PROXY header it sends first (up to 5 s)
+    /// and take the real client it names; log `connect from`; with
+    /// `implicit_tls` (--tls), the handshake. None when the session ends
+    /// here (a bad header or a failed handshake, both logged).
+    pub fn accept(
+        &mut self,
+        peer: crate::peer::Peer,
+        trusted: &[posthorn_mail::net::Net],
+        implicit_tls: Option<Arc<ServerConfig>>,
+    ) -> Option<crate::peer::Peer> {
+        let peer = match self.proxied(peer, trusted) {
+            Ok(p) => p,
+            Err(e) => {
+                posthorn_sys::warning!("{e}");
+                return None;
+            }
+        };
+        posthorn_sys::info!("connect from {}", peer.log_name());
+        if let Some(t) = implicit_tls
+            && let Err(e) = self.start_tls(t)
+        {
+            posthorn_sys::info!("TLS handshake failed: {e}, client={}", peer.log_name());
+            return None;
+        }
+        Some(peer)
+    }
+
+    /// proxied - the real client behind a trusted proxy, else `peer`.
+    fn proxied(
         &mut self,
         peer: crate::peer::Peer,
         trusted: &[posthorn_mail::net::Net],

@@ -26,7 +26,7 @@ pub fn ensure(dir: &Path) -> Result<(), StoreError> {
 
 /// unique_name - `<secs>.M<usec>P<pid>Q<n>R<random>.<host>`, the Maildir
 /// unique name with the host's `/` and `:` escaped as the spec asks.
-fn unique_name() -> String {
+pub fn unique_name() -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();

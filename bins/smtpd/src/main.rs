@@ -87,13 +87,9 @@ fn run(args: &Args) -> Result<(), Exit> {
     let mut cfg = Config::load(&Source::choose(args.config.as_deref(), true))?;
     posthorn_sys::log::init("smtpd", cfg.log == LogSink::Stderr);
     let mode = if args.local {
-        let uid = posthorn_sys::privs::uid();
-        let login = posthorn_sys::privs::lookup_uid(uid)
-            .ok()
-            .flatten()
-            .map(|a| a.name)
-            .unwrap_or_else(|| format!("uid{uid}"));
-        Mode::Local { login, uid }
+        Mode::Local {
+            uid: posthorn_sys::privs::uid(),
+        }
     } else if args.submission {
         Mode::Submission
     } else {
@@ -122,21 +118,10 @@ fn run(args: &Args) -> Result<(), Exit> {
     }
     let mut wire = Wire::new(cfg.smtpd.idle_timeout, MAX_COMMAND - 2);
     wire.set_deadline(Instant::now() + cfg.smtpd.session_timeout);
-    // A trusted proxy names the real client before anything else.
-    let peer = match wire.accept_proxy(peer, &cfg.proxy_trusted) {
-        Ok(p) => p,
-        Err(e) => {
-            posthorn_sys::warning!("{e}");
-            return Ok(());
-        }
-    };
-    if args.tls
-        && let Some(t) = &tls
-        && let Err(e) = wire.start_tls(t.clone())
-    {
-        posthorn_sys::info!("TLS handshake failed: {e}, client={}", peer.log_name());
+    let implicit = if args.tls { tls.clone() } else { None };
+    let Some(peer) = wire.accept(peer, &cfg.proxy_trusted, implicit) else {
         return Ok(());
-    }
+    };
     Session::new(&cfg, &peer, mode, tls, wire).run();
     Ok(())
 }

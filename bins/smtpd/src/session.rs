@@ -38,7 +38,8 @@ pub enum Mode {
     /// Ports 587 and 465: AUTH before MAIL, then relaying.
     Submission,
     /// `sendmail -bs`: the calling user on a pipe, trusted as sendmail is.
-    Local { login: String, uid: u32 },
+    /// The caller's uid, named in the Received: field.
+    Local { uid: u32 },
 }
 
 /// What happens after a command.
@@ -168,7 +169,6 @@ impl<'a> Session<'a> {
 
     /// run - the whole session. Returns when it is over.
     pub fn run(mut self) {
-        info!("connect from {}", self.client());
         let greeting = format!("220 {} ESMTP Posthorn", self.cfg.hostname);
         self.wire.queue(greeting.as_bytes());
         self.wire.queue(b"\r\n");
