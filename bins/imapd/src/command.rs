@@ -73,6 +73,8 @@ pub enum Att {
     Body,
     BodyStructure,
     Uid,
+    /// MODSEQ (RFC 7162).
+    ModSeq,
     Section {
         peek: bool,
         section: Section,
@@ -112,6 +114,8 @@ pub enum Key {
     Younger(u32),
     Uid(SeqSet),
     Seq(SeqSet),
+    /// MODSEQ (RFC 7162): a mod-sequence at least this.
+    ModSeq(u64),
 }
 
 /// An extended LIST (RFC 5258), with RFC 5819's STATUS return option.
@@ -172,6 +176,33 @@ pub enum StatusItem {
     Size,
     /// APPENDLIMIT (RFC 7889): the largest message APPEND takes.
     AppendLimit,
+    /// HIGHESTMODSEQ (RFC 7162).
+    HighestModSeq,
+}
+
+/// SELECT and EXAMINE parameters (RFC 7162 §3.1.8, §3.2.5).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SelectOpts {
+    pub condstore: bool,
+    pub qresync: Option<Qresync>,
+}
+
+/// QRESYNC's `(uidvalidity modseq [known-uids [(seqs uids)]])`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Qresync {
+    pub validity: u32,
+    pub modseq: u64,
+    pub known: Option<SeqSet>,
+    /// The sequence-number/UID pairs the client knows; checked for form
+    /// only: the expunges we remember make it unnecessary.
+    pub seq_match: Option<(SeqSet, SeqSet)>,
+}
+
+/// FETCH modifiers (RFC 7162 §3.1.4, §3.2.6).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FetchMods {
+    pub changed_since: Option<u64>,
+    pub vanished: bool,
 }
 
 /// A parsed command.
@@ -211,6 +242,7 @@ pub enum Cmd {
     Select {
         mailbox: String,
         read_only: bool,
+        opts: SelectOpts,
     },
     Create(String),
     Delete(String),
@@ -248,10 +280,13 @@ pub enum Cmd {
         uid: bool,
         set: SeqSet,
         atts: Vec<Att>,
+        mods: FetchMods,
     },
     Store {
         uid: bool,
         set: SeqSet,
+        /// UNCHANGEDSINCE (RFC 7162 §3.1.3).
+        unchanged_since: Option<u64>,
         mode: StoreMode,
         silent: bool,
         flags: Vec<String>,
@@ -432,6 +467,7 @@ impl<'a> P<'a> {
                 "UNSEEN" => StatusItem::Unseen,
                 "SIZE" => StatusItem::Size,
                 "APPENDLIMIT" => StatusItem::AppendLimit,
+                "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
                 _ => return Err("unknown STATUS item".into()),
             });
             if items.len() > 16 {
@@ -533,6 +569,15 @@ impl<'a> P<'a> {
             .ok()
             .and_then(|t| t.parse().ok())
             .ok_or_else(|| "expected a number".into())
+    }
+
+    /// modseq - a mod-sequence value (RFC 7162: 63 bits).
+    fn modseq(&mut self) -> R<u64> {
+        let n = self.number64()?;
+        if n >= 1 << 63 {
+            return Err("mod-sequence too large".into());
+        }
+        Ok(n)
     }
 
     /// nz - a sequence number: nz-number or `*`.
@@ -680,6 +725,7 @@ impl<'a> P<'a> {
             ("BODY", false) => Att::Body,
             ("BODYSTRUCTURE", false) => Att::BodyStructure,
             ("UID", false) => Att::Uid,
+            ("MODSEQ", false) => Att::ModSeq,
             ("BODY" | "BODY.PEEK", true) => {
                 let section = self.section()?;
                 let partial = if self.eat(b'<') {
@@ -838,6 +884,21 @@ impl<'a> P<'a> {
             "UID" => {
                 self.sp()?;
                 Key::Uid(self.seq_set()?)
+            }
+            "MODSEQ" => {
+                // An optional entry name and type, which we do not keep
+                // apart: every flag's change is the message's change.
+                self.sp()?;
+                if self.peek() == Some(b'"') {
+                    self.quoted()?;
+                    self.sp()?;
+                    let t = self.atom()?.to_ascii_uppercase();
+                    if !matches!(t.as_str(), "PRIV" | "SHARED" | "ALL") {
+                        return Err("bad MODSEQ entry type".into());
+                    }
+                    self.sp()?;
+                }
+                Key::ModSeq(self.modseq()?)
             }
             "NOT" => {
                 self.sp()?;
@@ -1030,9 +1091,16 @@ fn command(p: &mut P, name: &str) -> R<Cmd> {
         }
         "SELECT" | "EXAMINE" => {
             p.sp()?;
+            let mailbox = p.mailbox()?;
+            let opts = if p.eat(b' ') {
+                select_opts(p)?
+            } else {
+                SelectOpts::default()
+            };
             Cmd::Select {
-                mailbox: p.mailbox()?,
+                mailbox,
                 read_only: name == "EXAMINE",
+                opts,
             }
         }
         "CREATE" | "DELETE" | "SUBSCRIBE" | "UNSUBSCRIBE" => {
@@ -1184,6 +1252,59 @@ fn list(p: &mut P) -> R<Cmd> {
     Ok(Cmd::ListExt(Box::new(x)))
 }
 
+/// select_opts - `(CONDSTORE)`, `(QRESYNC (...))` or both.
+fn select_opts(p: &mut P) -> R<SelectOpts> {
+    p.expect(b'(')?;
+    let mut o = SelectOpts::default();
+    loop {
+        match p.atom()?.to_ascii_uppercase().as_str() {
+            "CONDSTORE" => o.condstore = true,
+            "QRESYNC" if o.qresync.is_none() => {
+                p.sp()?;
+                p.expect(b'(')?;
+                let validity = p.number()?;
+                p.sp()?;
+                let modseq = p.modseq()?;
+                if validity == 0 || modseq == 0 {
+                    return Err("QRESYNC needs a UIDVALIDITY and a mod-sequence".into());
+                }
+                let mut q = Qresync {
+                    validity,
+                    modseq,
+                    known: None,
+                    seq_match: None,
+                };
+                if p.eat(b' ') {
+                    if p.peek() != Some(b'(') {
+                        q.known = Some(p.seq_set()?);
+                        p.eat(b' ');
+                    }
+                    if p.eat(b'(') {
+                        let seqs = p.seq_set()?;
+                        p.sp()?;
+                        let uids = p.seq_set()?;
+                        p.expect(b')')?;
+                        if seqs.is_saved() || uids.is_saved() {
+                            return Err("$ is not a sequence set here".into());
+                        }
+                        q.seq_match = Some((seqs, uids));
+                    }
+                }
+                p.expect(b')')?;
+                if q.known.as_ref().is_some_and(SeqSet::is_saved) {
+                    return Err("$ is not a UID set here".into());
+                }
+                o.qresync = Some(q);
+            }
+            w => return Err(format!("unknown SELECT parameter {w}")),
+        }
+        if p.eat(b')') {
+            return Ok(o);
+        }
+        p.sp()?;
+    }
+}
+
 /// search_keys - one or more search keys, ANDed.
 fn search_keys(p: &mut P) -> R<Key> {
     let mut v = vec![p.search_key()?];
@@ -1276,15 +1397,49 @@ fn uid_command(p: &mut P, name: &str, uid: bool) -> R<Cmd> {
         "FETCH" => {
             let set = p.seq_set()?;
             p.sp()?;
+            let atts = p.fetch_atts()?;
+            let mut mods = FetchMods::default();
+            if p.eat(b' ') {
+                p.expect(b'(')?;
+                loop {
+                    match p.atom()?.to_ascii_uppercase().as_str() {
+                        "CHANGEDSINCE" if mods.changed_since.is_none() => {
+                            p.sp()?;
+                            mods.changed_since = Some(p.modseq()?);
+                        }
+                        "VANISHED" if uid && !mods.vanished => mods.vanished = true,
+                        w => return Err(format!("unknown FETCH modifier {w}")),
+                    }
+                    if p.eat(b')') {
+                        break;
+                    }
+                    p.sp()?;
+                }
+                // RFC 7162 §3.2.6: VANISHED only with CHANGEDSINCE.
+                if mods.vanished && mods.changed_since.is_none() {
+                    return Err("VANISHED needs CHANGEDSINCE".into());
+                }
+            }
             Cmd::Fetch {
                 uid,
                 set,
-                atts: p.fetch_atts()?,
+                atts,
+                mods,
             }
         }
         "STORE" => {
             let set = p.seq_set()?;
             p.sp()?;
+            let mut unchanged_since = None;
+            if p.eat(b'(') {
+                if !p.atom()?.eq_ignore_ascii_case("UNCHANGEDSINCE") {
+                    return Err("unknown STORE modifier".into());
+                }
+                p.sp()?;
+                unchanged_since = Some(p.modseq()?);
+                p.expect(b')')?;
+                p.sp()?;
+            }
             let w = p.atom()?.to_ascii_uppercase();
             let (mode, rest) = match w.strip_prefix('+') {
                 Some(r) => (StoreMode::Add, r),
@@ -1311,6 +1466,7 @@ fn uid_command(p: &mut P, name: &str, uid: bool) -> R<Cmd> {
             Cmd::Store {
                 uid,
                 set,
+                unchanged_since,
                 mode,
                 silent,
                 flags,
@@ -1393,6 +1549,92 @@ pub fn literal_at_end(line: &[u8]) -> Option<(u64, bool)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn condstore_and_qresync_syntax() {
+        assert_eq!(
+            ok("a SELECT x (QRESYNC (67890007 90060115194045000 41:211,214:541) CONDSTORE)"),
+            Cmd::Select {
+                mailbox: "x".into(),
+                read_only: false,
+                opts: SelectOpts {
+                    condstore: true,
+                    qresync: Some(Qresync {
+                        validity: 67890007,
+                        modseq: 90060115194045000,
+                        known: Some(SeqSet(vec![(41, 211), (214, 541)])),
+                        seq_match: None
+                    })
+                }
+            }
+        );
+        assert!(matches!(
+            ok("a EXAMINE x (QRESYNC (1 2 1:9 (1,3 5,9)))"),
+            Cmd::Select {
+                opts: SelectOpts {
+                    qresync: Some(Qresync {
+                        seq_match: Some(_),
+                        ..
+                    }),
+                    ..
+                },
+                ..
+            }
+        ));
+        assert!(matches!(
+            ok("a EXAMINE x (QRESYNC (1 2 (1,3 5,9)))"),
+            Cmd::Select {
+                opts: SelectOpts {
+                    qresync: Some(Qresync {
+                        known: None,
+                        seq_match: Some(_),
+                        ..
+                    }),
+                    ..
+                },
+                ..
+            }
+        ));
+        assert!(matches!(
+            ok("a UID FETCH 300:500 (FLAGS) (CHANGEDSINCE 12345 VANISHED)"),
+            Cmd::Fetch {
+                mods: FetchMods {
+                    changed_since: Some(12345),
+                    vanished: true
+                },
+                ..
+            }
+        ));
+        assert!(matches!(
+            ok("a STORE 7,5,9 (UNCHANGEDSINCE 320162338) +FLAGS.SILENT (\\Deleted)"),
+            Cmd::Store {
+                unchanged_since: Some(320162338),
+                silent: true,
+                ..
+            }
+        ));
+        assert!(matches!(
+            ok("a SEARCH MODSEQ \"/flags/\\\\draft\" all 620162338"),
+            Cmd::Search {
+                key: Key::ModSeq(620162338),
+                ..
+            }
+        ));
+        for bad in [
+            "a FETCH 1 (FLAGS) (CHANGEDSINCE 1 VANISHED)",
+            "a UID FETCH 1 (FLAGS) (VANISHED)",
+            "a SELECT x (QRESYNC (0 5))",
+            "a SELECT x (FOO)",
+            "a STORE 1 (UNCHANGEDSINCE 9223372036854775808) FLAGS ()",
+            "a SEARCH MODSEQ \"/flags/x\" mine 5",
+        ] {
+            assert!(parse(bad.as_bytes()).is_err(), "{bad}");
+        }
+        assert!(matches!(
+            ok("a STATUS x (HIGHESTMODSEQ)"),
+            Cmd::Status { .. }
+        ));
+    }
 
     fn ok(s: &str) -> Cmd {
         parse(s.as_bytes())
@@ -1568,7 +1810,8 @@ mod tests {
             ok("a select inbox"),
             Cmd::Select {
                 mailbox: "INBOX".into(),
-                read_only: false
+                read_only: false,
+                opts: SelectOpts::default()
             }
         );
         assert_eq!(
@@ -1594,7 +1837,8 @@ mod tests {
                         },
                         partial: Some((0, 100))
                     }
-                ]
+                ],
+                mods: FetchMods::default()
             }
         );
         assert_eq!(
@@ -1609,7 +1853,8 @@ mod tests {
                         text: None
                     },
                     partial: None
-                }]
+                }],
+                mods: FetchMods::default()
             }
         );
         assert!(matches!(ok("a FETCH 1 full"), Cmd::Fetch { atts, .. } if atts.len() == 5));
@@ -1619,6 +1864,7 @@ mod tests {
             Cmd::Store {
                 uid: false,
                 set: SeqSet(vec![(2, 4)]),
+                unchanged_since: None,
                 mode: StoreMode::Add,
                 silent: true,
                 flags: vec!["\\Deleted".into(), "foo".into()]

@@ -19,6 +19,7 @@
 
 use crate::flags::{Flags, Keywords};
 use crate::listing;
+use crate::modseq::ModSeqs;
 use crate::uidlist::{self, DotLock, NameMap, UidList, base_name};
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -35,6 +36,8 @@ pub struct Msg {
     pub in_new: bool,
     pub flags: Flags,
     pub recent: bool,
+    /// Its mod-sequence (RFC 7162), set from modseq.rs after each look.
+    pub modseq: u64,
 }
 
 impl Msg {
@@ -67,6 +70,8 @@ impl Msg {
 pub struct Changes {
     /// Sequence numbers, highest first, so each stays valid as sent.
     pub expunged: Vec<u32>,
+    /// The same messages' UIDs (for QRESYNC's VANISHED), ascending.
+    pub expunged_uids: Vec<u32>,
     /// UIDs whose flags another process changed.
     pub flags: Vec<u32>,
     pub exists_changed: bool,
@@ -85,6 +90,8 @@ pub struct Folder {
     /// The folder's stamps after the last full look, when stable: while
     /// they stay so, nothing changed (listing.rs).
     stamps: Option<listing::Stamps>,
+    /// The mod-sequences (modseq.rs).
+    pub modseqs: ModSeqs,
 }
 
 /// valid_name - a file name that may be a message: no dot files, no `/`.
@@ -188,10 +195,12 @@ impl Folder {
             msgs: Vec::new(),
             keywords: Keywords::default(),
             stamps: None,
+            modseqs: ModSeqs::default(),
         };
         if !read_only {
             sweep_tmp(dir);
         }
+        f.modseqs.shown = dir.join(RECENT_FILE).exists() || dir.join("dovecot.index").exists();
         // A big folder unchanged since a session wrote its listing is
         // read from that, unless this session has mail to move from new/
         // or \Recent to claim.
@@ -204,6 +213,7 @@ impl Folder {
             f.msgs = msgs;
             f.keywords = Keywords::read(dir);
             f.stamps = Some(st);
+            f.note_modseqs(None, false);
             return Ok(f);
         }
         f.sync()?;
@@ -311,7 +321,39 @@ impl Folder {
             (Some(b), Some(a)) if a.stable && a.same(&b) => Some(a),
             _ => None,
         };
+        self.note_modseqs(None, false);
         Ok(ch)
+    }
+
+    /// note_modseqs - record what changed (in the messages at `only`, or
+    /// in all after a full look) and give every message its mod-sequence;
+    /// `held` when the caller holds `modseq_lock`. A failure is logged:
+    /// the mail is still served, with the mod-sequences last recorded.
+    pub fn note_modseqs(&mut self, only: Option<&[usize]>, held: bool) {
+        if let Err(e) = self.modseqs.record(
+            &self.dir,
+            self.validity,
+            self.next_uid,
+            &mut self.msgs,
+            only,
+            held,
+        ) {
+            posthorn_sys::warning!("{}: mod-sequences: {e}", self.dir.display());
+        }
+    }
+
+    /// modseq_lock - hold the mod-sequences still (UNCHANGEDSINCE checks
+    /// and changes under one lock); the folder's view is brought up to
+    /// what other sessions recorded.
+    pub fn modseq_lock(&mut self) -> io::Result<DotLock> {
+        let l = DotLock::acquire(&self.dir, crate::modseq::FILE)?;
+        self.note_modseqs(Some(&[]), true);
+        Ok(l)
+    }
+
+    /// highest_modseq - HIGHESTMODSEQ.
+    pub fn highest_modseq(&self) -> u64 {
+        self.modseqs.highest.max(1)
     }
 
     /// full_sync - read the directories and the uidlist.
@@ -346,9 +388,11 @@ impl Folder {
         for i in (0..self.msgs.len()).rev() {
             if !files.contains_key(self.msgs[i].base()) {
                 ch.expunged.push(i as u32 + 1);
+                ch.expunged_uids.push(self.msgs[i].uid);
                 self.msgs.remove(i);
             }
         }
+        ch.expunged_uids.reverse();
         // Flag changes by others.
         for m in &mut self.msgs {
             if let Some((in_new, name)) = files.get(m.base())
@@ -388,6 +432,7 @@ impl Folder {
                     in_new: *in_new,
                     flags: Flags::from_info(name.split_once(":2,").map_or("", |x| x.1)),
                     recent,
+                    modseq: 0,
                 });
             }
         }
@@ -522,9 +567,9 @@ impl Folder {
     }
 
     /// expunge - remove the \Deleted messages (of the UIDs in `only`,
-    /// ascending, if given); returns their sequence numbers, highest
-    /// first (each valid as it is sent).
-    pub fn expunge(&mut self, only: Option<&[u32]>) -> io::Result<Vec<u32>> {
+    /// ascending, if given); returns their sequence numbers and UIDs,
+    /// highest first (each number valid as it is sent).
+    pub fn expunge(&mut self, only: Option<&[u32]>) -> io::Result<Vec<(u32, u32)>> {
         let mut gone = Vec::new();
         if self.read_only {
             return Ok(gone);
@@ -545,11 +590,16 @@ impl Folder {
                 }
                 Err(e) => return Err(e),
             }
-            gone.push(i as u32 + 1);
+            gone.push((i as u32 + 1, self.msgs[i].uid));
             self.msgs.remove(i);
         }
         if !gone.is_empty() {
             posthorn_sys::fsio::fsync_dir(&self.dir.join("cur"))?;
+            // The expunges are changes too; messages others changed meanwhile
+            // are recorded at the next full look, which sees their files.
+            if let Err(e) = self.modseqs.forget(&self.dir, self.validity, &gone) {
+                posthorn_sys::warning!("{}: mod-sequences: {e}", self.dir.display());
+            }
         }
         Ok(gone)
     }
@@ -806,7 +856,8 @@ mod tests {
         );
         assert_eq!(f.msgs[1].name, format!("{}:2,FS", f.msgs[1].base()));
         f.sync().unwrap();
-        assert_eq!(f.expunge(None).unwrap(), [3]);
+        let third = f.msgs[2].uid;
+        assert_eq!(f.expunge(None).unwrap(), [(3, third)]);
         assert_eq!(f.sync().unwrap(), Changes::default());
         // Append and copy take the next UIDs; UIDs are never reused.
         let (_, uid) = append(d.path(), b"x\r\n", Flags::default(), Some(1_000_000)).unwrap();

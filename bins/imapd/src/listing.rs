@@ -135,6 +135,7 @@ pub fn read(dir: &Path, stamps: &Stamps) -> Option<(u32, u32, Vec<Msg>)> {
             in_new,
             flags: Flags::from_info(name.split_once(":2,").map_or("", |x| x.1)),
             recent: false,
+            modseq: 0,
         });
     }
     None
@@ -181,6 +182,7 @@ mod tests {
             in_new: false,
             flags: Flags::from_info("S"),
             recent: false,
+            modseq: 0,
         }];
         let stable = Stamps {
             text: s.text.clone(),

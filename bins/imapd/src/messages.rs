@@ -9,13 +9,13 @@
 //! `NO [EXPUNGEISSUED]`, as RFC 2180 allows.
 
 use crate::cache::{self, Cache};
-use crate::command::{self, Att, Key, Ret, SeqSet, StoreMode};
+use crate::command::{self, Att, FetchMods, Key, Ret, SeqSet, StoreMode};
 use crate::fetch;
 use crate::flags::{self, Flags};
 use crate::folder::{self, Folder};
 use crate::mime::{self, Part};
 use crate::search;
-use crate::session::{Action, Session, flags_lines, line};
+use crate::session::{Action, Session, expunged, flags_lines, line};
 use std::io::Write;
 
 /// FETCH output held before it is handed to the wire.
@@ -88,18 +88,27 @@ impl Session {
                 .collect()
         });
         match s.folder.expunge(uids.as_deref()) {
-            Ok(gone) => {
-                for n in gone {
-                    let _ = write!(out, "* {n} EXPUNGE\r\n");
-                }
-            }
+            Ok(gone) => expunged(&mut out, &gone, self.qresync),
             Err(e) => {
                 posthorn_sys::warning!("expunge: {e}");
                 return vec![line(&format!("{tag} NO cannot expunge: {e}"))];
             }
         }
+        if !self.qresync {
+            let mut v = vec![Action::Reply(out)];
+            v.extend(self.done(tag, true, "OK EXPUNGE completed"));
+            return v;
+        }
+        // VANISHED carries no mod-sequence: the tagged reply does, after
+        // what others changed (RFC 7162 §3.2.10, as Dovecot).
+        self.updates(&mut out);
+        let h = self.sel.as_ref().map_or(1, |s| s.folder.highest_modseq());
         let mut v = vec![Action::Reply(out)];
-        v.extend(self.done(tag, true, "OK EXPUNGE completed"));
+        v.extend(self.done(
+            tag,
+            false,
+            &format!("OK [HIGHESTMODSEQ {h}] EXPUNGE completed"),
+        ));
         v
     }
 
@@ -121,6 +130,24 @@ impl Session {
         {
             s.saved = saved_part(r, found.iter().map(|h| h.uid).collect());
         }
+        // With a MODSEQ key, the highest mod-sequence of what is told
+        // (RFC 7162 §3.1.5): all found, or only MIN and MAX when those
+        // alone are asked for.
+        let modseq = match (&self.sel, search::has_modseq(key)) {
+            (Some(s), true) => {
+                let of = |h: &Hit| s.folder.msgs[h.index].modseq;
+                match ret {
+                    Some(r) if !(r.all || r.count) && (r.min || r.max) => {
+                        let a = found.first().filter(|_| r.min).map_or(0, of);
+                        let b = found.last().filter(|_| r.max).map_or(0, of);
+                        Some(a.max(b))
+                    }
+                    _ => found.iter().map(of).max(),
+                }
+                .filter(|&m| m > 0)
+            }
+            _ => None,
+        };
         let hits: Vec<u32> = found
             .into_iter()
             .map(|h| if uid { h.uid } else { h.index as u32 + 1 })
@@ -137,6 +164,9 @@ impl Session {
                 out.extend_from_slice(b"* SEARCH");
                 for h in hits {
                     let _ = write!(out, " {h}");
+                }
+                if let Some(m) = modseq {
+                    let _ = write!(out, " (MODSEQ {m})");
                 }
             }
             // RFC 4731 §3.1: MIN, MAX and ALL only when something matched.
@@ -158,6 +188,9 @@ impl Session {
                 }
                 if r.all && !hits.is_empty() {
                     let _ = write!(out, " ALL {}", uid_set(&hits));
+                }
+                if let Some(m) = modseq {
+                    let _ = write!(out, " MODSEQ {m}");
                 }
             }
         }
@@ -223,21 +256,47 @@ impl Session {
         uid: bool,
         set: &SeqSet,
         atts: &[Att],
+        mods: FetchMods,
         stream: &mut dyn Write,
     ) -> Vec<Action> {
+        if mods.vanished && !self.qresync {
+            return self.bad(tag, "VANISHED needs ENABLE QRESYNC");
+        }
         let mut out = Vec::new();
         if uid {
             self.updates(&mut out);
         } else if self.bad_seq(uid, set) {
             return self.bad(tag, "invalid message sequence number");
         }
-        let targets = self.targets(uid, set);
+        let mut targets = self.targets(uid, set);
+        let condstore = self.condstore;
         let Some(s) = self.sel.as_mut() else {
             return Vec::new();
         };
         let mut atts = atts.to_vec();
         if uid && !atts.contains(&Att::Uid) {
             atts.insert(0, Att::Uid);
+        }
+        // CHANGEDSINCE: only what changed after, with its MODSEQ; and with
+        // VANISHED, first the UIDs of the set expunged after (RFC 7162
+        // §3.1.4.1, §3.2.6).
+        if let Some(since) = mods.changed_since {
+            targets.retain(|&i| s.folder.msgs[i].modseq > since);
+            if !atts.contains(&Att::ModSeq) {
+                atts.push(Att::ModSeq);
+            }
+            if mods.vanished {
+                let max = s.folder.next_uid.saturating_sub(1).max(1);
+                let gone =
+                    s.folder
+                        .modseqs
+                        .vanished(since, s.folder.next_uid, &s.folder.msgs, &|u| {
+                            set.contains(u, max)
+                        });
+                if !gone.is_empty() {
+                    let _ = write!(out, "* VANISHED (EARLIER) {}\r\n", uid_set(&gone));
+                }
+            }
         }
         let sets_seen = !s.folder.read_only
             && atts.iter().any(|a| match a {
@@ -263,6 +322,7 @@ impl Session {
             matches!(
                 a,
                 Att::Uid
+                    | Att::ModSeq
                     | Att::Flags
                     | Att::InternalDate
                     | Att::Rfc822Size
@@ -277,6 +337,23 @@ impl Session {
         let size_only = atts.contains(&Att::Rfc822Size) && !structure;
         if cacheable && (structure || size_only) && s.cache.is_none() {
             s.cache = Some(Cache::load(&s.folder.dir, s.folder.validity));
+        }
+        // \Seen is set first, all at once, so that the changes have their
+        // mod-sequences before the responses show them.
+        let mut newly_seen = Vec::new();
+        if sets_seen {
+            for &i in &targets {
+                if s.folder.msgs[i].flags.system & flags::SEEN == 0 {
+                    let seen = |mut f: Flags| {
+                        f.system |= flags::SEEN;
+                        f
+                    };
+                    if let Ok(true) = s.folder.change_flags(i, seen) {
+                        newly_seen.push(i);
+                    }
+                }
+            }
+            s.folder.note_modseqs(Some(&newly_seen), false);
         }
         let mut vanished = false;
         for i in targets {
@@ -334,16 +411,7 @@ impl Session {
                     }
                 }
             }
-            let mut flags_changed = false;
-            if sets_seen && s.folder.msgs[i].flags.system & flags::SEEN == 0 {
-                let seen = |mut f: Flags| {
-                    f.system |= flags::SEEN;
-                    f
-                };
-                if let Ok(true) = s.folder.change_flags(i, seen) {
-                    flags_changed = true;
-                }
-            }
+            let flags_changed = newly_seen.contains(&i);
             let _ = write!(out, "* {} FETCH (", i + 1);
             let mut first = true;
             for a in &atts {
@@ -363,6 +431,13 @@ impl Session {
             if flags_changed && !atts.contains(&Att::Flags) {
                 out.push(b' ');
                 flag_list(&mut out, &s.folder, i);
+            }
+            // Under CONDSTORE every FETCH response with flags has MODSEQ.
+            if condstore
+                && (flags_changed || atts.contains(&Att::Flags))
+                && !atts.contains(&Att::ModSeq)
+            {
+                let _ = write!(out, " MODSEQ ({})", s.folder.msgs[i].modseq);
             }
             out.extend_from_slice(b")\r\n");
             // Sent on rather than held: FETCH 1:* BODY[] of a big
@@ -390,12 +465,20 @@ impl Session {
         v
     }
 
-    /// store - STORE and UID STORE.
+    /// store - STORE and UID STORE, with CONDSTORE's UNCHANGEDSINCE
+    /// (RFC 7162 §3.1.3): a message changed after that mod-sequence is
+    /// left as it is and named in MODIFIED; the check and the changes
+    /// happen under the mod-sequence lock, so another session's STORE
+    /// cannot come between them. (A change by a program that does not
+    /// take the lock, a mail reader on the Maildir, is seen at the next
+    /// look instead.)
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn store(
         &mut self,
         tag: &str,
         uid: bool,
         set: &SeqSet,
+        unchanged_since: Option<u64>,
         mode: StoreMode,
         silent: bool,
         names: &[String],
@@ -407,6 +490,7 @@ impl Session {
             return self.bad(tag, "invalid message sequence number");
         }
         let targets = self.targets(uid, set);
+        let condstore = self.condstore;
         let Some(s) = self.sel.as_mut() else {
             return Vec::new();
         };
@@ -444,27 +528,67 @@ impl Session {
             }
             f
         };
-        for i in targets {
-            match s.folder.change_flags(i, change) {
-                Ok(true) => {}
-                Ok(false) => {
-                    failed = true;
-                    continue;
+        let lock = match unchanged_since {
+            Some(_) => match s.folder.modseq_lock() {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    posthorn_sys::warning!("store: {e}");
+                    return vec![line(&format!(
+                        "{tag} NO [INUSE] the mailbox is busy, try again"
+                    ))];
                 }
+            },
+            None => None,
+        };
+        let mut modified = Vec::new();
+        let mut done = Vec::new();
+        let mut before = Vec::new();
+        for i in targets {
+            if let Some(u) = unchanged_since
+                && s.folder.msgs[i].modseq > u
+            {
+                modified.push(if uid {
+                    s.folder.msgs[i].uid
+                } else {
+                    i as u32 + 1
+                });
+                continue;
+            }
+            let was = s.folder.msgs[i].modseq;
+            match s.folder.change_flags(i, change) {
+                Ok(true) => {
+                    done.push(i);
+                    before.push(was);
+                }
+                Ok(false) => failed = true,
                 Err(e) => {
                     posthorn_sys::warning!("store: {e}");
                     failed = true;
-                    continue;
                 }
             }
+        }
+        s.folder.note_modseqs(Some(&done), lock.is_some());
+        drop(lock);
+        for (k, &i) in done.iter().enumerate() {
+            let m = &s.folder.msgs[i];
+            // .SILENT still says the new MODSEQ under CONDSTORE (§3.1.3).
+            let bumped = condstore && m.modseq != before[k];
+            if silent && !bumped {
+                continue;
+            }
+            let _ = write!(out, "* {} FETCH (", i + 1);
             if !silent {
-                let _ = write!(out, "* {} FETCH (", i + 1);
                 flag_list(&mut out, &s.folder, i);
-                if uid {
-                    let _ = write!(out, " UID {}", s.folder.msgs[i].uid);
-                }
-                out.extend_from_slice(b")\r\n");
+                out.push(b' ');
             }
+            if uid || condstore {
+                let _ = write!(out, "UID {} ", m.uid);
+            }
+            if condstore {
+                let _ = write!(out, "MODSEQ ({}) ", m.modseq);
+            }
+            out.pop();
+            out.extend_from_slice(b")\r\n");
         }
         let mut v = vec![Action::Reply(out)];
         if failed {
@@ -473,6 +597,13 @@ impl Session {
                 uid,
                 "NO [EXPUNGEISSUED] some of the messages no longer exist",
             ));
+        } else if !modified.is_empty() {
+            modified.sort_unstable();
+            let text = format!(
+                "OK [MODIFIED {}] Conditional STORE failed",
+                uid_set(&modified)
+            );
+            v.extend(self.done(tag, uid, &text));
         } else {
             v.extend(self.done(tag, uid, "OK STORE completed"));
         }
@@ -536,6 +667,7 @@ impl Session {
             uid_set(&c.src),
             uid_set(&c.new)
         );
+        let qresync = self.qresync;
         let Some(s) = self.sel.as_mut() else {
             return Vec::new();
         };
@@ -561,8 +693,10 @@ impl Session {
         }
         match s.folder.expunge(Some(&c.src)) {
             Ok(gone) => {
-                for n in gone {
-                    let _ = write!(out, "* {n} EXPUNGE\r\n");
+                expunged(&mut out, &gone, qresync);
+                if qresync {
+                    let h = s.folder.highest_modseq();
+                    let _ = write!(out, "* OK [HIGHESTMODSEQ {h}] Highest\r\n");
                 }
             }
             Err(e) => {
@@ -706,7 +840,7 @@ struct Copied {
 
 /// uid_set - UIDs in the order given as a sequence set, runs of
 /// consecutive UIDs as ranges (`3:5,9`).
-fn uid_set(uids: &[u32]) -> String {
+pub(crate) fn uid_set(uids: &[u32]) -> String {
     let mut out = String::new();
     let mut i = 0;
     while i < uids.len() {
@@ -773,6 +907,9 @@ fn item(
             let _ = write!(out, "UID {}", f.msgs[i].uid);
         }
         Att::Flags => flag_list(out, f, i),
+        Att::ModSeq => {
+            let _ = write!(out, "MODSEQ ({})", f.msgs[i].modseq);
+        }
         Att::InternalDate => {
             let t = f.mtime(i);
             let _ = write!(out, "INTERNALDATE {}", fetch::internal_date(t));

@@ -142,6 +142,7 @@ pub fn matches(k: &Key, s: &Subject) -> bool {
         Key::SentSince(d) => s.text.and_then(|t| t.sent).is_some_and(|x| days(x) >= *d),
         Key::Uid(set) => set.contains(s.msg.uid, s.max_uid),
         Key::Seq(set) => set.contains(s.seq, s.max_seq),
+        Key::ModSeq(n) => s.msg.modseq >= *n,
         Key::Header(name, v) => {
             let v = v.to_lowercase();
             let name = name.to_lowercase();
@@ -158,6 +159,18 @@ pub fn matches(k: &Key, s: &Subject) -> bool {
                         .any(|(k, x)| k.contains(&v) || x.contains(&v))
             })
         }
+    }
+}
+
+/// has_modseq - whether a MODSEQ key is among `k`'s (the SEARCH answer
+/// then gives the highest mod-sequence found, RFC 7162 §3.1.5).
+pub fn has_modseq(k: &Key) -> bool {
+    match k {
+        Key::ModSeq(_) => true,
+        Key::And(v) => v.iter().any(has_modseq),
+        Key::Or(a, b) => has_modseq(a) || has_modseq(b),
+        Key::Not(a) => has_modseq(a),
+        _ => false,
     }
 }
 
@@ -189,6 +202,7 @@ mod tests {
             in_new: false,
             flags: Flags::from_info("Sa"),
             recent: true,
+            modseq: 0,
         };
         let kw = Keywords::parse("0 $Work\n");
         let s = Subject {

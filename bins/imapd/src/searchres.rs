@@ -14,20 +14,28 @@ impl Session {
     /// resolve_saved - `cmd` with every `$` made a concrete set.
     pub(crate) fn resolve_saved(&self, cmd: Cmd) -> Cmd {
         match cmd {
-            Cmd::Fetch { uid, set, atts } => Cmd::Fetch {
+            Cmd::Fetch {
+                uid,
+                set,
+                atts,
+                mods,
+            } => Cmd::Fetch {
                 uid,
                 set: self.saved_set(uid, set),
                 atts,
+                mods,
             },
             Cmd::Store {
                 uid,
                 set,
+                unchanged_since,
                 mode,
                 silent,
                 flags,
             } => Cmd::Store {
                 uid,
                 set: self.saved_set(uid, set),
+                unchanged_since,
                 mode,
                 silent,
                 flags,

@@ -121,6 +121,11 @@ pub struct Session {
     compressed: bool,
     /// Set at login when the user has one.
     quota: Option<Quota>,
+    /// CONDSTORE is on (RFC 7162 §3.1: by ENABLE or a first use): FETCH
+    /// responses with FLAGS carry MODSEQ.
+    pub(crate) condstore: bool,
+    /// QRESYNC is on (ENABLE only): expunges are told as VANISHED.
+    pub(crate) qresync: bool,
     tree: Option<Tree>,
     pub(crate) sel: Option<Selected>,
 }
@@ -157,6 +162,8 @@ impl Session {
             lost: false,
             compressed: false,
             quota: None,
+            condstore: false,
+            qresync: false,
             tree: None,
             sel: None,
         }
@@ -170,7 +177,7 @@ impl Session {
     /// capability - the list, as it stands in this state.
     pub fn capability(&self) -> String {
         let mut c = String::from(
-            "IMAP4rev1 LITERAL+ SASL-IR CHILDREN UIDPLUS IDLE UNSELECT NAMESPACE ID ENABLE MOVE SPECIAL-USE STATUS=SIZE WITHIN ESEARCH SEARCHRES LIST-EXTENDED LIST-STATUS SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES COMPRESS=DEFLATE QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE",
+            "IMAP4rev1 LITERAL+ SASL-IR CHILDREN UIDPLUS IDLE UNSELECT NAMESPACE ID ENABLE MOVE SPECIAL-USE STATUS=SIZE WITHIN ESEARCH SEARCHRES LIST-EXTENDED LIST-STATUS SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES CONDSTORE QRESYNC COMPRESS=DEFLATE QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE",
         );
         c.push_str(&format!(" APPENDLIMIT={}", self.opts.append_limit));
         if self.state == State::NotAuthenticated {
@@ -245,12 +252,72 @@ impl Session {
         }
     }
 
-    /// run - dispatch by state.
+    /// run - dispatch by state; a first use of CONDSTORE in a selected
+    /// mailbox says the mailbox's HIGHESTMODSEQ first (RFC 7162 §3.1).
     fn run(&mut self, tag: &str, cmd: Cmd, stream: &mut dyn std::io::Write) -> Vec<Action> {
         let cmd = match self.to_store_names(cmd) {
             Ok(c) => self.resolve_saved(c),
             Err(e) => return vec![line(&format!("{tag} NO {e}"))],
         };
+        if self.state != State::NotAuthenticated && !self.condstore && enables_condstore(&cmd) {
+            let first = self.condstore_on();
+            let mut v = self.dispatch(tag, cmd, stream);
+            if !first.is_empty() {
+                v.insert(0, Action::Reply(first));
+            }
+            return v;
+        }
+        self.dispatch(tag, cmd, stream)
+    }
+
+    /// condstore_on - turn CONDSTORE on; the HIGHESTMODSEQ line to send
+    /// when a mailbox is selected and it was off.
+    pub(crate) fn condstore_on(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        if !self.condstore
+            && let Some(s) = &self.sel
+        {
+            let _ = write!(
+                out,
+                "* OK [HIGHESTMODSEQ {}] Highest\r\n",
+                s.folder.highest_modseq()
+            );
+        }
+        self.condstore = true;
+        out
+    }
+
+    /// enable - ENABLE (RFC 5161): ENABLED names what this command turned
+    /// on; names we do not know or that were on already are left out.
+    fn enable(&mut self, tag: &str, caps: &[String]) -> Vec<Action> {
+        let mut on = String::new();
+        let mut after = Vec::new();
+        for c in caps {
+            match c.as_str() {
+                "CONDSTORE" if !self.condstore => {
+                    on.push_str(" CONDSTORE");
+                    after = self.condstore_on();
+                }
+                // RFC 7162 §3.2.3: QRESYNC implies CONDSTORE.
+                "QRESYNC" if !self.qresync => {
+                    on.push_str(" QRESYNC");
+                    self.qresync = true;
+                    if !self.condstore {
+                        after = self.condstore_on();
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut out = format!("* ENABLED{on}\r\n").into_bytes();
+        out.extend_from_slice(&after);
+        let mut v = vec![Action::Reply(out)];
+        v.extend(self.done(tag, true, "OK ENABLE completed"));
+        v
+    }
+
+    /// dispatch - the command, by state.
+    fn dispatch(&mut self, tag: &str, cmd: Cmd, stream: &mut dyn std::io::Write) -> Vec<Action> {
         match cmd {
             Cmd::Capability => {
                 let c = self.capability();
@@ -370,15 +437,12 @@ impl Session {
                 v.extend(self.done(tag, true, "OK NAMESPACE completed"));
                 v
             }
-            Cmd::Enable(_) => {
-                // Nothing we offer changes behaviour when enabled yet:
-                // the list is empty, never an error (RFC 5161 §3.1).
-                // Checking that nothing was selected is not required.
-                let mut v = vec![line("* ENABLED")];
-                v.extend(self.done(tag, true, "OK ENABLE completed"));
-                v
-            }
-            Cmd::Select { mailbox, read_only } => self.select(tag, &mailbox, read_only),
+            Cmd::Enable(caps) => self.enable(tag, &caps),
+            Cmd::Select {
+                mailbox,
+                read_only,
+                opts,
+            } => self.select(tag, &mailbox, read_only, &opts),
             Cmd::Create(m) => {
                 let r = self.tree().create(&m);
                 self.result(tag, r, "CREATE")
@@ -453,14 +517,20 @@ impl Session {
             Cmd::Expunge => self.expunge(tag, None),
             Cmd::UidExpunge(set) => self.expunge(tag, Some(&set)),
             Cmd::Search { uid, ret, key } => self.search(tag, uid, ret, &key),
-            Cmd::Fetch { uid, set, atts } => self.fetch(tag, uid, &set, &atts, stream),
+            Cmd::Fetch {
+                uid,
+                set,
+                atts,
+                mods,
+            } => self.fetch(tag, uid, &set, &atts, mods, stream),
             Cmd::Store {
                 uid,
                 set,
+                unchanged_since,
                 mode,
                 silent,
                 flags,
-            } => self.store(tag, uid, &set, mode, silent, &flags),
+            } => self.store(tag, uid, &set, unchanged_since, mode, silent, &flags),
             Cmd::Copy { uid, set, mailbox } => self.copy(tag, uid, &set, &mailbox),
             Cmd::Move { uid, set, mailbox } => self.move_to(tag, uid, &set, &mailbox),
             Cmd::Sort { uid, by, key } => self.sort(tag, uid, &by, &key),
@@ -509,9 +579,14 @@ impl Session {
             return Ok(cmd);
         }
         Ok(match cmd {
-            Cmd::Select { mailbox, read_only } => Cmd::Select {
+            Cmd::Select {
+                mailbox,
+                read_only,
+                opts,
+            } => Cmd::Select {
                 mailbox: self.store_name(mailbox)?,
                 read_only,
+                opts,
             },
             Cmd::Create(m) => Cmd::Create(self.store_name(m)?),
             Cmd::Delete(m) => Cmd::Delete(self.store_name(m)?),
@@ -588,9 +663,13 @@ impl Session {
                 return;
             }
         };
-        for n in &ch.expunged {
-            let _ = write!(out, "* {n} EXPUNGE\r\n");
-        }
+        let gone: Vec<(u32, u32)> = ch
+            .expunged
+            .iter()
+            .copied()
+            .zip(ch.expunged_uids.iter().rev().copied())
+            .collect();
+        expunged(out, &gone, self.qresync);
         if s.folder.keywords.all().count() != s.announced {
             flags_lines(out, &s.folder);
             s.announced = s.folder.keywords.all().count();
@@ -606,6 +685,10 @@ impl Session {
             if let Some(i) = s.folder.msgs.iter().position(|m| m.uid == uid) {
                 let _ = write!(out, "* {} FETCH (", i + 1);
                 flag_list(out, &s.folder, i);
+                if self.condstore {
+                    let m = &s.folder.msgs[i];
+                    let _ = write!(out, " UID {} MODSEQ ({})", m.uid, m.modseq);
+                }
                 out.extend_from_slice(b")\r\n");
             }
         }
@@ -761,11 +844,41 @@ impl Session {
         v
     }
 
-    /// select - SELECT or EXAMINE.
-    fn select(&mut self, tag: &str, name: &str, read_only: bool) -> Vec<Action> {
-        // A failed SELECT leaves nothing selected (RFC 3501 §6.3.1).
-        self.sel = None;
+    /// select - SELECT or EXAMINE, with CONDSTORE or QRESYNC.
+    fn select(
+        &mut self,
+        tag: &str,
+        name: &str,
+        read_only: bool,
+        opts: &command::SelectOpts,
+    ) -> Vec<Action> {
+        // RFC 7162 §3.2.5: QRESYNC only once enabled.
+        if opts.qresync.is_some() && !self.qresync {
+            return self.bad(tag, "QRESYNC is not enabled");
+        }
+        if opts.condstore {
+            self.condstore = true;
+        }
+        // A failed SELECT leaves nothing selected (RFC 3501 §6.3.1); the
+        // one selected before is closed whatever becomes of this one,
+        // and said so (RFC 7162 §3.2.11, RFC 9051 §7.1).
         self.state = State::Authenticated;
+        let mut v = Vec::new();
+        if self.sel.take().is_some() {
+            v.push(line("* OK [CLOSED] Previous mailbox closed."));
+        }
+        v.extend(self.open_selected(tag, name, read_only, opts));
+        v
+    }
+
+    /// open_selected - SELECT's work once the old mailbox is closed.
+    fn open_selected(
+        &mut self,
+        tag: &str,
+        name: &str,
+        read_only: bool,
+        opts: &command::SelectOpts,
+    ) -> Vec<Action> {
         let dir = match self.tree().path(name) {
             Ok(d) => d,
             Err(e) => return vec![line(&format!("{tag} NO {e}"))],
@@ -799,6 +912,16 @@ impl Session {
             "* OK [UIDVALIDITY {}] UIDs valid\r\n* OK [UIDNEXT {}] Predicted next UID\r\n",
             folder.validity, folder.next_uid
         );
+        let _ = write!(
+            out,
+            "* OK [HIGHESTMODSEQ {}] Highest\r\n",
+            folder.highest_modseq()
+        );
+        if let Some(q) = &opts.qresync
+            && q.validity == folder.validity
+        {
+            qresync_lines(&mut out, &folder, q);
+        }
         let _ = write!(
             out,
             "{tag} OK [{}] {} completed\r\n",
@@ -892,6 +1015,7 @@ impl Session {
                 StatusItem::UidNext => format!("UIDNEXT {}", f.next_uid),
                 StatusItem::UidValidity => format!("UIDVALIDITY {}", f.validity),
                 StatusItem::AppendLimit => format!("APPENDLIMIT {}", self.opts.append_limit),
+                StatusItem::HighestModSeq => format!("HIGHESTMODSEQ {}", f.highest_modseq()),
                 // W= in the name (deliver and APPEND write it), else the
                 // file is read: exactly what FETCH RFC822.SIZE says.
                 StatusItem::Size => format!(
@@ -1004,6 +1128,66 @@ pub(crate) fn special_use(name: &str) -> Option<&'static str> {
         "Archive" | "Archives" => "\\Archive",
         _ => return None,
     })
+}
+
+/// enables_condstore - whether a command is one of RFC 7162 §3.1's
+/// "CONDSTORE enabling commands" (SELECT's parameter and ENABLE are
+/// handled where they run).
+fn enables_condstore(cmd: &Cmd) -> bool {
+    match cmd {
+        Cmd::Status { items, .. } => items.contains(&StatusItem::HighestModSeq),
+        Cmd::Fetch { atts, mods, .. } => {
+            mods.changed_since.is_some() || atts.contains(&command::Att::ModSeq)
+        }
+        Cmd::Store {
+            unchanged_since, ..
+        } => unchanged_since.is_some(),
+        Cmd::Search { key, .. } | Cmd::Sort { key, .. } | Cmd::Thread { key, .. } => {
+            crate::search::has_modseq(key)
+        }
+        _ => false,
+    }
+}
+
+/// expunged - the client is told these (sequence number, UID)s are gone:
+/// EXPUNGE each, highest first, or one VANISHED under QRESYNC (RFC 7162
+/// §3.2.10).
+pub(crate) fn expunged(out: &mut Vec<u8>, gone: &[(u32, u32)], qresync: bool) {
+    if gone.is_empty() {
+        return;
+    }
+    if qresync {
+        let mut uids: Vec<u32> = gone.iter().map(|g| g.1).collect();
+        uids.sort_unstable();
+        let _ = write!(out, "* VANISHED {}\r\n", crate::messages::uid_set(&uids));
+    } else {
+        for (n, _) in gone {
+            let _ = write!(out, "* {n} EXPUNGE\r\n");
+        }
+    }
+}
+
+/// qresync_lines - what a SELECT with QRESYNC tells of the changes since
+/// the client's mod-sequence (RFC 7162 §3.2.5.1), within its known UIDs:
+/// VANISHED (EARLIER), then each changed message's flags.
+fn qresync_lines(out: &mut Vec<u8>, f: &Folder, q: &command::Qresync) {
+    let max = f.next_uid.saturating_sub(1).max(1);
+    let known = |u: u32| q.known.as_ref().is_none_or(|k| k.contains(u, max));
+    let gone = f.modseqs.vanished(q.modseq, f.next_uid, &f.msgs, &known);
+    if !gone.is_empty() {
+        let _ = write!(
+            out,
+            "* VANISHED (EARLIER) {}\r\n",
+            crate::messages::uid_set(&gone)
+        );
+    }
+    for (i, m) in f.msgs.iter().enumerate() {
+        if m.modseq > q.modseq && known(m.uid) {
+            let _ = write!(out, "* {} FETCH (UID {} ", i + 1, m.uid);
+            flag_list(out, f, i);
+            let _ = write!(out, " MODSEQ ({}))\r\n", m.modseq);
+        }
+    }
 }
 
 /// flags_lines - `* FLAGS` and `* OK [PERMANENTFLAGS]` for a folder.
