@@ -211,6 +211,11 @@ fn golden_sasl_login_plain_and_cancel() {
 }
 
 #[test]
+fn golden_condstore_qresync_rfc7162() {
+    golden("condstore");
+}
+
+#[test]
 fn golden_literals_everywhere() {
     golden("literals");
 }
@@ -1968,5 +1973,291 @@ fn quota_from_the_users_file_enforced_by_deliver_and_reported_by_imapd() {
     assert!(
         out.contains("* QUOTAROOT INBOX\r\n") && !out.contains("* QUOTA \""),
         "{out}"
+    );
+}
+
+/// A QRESYNC client's cache of a folder: what it keeps between sessions.
+#[derive(Debug, Default)]
+struct Cached {
+    validity: u32,
+    highest: u64,
+    flags: std::collections::BTreeMap<u32, String>,
+}
+
+/// code_value - the number after `[CODE ` in a response's lines.
+fn code_value(lines: &[String], code: &str) -> Option<u64> {
+    lines.iter().find_map(|l| {
+        l.split(&format!("[{code} "))
+            .nth(1)?
+            .split(']')
+            .next()?
+            .parse()
+            .ok()
+    })
+}
+
+/// uid_list - `1:3,7` as UIDs.
+fn uid_list(s: &str) -> Vec<u32> {
+    let mut v = Vec::new();
+    for part in s.split(',') {
+        let (a, b) = part.split_once(':').unwrap_or((part, part));
+        let (a, b): (u32, u32) = (a.parse().unwrap(), b.parse().unwrap());
+        v.extend(a.min(b)..=a.max(b));
+    }
+    v
+}
+
+impl Cached {
+    /// resync - reconnect as a QRESYNC client does and apply what the
+    /// server tells; the UIDs it said vanished and the UIDs it fetched.
+    fn resync(&mut self, i: &Instance, step: usize) -> (Vec<u32>, Vec<u32>) {
+        let mut l = Live::start(i);
+        assert_eq!(l.cmd("ENABLE QRESYNC")[0], "* ENABLED QRESYNC");
+        let known: Vec<String> = self.flags.keys().map(u32::to_string).collect();
+        let r = l.cmd(&format!(
+            "SELECT INBOX (QRESYNC ({} {} {}))",
+            self.validity,
+            self.highest,
+            if known.is_empty() {
+                "1".into()
+            } else {
+                known.join(",")
+            }
+        ));
+        assert!(r.last().unwrap().contains("OK [READ-WRITE]"), "{r:?}");
+        let highest = code_value(&r, "HIGHESTMODSEQ").expect("HIGHESTMODSEQ");
+        assert!(
+            highest >= self.highest,
+            "step {step}: HIGHESTMODSEQ went back from {} to {highest}",
+            self.highest
+        );
+        let mut vanished = Vec::new();
+        for x in r
+            .iter()
+            .filter_map(|x| x.strip_prefix("* VANISHED (EARLIER) "))
+        {
+            vanished.extend(uid_list(x));
+        }
+        for u in &vanished {
+            self.flags.remove(u);
+        }
+        let mut fetched = Vec::new();
+        for (_, uid, f) in fetch_lines(&r) {
+            fetched.push(uid);
+            self.flags.insert(uid, f);
+        }
+        // New mail beyond the cache: fetched too, as a client would.
+        let top = self.flags.keys().next_back().copied().unwrap_or(0);
+        let r2 = l.cmd(&format!("UID FETCH {}:* (FLAGS)", top + 1));
+        for (_, uid, f) in fetch_lines(&r2) {
+            if uid > top {
+                self.flags.insert(uid, f);
+            }
+        }
+        self.highest = highest;
+        vanished.sort_unstable();
+        fetched.sort_unstable();
+        (vanished, fetched)
+    }
+}
+
+#[test]
+fn qresync_reconnects_see_exactly_what_changed_against_a_model() {
+    let i = Instance::new();
+    seed(&i);
+    let dir = i.path("home/ann/Maildir");
+    let mut model: std::collections::BTreeMap<u32, String> =
+        (1..=5).map(|u| (u, String::new())).collect();
+    // The first session fills the cache.
+    let mut c = Cached::default();
+    {
+        let mut l = Live::start(&i);
+        l.cmd("ENABLE QRESYNC");
+        let r = l.cmd("SELECT INBOX");
+        c.validity = code_value(&r, "UIDVALIDITY").unwrap() as u32;
+        c.highest = code_value(&r, "HIGHESTMODSEQ").unwrap();
+        for (_, uid, f) in fetch_lines(&l.cmd("UID FETCH 1:* (FLAGS)")) {
+            c.flags.insert(uid, f);
+        }
+    }
+    assert_eq!(c.flags, model);
+    let mut seed_n = 99u64;
+    let mut rnd = |m: usize| {
+        seed_n = seed_n
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((seed_n >> 33) as usize) % m.max(1)
+    };
+    for step in 0..40 {
+        // Between the client's sessions: changes by other sessions, by
+        // deliver, and by a program renaming files itself.
+        let mut changed = std::collections::BTreeSet::new();
+        let mut expunged = std::collections::BTreeSet::new();
+        let mut other = Live::start(&i);
+        other.cmd("SELECT INBOX");
+        for _ in 0..rnd(4) {
+            let live: Vec<u32> = model.keys().copied().collect();
+            match rnd(6) {
+                0 => {
+                    deliver(&i, &format!("step {step}"));
+                    let r = other.cmd("UID FETCH * (UID FLAGS)");
+                    let uid = fetch_lines(&r).last().map(|x| x.1).unwrap();
+                    model.insert(uid, String::new());
+                    changed.insert(uid);
+                }
+                1 if !live.is_empty() => {
+                    let uid = live[rnd(live.len())];
+                    other.cmd(&format!("UID STORE {uid} +FLAGS.SILENT (\\Deleted)"));
+                    other.cmd(&format!("UID EXPUNGE {uid}"));
+                    model.remove(&uid);
+                    changed.remove(&uid);
+                    expunged.insert(uid);
+                }
+                2 if !live.is_empty() => {
+                    // mutt marks a message read: a rename, nothing else.
+                    let uid = live[rnd(live.len())];
+                    let r = other.cmd(&format!("UID FETCH {uid} BODY.PEEK[HEADER.FIELDS (X)]"));
+                    assert!(r.last().unwrap().contains("OK"));
+                    let name = std::fs::read_dir(dir.join("cur"))
+                        .unwrap()
+                        .flatten()
+                        .map(|e| e.file_name().into_string().unwrap())
+                        .find(|n| {
+                            std::fs::read_to_string(dir.join("dovecot-uidlist"))
+                                .unwrap()
+                                .lines()
+                                .any(|l| {
+                                    l.split(' ').next() == Some(&uid.to_string())
+                                        && l.contains(n.split(':').next().unwrap())
+                                })
+                        })
+                        .unwrap();
+                    if !name.ends_with('S') && !name.contains(",S") && !name.contains("S") {
+                        let (base, info) = name.split_once(":2,").unwrap();
+                        let mut letters: Vec<char> = info.chars().collect();
+                        letters.push('S');
+                        letters.sort();
+                        let to: String = letters.into_iter().collect();
+                        std::fs::rename(
+                            dir.join("cur").join(&name),
+                            dir.join("cur").join(format!("{base}:2,{to}")),
+                        )
+                        .unwrap();
+                        let mut f: Vec<String> = model[&uid]
+                            .split(' ')
+                            .filter(|x| !x.is_empty())
+                            .map(String::from)
+                            .collect();
+                        f.push("\\Seen".into());
+                        f.sort();
+                        model.insert(uid, f.join(" "));
+                        changed.insert(uid);
+                    }
+                }
+                _ if !live.is_empty() => {
+                    let uid = live[rnd(live.len())];
+                    let flag = ["\\Flagged", "\\Answered", "$Label"][rnd(3)];
+                    let add = rnd(2) == 0;
+                    let mut f: Vec<String> = model[&uid]
+                        .split(' ')
+                        .filter(|x| !x.is_empty())
+                        .map(String::from)
+                        .collect();
+                    let had = f.iter().any(|x| x == flag);
+                    f.retain(|x| x != flag);
+                    if add {
+                        f.push(flag.to_string());
+                    }
+                    f.sort();
+                    other.cmd(&format!(
+                        "UID STORE {uid} {}FLAGS.SILENT ({flag})",
+                        if add { "+" } else { "-" }
+                    ));
+                    if had != add {
+                        changed.insert(uid);
+                    }
+                    model.insert(uid, f.join(" "));
+                }
+                _ => {}
+            }
+        }
+        drop(other);
+        if step % 10 == 5 {
+            // The caches may go at any time: mod-sequences do not.
+            let _ = std::fs::remove_file(dir.join("posthorn-cache"));
+            let _ = std::fs::remove_file(dir.join("posthorn-list"));
+        }
+        let before = c.highest;
+        // What the client knew: the server reports changes within that
+        // (new mail it fetches on its own).
+        let knew: std::collections::BTreeSet<u32> = c.flags.keys().copied().collect();
+        let (vanished, fetched) = c.resync(&i, step);
+        assert_eq!(c.flags, model, "step {step}: the cache after QRESYNC");
+        let want: Vec<u32> = expunged.intersection(&knew).copied().collect();
+        assert_eq!(vanished, want, "step {step}: VANISHED (EARLIER)");
+        let want: Vec<u32> = changed.intersection(&knew).copied().collect();
+        assert_eq!(fetched, want, "step {step}: the FETCHes");
+        if changed.is_empty() && expunged.is_empty() {
+            assert_eq!(c.highest, before, "step {step}: nothing changed");
+        } else {
+            assert!(
+                c.highest > before,
+                "step {step}: HIGHESTMODSEQ did not move"
+            );
+        }
+    }
+    // A lost mod-sequence file: the next values are above all given, and
+    // the client is told every message again rather than too little.
+    let last = c.highest;
+    std::fs::remove_file(dir.join("posthorn-modseq")).unwrap();
+    let (_, fetched) = c.resync(&i, 100);
+    assert!(c.highest > last, "{} after {last}", c.highest);
+    assert_eq!(fetched, model.keys().copied().collect::<Vec<_>>());
+    assert_eq!(c.flags, model);
+}
+
+#[test]
+fn python_imapclient_condstore_fetch_changedsince_and_search_modseq() {
+    let have = Command::new("python3")
+        .args(["-c", "import imapclient"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have {
+        eprintln!("skipped: imapclient is not installed (pip install imapclient; CI installs it)");
+        return;
+    }
+    let i = Instance::new();
+    seed(&i);
+    let Some(l) = Launcher::start(&i, "imapd", &[]) else {
+        return;
+    };
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(
+            r#"
+import sys
+from imapclient import IMAPClient
+c = IMAPClient("127.0.0.1", port=int(sys.argv[1]), ssl=False, timeout=20)
+c.login("ann", "x")
+assert c.has_capability("CONDSTORE") and c.has_capability("QRESYNC")
+print("enabled", c.enable("CONDSTORE"))
+s = c.select_folder("INBOX")
+h = s[b"HIGHESTMODSEQ"]
+print("status", c.folder_status("INBOX", ["HIGHESTMODSEQ"])[b"HIGHESTMODSEQ"] == h)
+c.add_flags([2, 4], [b"\\Flagged"])
+r = c.fetch([1, 2, 3, 4, 5], ["FLAGS"], modifiers=["CHANGEDSINCE %d" % h])
+print("changed", sorted(r), all(r[u][b"MODSEQ"][0] > h for u in r))
+print("search", c.search(["MODSEQ", str(h + 1)]))
+c.logout()
+"#,
+        )
+        .arg(l.port.to_string())
+        .output()
+        .unwrap();
+    let text_out = text(&out.stdout);
+    assert!(out.status.success(), "{text_out}{}", text(&out.stderr));
+    assert_eq!(
+        text_out,
+        "enabled [b'CONDSTORE']\nstatus True\nchanged [2, 4] True\nsearch [2, 4]\n"
     );
 }

@@ -281,10 +281,13 @@ impl ModSeqs {
     ) -> io::Result<()> {
         let fresh = !self.valid;
         if fresh {
+            // After a loss, the expunges before it are unknown: a QRESYNC
+            // from then is told every UID that is not here.
             let base = if self.shown { clock_ms().max(1) } else { 1 };
             *self = ModSeqs {
                 validity,
                 highest: base,
+                floor: if self.shown { base } else { 0 },
                 valid: true,
                 shown: self.shown,
                 ..ModSeqs::default()
