@@ -2261,3 +2261,34 @@ c.logout()
         "enabled [b'CONDSTORE']\nstatus True\nchanged [2, 4] True\nsearch [2, 4]\n"
     );
 }
+
+#[test]
+fn unchangedsince_sees_another_sessions_store_it_was_not_told_of() {
+    let i = Instance::new();
+    seed(&i);
+    let mut a = Live::start(&i);
+    let mut b = Live::start(&i);
+    let ra = a.cmd("SELECT INBOX (CONDSTORE)");
+    b.cmd("SELECT INBOX (CONDSTORE)");
+    let m = code_value(&ra, "HIGHESTMODSEQ").unwrap();
+    let r = a.cmd(&format!("STORE 1 (UNCHANGEDSINCE {m}) +FLAGS (\\Flagged)"));
+    assert!(r.last().unwrap().ends_with("OK STORE completed"), "{r:?}");
+    // B has not looked since: a STORE by number may not tell it, but the
+    // condition still holds against A's change.
+    let r = b.cmd(&format!("STORE 1:2 (UNCHANGEDSINCE {m}) +FLAGS (\\Seen)"));
+    assert_eq!(
+        r.last().unwrap(),
+        "t3 OK [MODIFIED 1] Conditional STORE failed",
+        "{r:?}"
+    );
+    // The next look tells B of A's change, with its mod-sequence.
+    let r = b.cmd("NOOP");
+    assert_eq!(
+        r[0],
+        format!("* 1 FETCH (FLAGS (\\Flagged) UID 1 MODSEQ ({}))", m + 1)
+    );
+    let r = b.cmd("FETCH 1:2 (FLAGS MODSEQ)");
+    let got = fetch_lines(&r);
+    assert_eq!(got[0].2, "\\Flagged", "{r:?}");
+    assert_eq!(got[1].2, "\\Seen", "{r:?}");
+}

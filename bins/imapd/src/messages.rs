@@ -544,8 +544,11 @@ impl Session {
         let mut done = Vec::new();
         let mut before = Vec::new();
         for i in targets {
+            // What another session recorded counts, seen by us or not.
+            let m = &s.folder.msgs[i];
+            let now = m.modseq.max(s.folder.modseqs.recorded(m.uid).unwrap_or(0));
             if let Some(u) = unchanged_since
-                && s.folder.msgs[i].modseq > u
+                && now > u
             {
                 modified.push(if uid {
                     s.folder.msgs[i].uid

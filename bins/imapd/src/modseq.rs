@@ -371,6 +371,12 @@ impl ModSeqs {
         s
     }
 
+    /// recorded - the mod-sequence the file last gave `uid` (another
+    /// session's change included), if any.
+    pub fn recorded(&self, uid: u32) -> Option<u64> {
+        self.live.get(&uid).map(|x| x.0)
+    }
+
     /// vanished - the UIDs expunged after mod-sequence `since` among those
     /// `known` admits (ascending). When `since` is below what is still
     /// remembered, every UID below `next_uid` that is not in `msgs`
