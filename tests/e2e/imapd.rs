@@ -440,14 +440,21 @@ fn idle_pushes_deliveries_flags_and_expunges_by_others_at_once() {
     assert_eq!(uids(&mut a), vec![1, 2, 4, 5, 6]);
 }
 
-#[test]
-fn python_imapclient_idle_sees_a_delivery_and_an_expunge() {
+/// have_imapclient - whether Python's imapclient is there; says so when not.
+fn have_imapclient() -> bool {
     let have = Command::new("python3")
         .args(["-c", "import imapclient"])
         .status()
         .is_ok_and(|s| s.success());
     if !have {
         eprintln!("skipped: imapclient is not installed (pip install imapclient; CI installs it)");
+    }
+    have
+}
+
+#[test]
+fn python_imapclient_idle_sees_a_delivery_and_an_expunge() {
+    if !have_imapclient() {
         return;
     }
     let i = Instance::new();
@@ -515,12 +522,7 @@ c.logout()
 
 #[test]
 fn python_imapclient_moves_finds_special_folders_and_others_see_the_expunges() {
-    let have = Command::new("python3")
-        .args(["-c", "import imapclient"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !have {
-        eprintln!("skipped: imapclient is not installed (pip install imapclient; CI installs it)");
+    if !have_imapclient() {
         return;
     }
     let i = Instance::new();
@@ -821,12 +823,7 @@ fn dovecot_and_imapd_share_a_maildir_both_ways() {
 
 #[test]
 fn python_imapclient_parses_structures_and_manages_folders() {
-    let have = Command::new("python3")
-        .args(["-c", "import imapclient"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !have {
-        eprintln!("skipped: imapclient is not installed (pip install imapclient; CI installs it)");
+    if !have_imapclient() {
         return;
     }
     let i = Instance::new();
@@ -967,12 +964,7 @@ m.logout()
 
 #[test]
 fn idle_under_implicit_tls_sees_a_new_file_and_reads_done() {
-    let have = Command::new("python3")
-        .args(["-c", "import imapclient"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !have {
-        eprintln!("skipped: imapclient is not installed (pip install imapclient; CI installs it)");
+    if !have_imapclient() {
         return;
     }
     let Some(i) = tls_instance() else {
@@ -2218,12 +2210,7 @@ fn qresync_reconnects_see_exactly_what_changed_against_a_model() {
 
 #[test]
 fn python_imapclient_condstore_fetch_changedsince_and_search_modseq() {
-    let have = Command::new("python3")
-        .args(["-c", "import imapclient"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !have {
-        eprintln!("skipped: imapclient is not installed (pip install imapclient; CI installs it)");
+    if !have_imapclient() {
         return;
     }
     let i = Instance::new();
