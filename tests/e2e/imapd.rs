@@ -211,6 +211,56 @@ fn golden_sasl_login_plain_and_cancel() {
 }
 
 #[test]
+fn golden_binary_rfc3516() {
+    golden_with("binary", "", |i| {
+        // The literal8 message is stored as it came, NULs and all.
+        let cur = i.path("home/ann/Maildir/cur");
+        let stored = std::fs::read_dir(cur)
+            .unwrap()
+            .flatten()
+            .map(|e| std::fs::read(e.path()).unwrap())
+            .any(|m| m.ends_with(b"\r\n\r\n\x00\x01\x02bin\x00\r\n"));
+        assert!(stored);
+    });
+}
+
+#[test]
+fn golden_multiappend_rfc3502() {
+    golden_with("multiappend", "message_size_limit = 400", |i| {
+        // Refused and failed APPENDs left nothing behind in tmp/.
+        let tmp = i.path("home/ann/Maildir/.saved-messages/tmp");
+        assert_eq!(std::fs::read_dir(tmp).unwrap().count(), 0);
+    });
+}
+
+#[test]
+fn golden_create_special_use_rfc6154() {
+    golden_with("create-special-use", "", |i| {
+        let f = i.path("home/ann/Maildir/.MySpecial/posthorn-special-use");
+        assert_eq!(std::fs::read_to_string(f).unwrap(), "\\Drafts\n\\Sent\n");
+        // A refused CREATE made no folder.
+        assert!(!i.path("home/ann/Maildir/.Other").exists());
+        assert!(!i.path("home/ann/Maildir/.Foo").exists());
+    });
+}
+
+#[test]
+fn golden_first_login_folders_once() {
+    // No `[imap] folders` key: the default list.
+    golden_with(
+        "first-login-folders",
+        "# [imap] folders: the default\n",
+        |i| {
+            assert!(i.path("home/ann/Maildir/posthorn-folders").exists());
+            // The folder the user deleted is not made again at the next login.
+            let (out, _) = session(i, "a LOGIN ann x\nb LIST \"\" \"*\"\nc LOGOUT\n");
+            assert!(out.contains("\\Sent) \".\" Sent\r\n"), "{out}");
+            assert!(!out.contains("Junk"), "{out}");
+        },
+    );
+}
+
+#[test]
 fn golden_literals_everywhere() {
     golden("literals");
 }
