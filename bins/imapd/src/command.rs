@@ -1171,6 +1171,9 @@ fn command(p: &mut P, name: &str) -> R<Cmd> {
             // RFC 3502: append-message *(SP append-message).
             let mut messages = vec![p.append_msg()?];
             while p.eat(b' ') {
+                // imapclient's multiappend sends two spaces between two
+                // literals in a row; Dovecot takes that, and so do we.
+                p.eat(b' ');
                 messages.push(p.append_msg()?);
                 if messages.len() > MAX_APPEND_MESSAGES {
                     return Err("too many messages in one APPEND".into());
@@ -1851,6 +1854,11 @@ mod tests {
             }
         );
         bad("a APPEND x {1}\r\nA ");
+        assert!(matches!(
+            ok("a APPEND x {1}\r\nA  {1}\r\nB"),
+            Cmd::MultiAppend { .. }
+        ));
+        bad("a APPEND x {1}\r\nA   {1}\r\nB");
         bad("a APPEND x {1}\r\nA (\\Seen)");
         assert_eq!(
             ok("a CREATE MySpecial (USE (\\Drafts \\Sent))"),
