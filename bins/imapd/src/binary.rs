@@ -192,6 +192,22 @@ pub fn item(out: &mut Vec<u8>, path: &[u32], partial: Option<(u32, u32)>, data: 
     out.extend_from_slice(d);
 }
 
+/// extend_without_nul - literal data for BODY[...] and RFC822: a NUL
+/// (from a message APPENDed as a literal8) may not be in a plain
+/// literal (RFC 3501 CHAR8), so it goes as 0x80, as Dovecot sends it;
+/// the size stays, BINARY gives the real octets.
+pub fn extend_without_nul(out: &mut Vec<u8>, d: &[u8]) {
+    let at = out.len();
+    out.extend_from_slice(d);
+    if memchr::memchr(0, d).is_some() {
+        for c in &mut out[at..] {
+            if *c == 0 {
+                *c = 0x80;
+            }
+        }
+    }
+}
+
 /// size_item - `BINARY.SIZE[path] n`.
 pub fn size_item(out: &mut Vec<u8>, path: &[u32], data: &[u8]) {
     let _ = write!(out, "BINARY.SIZE[{}] {}", path_name(path), data.len());
@@ -266,6 +282,9 @@ mod tests {
         let mut o = Vec::new();
         item(&mut o, &[1, 2], Some((1, 2)), b"abcd");
         assert_eq!(o, b"BINARY[1.2]<1> {2}\r\nbc");
+        let mut o = b"x".to_vec();
+        extend_without_nul(&mut o, b"a\0b");
+        assert_eq!(o, b"xa\x80b");
         let mut o = Vec::new();
         size_item(&mut o, &[], b"abc");
         assert_eq!(o, b"BINARY.SIZE[] 3");

@@ -857,7 +857,7 @@ fn item(
                 None => Vec::new(),
             };
             let _ = write!(out, "{name} {{{}}}\r\n", d.len());
-            out.extend_from_slice(&d);
+            binary::extend_without_nul(out, &d);
         }
         // Decoded by the caller; here only when the message vanished.
         Att::Binary { path, partial, .. } => binary::item(out, path, *partial, b""),
@@ -882,7 +882,7 @@ fn item(
                 None => &d,
             };
             let _ = write!(out, " {{{}}}\r\n", d.len());
-            out.extend_from_slice(d);
+            binary::extend_without_nul(out, d);
         }
     }
 }
