@@ -39,7 +39,9 @@ pub const MAX_LINE: usize = 64 * 1024;
 pub const MAX_COMMAND: usize = 64 * 1024;
 /// Most octets of messages one APPEND carries (MULTIAPPEND, RFC 3502),
 /// when the APPEND limit is smaller; each message still has that limit.
-pub const MAX_APPEND_TOTAL: u64 = 256 * 1024 * 1024;
+/// The command and its parsed copy are both held while it runs: twice
+/// this stays well inside main.rs's memory cap (1 GiB and more).
+pub const MAX_APPEND_TOTAL: u64 = 128 * 1024 * 1024;
 
 /// The session's surroundings.
 struct Ctx<'a> {
