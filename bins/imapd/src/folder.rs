@@ -779,6 +779,27 @@ mod tests {
     }
 
     #[test]
+    fn append_all_is_all_or_nothing() {
+        let d = maildir();
+        let f = Flags::default();
+        let msgs: [(&[u8], Flags, Option<i64>); 3] = [
+            (b"a\r\n", f, None),
+            (b"b\r\n", f, Some(1000)),
+            (b"c\r\n", f, None),
+        ];
+        let (_, uids) = append_all(d.path(), &msgs).unwrap();
+        assert_eq!(uids, [1, 2, 3]);
+        assert_eq!(std::fs::read_dir(d.path().join("cur")).unwrap().count(), 3);
+        // Nothing can be moved into place: nothing stays behind either.
+        let e = maildir();
+        std::fs::remove_dir(e.path().join("cur")).unwrap();
+        std::fs::write(e.path().join("cur"), b"").unwrap();
+        assert!(append_all(e.path(), &msgs).is_err());
+        assert_eq!(std::fs::read_dir(e.path().join("tmp")).unwrap().count(), 0);
+        assert!(!e.path().join("dovecot-uidlist").exists());
+    }
+
+    #[test]
     fn uids_flags_recent_and_changes() {
         let d = maildir();
         std::fs::write(d.path().join("new/1000.M2P1.h"), "b\n").unwrap();
