@@ -115,13 +115,22 @@ impl Instance {
     /// write_config - the config file, with `extra` top-level keys added.
     /// Unless `extra` names one, the DNS server is a closed loopback port:
     /// no test asks the outside world, and remote mail defers at once.
+    /// Unless `extra` names them, imapd makes no folders at first login
+    /// (`[imap] folders = []`): the tests see only the folders they make.
     pub fn write_config(&mut self, extra: &str) {
         self.extra_config = extra.to_string();
-        let extra = if extra.contains("resolver") {
+        let mut extra = if extra.contains("resolver") {
             extra.to_string()
         } else {
             format!("resolver = \"127.0.0.1:9\"\n{extra}")
         };
+        if !extra.contains("folders") {
+            if extra.contains("[imap]") {
+                extra = extra.replace("[imap]\n", "[imap]\nfolders = []\n");
+            } else {
+                extra.push_str("\n[imap]\nfolders = []\n");
+            }
+        }
         let text = format!(
             "hostname = \"{HOST}\"\nspool = \"spool\"\nusers = \"users\"\nsystem_users = false\naliases = \"aliases\"\nlog = \"stderr\"\nlibexec = \"{}\"\n{extra}\n[queue]\nparallel = 4\nmin_backoff = \"1s\"\nmax_backoff = \"2s\"\n",
             bin_dir().display()

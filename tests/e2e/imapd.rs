@@ -216,6 +216,56 @@ fn golden_condstore_qresync_rfc7162() {
 }
 
 #[test]
+fn golden_binary_rfc3516() {
+    golden_with("binary", "", |i| {
+        // The literal8 message is stored as it came, NULs and all.
+        let cur = i.path("home/ann/Maildir/cur");
+        let stored = std::fs::read_dir(cur)
+            .unwrap()
+            .flatten()
+            .map(|e| std::fs::read(e.path()).unwrap())
+            .any(|m| m.ends_with(b"\r\n\r\n\x00\x01\x02bin\x00\r\n"));
+        assert!(stored);
+    });
+}
+
+#[test]
+fn golden_multiappend_rfc3502() {
+    golden_with("multiappend", "message_size_limit = 400", |i| {
+        // Refused and failed APPENDs left nothing behind in tmp/.
+        let tmp = i.path("home/ann/Maildir/.saved-messages/tmp");
+        assert_eq!(std::fs::read_dir(tmp).unwrap().count(), 0);
+    });
+}
+
+#[test]
+fn golden_create_special_use_rfc6154() {
+    golden_with("create-special-use", "", |i| {
+        let f = i.path("home/ann/Maildir/.MySpecial/posthorn-special-use");
+        assert_eq!(std::fs::read_to_string(f).unwrap(), "\\Drafts\n\\Sent\n");
+        // A refused CREATE made no folder.
+        assert!(!i.path("home/ann/Maildir/.Other").exists());
+        assert!(!i.path("home/ann/Maildir/.Foo").exists());
+    });
+}
+
+#[test]
+fn golden_first_login_folders_once() {
+    // No `[imap] folders` key: the default list.
+    golden_with(
+        "first-login-folders",
+        "# [imap] folders: the default\n",
+        |i| {
+            assert!(i.path("home/ann/Maildir/posthorn-folders").exists());
+            // The folder the user deleted is not made again at the next login.
+            let (out, _) = session(i, "a LOGIN ann x\nb LIST \"\" \"*\"\nc LOGOUT\n");
+            assert!(out.contains("\\Sent) \".\" Sent\r\n"), "{out}");
+            assert!(!out.contains("Junk"), "{out}");
+        },
+    );
+}
+
+#[test]
 fn golden_literals_everywhere() {
     golden("literals");
 }
@@ -631,6 +681,145 @@ fn a_folder_written_by_dovecot_keeps_its_uids() {
         "{list}"
     );
     assert!(list.ends_with("10 :1795900000.M1P1.new:2,\n"), "{list}");
+}
+
+#[test]
+fn python_imaplib_fetches_binary_and_appends_a_literal8() {
+    let i = Instance::new();
+    seed(&i);
+    let Some(l) = Launcher::start(&i, "imapd", &[]) else {
+        return;
+    };
+    let got = python(
+        r#"
+import imaplib, sys, json, base64, quopri
+m = imaplib.IMAP4("127.0.0.1", int(sys.argv[1]), timeout=20)
+m.login("ann", "x")
+out = {"binary": "BINARY" in m.capabilities}
+m.select("INBOX")
+typ, d = m.fetch("2", "(BODY.PEEK[1] BODY.PEEK[2] BINARY.PEEK[1] BINARY.PEEK[2] BINARY.SIZE[2])")
+parts = [p[1] for p in d if isinstance(p, tuple)]
+# What the server decoded is what the client would have decoded itself.
+out["qp"] = parts[2] == quopri.decodestring(parts[0]).replace(b"\n", b"\r\n").replace(b"\r\r\n", b"\r\n")
+out["b64"] = parts[3] == base64.b64decode(parts[1])
+out["size"] = d[-1].decode().endswith("BINARY.SIZE[2] %d)" % len(parts[3]))
+typ, d = m.fetch("2", "(FLAGS)")
+out["peek_unseen"] = "\\Seen" not in d[0].decode()
+# imaplib has no literal8: the APPEND goes by hand on its socket.
+data = b"Subject: nul\r\nContent-Transfer-Encoding: binary\r\n\r\na\x00b\x00c\r\n"
+m.send(b"X1 APPEND INBOX ~{%d}\r\n" % len(data))
+out["go"] = m.readline().startswith(b"+")
+m.send(data + b"\r\n")
+line = m.readline()
+while not line.startswith(b"X1 "):
+    line = m.readline()
+out["append"] = line.decode().strip()
+typ, d = m.select("INBOX")
+n = int(d[0])
+typ, d = m.fetch(str(n), "(BINARY[1] BINARY.SIZE[1])")
+out["nul"] = d[0][1] == b"a\x00b\x00c\r\n" and d[0][0].decode().endswith("~{7}")
+typ, d = m.fetch(str(n), "(FLAGS)")
+out["seen"] = "\\Seen" in d[0].decode()
+typ, d = m.fetch("3", "BINARY[1]")
+out["multipart"] = typ
+m.logout()
+print(json.dumps(out))
+"#,
+        &[&l.port.to_string()],
+    );
+    let v = got.trim();
+    for want in [
+        "\"binary\": true",
+        "\"qp\": true",
+        "\"b64\": true",
+        "\"size\": true",
+        "\"peek_unseen\": true",
+        "\"go\": true",
+        "\"nul\": true",
+        "\"seen\": true",
+        "\"multipart\": \"NO\"",
+    ] {
+        assert!(v.contains(want), "{want}: {v}");
+    }
+    assert!(v.contains("\"append\": \"X1 OK [APPENDUID "), "{v}");
+    // Stored as it came, NULs and all.
+    let cur = i.path("home/ann/Maildir/cur");
+    let found = std::fs::read_dir(cur).unwrap().flatten().any(|e| {
+        std::fs::read(e.path())
+            .unwrap()
+            .ends_with(b"\r\n\r\na\x00b\x00c\r\n")
+    });
+    assert!(found);
+}
+
+#[test]
+fn python_imapclient_multiappends_creates_special_use_and_finds_first_login_folders() {
+    let have = Command::new("python3")
+        .args(["-c", "import imapclient"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have {
+        eprintln!("skipped: imapclient is not installed (pip install imapclient; CI installs it)");
+        return;
+    }
+    let mut i = Instance::new();
+    // No `[imap] folders` key: the default list.
+    i.write_config("# [imap] folders: the default\n");
+    let Some(l) = Launcher::start(&i, "imapd", &[]) else {
+        return;
+    };
+    let got = python(
+        r#"
+import sys, json, datetime, imapclient
+from imapclient import IMAPClient, SEEN
+c = IMAPClient("127.0.0.1", port=int(sys.argv[1]), ssl=False, timeout=20)
+c.login("ann", "x")
+out = {"caps": [x.decode() for x in c.capabilities() if x in (b"MULTIAPPEND", b"BINARY", b"CREATE-SPECIAL-USE")]}
+out["folders"] = sorted(f[2] for f in c.list_folders())
+out["subscribed"] = sorted(f[2] for f in c.list_sub_folders())
+out["sent"] = c.find_special_folder(imapclient.imapclient.SENT)
+out["junk"] = c.find_special_folder(imapclient.imapclient.JUNK)
+date = datetime.datetime(2026, 2, 1, 12, 0, tzinfo=datetime.timezone.utc)
+r = c.multiappend("Drafts", [b"Subject: one\r\n\r\n1\r\n",
+                             {"msg": b"Subject: two\r\n\r\n2\r\n", "flags": [SEEN], "date": date},
+                             b"Subject: three\r\n\r\n3\r\n"])
+out["multiappend"] = r[1][0].decode()
+out["drafts"] = c.folder_status("Drafts", ["MESSAGES"])[b"MESSAGES"]
+c.select_folder("Drafts")
+f = c.fetch(c.search(["ALL"]), ["FLAGS", "INTERNALDATE"])
+out["seen"] = [SEEN in f[k][b"FLAGS"] for k in sorted(f)]
+out["date"] = f[2][b"INTERNALDATE"].strftime("%Y-%m-%d")
+typ, d = c._imap._simple_command("CREATE", "Outbox", "(USE (\\Sent))")
+out["create"] = typ
+out["outbox"] = [x.decode() for x in c.list_folders(pattern="Outbox")[0][0]]
+typ, d = c._imap._simple_command("CREATE", "Starred", "(USE (\\Flagged))")
+out["flagged"] = [typ, c._imap.untagged_responses.get("NO", [b""])[-1].decode() if typ == "NO" else ""]
+out["starred"] = c.folder_exists("Starred")
+c.logout()
+print(json.dumps(out))
+"#,
+        &[&l.port.to_string()],
+    );
+    let v = got.trim();
+    for want in [
+        "\"caps\": [\"BINARY\", \"MULTIAPPEND\", \"CREATE-SPECIAL-USE\"]",
+        "\"folders\": [\"Archive\", \"Drafts\", \"INBOX\", \"Junk\", \"Sent\", \"Trash\"]",
+        "\"subscribed\": [\"Archive\", \"Drafts\", \"Junk\", \"Sent\", \"Trash\"]",
+        "\"sent\": \"Sent\"",
+        "\"junk\": \"Junk\"",
+        "\"drafts\": 3",
+        "\"seen\": [false, true, false]",
+        "\"date\": \"2026-02-01\"",
+        "\"create\": \"OK\"",
+        "\"outbox\": [\"\\\\HasNoChildren\", \"\\\\Sent\"]",
+        "\"starred\": false",
+    ] {
+        assert!(v.contains(want), "{want}: {v}");
+    }
+    assert!(v.contains("\"multiappend\": \"[APPENDUID "), "{v}");
+    assert!(v.contains(" 1:3] APPEND completed\""), "{v}");
+    assert!(v.contains("\"flagged\": [\"NO\""), "{v}");
+    assert!(i.path("home/ann/Maildir/posthorn-folders").exists());
 }
 
 #[test]

@@ -80,6 +80,15 @@ pub enum Att {
         section: Section,
         partial: Option<(u32, u32)>,
     },
+    /// BINARY[path]<partial> and BINARY.PEEK (RFC 3516): the part with
+    /// its content-transfer-encoding undone.
+    Binary {
+        peek: bool,
+        path: Vec<u32>,
+        partial: Option<(u32, u32)>,
+    },
+    /// BINARY.SIZE[path] (RFC 3516): the decoded size.
+    BinarySize(Vec<u32>),
 }
 
 /// A SEARCH key.
@@ -265,6 +274,15 @@ pub enum Cmd {
         date: Option<i64>,
         message: Vec<u8>,
     },
+    /// APPEND of several messages at once (RFC 3502 MULTIAPPEND): all
+    /// of them or none.
+    MultiAppend {
+        mailbox: String,
+        messages: Vec<AppendMsg>,
+    },
+    /// CREATE with RFC 6154's USE parameter: special-use attributes,
+    /// as the client spelled them.
+    CreateUse(String, Vec<String>),
     Check,
     Close,
     Expunge,
@@ -316,6 +334,17 @@ pub enum Cmd {
         mailbox: String,
     },
 }
+
+/// One message of an APPEND: its flags, internal date and octets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendMsg {
+    pub flags: Vec<String>,
+    pub date: Option<i64>,
+    pub message: Vec<u8>,
+}
+
+/// Most messages in one MULTIAPPEND.
+pub const MAX_APPEND_MESSAGES: usize = 1000;
 
 /// A command that did not parse: the tag when we got that far.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -443,6 +472,72 @@ impl<'a> P<'a> {
         let s = &self.b[self.i..self.i + n];
         self.i += n;
         Ok(s)
+    }
+
+    /// literal8 - a literal, or RFC 3516's `~{n}` that may hold any
+    /// octet, NUL included (APPEND's message only).
+    fn literal8(&mut self) -> R<&'a [u8]> {
+        self.eat(b'~');
+        self.literal()
+    }
+
+    /// append_msg - `[flag-list SP] [date-time SP] literal8`.
+    fn append_msg(&mut self) -> R<AppendMsg> {
+        let flags = if self.peek() == Some(b'(') {
+            let f = self.flag_list()?;
+            self.sp()?;
+            f
+        } else {
+            Vec::new()
+        };
+        let date = if self.peek() == Some(b'"') {
+            let d = self.quoted()?;
+            self.sp()?;
+            Some(parse_date_time(&String::from_utf8_lossy(&d)).ok_or("bad date-time")?)
+        } else {
+            None
+        };
+        let message = self.literal8()?.to_vec();
+        Ok(AppendMsg {
+            flags,
+            date,
+            message,
+        })
+    }
+
+    /// section_binary - what follows `BINARY[` up to and including
+    /// `]`: part numbers only (RFC 3516 section-binary).
+    fn section_binary(&mut self) -> R<Vec<u32>> {
+        let mut path = Vec::new();
+        while !self.eat(b']') {
+            if !path.is_empty() {
+                self.expect(b'.')?;
+            }
+            let n = self.number()?;
+            if n == 0 {
+                return Err("part numbers start at 1".into());
+            }
+            path.push(n);
+            if path.len() > MAX_DEPTH {
+                return Err("section too deep".into());
+            }
+        }
+        Ok(path)
+    }
+
+    /// partial - `<start.length>` if it comes next.
+    fn partial(&mut self) -> R<Option<(u32, u32)>> {
+        if !self.eat(b'<') {
+            return Ok(None);
+        }
+        let a = self.number()?;
+        self.expect(b'.')?;
+        let n = self.number()?;
+        if n == 0 {
+            return Err("partial length must not be 0".into());
+        }
+        self.expect(b'>')?;
+        Ok(Some((a, n)))
     }
 
     /// string - quoted or literal.
@@ -726,20 +821,18 @@ impl<'a> P<'a> {
             ("BODYSTRUCTURE", false) => Att::BodyStructure,
             ("UID", false) => Att::Uid,
             ("MODSEQ", false) => Att::ModSeq,
+            ("BINARY" | "BINARY.PEEK", true) => {
+                let path = self.section_binary()?;
+                Att::Binary {
+                    peek: w == "BINARY.PEEK",
+                    path,
+                    partial: self.partial()?,
+                }
+            }
+            ("BINARY.SIZE", true) => Att::BinarySize(self.section_binary()?),
             ("BODY" | "BODY.PEEK", true) => {
                 let section = self.section()?;
-                let partial = if self.eat(b'<') {
-                    let a = self.number()?;
-                    self.expect(b'.')?;
-                    let n = self.number()?;
-                    if n == 0 {
-                        return Err("partial length must not be 0".into());
-                    }
-                    self.expect(b'>')?;
-                    Some((a, n))
-                } else {
-                    None
-                };
+                let partial = self.partial()?;
                 Att::Section {
                     peek: w == "BODY.PEEK",
                     section,
@@ -1107,6 +1200,7 @@ fn command(p: &mut P, name: &str) -> R<Cmd> {
             p.sp()?;
             let m = p.mailbox()?;
             match name {
+                "CREATE" if p.eat(b' ') => create_params(p, m)?,
                 "CREATE" => Cmd::Create(m),
                 "DELETE" => Cmd::Delete(m),
                 "SUBSCRIBE" => Cmd::Subscribe(m, true),
@@ -1142,26 +1236,27 @@ fn command(p: &mut P, name: &str) -> R<Cmd> {
             p.sp()?;
             let mailbox = p.mailbox()?;
             p.sp()?;
-            let flags = if p.peek() == Some(b'(') {
-                let f = p.flag_list()?;
-                p.sp()?;
-                f
+            // RFC 3502: append-message *(SP append-message).
+            let mut messages = vec![p.append_msg()?];
+            while p.eat(b' ') {
+                // imapclient's multiappend sends two spaces between two
+                // literals in a row; Dovecot takes that, and so do we.
+                p.eat(b' ');
+                messages.push(p.append_msg()?);
+                if messages.len() > MAX_APPEND_MESSAGES {
+                    return Err("too many messages in one APPEND".into());
+                }
+            }
+            if messages.len() == 1 {
+                let m = messages.remove(0);
+                Cmd::Append {
+                    mailbox,
+                    flags: m.flags,
+                    date: m.date,
+                    message: m.message,
+                }
             } else {
-                Vec::new()
-            };
-            let date = if p.peek() == Some(b'"') {
-                let d = p.quoted()?;
-                p.sp()?;
-                Some(parse_date_time(&String::from_utf8_lossy(&d)).ok_or("bad date-time")?)
-            } else {
-                None
-            };
-            let message = p.literal()?.to_vec();
-            Cmd::Append {
-                mailbox,
-                flags,
-                date,
-                message,
+                Cmd::MultiAppend { mailbox, messages }
             }
         }
         "UID" => {
@@ -1183,6 +1278,38 @@ fn command(p: &mut P, name: &str) -> R<Cmd> {
         "THREAD" => thread(p, false)?,
         _ => return Err(format!("unknown command {name}")),
     })
+}
+
+/// create_params - RFC 4466's `(create-param ...)` after CREATE's
+/// name; USE (RFC 6154 §3) is the one we know, and it must be there.
+fn create_params(p: &mut P, mailbox: String) -> R<Cmd> {
+    p.expect(b'(')?;
+    let mut uses = None;
+    loop {
+        let w = p.atom()?.to_ascii_uppercase();
+        if w != "USE" || uses.is_some() {
+            return Err(format!("unknown CREATE parameter {w}"));
+        }
+        p.sp()?;
+        p.expect(b'(')?;
+        let mut v = Vec::new();
+        while !p.eat(b')') {
+            if !v.is_empty() {
+                p.sp()?;
+            }
+            p.expect(b'\\')?;
+            v.push(format!("\\{}", p.atom()?));
+            if v.len() > 16 {
+                return Err("too many special-use attributes".into());
+            }
+        }
+        uses = Some(v);
+        if p.eat(b')') {
+            break;
+        }
+        p.sp()?;
+    }
+    Ok(Cmd::CreateUse(mailbox, uses.unwrap_or_default()))
 }
 
 /// list - LIST, plain (RFC 3501) or extended (RFC 5258: selection
@@ -1910,6 +2037,89 @@ mod tests {
                 initial: Some("AGFubgBwdw==".into())
             }
         );
+    }
+
+    #[test]
+    fn binary_multiappend_and_create_use() {
+        assert_eq!(
+            ok("a FETCH 1 (BINARY[1.2]<0.10> BINARY.PEEK[] BINARY.SIZE[3])"),
+            Cmd::Fetch {
+                uid: false,
+                set: SeqSet(vec![(1, 1)]),
+                atts: vec![
+                    Att::Binary {
+                        peek: false,
+                        path: vec![1, 2],
+                        partial: Some((0, 10))
+                    },
+                    Att::Binary {
+                        peek: true,
+                        path: vec![],
+                        partial: None
+                    },
+                    Att::BinarySize(vec![3]),
+                ],
+                mods: FetchMods::default()
+            }
+        );
+        bad("a FETCH 1 BINARY[1.HEADER]");
+        bad("a FETCH 1 BINARY[0]");
+        bad("a FETCH 1 BINARY.SIZE[1]<0.5>");
+        bad("a FETCH 1 BINARY");
+        // literal8 in APPEND only; it may hold NUL.
+        assert_eq!(
+            ok("a APPEND x ~{3}\r\na\0b"),
+            Cmd::Append {
+                mailbox: "x".into(),
+                flags: vec![],
+                date: None,
+                message: b"a\0b".to_vec()
+            }
+        );
+        bad("a SELECT ~{1}\r\nx");
+        assert_eq!(
+            ok("a APPEND x (\\Seen) {1}\r\nA \" 7-Feb-1994 22:43:04 -0800\" ~{1+}\r\nB {1}\r\nC"),
+            Cmd::MultiAppend {
+                mailbox: "x".into(),
+                messages: vec![
+                    AppendMsg {
+                        flags: vec!["\\Seen".into()],
+                        date: None,
+                        message: b"A".to_vec()
+                    },
+                    AppendMsg {
+                        flags: vec![],
+                        date: Some(760_689_784),
+                        message: b"B".to_vec()
+                    },
+                    AppendMsg {
+                        flags: vec![],
+                        date: None,
+                        message: b"C".to_vec()
+                    },
+                ]
+            }
+        );
+        bad("a APPEND x {1}\r\nA ");
+        assert!(matches!(
+            ok("a APPEND x {1}\r\nA  {1}\r\nB"),
+            Cmd::MultiAppend { .. }
+        ));
+        bad("a APPEND x {1}\r\nA   {1}\r\nB");
+        bad("a APPEND x {1}\r\nA (\\Seen)");
+        assert_eq!(
+            ok("a CREATE MySpecial (USE (\\Drafts \\Sent))"),
+            Cmd::CreateUse("MySpecial".into(), vec!["\\Drafts".into(), "\\Sent".into()])
+        );
+        assert_eq!(
+            ok("a CREATE x (use ())"),
+            Cmd::CreateUse("x".into(), vec![])
+        );
+        assert_eq!(ok("a CREATE x"), Cmd::Create("x".into()));
+        bad("a CREATE x (FOO (\\Sent))");
+        bad("a CREATE x (USE (Sent))");
+        bad("a CREATE x (USE (\\Sent)");
+        bad("a CREATE x ()");
     }
 
     #[test]

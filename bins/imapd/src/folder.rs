@@ -712,30 +712,57 @@ fn assign(dir: &Path, names: &[String]) -> io::Result<(u32, Vec<u32>)> {
     Ok((list.validity, uids))
 }
 
-/// append - store a message in folder `dir` (cur/, with its flags),
-/// durably, with the internal date `date`; returns (UIDVALIDITY, UID).
+/// append - store one message (APPEND): written to tmp/, fsynced,
+/// renamed into cur/ and the directory fsynced before the caller says
+/// OK; returns the UIDVALIDITY and the new UID.
 pub fn append(dir: &Path, data: &[u8], flags: Flags, date: Option<i64>) -> io::Result<(u32, u32)> {
-    let base = unique_base(data.len() as u64, crlf_size(data));
-    let tmp = dir.join("tmp").join(&base);
-    let name = format!("{base}:2,{}", flags.info(""));
-    let dest = dir.join("cur").join(&name);
+    let (validity, uids) = append_all(dir, &[(data, flags, date)])?;
+    Ok((validity, uids[0]))
+}
+
+/// append_all - store several messages as one (MULTIAPPEND, RFC 3502):
+/// every one is written to tmp/ and fsynced first, then all are renamed
+/// into cur/; a failure anywhere removes what was written and moved, so
+/// the folder gets all of them or none. Returns the UIDVALIDITY and the
+/// new UIDs in order.
+pub fn append_all(dir: &Path, msgs: &[(&[u8], Flags, Option<i64>)]) -> io::Result<(u32, Vec<u32>)> {
+    let mut tmps: Vec<PathBuf> = Vec::new();
+    let mut dests: Vec<PathBuf> = Vec::new();
+    let mut names = Vec::new();
+    let mut moved = 0;
     let r = (|| {
-        let mut f = posthorn_sys::fsio::create_new(&tmp, 0o600)?;
-        f.write_all(data)?;
-        if let Some(d) = date {
-            let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(d.max(0) as u64);
-            f.set_modified(t)?;
+        for &(data, flags, date) in msgs {
+            let base = unique_base(data.len() as u64, crlf_size(data));
+            let tmp = dir.join("tmp").join(&base);
+            let name = format!("{base}:2,{}", flags.info(""));
+            let mut f = posthorn_sys::fsio::create_new(&tmp, 0o600)?;
+            tmps.push(tmp);
+            f.write_all(data)?;
+            if let Some(d) = date {
+                let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(d.max(0) as u64);
+                f.set_modified(t)?;
+            }
+            f.sync_all()?;
+            dests.push(dir.join("cur").join(&name));
+            names.push(name);
         }
-        f.sync_all()?;
-        std::fs::rename(&tmp, &dest)?;
+        for (tmp, dest) in tmps.iter().zip(&dests) {
+            std::fs::rename(tmp, dest)?;
+            moved += 1;
+        }
         posthorn_sys::fsio::fsync_dir(&dir.join("cur"))
     })();
     if let Err(e) = r {
-        let _ = std::fs::remove_file(&tmp);
+        for d in &dests[..moved] {
+            let _ = std::fs::remove_file(d);
+        }
+        for t in &tmps[moved..] {
+            let _ = std::fs::remove_file(t);
+        }
+        let _ = posthorn_sys::fsio::fsync_dir(&dir.join("cur"));
         return Err(e);
     }
-    let (validity, uids) = assign(dir, &[name])?;
-    Ok((validity, uids[0]))
+    assign(dir, &names)
 }
 
 /// copy - copy messages into folder `dest` (a hard link where the file
@@ -799,6 +826,27 @@ mod tests {
             std::fs::create_dir(d.path().join(s)).unwrap();
         }
         d
+    }
+
+    #[test]
+    fn append_all_is_all_or_nothing() {
+        let d = maildir();
+        let f = Flags::default();
+        let msgs: [(&[u8], Flags, Option<i64>); 3] = [
+            (b"a\r\n", f, None),
+            (b"b\r\n", f, Some(1000)),
+            (b"c\r\n", f, None),
+        ];
+        let (_, uids) = append_all(d.path(), &msgs).unwrap();
+        assert_eq!(uids, [1, 2, 3]);
+        assert_eq!(std::fs::read_dir(d.path().join("cur")).unwrap().count(), 3);
+        // Nothing can be moved into place: nothing stays behind either.
+        let e = maildir();
+        std::fs::remove_dir(e.path().join("cur")).unwrap();
+        std::fs::write(e.path().join("cur"), b"").unwrap();
+        assert!(append_all(e.path(), &msgs).is_err());
+        assert_eq!(std::fs::read_dir(e.path().join("tmp")).unwrap().count(), 0);
+        assert!(!e.path().join("dovecot-uidlist").exists());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod binary;
 pub mod cache;
 pub mod command;
 pub mod fetch;
@@ -18,11 +19,13 @@ pub mod listing;
 pub mod messages;
 pub mod mime;
 pub mod modseq;
+pub mod multiappend;
 pub mod search;
 pub mod searchres;
 pub mod serve;
 pub mod session;
 pub mod sort;
+pub mod specialuse;
 pub mod thread;
 pub mod uidlist;
 pub mod utf7;

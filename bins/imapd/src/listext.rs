@@ -9,7 +9,8 @@
 use crate::command::ListExt;
 use crate::fetch;
 use crate::folders::{self, Listed, SEP};
-use crate::session::{Action, Session, special_use};
+use crate::session::{Action, Session};
+use crate::specialuse;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 
@@ -88,7 +89,7 @@ impl Session {
             }
         } else {
             for name in all.keys() {
-                if matched(name) && (!x.special || special_use(name).is_some()) {
+                if matched(name) && (!x.special || !specialuse::attributes(&t, name).is_empty()) {
                     rows.insert((name != "INBOX", name.clone()), row_of(name));
                 }
             }
@@ -106,7 +107,7 @@ impl Session {
             if (x.subscribed || x.ret_subscribed) && subs.contains(name) {
                 attrs.push("\\Subscribed");
             }
-            attrs.extend(special_use(name));
+            attrs.extend(specialuse::attributes(&t, name));
             let _ = write!(out, "* LIST ({}) \"{sep}\" ", attrs.join(" "));
             fetch::astring(&mut out, &self.client_name(name));
             if r.childinfo {

@@ -8,6 +8,7 @@
 //! command ran is left out of the answer and the command ends in
 //! `NO [EXPUNGEISSUED]`, as RFC 2180 allows.
 
+use crate::binary;
 use crate::cache::{self, Cache};
 use crate::command::{self, Att, FetchMods, Key, Ret, SeqSet, StoreMode};
 use crate::fetch;
@@ -270,6 +271,7 @@ impl Session {
         }
         let mut targets = self.targets(uid, set);
         let condstore = self.condstore;
+        let limit = self.append_limit();
         let Some(s) = self.sel.as_mut() else {
             return Vec::new();
         };
@@ -300,7 +302,7 @@ impl Session {
         }
         let sets_seen = !s.folder.read_only
             && atts.iter().any(|a| match a {
-                Att::Section { peek, .. } => !peek,
+                Att::Section { peek, .. } | Att::Binary { peek, .. } => !peek,
                 Att::Rfc822 | Att::Rfc822Text => true,
                 _ => false,
             });
@@ -314,6 +316,8 @@ impl Session {
                     | Att::Rfc822Header
                     | Att::Rfc822Text
                     | Att::Section { .. }
+                    | Att::Binary { .. }
+                    | Att::BinarySize(_)
             )
         });
         // ENVELOPE, BODY, BODYSTRUCTURE and RFC822.SIZE alone come from
@@ -356,6 +360,8 @@ impl Session {
             s.folder.note_modseqs(Some(&newly_seen), false);
         }
         let mut vanished = false;
+        let mut refused: Option<binary::Refusal> = None;
+        let mut unseen_again = Vec::new();
         for i in targets {
             let mut loaded: Option<Loaded> = None;
             let mut entry: Option<cache::Entry> = None;
@@ -411,22 +417,58 @@ impl Session {
                     }
                 }
             }
+            // BINARY items are decoded before anything is said about the
+            // message: one that cannot be decoded is left out whole (no
+            // half response, and the \Seen set above taken back), the
+            // others are answered, and the tagged NO says why (RFC 3516
+            // §4.2).
+            let mut decoded: Vec<Option<Vec<u8>>> = Vec::new();
+            if let Some(l) = loaded.as_ref() {
+                for a in &atts {
+                    let d = match a {
+                        Att::Binary { path, .. } | Att::BinarySize(path) => {
+                            binary::section(&l.data, &l.root, path, limit)
+                        }
+                        _ => {
+                            decoded.push(None);
+                            continue;
+                        }
+                    };
+                    match d {
+                        Ok(d) => decoded.push(Some(d)),
+                        Err(r) => {
+                            refused = Some(r);
+                            break;
+                        }
+                    }
+                }
+            }
+            if decoded.len() < atts.len() && loaded.is_some() {
+                if newly_seen.contains(&i) {
+                    unseen_again.push(i);
+                }
+                continue;
+            }
             let flags_changed = newly_seen.contains(&i);
             let _ = write!(out, "* {} FETCH (", i + 1);
-            let mut first = true;
-            for a in &atts {
-                if !first {
+            for (n, a) in atts.iter().enumerate() {
+                if n > 0 {
                     out.push(b' ');
                 }
-                first = false;
-                item(
-                    &mut out,
-                    &mut s.folder,
-                    i,
-                    a,
-                    loaded.as_ref(),
-                    entry.as_ref(),
-                );
+                match (a, decoded.get(n).and_then(Option::as_ref)) {
+                    (Att::Binary { path, partial, .. }, Some(d)) => {
+                        binary::item(&mut out, path, *partial, d);
+                    }
+                    (Att::BinarySize(path), Some(d)) => binary::size_item(&mut out, path, d),
+                    _ => item(
+                        &mut out,
+                        &mut s.folder,
+                        i,
+                        a,
+                        loaded.as_ref(),
+                        entry.as_ref(),
+                    ),
+                }
             }
             if flags_changed && !atts.contains(&Att::Flags) {
                 out.push(b' ');
@@ -448,12 +490,24 @@ impl Session {
                 out.clear();
             }
         }
+        if !unseen_again.is_empty() {
+            for &i in &unseen_again {
+                let unseen = |mut f: Flags| {
+                    f.system &= !flags::SEEN;
+                    f
+                };
+                let _ = s.folder.change_flags(i, unseen);
+            }
+            s.folder.note_modseqs(Some(&unseen_again), false);
+        }
         if let Some(c) = s.cache.as_mut() {
             let live: Vec<u32> = s.folder.msgs.iter().map(|m| m.uid).collect();
             c.save(&live);
         }
         let mut v = vec![Action::Reply(out)];
-        if vanished {
+        if let Some(r) = refused {
+            v.extend(self.done(tag, uid, &r.reply()));
+        } else if vanished {
             v.extend(self.done(
                 tag,
                 uid,
@@ -958,8 +1012,11 @@ fn item(
                 None => Vec::new(),
             };
             let _ = write!(out, "{name} {{{}}}\r\n", d.len());
-            out.extend_from_slice(&d);
+            binary::extend_without_nul(out, &d);
         }
+        // Decoded by the caller; here only when the message vanished.
+        Att::Binary { path, partial, .. } => binary::item(out, path, *partial, b""),
+        Att::BinarySize(path) => binary::size_item(out, path, b""),
         Att::Section {
             section: s,
             partial,
@@ -980,7 +1037,7 @@ fn item(
                 None => &d,
             };
             let _ = write!(out, " {{{}}}\r\n", d.len());
-            out.extend_from_slice(d);
+            binary::extend_without_nul(out, d);
         }
     }
 }

@@ -4,8 +4,9 @@
 //! checks, the switch to the user, STARTTLS), and log the session.
 //!
 //! Distrusts the client: a command line is cut at MAX_LINE and a command
-//! with its literals at MAX_COMMAND, except APPEND's message literal,
-//! which may reach the configured message size limit; an oversized
+//! with its literals at MAX_COMMAND, except APPEND's message literals,
+//! each of which may reach the configured message size limit and all of
+//! which (MULTIAPPEND) the larger of that and MAX_APPEND_TOTAL; an oversized
 //! synchronizing literal is refused before the client sends it, an
 //! oversized non-synchronizing one ends the session (it is already on
 //! its way and cannot be told apart from commands).
@@ -36,6 +37,11 @@ pub const IDLE_PRE_LOGIN: Duration = Duration::from_secs(60);
 pub const MAX_LINE: usize = 64 * 1024;
 /// Longest command with its literals, APPEND's message aside.
 pub const MAX_COMMAND: usize = 64 * 1024;
+/// Most octets of messages one APPEND carries (MULTIAPPEND, RFC 3502),
+/// when the APPEND limit is smaller; each message still has that limit.
+/// The command and its parsed copy are both held while it runs: twice
+/// this stays well inside main.rs's memory cap (1 GiB and more).
+pub const MAX_APPEND_TOTAL: u64 = 128 * 1024 * 1024;
 
 /// The session's surroundings.
 struct Ctx<'a> {
@@ -154,16 +160,22 @@ fn is_append(first: &[u8]) -> bool {
         .is_some_and(|w| w.eq_ignore_ascii_case(b"APPEND"))
 }
 
-/// read_command - one command with its literals read in.
+/// read_command - one command with its literals read in. APPEND's
+/// literals are messages: each may reach `append_limit`, all of them
+/// together the larger of that and MAX_APPEND_TOTAL (MULTIAPPEND); the
+/// rest of any command stays within MAX_COMMAND.
 fn read_command(wire: &mut Wire, append_limit: u64) -> std::io::Result<Input> {
     let mut buf: Vec<u8> = Vec::new();
     let mut first: Option<Vec<u8>> = None;
+    // Octets of APPEND's message literals so far (not counted in MAX_COMMAND).
+    let mut messages: u64 = 0;
+    let total_limit = append_limit.max(MAX_APPEND_TOTAL);
     loop {
         let Some(line) = wire.read_line()? else {
             return Ok(Input::Closed("connection closed"));
         };
         if line.too_long(MAX_LINE)
-            || buf.len() + line.text.len() > MAX_COMMAND + append_limit as usize
+            || buf.len() as u64 + line.text.len() as u64 > MAX_COMMAND as u64 + messages
         {
             let tag = tag_of(first.as_deref().unwrap_or(&line.text));
             return Ok(Input::Refused(
@@ -178,14 +190,17 @@ fn read_command(wire: &mut Wire, append_limit: u64) -> std::io::Result<Input> {
             return Ok(Input::Command(buf));
         };
         let head = first.as_deref().unwrap_or(b"");
-        // Only APPEND's message may be big; everything else stays small.
-        let limit = if is_append(head) && buf.len() < MAX_COMMAND {
-            append_limit
+        // Only APPEND's messages may be big; everything else stays small.
+        let append = is_append(head);
+        let limit = if append {
+            append_limit.min(total_limit.saturating_sub(messages))
         } else {
-            (MAX_COMMAND.saturating_sub(buf.len())) as u64
+            (MAX_COMMAND as u64 + messages).saturating_sub(buf.len() as u64)
         };
         if n > limit {
             let tag = tag_of(head);
+            // No `+` for a literal we will not take: the client stops
+            // this command here (RFC 3502 §6.3.11 for MULTIAPPEND).
             if sync {
                 return Ok(Input::Refused(
                     format!("{tag} NO [TOOBIG] literal too large\r\n").into_bytes(),
@@ -193,6 +208,9 @@ fn read_command(wire: &mut Wire, append_limit: u64) -> std::io::Result<Input> {
             }
             wire.queue(b"* BYE [TOOBIG] literal too large\r\n");
             return Ok(Input::Closed("literal too large"));
+        }
+        if append {
+            messages += n;
         }
         if sync {
             wire.queue(b"+ Ready for literal data\r\n");
@@ -404,6 +422,7 @@ fn login(
         return session.logged_in(tag, Err("mbox".into()));
     };
     session.set_quota(l.user.quota);
+    crate::specialuse::provision(std::path::Path::new(dir), &ctx.cfg.imap_folders);
     session.logged_in(tag, Ok(PathBuf::from(dir)))
 }
 

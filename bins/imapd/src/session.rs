@@ -177,7 +177,7 @@ impl Session {
     /// capability - the list, as it stands in this state.
     pub fn capability(&self) -> String {
         let mut c = String::from(
-            "IMAP4rev1 LITERAL+ SASL-IR CHILDREN UIDPLUS IDLE UNSELECT NAMESPACE ID ENABLE MOVE SPECIAL-USE STATUS=SIZE WITHIN ESEARCH SEARCHRES LIST-EXTENDED LIST-STATUS SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES CONDSTORE QRESYNC COMPRESS=DEFLATE QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE",
+            "IMAP4rev1 LITERAL+ SASL-IR CHILDREN UIDPLUS IDLE UNSELECT NAMESPACE ID ENABLE MOVE SPECIAL-USE STATUS=SIZE WITHIN ESEARCH SEARCHRES LIST-EXTENDED LIST-STATUS SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES CONDSTORE QRESYNC COMPRESS=DEFLATE QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE BINARY MULTIAPPEND CREATE-SPECIAL-USE",
         );
         c.push_str(&format!(" APPENDLIMIT={}", self.opts.append_limit));
         if self.state == State::NotAuthenticated {
@@ -447,6 +447,8 @@ impl Session {
                 let r = self.tree().create(&m);
                 self.result(tag, r, "CREATE")
             }
+            Cmd::CreateUse(m, uses) => self.create_use(tag, &m, &uses),
+            Cmd::MultiAppend { mailbox, messages } => self.multi_append(tag, &mailbox, &messages),
             Cmd::Delete(m) => {
                 if self.sel.as_ref().is_some_and(|s| s.name == m) {
                     return vec![line(&format!("{tag} NO the mailbox is selected"))];
@@ -558,6 +560,12 @@ impl Session {
         Ok(name.replace(self.opts.separator, "."))
     }
 
+    /// append_limit - the largest message APPEND takes, also the cap on
+    /// a decoded BINARY section.
+    pub(crate) fn append_limit(&self) -> u64 {
+        self.opts.append_limit
+    }
+
     /// separator - the hierarchy separator clients see.
     pub(crate) fn separator(&self) -> char {
         self.opts.separator
@@ -589,6 +597,11 @@ impl Session {
                 opts,
             },
             Cmd::Create(m) => Cmd::Create(self.store_name(m)?),
+            Cmd::CreateUse(m, u) => Cmd::CreateUse(self.store_name(m)?, u),
+            Cmd::MultiAppend { mailbox, messages } => Cmd::MultiAppend {
+                mailbox: self.store_name(mailbox)?,
+                messages,
+            },
             Cmd::Delete(m) => Cmd::Delete(self.store_name(m)?),
             Cmd::Rename(a, b) => Cmd::Rename(self.store_name(a)?, self.store_name(b)?),
             Cmd::Subscribe(m, on) => Cmd::Subscribe(self.store_name(m)?, on),
@@ -968,7 +981,7 @@ impl Session {
                     } else {
                         "\\HasNoChildren"
                     });
-                    attrs.extend(special_use(&l.name));
+                    attrs.extend(crate::specialuse::attributes(&t, &l.name));
                 }
                 let _ = write!(out, "* {kind} ({}) \"{sep}\" ", attrs.join(" "));
                 fetch::astring(&mut out, &self.client_name(&l.name));

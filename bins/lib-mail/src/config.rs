@@ -202,6 +202,9 @@ pub struct Config {
     /// The IMAP hierarchy separator, `.` or `/` (`[imap] separator`); on
     /// disk Maildir++ folders are always `.Parent.Child`.
     pub imap_separator: char,
+    /// Folders imapd makes, subscribed and with their special use, at a
+    /// user's first login (`[imap] folders`); empty makes none.
+    pub imap_folders: Vec<String>,
     /// Secret files opened while privileged (`hold_secrets`).
     pub held: Held,
 }
@@ -275,6 +278,9 @@ impl Default for Config {
                 sender_check: true,
             },
             imap_separator: '.',
+            imap_folders: ["Drafts", "Sent", "Junk", "Trash", "Archive"]
+                .map(String::from)
+                .to_vec(),
             held: Held::default(),
             quota_full_tempfail: false,
         }
@@ -622,6 +628,27 @@ impl Config {
                                     _ => return Err(bad(&full, "must be \".\" or \"/\"")),
                                 };
                             }
+                            "folders" => {
+                                let msg = "must be a list of top-level folder names";
+                                let arr = v.as_array().ok_or_else(|| bad(&full, msg))?;
+                                let mut names = Vec::new();
+                                for n in arr {
+                                    let n = string(n).ok_or_else(|| bad(&full, msg))?;
+                                    // Plain top-level names: no hierarchy, nothing
+                                    // a path or a LIST pattern would read.
+                                    if n.is_empty()
+                                        || n.len() > 64
+                                        || n.eq_ignore_ascii_case("INBOX")
+                                        || !n.bytes().all(|b| {
+                                            (0x20..0x7f).contains(&b) && !b"./\\%*&~\"".contains(&b)
+                                        })
+                                    {
+                                        return Err(bad(&full, msg));
+                                    }
+                                    names.push(n.to_string());
+                                }
+                                c.imap_folders = names;
+                            }
                             _ => return Err(bad(&full, "unknown key")),
                         }
                     }
@@ -944,6 +971,30 @@ mod tests {
         );
         let d = parse("").unwrap();
         assert_eq!((d.auth_max_failures, d.auth_allow_plaintext), (3, false));
+    }
+
+    #[test]
+    fn imap_folders() {
+        assert_eq!(
+            parse("").unwrap().imap_folders,
+            ["Drafts", "Sent", "Junk", "Trash", "Archive"]
+        );
+        assert!(
+            parse("[imap]\nfolders = []\n")
+                .unwrap()
+                .imap_folders
+                .is_empty()
+        );
+        assert_eq!(
+            parse("[imap]\nfolders = [\"Sent Items\"]\n")
+                .unwrap()
+                .imap_folders,
+            ["Sent Items"]
+        );
+        for bad in ["[\"a.b\"]", "[\"INBOX\"]", "[\"\"]", "\"Sent\"", "[1]"] {
+            let e = parse(&format!("[imap]\nfolders = {bad}\n")).unwrap_err();
+            assert!(e.message.contains("imap.folders: must be"), "{bad}");
+        }
     }
 
     #[test]
