@@ -172,6 +172,8 @@ pub enum StatusItem {
     Size,
     /// APPENDLIMIT (RFC 7889): the largest message APPEND takes.
     AppendLimit,
+    /// DELETED (RFC 9051 §6.3.11): messages with \Deleted.
+    Deleted,
 }
 
 /// A parsed command.
@@ -298,6 +300,9 @@ struct P<'a> {
     b: &'a [u8],
     i: usize,
     depth: usize,
+    /// UTF-8 is allowed in quoted strings (RFC 6855 §3, RFC 9051 §9's
+    /// QUOTED-CHAR), once the client enabled UTF8=ACCEPT or IMAP4rev2.
+    utf8: bool,
 }
 
 type R<T> = Result<T, String>;
@@ -372,6 +377,11 @@ impl<'a> P<'a> {
                 None => return Err("unterminated quoted string".into()),
                 Some(b'"') => {
                     self.i += 1;
+                    // 8-bit octets must be well-formed UTF-8 (RFC 6855
+                    // §3: anything else is BAD).
+                    if !v.is_ascii() && std::str::from_utf8(&v).is_err() {
+                        return Err("invalid UTF-8 in quoted string".into());
+                    }
                     return Ok(v);
                 }
                 Some(b'\\') => {
@@ -385,7 +395,9 @@ impl<'a> P<'a> {
                     }
                 }
                 Some(0 | b'\r' | b'\n') => return Err("NUL, CR or LF in quoted string".into()),
-                Some(c) if c >= 0x80 => return Err("8-bit octet in quoted string".into()),
+                Some(c) if c >= 0x80 && !self.utf8 => {
+                    return Err("8-bit octet in quoted string".into());
+                }
                 Some(c) => {
                     v.push(c);
                     self.i += 1;
@@ -432,6 +444,7 @@ impl<'a> P<'a> {
                 "UNSEEN" => StatusItem::Unseen,
                 "SIZE" => StatusItem::Size,
                 "APPENDLIMIT" => StatusItem::AppendLimit,
+                "DELETED" => StatusItem::Deleted,
                 _ => return Err("unknown STATUS item".into()),
             });
             if items.len() > 16 {
@@ -905,9 +918,21 @@ pub fn parse_date_time(s: &str) -> Option<i64> {
     Some(days * 86400 + t[0] * 3600 + t[1] * 60 + t[2] - off)
 }
 
-/// parse - one command: `tag SP command CRLF` (the CRLF already gone).
+/// parse - one command: `tag SP command CRLF` (the CRLF already gone),
+/// with 7-bit quoted strings (RFC 3501).
 pub fn parse(b: &[u8]) -> Result<(String, Cmd), Bad> {
-    let mut p = P { b, i: 0, depth: 0 };
+    parse_with(b, false)
+}
+
+/// parse_with - `parse`, with UTF-8 allowed in quoted strings when
+/// `utf8` (the client enabled UTF8=ACCEPT or IMAP4rev2).
+pub fn parse_with(b: &[u8], utf8: bool) -> Result<(String, Cmd), Bad> {
+    let mut p = P {
+        b,
+        i: 0,
+        depth: 0,
+        utf8,
+    };
     let tag = match p.atom_with(b"") {
         Ok(t) if !t.contains('+') => t.to_string(),
         _ => {
@@ -1088,7 +1113,21 @@ fn command(p: &mut P, name: &str) -> R<Cmd> {
             } else {
                 None
             };
-            let message = p.literal()?.to_vec();
+            // RFC 6855 §4: `UTF8 (~{n}...)` carries a message with UTF-8
+            // header fields; otherwise a plain literal.
+            let message = if p.peek().is_some_and(|c| c.eq_ignore_ascii_case(&b'u')) {
+                if !p.atom()?.eq_ignore_ascii_case("UTF8") {
+                    return Err("expected a literal or UTF8".into());
+                }
+                p.sp()?;
+                p.expect(b'(')?;
+                p.expect(b'~')?;
+                let m = p.literal()?.to_vec();
+                p.expect(b')')?;
+                m
+            } else {
+                p.literal()?.to_vec()
+            };
             Cmd::Append {
                 mailbox,
                 flags,
@@ -1689,6 +1728,47 @@ mod tests {
         let deep = format!("a SEARCH {}ALL{}", "(".repeat(100), ")".repeat(100));
         bad(&deep);
         assert_eq!(parse(b"t1 BOGUS").unwrap_err().tag.as_deref(), Some("t1"));
+    }
+
+    #[test]
+    fn utf8_quoted_strings_once_enabled() {
+        // RFC 6855 §3: 7-bit until UTF8=ACCEPT, then well-formed UTF-8.
+        let line = "a SELECT \"Entwürfe\"".as_bytes();
+        assert!(parse(line).is_err());
+        assert_eq!(
+            parse_with(line, true).unwrap().1,
+            Cmd::Select {
+                mailbox: "Entwürfe".into(),
+                read_only: false
+            }
+        );
+        for bad in [&b"a SELECT \"\xff\""[..], b"a SELECT \"\xc3\"", b"a SELECT \"\xed\xa0\x80\""] {
+            assert!(parse_with(bad, true).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn append_utf8_and_status_deleted() {
+        // RFC 6855 §4's data extension, and RFC 9051's STATUS DELETED.
+        assert_eq!(
+            ok("a APPEND INBOX (\\Seen) UTF8 (~{3}\r\nabc)"),
+            Cmd::Append {
+                mailbox: "INBOX".into(),
+                flags: vec!["\\Seen".into()],
+                date: None,
+                message: b"abc".to_vec(),
+            }
+        );
+        bad("a APPEND INBOX UTF8 ({3}\r\nabc)");
+        bad("a APPEND INBOX UTF8 (~{3}\r\nabc");
+        bad("a APPEND INBOX UTF7 (~{3}\r\nabc)");
+        assert_eq!(
+            ok("a STATUS x (DELETED SIZE)"),
+            Cmd::Status {
+                mailbox: "x".into(),
+                items: vec![StatusItem::Deleted, StatusItem::Size],
+            }
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod listext;
 pub mod listing;
 pub mod messages;
 pub mod mime;
+pub mod rev2;
 pub mod search;
 pub mod searchres;
 pub mod serve;
