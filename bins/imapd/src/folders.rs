@@ -356,9 +356,18 @@ impl Tree {
 /// but the separator; INBOX matches case-insensitively.
 pub fn matches(pattern: &str, name: &str) -> bool {
     let name_cmp;
-    let name = if is_inbox(name) || name.len() > 5 && name[..6].eq_ignore_ascii_case("INBOX.") {
+    // Sliced with get(): either may be UTF-8, where byte 5 or 6 can fall
+    // inside a character.
+    let name = if is_inbox(name)
+        || name
+            .get(..6)
+            .is_some_and(|n| n.eq_ignore_ascii_case("INBOX."))
+    {
         // Let the pattern's own INBOX spelling match.
-        if pattern.len() >= 5 && pattern[..5].eq_ignore_ascii_case("INBOX") {
+        if pattern
+            .get(..5)
+            .is_some_and(|p| p.eq_ignore_ascii_case("INBOX"))
+        {
             name_cmp = format!("{}{}", &pattern[..5], &name[5..]);
             name_cmp.as_str()
         } else {
@@ -420,6 +429,12 @@ mod tests {
         assert!(matches("inbox", "INBOX"));
         assert!(matches("Inbox.%", "INBOX.x"));
         assert!(!matches("x", "INBOX"));
+        // Regression: a UTF-8 pattern (a literal, or UTF8=ACCEPT) beside
+        // INBOX sliced a character in two and panicked.
+        assert!(!matches("日本語.%", "INBOX"));
+        assert!(!matches("日本語.%", "INBOX.x"));
+        assert!(matches("日%", "日本語"));
+        assert!(!matches("Inbox", "Entwürfe"));
         // A pathological pattern must end (quickly); its answer is beside the point.
         let _ = matches(&"*".repeat(40), &format!("{}!", "a".repeat(40)));
     }

@@ -182,12 +182,17 @@ impl Session {
     }
 
     /// select_list - IMAP4rev2's `* LIST` for the mailbox SELECT or
-    /// EXAMINE opened (RFC 9051 §6.3.2), with accurate attributes.
+    /// EXAMINE opened (RFC 9051 §6.3.2), or RENAME made, with accurate
+    /// attributes.
     pub(crate) fn select_list(&self, out: &mut Vec<u8>, name: &str) {
         let sep = self.separator();
         let mut attrs = Vec::new();
         let l = self.tree().list("", name);
         if let Some(l) = l.iter().find(|l| l.name == name) {
+            if l.noselect {
+                // A level with no folder of its own (after RENAME).
+                attrs.push("\\Noselect");
+            }
             attrs.push(if l.children {
                 "\\HasChildren"
             } else {
