@@ -1999,8 +1999,15 @@ fn imap4rev2_session_sees_updates_with_uids_and_no_recent() {
     let mut b = Live::start(&i);
     assert_eq!(a.cmd("ENABLE IMAP4rev2")[0], "* ENABLED IMAP4rev2");
     let r = a.cmd("SELECT INBOX");
-    assert!(!r.iter().any(|l| l.contains("RECENT") || l.contains("UNSEEN")), "{r:?}");
-    assert!(r.contains(&"* LIST (\\HasNoChildren) \".\" INBOX".to_string()), "{r:?}");
+    assert!(
+        !r.iter()
+            .any(|l| l.contains("RECENT") || l.contains("UNSEEN")),
+        "{r:?}"
+    );
+    assert!(
+        r.contains(&"* LIST (\\HasNoChildren) \".\" INBOX".to_string()),
+        "{r:?}"
+    );
     // An IMAP4rev1 session beside it still has \Recent.
     b.cmd("SELECT INBOX");
     deliver(&i, "for rev2");
@@ -2074,8 +2081,14 @@ print(json.dumps(out, ensure_ascii=False))
         &[&l.port.to_string()],
     );
     let v = got.trim();
-    assert!(v.contains("\"caps\": [\"IMAP4REV2\", \"UTF8=ACCEPT\"]"), "{v}");
-    assert!(v.contains("\"legacy_list\": [\"Entwürfe\", \"INBOX\"]"), "{v}");
+    assert!(
+        v.contains("\"caps\": [\"IMAP4REV2\", \"UTF8=ACCEPT\"]"),
+        "{v}"
+    );
+    assert!(
+        v.contains("\"legacy_list\": [\"Entwürfe\", \"INBOX\"]"),
+        "{v}"
+    );
     assert!(v.contains("\"enabled\": [\"UTF8=ACCEPT\"]"), "{v}");
     assert!(
         v.contains("\"utf8_list\": [\"(\\\\HasNoChildren) \\\".\\\" \\\"Entwürfe\\\"\", \"(\\\\HasNoChildren) \\\".\\\" INBOX\"]"),
@@ -2084,7 +2097,10 @@ print(json.dumps(out, ensure_ascii=False))
     assert!(v.contains("\"create\": \"OK\""), "{v}");
     assert!(v.contains("\"select\": [\"OK\", \"1\"]"), "{v}");
     assert!(v.contains("\"search\": \"1\""), "{v}");
-    assert!(v.contains("\"status\": \"\\\"日本語\\\" (MESSAGES 0)\""), "{v}");
+    assert!(
+        v.contains("\"status\": \"\\\"日本語\\\" (MESSAGES 0)\""),
+        "{v}"
+    );
     assert!(
         v.contains("\"legacy_again\": [\"Entwürfe\", \"INBOX\", \"日本語\"]"),
         "{v}"

@@ -1742,7 +1742,11 @@ mod tests {
                 read_only: false
             }
         );
-        for bad in [&b"a SELECT \"\xff\""[..], b"a SELECT \"\xc3\"", b"a SELECT \"\xed\xa0\x80\""] {
+        for bad in [
+            &b"a SELECT \"\xff\""[..],
+            b"a SELECT \"\xc3\"",
+            b"a SELECT \"\xed\xa0\x80\"",
+        ] {
             assert!(parse_with(bad, true).is_err(), "{bad:?}");
         }
     }

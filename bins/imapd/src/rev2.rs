@@ -44,7 +44,7 @@ impl Session {
                 newly.push(known);
             }
         }
-        if newly.iter().any(|&c| c == REV2) {
+        if newly.contains(&REV2) {
             // \Recent is gone from here on (RFC 9051 §2.3.2).
             self.hide_recent();
         }
@@ -151,10 +151,7 @@ impl Session {
     pub(crate) fn rev2_check(&self, input: &[u8], cmd: Cmd) -> Result<Cmd, String> {
         // RFC 6855 §3: after ENABLE UTF8=ACCEPT, a SEARCH with CHARSET
         // has conflicting charset labels.
-        if self.enabled.contains(UTF8)
-            && matches!(cmd, Cmd::Search { .. })
-            && has_charset(input)
-        {
+        if self.enabled.contains(UTF8) && matches!(cmd, Cmd::Search { .. }) && has_charset(input) {
             return Err("no CHARSET after ENABLE UTF8=ACCEPT".into());
         }
         if !self.rev2() {
@@ -175,6 +172,13 @@ impl Session {
                 cmd
             }
             Cmd::Status { ref items, .. } if items.contains(&StatusItem::Recent) => {
+                return Err("STATUS RECENT is not in IMAP4rev2".into());
+            }
+            Cmd::ListExt(ref x)
+                if x.status
+                    .as_ref()
+                    .is_some_and(|i| i.contains(&StatusItem::Recent)) =>
+            {
                 return Err("STATUS RECENT is not in IMAP4rev2".into());
             }
             other => other,
@@ -225,9 +229,7 @@ impl Session {
 /// no_recent_keys - RFC 9051 removed the NEW, OLD and RECENT keys.
 fn no_recent_keys(k: &Key) -> Result<(), String> {
     match k {
-        Key::New | Key::Old | Key::Recent => {
-            Err("NEW, OLD and RECENT are not in IMAP4rev2".into())
-        }
+        Key::New | Key::Old | Key::Recent => Err("NEW, OLD and RECENT are not in IMAP4rev2".into()),
         Key::And(v) => v.iter().try_for_each(no_recent_keys),
         Key::Or(a, b) => no_recent_keys(a).and_then(|()| no_recent_keys(b)),
         Key::Not(a) => no_recent_keys(a),
