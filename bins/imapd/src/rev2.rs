@@ -210,9 +210,10 @@ impl Session {
     }
 
     /// renamed - IMAP4rev2's `* LIST` for a renamed mailbox with its
-    /// OLDNAME (RFC 9051 §6.3.6, §7.3.1), before RENAME's OK.
+    /// OLDNAME (RFC 9051 §6.3.6, §7.3.1), before RENAME's OK; none for
+    /// INBOX, which stays where it is while its messages move.
     pub(crate) fn renamed(&self, from: &str, to: &str) -> Vec<Action> {
-        if !self.rev2() {
+        if !self.rev2() || folders::is_inbox(from) {
             return Vec::new();
         }
         let mut out = Vec::new();
