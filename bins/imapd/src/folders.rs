@@ -319,10 +319,21 @@ impl Tree {
     /// lsub - subscribed names matching the pattern; a parent that
     /// matches `%` only through a subscribed child is \Noselect.
     pub fn lsub(&self, reference: &str, pattern: &str) -> Vec<Listed> {
+        self.lsub_as(reference, pattern, &|n| n.to_string())
+    }
+
+    /// lsub_as - `lsub`, matching each name in the form `view` gives it
+    /// (UTF-8 for a client that enabled it).
+    pub fn lsub_as(
+        &self,
+        reference: &str,
+        pattern: &str,
+        view: &dyn Fn(&str) -> String,
+    ) -> Vec<Listed> {
         let full = format!("{reference}{pattern}");
         let mut out: Vec<Listed> = Vec::new();
         for s in self.subscriptions() {
-            if matches(&full, &s) {
+            if matches(&full, &view(&s)) {
                 if !out.iter().any(|l| l.name == s) {
                     out.push(Listed {
                         name: s.clone(),
@@ -336,7 +347,7 @@ impl Tree {
             while let Some(i) = s[at..].find(SEP) {
                 let parent = &s[..at + i];
                 if full.ends_with('%')
-                    && matches(&full, parent)
+                    && matches(&full, &view(parent))
                     && !out.iter().any(|l| l.name == parent)
                 {
                     out.push(Listed {

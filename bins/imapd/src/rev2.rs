@@ -136,14 +136,9 @@ impl Session {
             .collect()
     }
 
-    /// list_pattern - an LSUB pattern in store form: with UTF-8 names,
-    /// its non-ASCII runs in modified UTF-7 (`&` as `&-`).
-    pub(crate) fn list_pattern(&self, pattern: &str) -> String {
-        if self.utf8() {
-            utf7::encode(pattern)
-        } else {
-            pattern.to_string()
-        }
+    /// lsub_matching - LSUB's names, matched as `list_matching` does.
+    pub(crate) fn lsub_matching(&self, t: &Tree, reference: &str, pattern: &str) -> Vec<Listed> {
+        t.lsub_as(reference, pattern, &|n| self.view_name(n))
     }
 
     /// rev2_check - what IMAP4rev2 and UTF8=ACCEPT change in a parsed

@@ -884,7 +884,7 @@ impl Session {
             let (r, p) = (reference.replace(sep, "."), pattern.replace(sep, "."));
             let found = match (visible, lsub) {
                 (false, _) => Vec::new(),
-                (true, true) => t.lsub(&self.list_pattern(&r), &self.list_pattern(&p)),
+                (true, true) => self.lsub_matching(&t, &r, &p),
                 (true, false) => self.list_matching(&t, &r, &p),
             };
             for l in found {
