@@ -266,6 +266,26 @@ fn golden_first_login_folders_once() {
 }
 
 #[test]
+fn golden_rfc9051_imap4rev2_after_enable() {
+    golden_with("rfc9051", "[imap]\nseparator = \"/\"\n", |i| {
+        // UTF-8 names are modified UTF-7 on disk, as Dovecot keeps them.
+        assert!(i.path("home/ann/Maildir/.D&AOk-j&AOA- vu/cur").is_dir());
+    });
+}
+
+#[test]
+fn golden_utf8_accept_rfc6855() {
+    golden_with("utf8-accept", "", |i| {
+        let m = i.path("home/ann/Maildir");
+        assert!(m.join(".&ZeVnLIqe-.&U,BTFw-/cur").is_dir());
+        assert!(m.join(".A&-B/cur").is_dir());
+        assert!(m.join(".Brouillons &AOk-t&AOk-/cur").is_dir());
+        // The refused APPEND stored nothing.
+        assert_eq!(std::fs::read_dir(m.join("new")).unwrap().count(), 0);
+    });
+}
+
+#[test]
 fn golden_literals_everywhere() {
     golden("literals");
 }
@@ -754,12 +774,7 @@ print(json.dumps(out))
 
 #[test]
 fn python_imapclient_multiappends_creates_special_use_and_finds_first_login_folders() {
-    let have = Command::new("python3")
-        .args(["-c", "import imapclient"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !have {
-        eprintln!("skipped: imapclient is not installed (pip install imapclient; CI installs it)");
+    if !have_imapclient() {
         return;
     }
     let mut i = Instance::new();
@@ -2467,4 +2482,118 @@ fn unchangedsince_sees_another_sessions_store_it_was_not_told_of() {
     let got = fetch_lines(&r);
     assert_eq!(got[0].2, "\\Flagged", "{r:?}");
     assert_eq!(got[1].2, "\\Seen", "{r:?}");
+}
+
+#[test]
+fn imap4rev2_session_sees_updates_with_uids_and_no_recent() {
+    let i = Instance::new();
+    seed(&i);
+    let mut a = Live::start(&i);
+    let mut b = Live::start(&i);
+    assert_eq!(a.cmd("ENABLE IMAP4rev2")[0], "* ENABLED IMAP4rev2");
+    let r = a.cmd("SELECT INBOX");
+    assert!(
+        !r.iter()
+            .any(|l| l.contains("RECENT") || l.contains("UNSEEN")),
+        "{r:?}"
+    );
+    assert!(
+        r.contains(&"* LIST (\\HasNoChildren) \".\" INBOX".to_string()),
+        "{r:?}"
+    );
+    // An IMAP4rev1 session beside it still has \Recent.
+    b.cmd("SELECT INBOX");
+    deliver(&i, "for rev2");
+    // The first session told of a message holds its \Recent (RFC 3501
+    // §2.3.2), even when, being IMAP4rev2, it never says so.
+    let r = b.cmd("NOOP");
+    assert!(r.contains(&"* 1 RECENT".to_string()), "{r:?}");
+    let r = a.cmd("NOOP");
+    assert_eq!(r, vec!["* 6 EXISTS", "t4 OK NOOP completed"]);
+    b.cmd("STORE 2 +FLAGS.SILENT (\\Flagged)");
+    // RFC 9051 §7.5.2: an unsolicited FETCH carries the UID.
+    let r = a.cmd("NOOP");
+    assert_eq!(r[0], "* 2 FETCH (UID 2 FLAGS (\\Flagged))", "{r:?}");
+    let r = a.cmd("FETCH 6 FLAGS");
+    assert_eq!(r[0], "* 6 FETCH (FLAGS ())", "{r:?}");
+    let r = a.cmd("SEARCH FLAGGED");
+    assert_eq!(r[0], "* ESEARCH (TAG \"t7\") ALL 2", "{r:?}");
+}
+
+#[test]
+fn python_clients_share_a_utf8_mailbox_name_in_both_spellings() {
+    if !have_imapclient() {
+        return;
+    }
+    let i = Instance::new();
+    seed(&i);
+    let Some(l) = Launcher::start(&i, "imapd", &[]) else {
+        return;
+    };
+    // imapclient speaks modified UTF-7 (IMAP4rev1); imaplib, once it has
+    // enabled UTF8=ACCEPT, UTF-8. Both must name the same folder.
+    let got = python(
+        r#"
+import sys, json, imaplib
+from imapclient import IMAPClient
+out = {}
+c = IMAPClient("127.0.0.1", port=int(sys.argv[1]), ssl=False, timeout=20)
+c.login("ann", "x")
+out["caps"] = [x.decode() for x in c.capabilities() if x in (b"IMAP4REV2", b"UTF8=ACCEPT")]
+c.create_folder("Entwürfe")
+c.append("Entwürfe", b"Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n\r\nHallo\r\n")
+out["legacy_list"] = sorted(f[2] for f in c.list_folders())
+c.logout()
+m = imaplib.IMAP4("127.0.0.1", int(sys.argv[1]))
+m.login("ann", "x")
+m.enable("UTF8=ACCEPT")
+typ, data = m.response("ENABLED")
+out["enabled"] = [d.decode() for d in data]
+typ, data = m.list()
+out["utf8_list"] = sorted(d.decode() for d in data)
+typ, data = m.create('"日本語"')
+out["create"] = typ
+typ, data = m.select('"Entwürfe"')
+out["select"] = [typ, data[0].decode()]
+typ, data = m.search(None, "SUBJECT", '"Grüße"')
+out["search"] = data[0].decode()
+typ, data = m.status('"日本語"', "(MESSAGES)")
+out["status"] = data[0].decode()
+m.logout()
+c = IMAPClient("127.0.0.1", port=int(sys.argv[1]), ssl=False, timeout=20)
+c.login("ann", "x")
+out["legacy_again"] = sorted(f[2] for f in c.list_folders())
+c.logout()
+print(json.dumps(out, ensure_ascii=False))
+"#,
+        &[&l.port.to_string()],
+    );
+    let v = got.trim();
+    assert!(
+        v.contains("\"caps\": [\"IMAP4REV2\", \"UTF8=ACCEPT\"]"),
+        "{v}"
+    );
+    assert!(
+        v.contains("\"legacy_list\": [\"Entwürfe\", \"INBOX\"]"),
+        "{v}"
+    );
+    assert!(v.contains("\"enabled\": [\"UTF8=ACCEPT\"]"), "{v}");
+    assert!(
+        v.contains("\"utf8_list\": [\"(\\\\HasNoChildren) \\\".\\\" \\\"Entwürfe\\\"\", \"(\\\\HasNoChildren) \\\".\\\" INBOX\"]"),
+        "{v}"
+    );
+    assert!(v.contains("\"create\": \"OK\""), "{v}");
+    assert!(v.contains("\"select\": [\"OK\", \"1\"]"), "{v}");
+    assert!(v.contains("\"search\": \"1\""), "{v}");
+    assert!(
+        v.contains("\"status\": \"\\\"日本語\\\" (MESSAGES 0)\""),
+        "{v}"
+    );
+    assert!(
+        v.contains("\"legacy_again\": [\"Entwürfe\", \"INBOX\", \"日本語\"]"),
+        "{v}"
+    );
+    // On disk, Dovecot's spelling.
+    assert!(i.path("home/ann/Maildir/.Entw&APw-rfe/cur").is_dir());
+    assert!(i.path("home/ann/Maildir/.&ZeVnLIqe-/cur").is_dir());
 }

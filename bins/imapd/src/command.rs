@@ -187,6 +187,8 @@ pub enum StatusItem {
     AppendLimit,
     /// HIGHESTMODSEQ (RFC 7162).
     HighestModSeq,
+    /// DELETED (RFC 9051 §6.3.11): messages with \Deleted.
+    Deleted,
 }
 
 /// SELECT and EXAMINE parameters (RFC 7162 §3.1.8, §3.2.5).
@@ -362,6 +364,9 @@ struct P<'a> {
     b: &'a [u8],
     i: usize,
     depth: usize,
+    /// UTF-8 is allowed in quoted strings (RFC 6855 §3, RFC 9051 §9's
+    /// QUOTED-CHAR), once the client enabled UTF8=ACCEPT or IMAP4rev2.
+    utf8: bool,
 }
 
 type R<T> = Result<T, String>;
@@ -436,6 +441,11 @@ impl<'a> P<'a> {
                 None => return Err("unterminated quoted string".into()),
                 Some(b'"') => {
                     self.i += 1;
+                    // 8-bit octets must be well-formed UTF-8 (RFC 6855
+                    // §3: anything else is BAD).
+                    if !v.is_ascii() && std::str::from_utf8(&v).is_err() {
+                        return Err("invalid UTF-8 in quoted string".into());
+                    }
                     return Ok(v);
                 }
                 Some(b'\\') => {
@@ -449,7 +459,9 @@ impl<'a> P<'a> {
                     }
                 }
                 Some(0 | b'\r' | b'\n') => return Err("NUL, CR or LF in quoted string".into()),
-                Some(c) if c >= 0x80 => return Err("8-bit octet in quoted string".into()),
+                Some(c) if c >= 0x80 && !self.utf8 => {
+                    return Err("8-bit octet in quoted string".into());
+                }
                 Some(c) => {
                     v.push(c);
                     self.i += 1;
@@ -497,7 +509,21 @@ impl<'a> P<'a> {
         } else {
             None
         };
-        let message = self.literal8()?.to_vec();
+        // RFC 6855 §4: `UTF8 (~{n}...)` carries a message with UTF-8
+        // header fields; otherwise a literal or literal8 (RFC 3516).
+        let message = if self.peek().is_some_and(|c| c.eq_ignore_ascii_case(&b'u')) {
+            if !self.atom()?.eq_ignore_ascii_case("UTF8") {
+                return Err("expected a literal or UTF8".into());
+            }
+            self.sp()?;
+            self.expect(b'(')?;
+            self.expect(b'~')?;
+            let m = self.literal()?.to_vec();
+            self.expect(b')')?;
+            m
+        } else {
+            self.literal8()?.to_vec()
+        };
         Ok(AppendMsg {
             flags,
             date,
@@ -563,6 +589,7 @@ impl<'a> P<'a> {
                 "SIZE" => StatusItem::Size,
                 "APPENDLIMIT" => StatusItem::AppendLimit,
                 "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
+                "DELETED" => StatusItem::Deleted,
                 _ => return Err("unknown STATUS item".into()),
             });
             if items.len() > 16 {
@@ -1059,9 +1086,21 @@ pub fn parse_date_time(s: &str) -> Option<i64> {
     Some(days * 86400 + t[0] * 3600 + t[1] * 60 + t[2] - off)
 }
 
-/// parse - one command: `tag SP command CRLF` (the CRLF already gone).
+/// parse - one command: `tag SP command CRLF` (the CRLF already gone),
+/// with 7-bit quoted strings (RFC 3501).
 pub fn parse(b: &[u8]) -> Result<(String, Cmd), Bad> {
-    let mut p = P { b, i: 0, depth: 0 };
+    parse_with(b, false)
+}
+
+/// parse_with - `parse`, with UTF-8 allowed in quoted strings when
+/// `utf8` (the client enabled UTF8=ACCEPT or IMAP4rev2).
+pub fn parse_with(b: &[u8], utf8: bool) -> Result<(String, Cmd), Bad> {
+    let mut p = P {
+        b,
+        i: 0,
+        depth: 0,
+        utf8,
+    };
     let tag = match p.atom_with(b"") {
         Ok(t) if !t.contains('+') => t.to_string(),
         _ => {
@@ -2145,6 +2184,52 @@ mod tests {
         let deep = format!("a SEARCH {}ALL{}", "(".repeat(100), ")".repeat(100));
         bad(&deep);
         assert_eq!(parse(b"t1 BOGUS").unwrap_err().tag.as_deref(), Some("t1"));
+    }
+
+    #[test]
+    fn utf8_quoted_strings_once_enabled() {
+        // RFC 6855 §3: 7-bit until UTF8=ACCEPT, then well-formed UTF-8.
+        let line = "a SELECT \"Entwürfe\"".as_bytes();
+        assert!(parse(line).is_err());
+        assert_eq!(
+            parse_with(line, true).unwrap().1,
+            Cmd::Select {
+                mailbox: "Entwürfe".into(),
+                read_only: false,
+                opts: SelectOpts::default()
+            }
+        );
+        for bad in [
+            &b"a SELECT \"\xff\""[..],
+            b"a SELECT \"\xc3\"",
+            b"a SELECT \"\xed\xa0\x80\"",
+        ] {
+            assert!(parse_with(bad, true).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn append_utf8_and_status_deleted() {
+        // RFC 6855 §4's data extension, and RFC 9051's STATUS DELETED.
+        assert_eq!(
+            ok("a APPEND INBOX (\\Seen) UTF8 (~{3}\r\nabc)"),
+            Cmd::Append {
+                mailbox: "INBOX".into(),
+                flags: vec!["\\Seen".into()],
+                date: None,
+                message: b"abc".to_vec(),
+            }
+        );
+        bad("a APPEND INBOX UTF8 ({3}\r\nabc)");
+        bad("a APPEND INBOX UTF8 (~{3}\r\nabc");
+        bad("a APPEND INBOX UTF7 (~{3}\r\nabc)");
+        assert_eq!(
+            ok("a STATUS x (DELETED SIZE)"),
+            Cmd::Status {
+                mailbox: "x".into(),
+                items: vec![StatusItem::Deleted, StatusItem::Size],
+            }
+        );
     }
 
     #[test]

@@ -319,10 +319,21 @@ impl Tree {
     /// lsub - subscribed names matching the pattern; a parent that
     /// matches `%` only through a subscribed child is \Noselect.
     pub fn lsub(&self, reference: &str, pattern: &str) -> Vec<Listed> {
+        self.lsub_as(reference, pattern, &|n| n.to_string())
+    }
+
+    /// lsub_as - `lsub`, matching each name in the form `view` gives it
+    /// (UTF-8 for a client that enabled it).
+    pub fn lsub_as(
+        &self,
+        reference: &str,
+        pattern: &str,
+        view: &dyn Fn(&str) -> String,
+    ) -> Vec<Listed> {
         let full = format!("{reference}{pattern}");
         let mut out: Vec<Listed> = Vec::new();
         for s in self.subscriptions() {
-            if matches(&full, &s) {
+            if matches(&full, &view(&s)) {
                 if !out.iter().any(|l| l.name == s) {
                     out.push(Listed {
                         name: s.clone(),
@@ -336,7 +347,7 @@ impl Tree {
             while let Some(i) = s[at..].find(SEP) {
                 let parent = &s[..at + i];
                 if full.ends_with('%')
-                    && matches(&full, parent)
+                    && matches(&full, &view(parent))
                     && !out.iter().any(|l| l.name == parent)
                 {
                     out.push(Listed {
@@ -356,9 +367,18 @@ impl Tree {
 /// but the separator; INBOX matches case-insensitively.
 pub fn matches(pattern: &str, name: &str) -> bool {
     let name_cmp;
-    let name = if is_inbox(name) || name.len() > 5 && name[..6].eq_ignore_ascii_case("INBOX.") {
+    // Sliced with get(): either may be UTF-8, where byte 5 or 6 can fall
+    // inside a character.
+    let name = if is_inbox(name)
+        || name
+            .get(..6)
+            .is_some_and(|n| n.eq_ignore_ascii_case("INBOX."))
+    {
         // Let the pattern's own INBOX spelling match.
-        if pattern.len() >= 5 && pattern[..5].eq_ignore_ascii_case("INBOX") {
+        if pattern
+            .get(..5)
+            .is_some_and(|p| p.eq_ignore_ascii_case("INBOX"))
+        {
             name_cmp = format!("{}{}", &pattern[..5], &name[5..]);
             name_cmp.as_str()
         } else {
@@ -420,6 +440,12 @@ mod tests {
         assert!(matches("inbox", "INBOX"));
         assert!(matches("Inbox.%", "INBOX.x"));
         assert!(!matches("x", "INBOX"));
+        // Regression: a UTF-8 pattern (a literal, or UTF8=ACCEPT) beside
+        // INBOX sliced a character in two and panicked.
+        assert!(!matches("日本語.%", "INBOX"));
+        assert!(!matches("日本語.%", "INBOX.x"));
+        assert!(matches("日%", "日本語"));
+        assert!(!matches("Inbox", "Entwürfe"));
         // A pathological pattern must end (quickly); its answer is beside the point.
         let _ = matches(&"*".repeat(40), &format!("{}!", "a".repeat(40)));
     }

@@ -20,6 +20,7 @@ pub mod messages;
 pub mod mime;
 pub mod modseq;
 pub mod multiappend;
+pub mod rev2;
 pub mod search;
 pub mod searchres;
 pub mod serve;

@@ -7,7 +7,6 @@
 //! is \NonExistent, and only existing, selectable folders get a STATUS.
 
 use crate::command::ListExt;
-use crate::fetch;
 use crate::folders::{self, Listed, SEP};
 use crate::session::{Action, Session};
 use crate::specialuse;
@@ -51,7 +50,11 @@ impl Session {
             .map(|l| (l.name.clone(), l))
             .collect();
         let subs: HashSet<String> = t.subscriptions().into_iter().collect();
-        let matched = |name: &str| patterns.iter().any(|p| folders::matches(p, name));
+        // UTF-8 patterns match names' UTF-8 form (rev2.rs).
+        let matched = |name: &str| {
+            let name = self.view_name(name);
+            patterns.iter().any(|p| folders::matches(p, &name))
+        };
         let mut rows: BTreeMap<(bool, String), Row> = BTreeMap::new();
         // A level Maildir++ has only as a prefix of its children's
         // names is no mailbox: \NonExistent here (§3 wants it accurate),
@@ -109,7 +112,7 @@ impl Session {
             }
             attrs.extend(specialuse::attributes(&t, name));
             let _ = write!(out, "* LIST ({}) \"{sep}\" ", attrs.join(" "));
-            fetch::astring(&mut out, &self.client_name(name));
+            self.put_mailbox(&mut out, name);
             if r.childinfo {
                 out.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
             }

@@ -12,7 +12,6 @@
 
 use crate::cache::Cache;
 use crate::command::{self, Bad, Cmd, StatusItem};
-use crate::fetch;
 use crate::flags::{self, Flags};
 use crate::folder::{self, Folder};
 use crate::folders::{self, Tree};
@@ -128,6 +127,8 @@ pub struct Session {
     pub(crate) qresync: bool,
     tree: Option<Tree>,
     pub(crate) sel: Option<Selected>,
+    /// What ENABLE switched on (RFC 5161), by the capability's name.
+    pub(crate) enabled: std::collections::BTreeSet<&'static str>,
 }
 
 /// asks_save - whether a command line is `[UID] SEARCH RETURN (...)`
@@ -166,6 +167,7 @@ impl Session {
             qresync: false,
             tree: None,
             sel: None,
+            enabled: Default::default(),
         }
     }
 
@@ -177,7 +179,7 @@ impl Session {
     /// capability - the list, as it stands in this state.
     pub fn capability(&self) -> String {
         let mut c = String::from(
-            "IMAP4rev1 LITERAL+ SASL-IR CHILDREN UIDPLUS IDLE UNSELECT NAMESPACE ID ENABLE MOVE SPECIAL-USE STATUS=SIZE WITHIN ESEARCH SEARCHRES LIST-EXTENDED LIST-STATUS SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES CONDSTORE QRESYNC COMPRESS=DEFLATE QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE BINARY MULTIAPPEND CREATE-SPECIAL-USE",
+            "IMAP4rev1 IMAP4rev2 UTF8=ACCEPT LITERAL+ SASL-IR CHILDREN UIDPLUS IDLE UNSELECT NAMESPACE ID ENABLE MOVE SPECIAL-USE STATUS=SIZE WITHIN ESEARCH SEARCHRES LIST-EXTENDED LIST-STATUS SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES CONDSTORE QRESYNC COMPRESS=DEFLATE QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE BINARY MULTIAPPEND CREATE-SPECIAL-USE",
         );
         c.push_str(&format!(" APPENDLIMIT={}", self.opts.append_limit));
         if self.state == State::NotAuthenticated {
@@ -238,7 +240,16 @@ impl Session {
     /// the actions returned, so that a session never holds a mailbox's
     /// worth of replies; everything else comes back as actions.
     pub fn feed(&mut self, input: &[u8], stream: &mut dyn std::io::Write) -> Vec<Action> {
-        match command::parse(input) {
+        let parsed = command::parse_with(input, self.utf8()).and_then(|(tag, cmd)| {
+            match self.rev2_check(input, cmd) {
+                Ok(c) => Ok((tag, c)),
+                Err(why) => Err(Bad {
+                    tag: Some(tag),
+                    why,
+                }),
+            }
+        });
+        match parsed {
             Ok((tag, cmd)) => self.run(&tag, cmd, stream),
             Err(e) => {
                 // A SEARCH with SAVE that fails empties `$` (RFC 5182 §2.1).
@@ -285,35 +296,6 @@ impl Session {
         }
         self.condstore = true;
         out
-    }
-
-    /// enable - ENABLE (RFC 5161): ENABLED names what this command turned
-    /// on; names we do not know or that were on already are left out.
-    fn enable(&mut self, tag: &str, caps: &[String]) -> Vec<Action> {
-        let mut on = String::new();
-        let mut after = Vec::new();
-        for c in caps {
-            match c.as_str() {
-                "CONDSTORE" if !self.condstore => {
-                    on.push_str(" CONDSTORE");
-                    after = self.condstore_on();
-                }
-                // RFC 7162 §3.2.3: QRESYNC implies CONDSTORE.
-                "QRESYNC" if !self.qresync => {
-                    on.push_str(" QRESYNC");
-                    self.qresync = true;
-                    if !self.condstore {
-                        after = self.condstore_on();
-                    }
-                }
-                _ => {}
-            }
-        }
-        let mut out = format!("* ENABLED{on}\r\n").into_bytes();
-        out.extend_from_slice(&after);
-        let mut v = vec![Action::Reply(out)];
-        v.extend(self.done(tag, true, "OK ENABLE completed"));
-        v
     }
 
     /// dispatch - the command, by state.
@@ -407,7 +389,7 @@ impl Session {
             Cmd::GetQuotaRoot(mailbox) => {
                 // Every folder shares the user's one root, "" (RFC 9208 4.3).
                 let mut head = b"* QUOTAROOT ".to_vec();
-                fetch::astring(&mut head, &self.client_name(&mailbox));
+                self.put_mailbox(&mut head, &mailbox);
                 if self.quota.is_some() {
                     head.extend_from_slice(b" \"\"");
                 }
@@ -437,6 +419,8 @@ impl Session {
                 v.extend(self.done(tag, true, "OK NAMESPACE completed"));
                 v
             }
+            // Checking that nothing was selected is not required (RFC
+            // 5161 §3.1).
             Cmd::Enable(caps) => self.enable(tag, &caps),
             Cmd::Select {
                 mailbox,
@@ -458,6 +442,10 @@ impl Session {
             }
             Cmd::Rename(a, b) => {
                 let r = self.tree().rename(&a, &b);
+                let oldname = match r {
+                    Ok(()) => self.renamed(&a, b.trim_end_matches(folders::SEP)),
+                    Err(_) => Vec::new(),
+                };
                 // The selected mailbox (or one below the renamed one)
                 // moves with it and stays selected.
                 if r.is_ok() && !folders::is_inbox(&a) {
@@ -479,7 +467,9 @@ impl Session {
                         }
                     }
                 }
-                self.result(tag, r, "RENAME")
+                let mut v = oldname;
+                v.extend(self.result(tag, r, "RENAME"));
+                v
             }
             Cmd::Subscribe(m, on) => {
                 let r = self.tree().subscribe(&m, on);
@@ -552,12 +542,21 @@ impl Session {
     /// store_name - a client's mailbox name as the store spells it.
     fn store_name(&self, name: String) -> Result<String, String> {
         if self.opts.separator == '.' || folders::is_inbox(&name) {
-            return Ok(name);
+            return self.store_charset(name);
         }
         if name.contains('.') {
             return Err("mailbox names may not contain '.'".into());
         }
-        Ok(name.replace(self.opts.separator, "."))
+        self.store_charset(name.replace(self.opts.separator, "."))
+    }
+
+    /// store_charset - a UTF-8 name (once enabled) in modified UTF-7.
+    fn store_charset(&self, name: String) -> Result<String, String> {
+        if self.utf8() {
+            Self::utf8_store_name(&name)
+        } else {
+            Ok(name)
+        }
     }
 
     /// append_limit - the largest message APPEND takes, also the cap on
@@ -573,8 +572,9 @@ impl Session {
 
     /// client_name - a store name as the client sees it.
     pub(crate) fn client_name(&self, name: &str) -> String {
+        let name = self.view_name(name);
         if self.opts.separator == '.' {
-            name.to_string()
+            name
         } else {
             name.replace('.', &self.opts.separator.to_string())
         }
@@ -583,7 +583,7 @@ impl Session {
     /// to_store_names - the mailbox names in a command, in store form
     /// (LIST patterns are translated in `list`).
     fn to_store_names(&self, cmd: Cmd) -> Result<Cmd, String> {
-        if self.opts.separator == '.' {
+        if self.opts.separator == '.' && !self.utf8() {
             return Ok(cmd);
         }
         Ok(match cmd {
@@ -690,13 +690,23 @@ impl Session {
         if ch.exists_changed {
             let _ = write!(out, "* {} EXISTS\r\n", s.folder.msgs.len());
         }
-        if ch.exists_changed || ch.recent_changed {
+        let rev2 = self.enabled.contains(crate::rev2::REV2);
+        if rev2 {
+            // No \Recent in IMAP4rev2 (RFC 9051 §2.3.2).
+            for m in &mut s.folder.msgs {
+                m.recent = false;
+            }
+        } else if ch.exists_changed || ch.recent_changed {
             let r = s.folder.msgs.iter().filter(|m| m.recent).count();
             let _ = write!(out, "* {r} RECENT\r\n");
         }
         for uid in ch.flags {
             if let Some(i) = s.folder.msgs.iter().position(|m| m.uid == uid) {
                 let _ = write!(out, "* {} FETCH (", i + 1);
+                // RFC 9051 §7.5.2: unsolicited FETCH carries the UID.
+                if rev2 {
+                    let _ = write!(out, "UID {uid} ");
+                }
                 flag_list(out, &s.folder, i);
                 if self.condstore {
                     let m = &s.folder.msgs[i];
@@ -896,7 +906,7 @@ impl Session {
             Ok(d) => d,
             Err(e) => return vec![line(&format!("{tag} NO {e}"))],
         };
-        let folder = match Folder::open(&dir, read_only) {
+        let mut folder = match Folder::open(&dir, read_only) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return vec![line(&format!("{tag} NO [NONEXISTENT] no such mailbox"))];
@@ -912,11 +922,20 @@ impl Session {
         flags_lines(&mut out, &folder);
         let n = folder.msgs.len();
         let recent = folder.msgs.iter().filter(|m| m.recent).count();
-        let _ = write!(out, "* {n} EXISTS\r\n* {recent} RECENT\r\n");
+        let _ = write!(out, "* {n} EXISTS\r\n");
+        // IMAP4rev2 has neither RECENT nor UNSEEN here (RFC 9051 §6.3.2)
+        // but a LIST response for the mailbox.
+        let rev2 = self.rev2();
+        if rev2 {
+            self.select_list(&mut out, name);
+        } else {
+            let _ = write!(out, "* {recent} RECENT\r\n");
+        }
         if let Some(i) = folder
             .msgs
             .iter()
             .position(|m| m.flags.system & flags::SEEN == 0)
+            .filter(|_| !rev2)
         {
             let _ = write!(out, "* OK [UNSEEN {}] First unseen.\r\n", i + 1);
         }
@@ -933,6 +952,9 @@ impl Session {
         if let Some(q) = &opts.qresync
             && q.validity == folder.validity
         {
+            if rev2 {
+                folder.msgs.iter_mut().for_each(|m| m.recent = false);
+            }
             qresync_lines(&mut out, &folder, q);
         }
         let _ = write!(
@@ -948,6 +970,7 @@ impl Session {
             announced: folder.keywords.all().count(),
             folder,
         });
+        self.hide_recent();
         self.state = State::Selected;
         vec![Action::Reply(out)]
     }
@@ -967,8 +990,8 @@ impl Session {
             let (r, p) = (reference.replace(sep, "."), pattern.replace(sep, "."));
             let found = match (visible, lsub) {
                 (false, _) => Vec::new(),
-                (true, true) => t.lsub(&r, &p),
-                (true, false) => t.list(&r, &p),
+                (true, true) => self.lsub_matching(&t, &r, &p),
+                (true, false) => self.list_matching(&t, &r, &p),
             };
             for l in found {
                 let mut attrs = Vec::new();
@@ -984,7 +1007,7 @@ impl Session {
                     attrs.extend(crate::specialuse::attributes(&t, &l.name));
                 }
                 let _ = write!(out, "* {kind} ({}) \"{sep}\" ", attrs.join(" "));
-                fetch::astring(&mut out, &self.client_name(&l.name));
+                self.put_mailbox(&mut out, &l.name);
                 out.extend_from_slice(b"\r\n");
             }
         }
@@ -1037,6 +1060,13 @@ impl Session {
                         .map(|i| crate::messages::size_of(&mut f, i))
                         .sum::<u64>()
                 ),
+                StatusItem::Deleted => format!(
+                    "DELETED {}",
+                    f.msgs
+                        .iter()
+                        .filter(|m| m.flags.system & flags::DELETED != 0)
+                        .count()
+                ),
                 StatusItem::Unseen => format!(
                     "UNSEEN {}",
                     f.msgs
@@ -1047,7 +1077,7 @@ impl Session {
             });
         }
         let mut out = b"* STATUS ".to_vec();
-        fetch::astring(&mut out, &self.client_name(name));
+        self.put_mailbox(&mut out, name);
         let _ = write!(out, " ({})\r\n", parts.join(" "));
         Ok(out)
     }
@@ -1107,6 +1137,13 @@ impl Session {
         }
         if message.is_empty() {
             return vec![line(&format!("{tag} NO an empty message"))];
+        }
+        // RFC 6855 §4: 8-bit header fields only from a client that said
+        // it handles them.
+        if !self.utf8() && crate::rev2::has_8bit_header(message) {
+            return vec![line(&format!(
+                "{tag} NO 8-bit header fields need ENABLE UTF8=ACCEPT"
+            ))];
         }
         let mut kw = flags::Keywords::read(&dir);
         let f = match Self::parse_flags(flag_names, &mut kw, &dir) {

@@ -55,7 +55,6 @@ pub fn decode(s: &str) -> Option<String> {
 }
 
 /// encode - the modified UTF-7 form of a UTF-8 name.
-#[cfg_attr(not(test), allow(dead_code))]
 pub fn encode(s: &str) -> String {
     let mut out = String::new();
     let mut run: Vec<u16> = Vec::new();
