@@ -9,6 +9,7 @@
 
 pub mod cache;
 pub mod command;
+pub mod context;
 pub mod fetch;
 pub mod flags;
 pub mod folder;

@@ -10,6 +10,7 @@
 
 use crate::cache::{self, Cache};
 use crate::command::{self, Att, Key, Ret, SeqSet, StoreMode};
+use crate::context;
 use crate::fetch;
 use crate::flags::{self, Flags};
 use crate::folder::{self, Folder};
@@ -87,8 +88,11 @@ impl Session {
                 .filter(|&u| set.contains(u, max))
                 .collect()
         });
+        let before = context::uids(s);
         match s.folder.expunge(uids.as_deref()) {
             Ok(gone) => {
+                // REMOVEFROM before the EXPUNGEs that renumber (RFC 5267 §4.3.4).
+                context::removed(s, before.as_deref(), &mut out);
                 for n in gone {
                     let _ = write!(out, "* {n} EXPUNGE\r\n");
                 }
@@ -111,9 +115,12 @@ impl Session {
         ret: Option<Ret>,
         key: &Key,
     ) -> Vec<Action> {
-        let mut pre = Vec::new();
+        if self.tag_in_use(tag, ret) {
+            return self.bad(tag, "tag reuse: an update context has this tag");
+        }
+        let mut out = Vec::new();
         if uid {
-            self.updates(&mut pre);
+            self.updates(&mut out);
         }
         let found = self.matching(key, false);
         if let (Some(r), Some(s)) = (ret, self.sel.as_mut())
@@ -122,13 +129,16 @@ impl Session {
             s.saved = saved_part(r, found.iter().map(|h| h.uid).collect());
         }
         let hits: Vec<u32> = found
-            .into_iter()
+            .iter()
             .map(|h| if uid { h.uid } else { h.index as u32 + 1 })
             .collect();
-        let mut out = pre;
         match ret {
             // RFC 5182 §2.1: SAVE alone answers with no ESEARCH.
-            Some(r) if r.save && !(r.min || r.max || r.all || r.count) => {
+            Some(r)
+                if r.save
+                    && !(r.min || r.max || r.all || r.count || r.update)
+                    && r.partial.is_none() =>
+            {
                 let mut v = vec![Action::Reply(out)];
                 v.extend(self.done(tag, false, "OK SEARCH completed, result saved"));
                 return v;
@@ -138,30 +148,17 @@ impl Session {
                 for h in hits {
                     let _ = write!(out, " {h}");
                 }
+                out.extend_from_slice(b"\r\n");
             }
-            // RFC 4731 §3.1: MIN, MAX and ALL only when something matched.
             Some(r) => {
-                let _ = write!(out, "* ESEARCH (TAG \"{tag}\")");
-                if uid {
-                    out.extend_from_slice(b" UID");
-                }
-                if let (Some(lo), Some(hi)) = (hits.first(), hits.last()) {
-                    if r.min {
-                        let _ = write!(out, " MIN {lo}");
-                    }
-                    if r.max {
-                        let _ = write!(out, " MAX {hi}");
-                    }
-                }
-                if r.count {
-                    let _ = write!(out, " COUNT {}", hits.len());
-                }
-                if r.all && !hits.is_empty() {
-                    let _ = write!(out, " ALL {}", uid_set(&hits));
+                let refused = self.update_refused(&mut out, tag, ret);
+                context::esearch(&mut out, tag, uid, r, &hits);
+                if r.update && !refused {
+                    let rows = found.iter().map(|h| (Vec::new(), h.uid)).collect();
+                    self.keep_context(tag, uid, None, key, rows);
                 }
             }
         }
-        out.extend_from_slice(b"\r\n");
         let mut v = vec![Action::Reply(out)];
         v.extend(self.done(tag, false, "OK SEARCH completed"));
         v
@@ -279,6 +276,7 @@ impl Session {
             s.cache = Some(Cache::load(&s.folder.dir, s.folder.validity));
         }
         let mut vanished = false;
+        let mut seen_now = Vec::new();
         for i in targets {
             let mut loaded: Option<Loaded> = None;
             let mut entry: Option<cache::Entry> = None;
@@ -342,6 +340,7 @@ impl Session {
                 };
                 if let Ok(true) = s.folder.change_flags(i, seen) {
                     flags_changed = true;
+                    seen_now.push(uid_i);
                 }
             }
             let _ = write!(out, "* {} FETCH (", i + 1);
@@ -377,6 +376,7 @@ impl Session {
             let live: Vec<u32> = s.folder.msgs.iter().map(|m| m.uid).collect();
             c.save(&live);
         }
+        self.context_changed(&seen_now, &mut out);
         let mut v = vec![Action::Reply(out)];
         if vanished {
             v.extend(self.done(
@@ -444,9 +444,10 @@ impl Session {
             }
             f
         };
+        let mut changed = Vec::new();
         for i in targets {
             match s.folder.change_flags(i, change) {
-                Ok(true) => {}
+                Ok(true) => changed.push(s.folder.msgs[i].uid),
                 Ok(false) => {
                     failed = true;
                     continue;
@@ -466,6 +467,8 @@ impl Session {
                 out.extend_from_slice(b")\r\n");
             }
         }
+        // Flags that make messages join or leave a kept search.
+        self.context_changed(&changed, &mut out);
         let mut v = vec![Action::Reply(out)];
         if failed {
             v.extend(self.done(
@@ -559,8 +562,10 @@ impl Session {
                 }
             }
         }
+        let before = context::uids(s);
         match s.folder.expunge(Some(&c.src)) {
             Ok(gone) => {
+                context::removed(s, before.as_deref(), &mut out);
                 for n in gone {
                     let _ = write!(out, "* {n} EXPUNGE\r\n");
                 }

@@ -104,6 +104,8 @@ pub(crate) struct Selected {
     /// UIDs of the last `SEARCH RETURN (SAVE)` result, `$` (RFC 5182);
     /// a new selection starts it empty.
     pub(crate) saved: Vec<u32>,
+    /// Searches and sorts kept up to date (RFC 5267 §4.3).
+    pub(crate) contexts: Vec<crate::context::Context>,
 }
 
 /// One IMAP session.
@@ -170,7 +172,7 @@ impl Session {
     /// capability - the list, as it stands in this state.
     pub fn capability(&self) -> String {
         let mut c = String::from(
-            "IMAP4rev1 LITERAL+ SASL-IR CHILDREN UIDPLUS IDLE UNSELECT NAMESPACE ID ENABLE MOVE SPECIAL-USE STATUS=SIZE WITHIN ESEARCH SEARCHRES LIST-EXTENDED LIST-STATUS SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES COMPRESS=DEFLATE QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE",
+            "IMAP4rev1 LITERAL+ SASL-IR CHILDREN UIDPLUS IDLE UNSELECT NAMESPACE ID ENABLE MOVE SPECIAL-USE STATUS=SIZE WITHIN ESEARCH SEARCHRES LIST-EXTENDED LIST-STATUS SORT SORT=DISPLAY ESORT CONTEXT=SEARCH CONTEXT=SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES COMPRESS=DEFLATE QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE",
         );
         c.push_str(&format!(" APPENDLIMIT={}", self.opts.append_limit));
         if self.state == State::NotAuthenticated {
@@ -463,7 +465,11 @@ impl Session {
             } => self.store(tag, uid, &set, mode, silent, &flags),
             Cmd::Copy { uid, set, mailbox } => self.copy(tag, uid, &set, &mailbox),
             Cmd::Move { uid, set, mailbox } => self.move_to(tag, uid, &set, &mailbox),
-            Cmd::Sort { uid, by, key } => self.sort(tag, uid, &by, &key),
+            Cmd::Sort { uid, ret, by, key } => self.sort(tag, uid, ret, &by, &key),
+            Cmd::CancelUpdate(tags) => {
+                self.cancel_update(&tags);
+                self.done(tag, true, "OK CANCELUPDATE completed")
+            }
             Cmd::Thread {
                 uid,
                 references: false,
@@ -577,6 +583,7 @@ impl Session {
     /// updates - sync the selected folder and tell the client what changed.
     pub(crate) fn updates(&mut self, out: &mut Vec<u8>) {
         let Some(s) = self.sel.as_mut() else { return };
+        let before = crate::context::uids(s);
         let ch = match s.folder.sync() {
             Ok(c) => c,
             Err(e) => {
@@ -588,9 +595,12 @@ impl Session {
                 return;
             }
         };
+        crate::context::removed(s, before.as_deref(), out);
         for n in &ch.expunged {
             let _ = write!(out, "* {n} EXPUNGE\r\n");
         }
+        let mut changed = crate::context::arrived(s, before.as_deref());
+        changed.extend(&ch.flags);
         if s.folder.keywords.all().count() != s.announced {
             flags_lines(out, &s.folder);
             s.announced = s.folder.keywords.all().count();
@@ -609,6 +619,7 @@ impl Session {
                 out.extend_from_slice(b")\r\n");
             }
         }
+        self.context_changed(&changed, out);
     }
 
     /// idle_dir - the folder an IDLE watches, if one is selected.
@@ -808,6 +819,7 @@ impl Session {
         self.sel = Some(Selected {
             cache: None,
             saved: Vec::new(),
+            contexts: Vec::new(),
             name: name.to_string(),
             announced: folder.keywords.all().count(),
             folder,
