@@ -196,6 +196,21 @@ fn golden_sort_rfc5256() {
 }
 
 #[test]
+fn golden_esort_and_partial_rfc5267() {
+    golden("esort");
+}
+
+#[test]
+fn golden_sort_display_rfc5957() {
+    golden("sort-display");
+}
+
+#[test]
+fn golden_context_updates_rfc5267() {
+    golden("context");
+}
+
+#[test]
 fn golden_thread_orderedsubject() {
     golden("thread");
 }

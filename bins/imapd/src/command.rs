@@ -149,7 +149,7 @@ pub enum SortKey {
 
 /// What an ESEARCH answers with (RFC 4731 §3.1); `RETURN ()` is ALL.
 /// `save` keeps the result for `$` (RFC 5182); `partial` is a window of
-/// the result (first..=last, 1-based), `update` asks for ADDTO and
+/// the result (1-based ends as given, in either order), `update` asks for ADDTO and
 /// REMOVEFROM as the result changes and `context` is a hint (RFC 5267).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Ret {
@@ -1317,7 +1317,7 @@ fn search_return(p: &mut P) -> R<Option<Ret>> {
                 if a == 0 || b == 0 {
                     return Err("PARTIAL ranges start at 1".into());
                 }
-                r.partial = Some((a.min(b), a.max(b)));
+                r.partial = Some((a, b));
             }
             _ => return Err("unknown SEARCH RETURN option".into()),
         }
@@ -1580,7 +1580,7 @@ mod tests {
                 ret: Some(Ret {
                     min: true,
                     max: true,
-                    partial: Some((1, 10)),
+                    partial: Some((10, 1)),
                     ..Ret::default()
                 }),
                 by: vec![(SortKey::DisplayFrom, false), (SortKey::DisplayTo, true)],

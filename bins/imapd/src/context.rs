@@ -69,8 +69,10 @@ pub(crate) fn esearch(out: &mut Vec<u8>, tag: &str, uid: bool, r: Ret, ids: &[u3
         let _ = write!(out, " ALL {}", in_order(ids));
     }
     if let Some((a, b)) = r.partial {
-        let from = (a as usize - 1).min(ids.len());
-        let to = (b as usize).min(ids.len());
+        // 500:400 is 400:500 (§4.4), told back as the client gave it.
+        let (lo, hi) = (a.min(b).max(1) as usize, a.max(b) as usize);
+        let from = (lo - 1).min(ids.len());
+        let to = hi.min(ids.len());
         let part = &ids[from..to.max(from)];
         let set = if part.is_empty() {
             "NIL".to_string()
@@ -429,8 +431,8 @@ mod tests {
             "* ESEARCH (TAG \"A1\") UID PARTIAL (2:3 8,7)\r\n"
         );
         assert_eq!(
-            text(r(|r| r.partial = Some((3, 10))), &[1, 2, 3, 4]),
-            "* ESEARCH (TAG \"A1\") UID PARTIAL (3:10 3:4)\r\n"
+            text(r(|r| r.partial = Some((10, 3))), &[1, 2, 3, 4]),
+            "* ESEARCH (TAG \"A1\") UID PARTIAL (10:3 3:4)\r\n"
         );
         assert_eq!(
             text(r(|r| r.partial = Some((5, 9))), &[1, 2]),

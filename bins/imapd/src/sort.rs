@@ -62,7 +62,13 @@ impl Session {
                     s.saved = u;
                 }
                 let refused = self.update_refused(&mut out, tag, ret);
-                context::esearch(&mut out, tag, uid, r, &ids);
+                // As for SEARCH, SAVE alone answers with no ESEARCH.
+                let silent = r.save
+                    && !(r.min || r.max || r.all || r.count || r.update)
+                    && r.partial.is_none();
+                if !silent {
+                    context::esearch(&mut out, tag, uid, r, &ids);
+                }
                 if r.update && !refused {
                     let rows = rows.into_iter().map(|x| (x.vals, x.uid)).collect();
                     self.keep_context(tag, uid, Some(by.to_vec()), key, rows);
