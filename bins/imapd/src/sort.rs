@@ -57,8 +57,20 @@ impl Session {
                 if r.save
                     && let Some(s) = self.sel.as_mut()
                 {
-                    let mut u: Vec<u32> = rows.iter().map(|x| x.uid).collect();
+                    // As SEARCH saves (RFC 5182 §2.4): with MIN or MAX
+                    // alone, only those, here first and last in order.
+                    let mut u: Vec<u32> = if (r.min || r.max) && !(r.all || r.count) {
+                        let ends = [r.min.then(|| rows.first()), r.max.then(|| rows.last())];
+                        ends.into_iter()
+                            .flatten()
+                            .flatten()
+                            .map(|x| x.uid)
+                            .collect()
+                    } else {
+                        rows.iter().map(|x| x.uid).collect()
+                    };
                     u.sort_unstable();
+                    u.dedup();
                     s.saved = u;
                 }
                 let refused = self.update_refused(&mut out, tag, ret);
