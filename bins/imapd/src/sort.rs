@@ -228,9 +228,9 @@ fn value(k: SortKey, h: &Hit) -> Val {
 /// header value (already RFC 2047-decoded): its display name when that
 /// is not empty, else `mailbox@host`; empty when there is no address or
 /// the first is a group (whose IMAP address has neither). Case-folded
-/// for i;unicode-casemap by lower-casing, then upper-casing, every
-/// character (without the collation's NFKD decomposition: no Unicode
-/// tables are linked in).
+/// for i;unicode-casemap (RFC 5051) by lower-casing, then upper-casing,
+/// every character, but without its decomposition: no Unicode
+/// normalization tables are linked in.
 pub fn display(value: &str) -> String {
     let Ok(list) = mailparse::addrparse(value) else {
         return String::new();
