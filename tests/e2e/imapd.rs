@@ -2150,7 +2150,7 @@ fn update_contexts_follow_deliveries_flags_and_expunges_of_others() {
         (x >> 16) % n
     };
     let words = ["kiwi", "apple", "Re: mango", "banana 2", "cherry", "fig 2"];
-    let mut check = |a: &mut Live, b: &mut Live, round: usize, models: &mut Vec<Model>| {
+    let check = |a: &mut Live, b: &mut Live, round: usize, models: &mut [Model]| {
         let r = a.cmd("NOOP");
         for m in models.iter_mut() {
             for l in &r {
@@ -2218,4 +2218,37 @@ fn update_contexts_follow_deliveries_flags_and_expunges_of_others() {
     deliver(&i, "after the end");
     let r = a.cmd("NOOP");
     assert!(!r.iter().any(|l| l.contains("ESEARCH")), "{r:?}");
+}
+
+#[test]
+fn update_contexts_take_a_whole_mailbox_changing_at_once() {
+    let i = Instance::new();
+    many(&i, 3000);
+    let mut a = Live::start(&i);
+    a.cmd("SELECT INBOX");
+    let r = a.cmd("UID SORT RETURN (UPDATE COUNT) (ARRIVAL) UTF-8 UNFLAGGED");
+    assert_eq!(r[0], "* ESEARCH (TAG \"t3\") UID COUNT 3000", "{r:?}");
+    let r = a.cmd("SEARCH RETURN (UPDATE COUNT) FLAGGED");
+    assert_eq!(r[0], "* ESEARCH (TAG \"t4\") COUNT 0", "{r:?}");
+    // Everything leaves the sort and joins the search, each as one run
+    // (every file has the same date: arrival ties go by number).
+    let r = a.cmd("STORE 1:* +FLAGS.SILENT (\\Flagged)");
+    assert_eq!(
+        r,
+        [
+            "* ESEARCH (TAG \"t3\") UID REMOVEFROM (1 1:3000)",
+            "* ESEARCH (TAG \"t4\") ADDTO (0 1:3000)",
+            "t5 OK STORE completed",
+        ]
+    );
+    // And back, all but the first two.
+    let r = a.cmd("UID STORE 3:* -FLAGS.SILENT (\\Flagged)");
+    assert_eq!(
+        r,
+        [
+            "* ESEARCH (TAG \"t3\") UID ADDTO (1 3:3000)",
+            "* ESEARCH (TAG \"t4\") REMOVEFROM (0 3:3000)",
+            "t6 OK STORE completed",
+        ]
+    );
 }

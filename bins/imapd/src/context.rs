@@ -17,6 +17,7 @@ use crate::messages::{Hit, size_of};
 use crate::search;
 use crate::session::{Selected, Session};
 use crate::sort::{self, Val};
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 
 /// Update contexts one session may keep (Dovecot-like: a few per client).
@@ -178,28 +179,45 @@ pub(crate) fn removed(s: &mut Selected, before: Option<&[u32]>, out: &mut Vec<u8
     let live = &s.folder.msgs;
     let present = |u: u32| live.binary_search_by_key(&u, |m| m.uid).is_ok();
     for c in &mut s.contexts {
-        let mut gone = Vec::new();
-        let mut k = 0;
-        while k < c.rows.len() {
-            let u = c.rows[k].1;
+        let search = c.by.is_none();
+        let by_uid = c.uid;
+        let gone = drop_where(&mut c.rows, search, |u| {
             if present(u) {
-                k += 1;
-                continue;
-            }
-            c.rows.remove(k);
-            let id = if c.uid {
-                u
+                None
+            } else if by_uid {
+                Some(Some(u))
             } else {
-                match before.binary_search(&u) {
-                    Ok(i) => i as u32 + 1,
-                    Err(_) => continue,
-                }
-            };
-            let pos = if c.by.is_some() { k + 1 } else { 0 };
-            push(&mut gone, pos, id, false);
-        }
+                // A number the client still has: `before` is its view.
+                Some(before.binary_search(&u).ok().map(|i| i as u32 + 1))
+            }
+        });
         line(out, c, &gone, &[]);
     }
+}
+
+/// drop_where - take out of `rows`, in one pass, the messages `id` says
+/// go (Some), as REMOVEFROM pairs applied first to last: each at its
+/// place once those before it have gone (§4.3.4), or 0 for a SEARCH; a
+/// message with no id to tell by goes untold.
+fn drop_where(
+    rows: &mut Vec<(Vec<Val>, u32)>,
+    search: bool,
+    id: impl Fn(u32) -> Option<Option<u32>>,
+) -> Vec<Pair> {
+    let mut gone = Vec::new();
+    let mut kept = Vec::with_capacity(rows.len());
+    for row in rows.drain(..) {
+        match id(row.1) {
+            Some(Some(n)) => {
+                let pos = if search { 0 } else { kept.len() + 1 };
+                push(&mut gone, pos, n, false);
+            }
+            Some(None) => {}
+            None => kept.push(row),
+        }
+    }
+    *rows = kept;
+    gone
 }
 
 /// uids - the folder's UIDs now, when some context will want them to
@@ -329,10 +347,18 @@ impl Session {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
-        // Each changed message is read once and judged by every context;
-        // then all removals, then all additions, so that the positions
-        // hold in the order the client applies them (§4.3.2).
-        let mut judged: Vec<(Hit, Vec<bool>)> = Vec::new();
+        // Each changed message is read once, judged by every context and
+        // given its sort values where a context sorts, its text then
+        // dropped; then per context all removals, then all additions,
+        // each in one pass, so that positions hold in the order the
+        // client applies them (§4.3.2).
+        struct Judged {
+            uid: u32,
+            seq: u32,
+            /// Per context: whether it matches, and its sort values.
+            verdicts: Vec<(bool, Vec<Val>)>,
+        }
+        let mut judged = Vec::new();
         for i in idx {
             let h = hit(&mut s.folder, i, text);
             let subject = search::Subject {
@@ -346,43 +372,65 @@ impl Session {
                 now,
                 text: h.text.as_ref(),
             };
-            let m = s
+            let verdicts = s
                 .contexts
                 .iter()
-                .map(|c| search::matches(&c.key, &subject))
+                .map(|c| {
+                    let m = search::matches(&c.key, &subject);
+                    let vals = match (&c.by, m) {
+                        (Some(by), true) => sort::values(by, &h),
+                        _ => Vec::new(),
+                    };
+                    (m, vals)
+                })
                 .collect();
-            judged.push((h, m));
+            judged.push(Judged {
+                uid: h.uid,
+                seq: i as u32 + 1,
+                verdicts,
+            });
         }
         for (j, c) in s.contexts.iter_mut().enumerate() {
-            let (mut rem, mut add) = (Vec::new(), Vec::new());
+            let search = c.by.is_none();
             let by_uid = c.uid;
-            let id = |h: &Hit| if by_uid { h.uid } else { h.index as u32 + 1 };
-            for (h, m) in &judged {
-                if !m[j]
-                    && let Some(k) = c.rows.iter().position(|r| r.1 == h.uid)
-                {
-                    c.rows.remove(k);
-                    let pos = if c.by.is_some() { k + 1 } else { 0 };
-                    push(&mut rem, pos, id(h), false);
-                }
-            }
-            for (h, m) in &judged {
-                if !m[j] || c.rows.iter().any(|r| r.1 == h.uid) {
-                    continue;
-                }
-                let (k, vals) = match &c.by {
-                    Some(by) => {
-                        let v = sort::values(by, h);
-                        let k = c
-                            .rows
-                            .partition_point(|r| sort::order(by, (&r.0, r.1), (&v, h.uid)).is_lt());
-                        (k, v)
+            let id = |x: &Judged| if by_uid { x.uid } else { x.seq };
+            let leaving: HashMap<u32, u32> = judged
+                .iter()
+                .filter(|x| !x.verdicts[j].0)
+                .map(|x| (x.uid, id(x)))
+                .collect();
+            let rem = if leaving.is_empty() {
+                Vec::new()
+            } else {
+                drop_where(&mut c.rows, search, |u| leaving.get(&u).map(|&n| Some(n)))
+            };
+            let members: HashSet<u32> = c.rows.iter().map(|r| r.1).collect();
+            let mut joining: Vec<(Vec<Val>, u32, u32)> = judged
+                .iter_mut()
+                .filter(|x| x.verdicts[j].0 && !members.contains(&x.uid))
+                .map(|x| (std::mem::take(&mut x.verdicts[j].1), x.uid, id(x)))
+                .collect();
+            let by = c.by.clone().unwrap_or_default();
+            joining.sort_by(|a, b| sort::order(&by, (&a.0, a.1), (&b.0, b.1)));
+            // Merged in order: the earliest first, so that each lands at
+            // its final place and those after it do not move it.
+            let mut add = Vec::new();
+            if !joining.is_empty() {
+                let old = std::mem::take(&mut c.rows);
+                let mut merged = Vec::with_capacity(old.len() + joining.len());
+                let mut old = old.into_iter().peekable();
+                for (vals, uid, n) in joining {
+                    while let Some(r) =
+                        old.next_if(|r| sort::order(&by, (&r.0, r.1), (&vals, uid)).is_lt())
+                    {
+                        merged.push(r);
                     }
-                    None => (c.rows.partition_point(|r| r.1 < h.uid), Vec::new()),
-                };
-                c.rows.insert(k, (vals, h.uid));
-                let pos = if c.by.is_some() { k + 1 } else { 0 };
-                push(&mut add, pos, id(h), true);
+                    let pos = if search { 0 } else { merged.len() + 1 };
+                    push(&mut add, pos, n, true);
+                    merged.push((vals, uid));
+                }
+                merged.extend(old);
+                c.rows = merged;
             }
             line(out, c, &rem, &add);
         }
