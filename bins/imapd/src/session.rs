@@ -127,13 +127,13 @@ pub struct Session {
     pub(crate) sel: Option<Selected>,
 }
 
-/// asks_save - whether a command line is `[UID] SEARCH RETURN (...)`
+/// asks_save - whether a command line is `[UID] SEARCH|SORT RETURN (...)`
 /// with SAVE among the options, however the rest of it is wrong.
 fn asks_save(input: &[u8]) -> bool {
     let head = &input[..input.len().min(200)];
     let up = String::from_utf8_lossy(head).to_ascii_uppercase();
     let mut words = up.split(' ').skip(1).skip_while(|w| *w == "UID");
-    if words.next() != Some("SEARCH") || words.next() != Some("RETURN") {
+    if !matches!(words.next(), Some("SEARCH" | "SORT")) || words.next() != Some("RETURN") {
         return false;
     }
     let opts = words.collect::<Vec<_>>().join(" ");
@@ -1047,6 +1047,7 @@ mod tests {
         assert!(asks_save(b"a uid search return (min save) FOO"));
         assert!(!asks_save(b"a SEARCH RETURN (MIN) SAVE"));
         assert!(!asks_save(b"a FETCH RETURN (SAVE)"));
+        assert!(asks_save(b"a UID SORT RETURN (SAVE) (BOGUS) UTF-8 ALL"));
         assert!(!asks_save(b"a SEARCH SUBJECT SAVE"));
         assert!(!asks_save(b""));
     }
