@@ -219,23 +219,33 @@ fn value(k: SortKey, h: &Hit) -> Val {
         SortKey::To => Val::Text(addr_mailbox(header(h, "to"))),
         SortKey::Cc => Val::Text(addr_mailbox(header(h, "cc"))),
         SortKey::Subject => Val::Text(base_subject(header(h, "subject"))),
-        SortKey::DisplayFrom => Val::Text(display(header(h, "from"))),
-        SortKey::DisplayTo => Val::Text(display(header(h, "to"))),
+        SortKey::DisplayFrom => Val::Text(display(raw_field(h, "from"))),
+        SortKey::DisplayTo => Val::Text(display(raw_field(h, "to"))),
     }
 }
 
+/// raw_field - a From or To field's value as stored, empty when absent.
+fn raw_field<'a>(h: &'a Hit, name: &str) -> &'a [u8] {
+    h.text
+        .as_ref()
+        .and_then(|t| t.addresses.iter().find(|(n, _)| n == name))
+        .map_or(&[], |(_, v)| v.as_slice())
+}
+
 /// display - RFC 5957 §3's DISPLAY sort value of the first address in a
-/// header value (already RFC 2047-decoded): its display name when that
-/// is not empty, else `mailbox@host`; empty when there is no address or
-/// the first is a group (whose IMAP address has neither). Case-folded
-/// for i;unicode-casemap (RFC 5051) by lower-casing, then upper-casing,
-/// every character, but without its decomposition: no Unicode
-/// normalization tables are linked in.
-pub fn display(value: &str) -> String {
-    let Ok(list) = mailparse::addrparse(value) else {
-        return String::new();
-    };
-    let shown = match list.iter().next() {
+/// stored field value: its display name, RFC 2047-decoded after the
+/// addresses are parsed (so that a decoded comma splits nothing), when
+/// that is not empty, else `mailbox@host`; empty when there is no
+/// address or the first is a group (whose IMAP address has neither).
+/// Case-folded for i;unicode-casemap (RFC 5051) by lower-casing, then
+/// upper-casing, every character, but without its decomposition: no
+/// Unicode normalization tables are linked in.
+pub fn display(value: &[u8]) -> String {
+    let field = [b"x: ".as_slice(), value].concat();
+    let list = mailparse::parse_header(&field)
+        .ok()
+        .and_then(|(h, _)| mailparse::addrparse_header(&h).ok());
+    let shown = match list.as_ref().and_then(|l| l.iter().next()) {
         Some(mailparse::MailAddr::Single(s)) => match s.display_name.as_deref().map(str::trim) {
             Some(n) if !n.is_empty() => n.to_string(),
             _ => s.addr.clone(),
@@ -408,12 +418,21 @@ mod tests {
 
     #[test]
     fn display_values() {
-        assert_eq!(display("\"jürgen müller\" <jm@x>, b@y"), "JÜRGEN MÜLLER");
-        assert_eq!(display("terry gray <gray@cac>"), "TERRY GRAY");
-        assert_eq!(display("\"\" <ann@mail.test>"), "ANN@MAIL.TEST");
-        assert_eq!(display("carl@mail.test"), "CARL@MAIL.TEST");
-        assert_eq!(display("team: zed <zed@x>;"), "");
-        assert_eq!(display(""), "");
+        let d = |v: &str| display(v.as_bytes());
+        assert_eq!(d("\"Jürgen Müller\" <jm@x>, b@y"), "JÜRGEN MÜLLER");
+        assert_eq!(d("Terry Gray <gray@cac>"), "TERRY GRAY");
+        assert_eq!(d("\"\" <ann@mail.test>"), "ANN@MAIL.TEST");
+        assert_eq!(d("carl@mail.test"), "CARL@MAIL.TEST");
+        assert_eq!(d("team: zed <zed@x>;"), "");
+        assert_eq!(d(""), "");
+        // Decoded after parsing: the encoded comma splits nothing.
+        assert_eq!(
+            d("=?iso-8859-1?q?M=FCller=2C_J=FCrgen?= <jm@x>, b@y"),
+            "MÜLLER, JÜRGEN"
+        );
+        assert_eq!(d("=?utf-8?q?J=C3=BCrgen?= <j@x>"), "JÜRGEN");
+        // Bytes that are no UTF-8 end without a panic.
+        let _ = display(b"\xff\xfe <a@b>");
     }
 
     #[test]
