@@ -48,7 +48,8 @@ struct Pair {
 
 /// esearch - the `* ESEARCH` line for a result given in its order (by
 /// number or UID): MIN and MAX are its first and last (RFC 5267 §3.1),
-/// ALL keeps that order, PARTIAL is a window of it (§4.4).
+/// ALL keeps that order, PARTIAL is a window of it (§4.4). The line is
+/// left open for the caller's own data (MODSEQ) and CRLF.
 pub(crate) fn esearch(out: &mut Vec<u8>, tag: &str, uid: bool, r: Ret, ids: &[u32]) {
     let _ = write!(out, "* ESEARCH (TAG \"{tag}\")");
     if uid {
@@ -82,7 +83,6 @@ pub(crate) fn esearch(out: &mut Vec<u8>, tag: &str, uid: bool, r: Ret, ids: &[u3
         };
         let _ = write!(out, " PARTIAL ({a}:{b} {set})");
     }
-    out.extend_from_slice(b"\r\n");
 }
 
 /// in_order - ids as a sequence set that keeps their order: a range
@@ -460,6 +460,7 @@ mod tests {
         let text = |r: Ret, ids: &[u32]| {
             let mut out = Vec::new();
             esearch(&mut out, "A1", true, r, ids);
+            out.extend_from_slice(b"\r\n");
             String::from_utf8(out).unwrap()
         };
         assert_eq!(

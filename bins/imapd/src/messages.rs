@@ -148,7 +148,6 @@ impl Session {
                 for h in hits {
                     let _ = write!(out, " {h}");
                 }
-                out.extend_from_slice(b"\r\n");
             }
             Some(r) => {
                 let refused = self.update_refused(&mut out, tag, ret);
@@ -159,6 +158,7 @@ impl Session {
                 }
             }
         }
+        out.extend_from_slice(b"\r\n");
         let mut v = vec![Action::Reply(out)];
         v.extend(self.done(tag, false, "OK SEARCH completed"));
         v

@@ -80,6 +80,7 @@ impl Session {
                     && r.partial.is_none();
                 if !silent {
                     context::esearch(&mut out, tag, uid, r, &ids);
+                    out.extend_from_slice(b"\r\n");
                 }
                 if r.update && !refused {
                     let rows = rows.into_iter().map(|x| (x.vals, x.uid)).collect();
