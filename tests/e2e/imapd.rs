@@ -196,6 +196,21 @@ fn golden_sort_rfc5256() {
 }
 
 #[test]
+fn golden_esort_and_partial_rfc5267() {
+    golden("esort");
+}
+
+#[test]
+fn golden_sort_display_rfc5957() {
+    golden("sort-display");
+}
+
+#[test]
+fn golden_context_updates_rfc5267() {
+    golden("context");
+}
+
+#[test]
 fn golden_thread_orderedsubject() {
     golden("thread");
 }
@@ -2476,7 +2491,7 @@ fn unchangedsince_sees_another_sessions_store_it_was_not_told_of() {
     let r = b.cmd("NOOP");
     assert_eq!(
         r[0],
-        format!("* 1 FETCH (FLAGS (\\Flagged) UID 1 MODSEQ ({}))", m + 1)
+        format!("* 1 FETCH (UID 1 FLAGS (\\Flagged) MODSEQ ({}))", m + 1)
     );
     let r = b.cmd("FETCH 1:2 (FLAGS MODSEQ)");
     let got = fetch_lines(&r);
@@ -2596,4 +2611,271 @@ print(json.dumps(out, ensure_ascii=False))
     // On disk, Dovecot's spelling.
     assert!(i.path("home/ann/Maildir/.Entw&APw-rfe/cur").is_dir());
     assert!(i.path("home/ann/Maildir/.&ZeVnLIqe-/cur").is_dir());
+}
+
+/// expand - a sequence set's numbers in the order written (`5,1:3`).
+fn expand(set: &str) -> Vec<u32> {
+    let mut v = Vec::new();
+    for part in set.split(',') {
+        match part.split_once(':') {
+            Some((a, b)) => {
+                let (a, b): (u32, u32) = (a.parse().unwrap(), b.parse().unwrap());
+                v.extend(a.min(b)..=a.max(b));
+            }
+            None => v.push(part.parse().unwrap()),
+        }
+    }
+    v
+}
+
+/// Model - what a client keeps of one update context (RFC 5267 §4.3):
+/// the result in order, changed only by the server's ESEARCH lines and,
+/// for sequence numbers, by EXPUNGE.
+struct Model {
+    tag: String,
+    seq: bool,
+    list: Vec<u32>,
+    /// ADDTO and REMOVEFROM items applied.
+    changes: usize,
+}
+
+impl Model {
+    /// apply - one response line: ALL, ADDTO and REMOVEFROM for this
+    /// tag, in the order they come; EXPUNGE renumbers.
+    fn apply(&mut self, line: &str) {
+        if let Some(n) = line
+            .strip_prefix("* ")
+            .and_then(|r| r.strip_suffix(" EXPUNGE"))
+            .and_then(|n| n.parse::<u32>().ok())
+        {
+            if self.seq {
+                assert!(!self.list.contains(&n), "{n} expunged before REMOVEFROM");
+                for x in &mut self.list {
+                    if *x > n {
+                        *x -= 1;
+                    }
+                }
+            }
+            return;
+        }
+        let head = format!("* ESEARCH (TAG \"{}\")", self.tag);
+        let Some(rest) = line.strip_prefix(&head) else {
+            return;
+        };
+        let rest = rest.strip_prefix(" UID").unwrap_or(rest).trim_start();
+        let mut words = rest.split(' ').peekable();
+        while let Some(name) = words.next() {
+            if words.peek().is_none() {
+                break;
+            }
+            let mut value = words.next().unwrap().to_string();
+            if value.starts_with('(') {
+                while !value.ends_with(')') {
+                    value.push(' ');
+                    value.push_str(words.next().unwrap());
+                }
+                value = value[1..value.len() - 1].to_string();
+            }
+            match name {
+                "ALL" => self.list = expand(&value),
+                "COUNT" | "MIN" | "MAX" => {}
+                "ADDTO" | "REMOVEFROM" => {
+                    self.changes += 1;
+                    let v: Vec<&str> = value.split(' ').collect();
+                    for pair in v.chunks(2) {
+                        let pos: usize = pair[0].parse().unwrap();
+                        let ids = expand(pair[1]);
+                        if name == "ADDTO" && pos == 0 {
+                            self.list.extend(ids);
+                            self.list.sort_unstable();
+                        } else if name == "ADDTO" {
+                            assert!(pos <= self.list.len() + 1, "{line}");
+                            for (k, id) in ids.into_iter().enumerate() {
+                                self.list.insert(pos - 1 + k, id);
+                            }
+                        } else if pos == 0 {
+                            self.list.retain(|x| !ids.contains(x));
+                        } else {
+                            for id in ids {
+                                assert_eq!(self.list.get(pos - 1), Some(&id), "{line}");
+                                self.list.remove(pos - 1);
+                            }
+                        }
+                    }
+                }
+                _ => panic!("unexpected {name} in {line}"),
+            }
+        }
+    }
+}
+
+/// numbers - the numbers of a `* SEARCH` or `* SORT` response.
+fn numbers(lines: &[String], head: &str) -> Vec<u32> {
+    lines
+        .iter()
+        .find_map(|l| l.strip_prefix(head))
+        .map(|r| r.split_whitespace().map(|n| n.parse().unwrap()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn update_contexts_follow_deliveries_flags_and_expunges_of_others() {
+    let i = Instance::new();
+    seed(&i);
+    let mut a = Live::start(&i);
+    let mut b = Live::start(&i);
+    a.cmd("SELECT INBOX");
+    b.cmd("SELECT INBOX");
+    // Three kept results, checked after every change against the same
+    // question asked afresh: a UID search, a UID sort and a search by
+    // sequence number, whose numbers shift under expunges.
+    let queries = [
+        (
+            "UID SEARCH RETURN (UPDATE ALL)",
+            "UNSEEN UNDELETED",
+            "UID SEARCH",
+            "* SEARCH",
+        ),
+        (
+            "UID SORT RETURN (UPDATE ALL) (REVERSE SUBJECT)",
+            "UTF-8 UNFLAGGED",
+            "UID SORT (REVERSE SUBJECT)",
+            "* SORT",
+        ),
+        (
+            "SEARCH RETURN (UPDATE ALL)",
+            "OR FLAGGED SUBJECT \"2\"",
+            "SEARCH",
+            "* SEARCH",
+        ),
+        (
+            "SORT RETURN (UPDATE ALL) (SUBJECT)",
+            "UTF-8 SEEN",
+            "SORT (SUBJECT)",
+            "* SORT",
+        ),
+    ];
+    let mut models = Vec::new();
+    for (ask, key, _, _) in &queries {
+        let tag = format!("t{}", a.n + 1);
+        let r = a.cmd(&format!("{ask} {key}"));
+        let mut m = Model {
+            tag,
+            seq: !ask.starts_with("UID"),
+            list: Vec::new(),
+            changes: 0,
+        };
+        for l in &r {
+            m.apply(l);
+        }
+        models.push(m);
+    }
+    // A fixed walk of changes by b and by deliver, small enough to read.
+    let mut x: u32 = 7;
+    let mut next = |n: u32| {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        (x >> 16) % n
+    };
+    let words = ["kiwi", "apple", "Re: mango", "banana 2", "cherry", "fig 2"];
+    let check = |a: &mut Live, b: &mut Live, round: usize, models: &mut [Model]| {
+        let r = a.cmd("NOOP");
+        for m in models.iter_mut() {
+            for l in &r {
+                m.apply(l);
+            }
+        }
+        for ((_, key, fresh, head), m) in queries.iter().zip(models.iter()) {
+            let r = a.cmd(&format!("{fresh} {key}"));
+            assert_eq!(m.list, numbers(&r, head), "round {round}: {fresh} {key}");
+        }
+        // b has seen it all too, so that its numbers are a's.
+        b.cmd("NOOP");
+    };
+    for round in 0..40 {
+        match next(5) {
+            0 => deliver(&i, words[next(words.len() as u32) as usize]),
+            1 | 2 => {
+                let flag = ["\\Seen", "\\Flagged", "\\Deleted"][next(3) as usize];
+                let sign = if next(2) == 0 { '+' } else { '-' };
+                let n = uids(&mut b).len() as u32;
+                if n > 0 {
+                    b.cmd(&format!(
+                        "STORE {} {sign}FLAGS.SILENT ({flag})",
+                        next(n) + 1
+                    ));
+                }
+            }
+            3 => {
+                b.cmd("EXPUNGE");
+            }
+            _ => {
+                // Both at once: one NOOP must carry both in order.
+                deliver(&i, words[next(words.len() as u32) as usize]);
+                let n = uids(&mut b).len() as u32;
+                b.cmd(&format!("STORE {} +FLAGS.SILENT (\\Seen)", next(n) + 1));
+            }
+        }
+        check(&mut a, &mut b, round, &mut models);
+    }
+    // Then everything joins the flagged and leaves the unflagged, and
+    // goes: sequence numbers removed before the EXPUNGEs renumber.
+    b.cmd("STORE 1:* +FLAGS.SILENT (\\Flagged \\Deleted \\Seen)");
+    check(&mut a, &mut b, 40, &mut models);
+    b.cmd("EXPUNGE");
+    check(&mut a, &mut b, 41, &mut models);
+    assert!(models.iter().all(|m| m.list.is_empty()));
+    // During IDLE too.
+    deliver(&i, "while idle");
+    a.send("t900 IDLE");
+    let r = a.until(|l| l.starts_with("* ESEARCH (TAG \"t3\")"));
+    a.send("DONE");
+    let r2 = a.until(|l| l.starts_with("t900 "));
+    for m in &mut models {
+        for l in r.iter().chain(&r2) {
+            m.apply(l);
+        }
+    }
+    check(&mut a, &mut b, 42, &mut models);
+    // Something happened to every result on the way.
+    for m in &models {
+        assert!(m.changes >= 3, "{} saw {} changes", m.tag, m.changes);
+    }
+    let r = a.cmd("CANCELUPDATE \"t2\" \"t3\" \"t4\" \"t5\"");
+    assert!(r.last().unwrap().contains("OK"), "{r:?}");
+    deliver(&i, "after the end");
+    let r = a.cmd("NOOP");
+    assert!(!r.iter().any(|l| l.contains("ESEARCH")), "{r:?}");
+}
+
+#[test]
+fn update_contexts_take_a_whole_mailbox_changing_at_once() {
+    let i = Instance::new();
+    many(&i, 3000);
+    let mut a = Live::start(&i);
+    a.cmd("SELECT INBOX");
+    let r = a.cmd("UID SORT RETURN (UPDATE COUNT) (ARRIVAL) UTF-8 UNFLAGGED");
+    assert_eq!(r[0], "* ESEARCH (TAG \"t3\") UID COUNT 3000", "{r:?}");
+    let r = a.cmd("SEARCH RETURN (UPDATE COUNT) FLAGGED");
+    assert_eq!(r[0], "* ESEARCH (TAG \"t4\") COUNT 0", "{r:?}");
+    // Everything leaves the sort and joins the search, each as one run
+    // (every file has the same date: arrival ties go by number).
+    let r = a.cmd("STORE 1:* +FLAGS.SILENT (\\Flagged)");
+    assert_eq!(
+        r,
+        [
+            "* ESEARCH (TAG \"t3\") UID REMOVEFROM (1 1:3000)",
+            "* ESEARCH (TAG \"t4\") ADDTO (0 1:3000)",
+            "t5 OK STORE completed",
+        ]
+    );
+    // And back, all but the first two.
+    let r = a.cmd("UID STORE 3:* -FLAGS.SILENT (\\Flagged)");
+    assert_eq!(
+        r,
+        [
+            "* ESEARCH (TAG \"t3\") UID ADDTO (1 3:3000)",
+            "* ESEARCH (TAG \"t4\") REMOVEFROM (0 3:3000)",
+            "t6 OK STORE completed",
+        ]
+    );
 }

@@ -154,10 +154,16 @@ pub enum SortKey {
     Size,
     Subject,
     To,
+    /// The display name of the first From address (RFC 5957).
+    DisplayFrom,
+    /// The display name of the first To address (RFC 5957).
+    DisplayTo,
 }
 
 /// What an ESEARCH answers with (RFC 4731 §3.1); `RETURN ()` is ALL.
-/// `save` keeps the result for `$` (RFC 5182).
+/// `save` keeps the result for `$` (RFC 5182); `partial` is a window of
+/// the result (1-based ends as given, in either order), `update` asks for ADDTO and
+/// REMOVEFROM as the result changes and `context` is a hint (RFC 5267).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Ret {
     pub min: bool,
@@ -165,6 +171,9 @@ pub struct Ret {
     pub all: bool,
     pub count: bool,
     pub save: bool,
+    pub partial: Option<(u32, u32)>,
+    pub update: bool,
+    pub context: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -316,9 +325,11 @@ pub enum Cmd {
         set: SeqSet,
         mailbox: String,
     },
-    /// SORT and UID SORT (RFC 5256): criteria with their REVERSE.
+    /// SORT and UID SORT (RFC 5256): criteria with their REVERSE, and
+    /// RETURN options (RFC 5267 ESORT), None for a plain SORT.
     Sort {
         uid: bool,
+        ret: Option<Ret>,
         by: Vec<(SortKey, bool)>,
         key: Key,
     },
@@ -329,6 +340,8 @@ pub enum Cmd {
         references: bool,
         key: Key,
     },
+    /// CANCELUPDATE with the tags of the contexts to end (RFC 5267 §4.3.5).
+    CancelUpdate(Vec<String>),
     /// MOVE and UID MOVE (RFC 6851).
     Move {
         uid: bool,
@@ -1139,6 +1152,20 @@ fn command(p: &mut P, name: &str) -> R<Cmd> {
             Cmd::Compress(p.atom()?.to_ascii_uppercase())
         }
         "UNSELECT" => Cmd::Unselect,
+        "CANCELUPDATE" => {
+            // 1*(SP quoted): the tags of UPDATE searches (RFC 5267 §5).
+            let mut tags = Vec::new();
+            while p.eat(b' ') {
+                tags.push(String::from_utf8_lossy(&p.quoted()?).into_owned());
+                if tags.len() > MAX_ITEMS {
+                    return Err("too many tags".into());
+                }
+            }
+            if tags.is_empty() {
+                return Err("CANCELUPDATE needs a tag".into());
+            }
+            Cmd::CancelUpdate(tags)
+        }
         "NAMESPACE" => Cmd::Namespace,
         "ID" => {
             // id-params-list = "(" *(string SP nstring) ")" / nil, with
@@ -1491,6 +1518,7 @@ fn search_keys(p: &mut P) -> R<Key> {
 /// not optional there).
 fn sort(p: &mut P, uid: bool) -> R<Cmd> {
     p.sp()?;
+    let ret = search_return(p)?;
     p.expect(b'(')?;
     let mut by = Vec::new();
     loop {
@@ -1509,6 +1537,8 @@ fn sort(p: &mut P, uid: bool) -> R<Cmd> {
                 "SIZE" => SortKey::Size,
                 "SUBJECT" => SortKey::Subject,
                 "TO" => SortKey::To,
+                "DISPLAYFROM" => SortKey::DisplayFrom,
+                "DISPLAYTO" => SortKey::DisplayTo,
                 _ => return Err("unknown SORT criterion".into()),
             },
             reverse,
@@ -1529,9 +1559,64 @@ fn sort(p: &mut P, uid: bool) -> R<Cmd> {
     p.sp()?;
     Ok(Cmd::Sort {
         uid,
+        ret,
         by,
         key: search_keys(p)?,
     })
+}
+
+/// search_return - `RETURN (options) SP` before SEARCH's or SORT's
+/// keys (RFC 4466's search-return-opts), None when absent: MIN, MAX,
+/// ALL, COUNT (RFC 4731), SAVE (RFC 5182), CONTEXT, UPDATE and
+/// `PARTIAL first:last` (RFC 5267 §4; never with ALL, nor twice).
+fn search_return(p: &mut P) -> R<Option<Ret>> {
+    let save = p.i;
+    if !p.atom().is_ok_and(|w| w.eq_ignore_ascii_case("RETURN")) {
+        p.i = save;
+        return Ok(None);
+    }
+    p.sp()?;
+    p.expect(b'(')?;
+    let mut r = Ret::default();
+    let mut first = true;
+    while !p.eat(b')') {
+        if !first {
+            p.sp()?;
+        }
+        first = false;
+        match p.atom()?.to_ascii_uppercase().as_str() {
+            "MIN" => r.min = true,
+            "MAX" => r.max = true,
+            "ALL" => r.all = true,
+            "COUNT" => r.count = true,
+            "SAVE" => r.save = true,
+            "CONTEXT" => r.context = true,
+            "UPDATE" => r.update = true,
+            "PARTIAL" => {
+                if r.partial.is_some() {
+                    return Err("PARTIAL given twice".into());
+                }
+                // partial-range = nz-number ":" nz-number, either order.
+                p.sp()?;
+                let a = p.number()?;
+                p.expect(b':')?;
+                let b = p.number()?;
+                if a == 0 || b == 0 {
+                    return Err("PARTIAL ranges start at 1".into());
+                }
+                r.partial = Some((a, b));
+            }
+            _ => return Err("unknown SEARCH RETURN option".into()),
+        }
+    }
+    if r.all && r.partial.is_some() {
+        return Err("PARTIAL and ALL together".into());
+    }
+    if first {
+        r.all = true;
+    }
+    p.sp()?;
+    Ok(Some(r))
 }
 
 /// thread - `THREAD algorithm charset keys`, ORDEREDSUBJECT or
@@ -1649,33 +1734,7 @@ fn uid_command(p: &mut P, name: &str, uid: bool) -> R<Cmd> {
             }
         }
         _ => {
-            let mut ret = None;
-            let save = p.i;
-            if p.atom().is_ok_and(|w| w.eq_ignore_ascii_case("RETURN")) {
-                p.sp()?;
-                p.expect(b'(')?;
-                let mut r = Ret::default();
-                while !p.eat(b')') {
-                    if r != Ret::default() {
-                        p.sp()?;
-                    }
-                    match p.atom()?.to_ascii_uppercase().as_str() {
-                        "MIN" => r.min = true,
-                        "MAX" => r.max = true,
-                        "ALL" => r.all = true,
-                        "COUNT" => r.count = true,
-                        "SAVE" => r.save = true,
-                        _ => return Err("unknown SEARCH RETURN option".into()),
-                    }
-                }
-                if r == Ret::default() {
-                    r.all = true;
-                }
-                ret = Some(r);
-                p.sp()?;
-            } else {
-                p.i = save;
-            }
+            let ret = search_return(p)?;
             let save = p.i;
             if p.atom().is_ok_and(|w| w.eq_ignore_ascii_case("CHARSET")) {
                 p.sp()?;
@@ -1914,11 +1973,60 @@ mod tests {
             ok("a UID SORT (REVERSE date subject) UTF-8 ALL"),
             Cmd::Sort {
                 uid: true,
+                ret: None,
                 by: vec![(SortKey::Date, true), (SortKey::Subject, false)],
                 key: Key::All
             }
         );
         bad("a SORT (DATE) ALL");
+        assert_eq!(
+            ok(
+                "a UID SORT RETURN (min MAX partial 10:1) (DISPLAYFROM reverse displayto) UTF-8 ALL"
+            ),
+            Cmd::Sort {
+                uid: true,
+                ret: Some(Ret {
+                    min: true,
+                    max: true,
+                    partial: Some((10, 1)),
+                    ..Ret::default()
+                }),
+                by: vec![(SortKey::DisplayFrom, false), (SortKey::DisplayTo, true)],
+                key: Key::All
+            }
+        );
+        assert_eq!(
+            ok("a SEARCH RETURN (UPDATE CONTEXT COUNT) ALL"),
+            Cmd::Search {
+                uid: false,
+                ret: Some(Ret {
+                    update: true,
+                    context: true,
+                    count: true,
+                    ..Ret::default()
+                }),
+                key: Key::All
+            }
+        );
+        assert!(matches!(
+            ok("a SORT RETURN () (ARRIVAL) UTF-8 ALL"),
+            Cmd::Sort {
+                ret: Some(Ret { all: true, .. }),
+                ..
+            }
+        ));
+        assert_eq!(
+            ok("a CANCELUPDATE \"B01\" \"x y\""),
+            Cmd::CancelUpdate(vec!["B01".into(), "x y".into()])
+        );
+        bad("a CANCELUPDATE");
+        bad("a CANCELUPDATE B01");
+        bad("a SEARCH RETURN (PARTIAL 1:5 ALL) ALL");
+        bad("a SEARCH RETURN (PARTIAL 1:5 PARTIAL 6:9) ALL");
+        bad("a SEARCH RETURN (PARTIAL 0:5) ALL");
+        bad("a SEARCH RETURN (PARTIAL 1:*) ALL");
+        bad("a SEARCH RETURN (PARTIAL) ALL");
+        bad("a SORT RETURN (MIN)(DATE) UTF-8 ALL");
         assert_eq!(
             ok("a UID THREAD orderedsubject UTF-8 ALL"),
             Cmd::Thread {

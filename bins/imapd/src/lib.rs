@@ -10,6 +10,7 @@
 pub mod binary;
 pub mod cache;
 pub mod command;
+pub mod context;
 pub mod fetch;
 pub mod flags;
 pub mod folder;

@@ -11,6 +11,7 @@
 use crate::binary;
 use crate::cache::{self, Cache};
 use crate::command::{self, Att, FetchMods, Key, Ret, SeqSet, StoreMode};
+use crate::context;
 use crate::fetch;
 use crate::flags::{self, Flags};
 use crate::folder::{self, Folder};
@@ -88,8 +89,13 @@ impl Session {
                 .filter(|&u| set.contains(u, max))
                 .collect()
         });
+        let before = context::uids(s);
         match s.folder.expunge(uids.as_deref()) {
-            Ok(gone) => expunged(&mut out, &gone, self.qresync),
+            Ok(gone) => {
+                // REMOVEFROM before the EXPUNGEs that renumber (RFC 5267 §4.3.4).
+                context::removed(s, before.as_deref(), &mut out);
+                expunged(&mut out, &gone, self.qresync)
+            }
             Err(e) => {
                 posthorn_sys::warning!("expunge: {e}");
                 return vec![line(&format!("{tag} NO cannot expunge: {e}"))];
@@ -121,9 +127,12 @@ impl Session {
         ret: Option<Ret>,
         key: &Key,
     ) -> Vec<Action> {
-        let mut pre = Vec::new();
+        if self.tag_in_use(tag, ret) {
+            return self.bad(tag, "tag reuse: an update context has this tag");
+        }
+        let mut out = Vec::new();
         if uid {
-            self.updates(&mut pre);
+            self.updates(&mut out);
         }
         let found = self.matching(key, false);
         if let (Some(r), Some(s)) = (ret, self.sel.as_mut())
@@ -150,13 +159,16 @@ impl Session {
             _ => None,
         };
         let hits: Vec<u32> = found
-            .into_iter()
+            .iter()
             .map(|h| if uid { h.uid } else { h.index as u32 + 1 })
             .collect();
-        let mut out = pre;
         match ret {
             // RFC 5182 §2.1: SAVE alone answers with no ESEARCH.
-            Some(r) if r.save && !(r.min || r.max || r.all || r.count) => {
+            Some(r)
+                if r.save
+                    && !(r.min || r.max || r.all || r.count || r.update)
+                    && r.partial.is_none() =>
+            {
                 let mut v = vec![Action::Reply(out)];
                 v.extend(self.done(tag, false, "OK SEARCH completed, result saved"));
                 return v;
@@ -170,25 +182,12 @@ impl Session {
                     let _ = write!(out, " (MODSEQ {m})");
                 }
             }
-            // RFC 4731 §3.1: MIN, MAX and ALL only when something matched.
             Some(r) => {
-                let _ = write!(out, "* ESEARCH (TAG \"{tag}\")");
-                if uid {
-                    out.extend_from_slice(b" UID");
-                }
-                if let (Some(lo), Some(hi)) = (hits.first(), hits.last()) {
-                    if r.min {
-                        let _ = write!(out, " MIN {lo}");
-                    }
-                    if r.max {
-                        let _ = write!(out, " MAX {hi}");
-                    }
-                }
-                if r.count {
-                    let _ = write!(out, " COUNT {}", hits.len());
-                }
-                if r.all && !hits.is_empty() {
-                    let _ = write!(out, " ALL {}", uid_set(&hits));
+                let refused = self.update_refused(&mut out, tag, ret);
+                context::esearch(&mut out, tag, uid, r, &hits);
+                if r.update && !refused {
+                    let rows = found.iter().map(|h| (Vec::new(), h.uid)).collect();
+                    self.keep_context(tag, uid, None, key, rows);
                 }
                 if let Some(m) = modseq {
                     let _ = write!(out, " MODSEQ {m}");
@@ -359,6 +358,7 @@ impl Session {
             }
             s.folder.note_modseqs(Some(&newly_seen), false);
         }
+        let seen_now: Vec<u32> = newly_seen.iter().map(|&i| s.folder.msgs[i].uid).collect();
         let mut vanished = false;
         let mut refused: Option<binary::Refusal> = None;
         let mut unseen_again = Vec::new();
@@ -504,6 +504,7 @@ impl Session {
             let live: Vec<u32> = s.folder.msgs.iter().map(|m| m.uid).collect();
             c.save(&live);
         }
+        self.context_changed(&seen_now, &mut out);
         let mut v = vec![Action::Reply(out)];
         if let Some(r) = refused {
             v.extend(self.done(tag, uid, &r.reply()));
@@ -626,6 +627,7 @@ impl Session {
         }
         s.folder.note_modseqs(Some(&done), lock.is_some());
         drop(lock);
+        let changed: Vec<u32> = done.iter().map(|&i| s.folder.msgs[i].uid).collect();
         for (k, &i) in done.iter().enumerate() {
             let m = &s.folder.msgs[i];
             // .SILENT still says the new MODSEQ under CONDSTORE (§3.1.3).
@@ -647,6 +649,8 @@ impl Session {
             out.pop();
             out.extend_from_slice(b")\r\n");
         }
+        // Flags that make messages join or leave a kept search.
+        self.context_changed(&changed, &mut out);
         let mut v = vec![Action::Reply(out)];
         if failed {
             v.extend(self.done(
@@ -748,8 +752,10 @@ impl Session {
                 }
             }
         }
+        let before = context::uids(s);
         match s.folder.expunge(Some(&c.src)) {
             Ok(gone) => {
+                context::removed(s, before.as_deref(), &mut out);
                 expunged(&mut out, &gone, qresync);
                 if qresync {
                     let h = s.folder.highest_modseq();

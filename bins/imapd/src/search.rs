@@ -37,6 +37,9 @@ pub struct Text {
     pub body: String,
     /// The Date: header, seconds since the epoch.
     pub sent: Option<i64>,
+    /// The first From and To fields as stored (lowercase name): display
+    /// names are decoded only once the addresses are parsed (RFC 5957).
+    pub addresses: Vec<(String, Vec<u8>)>,
 }
 
 /// needs_text - whether `k` looks at headers or body.
@@ -60,8 +63,11 @@ pub fn text(msg: &[u8], root: &Part) -> Text {
     let mut t = Text::default();
     if let Ok((hs, _)) = mailparse::parse_headers(&msg[root.header.clone()]) {
         for h in hs {
-            t.headers
-                .push((h.get_key().to_lowercase(), h.get_value().to_lowercase()));
+            let key = h.get_key().to_lowercase();
+            if (key == "from" || key == "to") && !t.addresses.iter().any(|(k, _)| *k == key) {
+                t.addresses.push((key.clone(), h.get_value_raw().to_vec()));
+            }
+            t.headers.push((key, h.get_value().to_lowercase()));
         }
     }
     t.sent = t

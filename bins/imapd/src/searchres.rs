@@ -56,8 +56,9 @@ impl Session {
                 ret,
                 key: self.saved_key(key),
             },
-            Cmd::Sort { uid, by, key } => Cmd::Sort {
+            Cmd::Sort { uid, ret, by, key } => Cmd::Sort {
                 uid,
+                ret,
                 by,
                 key: self.saved_key(key),
             },

@@ -103,6 +103,8 @@ pub(crate) struct Selected {
     /// UIDs of the last `SEARCH RETURN (SAVE)` result, `$` (RFC 5182);
     /// a new selection starts it empty.
     pub(crate) saved: Vec<u32>,
+    /// Searches and sorts kept up to date (RFC 5267 §4.3).
+    pub(crate) contexts: Vec<crate::context::Context>,
 }
 
 /// One IMAP session.
@@ -131,13 +133,13 @@ pub struct Session {
     pub(crate) enabled: std::collections::BTreeSet<&'static str>,
 }
 
-/// asks_save - whether a command line is `[UID] SEARCH RETURN (...)`
+/// asks_save - whether a command line is `[UID] SEARCH|SORT RETURN (...)`
 /// with SAVE among the options, however the rest of it is wrong.
 fn asks_save(input: &[u8]) -> bool {
     let head = &input[..input.len().min(200)];
     let up = String::from_utf8_lossy(head).to_ascii_uppercase();
     let mut words = up.split(' ').skip(1).skip_while(|w| *w == "UID");
-    if words.next() != Some("SEARCH") || words.next() != Some("RETURN") {
+    if !matches!(words.next(), Some("SEARCH" | "SORT")) || words.next() != Some("RETURN") {
         return false;
     }
     let opts = words.collect::<Vec<_>>().join(" ");
@@ -179,7 +181,7 @@ impl Session {
     /// capability - the list, as it stands in this state.
     pub fn capability(&self) -> String {
         let mut c = String::from(
-            "IMAP4rev1 IMAP4rev2 UTF8=ACCEPT LITERAL+ SASL-IR CHILDREN UIDPLUS IDLE UNSELECT NAMESPACE ID ENABLE MOVE SPECIAL-USE STATUS=SIZE WITHIN ESEARCH SEARCHRES LIST-EXTENDED LIST-STATUS SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES CONDSTORE QRESYNC COMPRESS=DEFLATE QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE BINARY MULTIAPPEND CREATE-SPECIAL-USE",
+            "IMAP4rev1 IMAP4rev2 UTF8=ACCEPT LITERAL+ SASL-IR CHILDREN UIDPLUS IDLE UNSELECT NAMESPACE ID ENABLE MOVE SPECIAL-USE STATUS=SIZE WITHIN ESEARCH SEARCHRES LIST-EXTENDED LIST-STATUS SORT SORT=DISPLAY ESORT CONTEXT=SEARCH CONTEXT=SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES CONDSTORE QRESYNC COMPRESS=DEFLATE QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE BINARY MULTIAPPEND CREATE-SPECIAL-USE",
         );
         c.push_str(&format!(" APPENDLIMIT={}", self.opts.append_limit));
         if self.state == State::NotAuthenticated {
@@ -525,7 +527,11 @@ impl Session {
             } => self.store(tag, uid, &set, unchanged_since, mode, silent, &flags),
             Cmd::Copy { uid, set, mailbox } => self.copy(tag, uid, &set, &mailbox),
             Cmd::Move { uid, set, mailbox } => self.move_to(tag, uid, &set, &mailbox),
-            Cmd::Sort { uid, by, key } => self.sort(tag, uid, &by, &key),
+            Cmd::Sort { uid, ret, by, key } => self.sort(tag, uid, ret, &by, &key),
+            Cmd::CancelUpdate(tags) => {
+                self.cancel_update(&tags);
+                self.done(tag, true, "OK CANCELUPDATE completed")
+            }
             Cmd::Thread {
                 uid,
                 references: false,
@@ -665,6 +671,7 @@ impl Session {
     /// updates - sync the selected folder and tell the client what changed.
     pub(crate) fn updates(&mut self, out: &mut Vec<u8>) {
         let Some(s) = self.sel.as_mut() else { return };
+        let before = crate::context::uids(s);
         let ch = match s.folder.sync() {
             Ok(c) => c,
             Err(e) => {
@@ -682,7 +689,10 @@ impl Session {
             .copied()
             .zip(ch.expunged_uids.iter().rev().copied())
             .collect();
+        crate::context::removed(s, before.as_deref(), out);
         expunged(out, &gone, self.qresync);
+        let mut changed = crate::context::arrived(s, before.as_deref());
+        changed.extend(&ch.flags);
         if s.folder.keywords.all().count() != s.announced {
             flags_lines(out, &s.folder);
             s.announced = s.folder.keywords.all().count();
@@ -703,18 +713,19 @@ impl Session {
         for uid in ch.flags {
             if let Some(i) = s.folder.msgs.iter().position(|m| m.uid == uid) {
                 let _ = write!(out, "* {} FETCH (", i + 1);
-                // RFC 9051 §7.5.2: unsolicited FETCH carries the UID.
-                if rev2 {
+                // RFC 9051 §7.5.2 (and RFC 7162 for QRESYNC's sake):
+                // unsolicited FETCH carries the UID.
+                if rev2 || self.condstore {
                     let _ = write!(out, "UID {uid} ");
                 }
                 flag_list(out, &s.folder, i);
                 if self.condstore {
-                    let m = &s.folder.msgs[i];
-                    let _ = write!(out, " UID {} MODSEQ ({})", m.uid, m.modseq);
+                    let _ = write!(out, " MODSEQ ({})", s.folder.msgs[i].modseq);
                 }
                 out.extend_from_slice(b")\r\n");
             }
         }
+        self.context_changed(&changed, out);
     }
 
     /// idle_dir - the folder an IDLE watches, if one is selected.
@@ -966,6 +977,7 @@ impl Session {
         self.sel = Some(Selected {
             cache: None,
             saved: Vec::new(),
+            contexts: Vec::new(),
             name: name.to_string(),
             announced: folder.keywords.all().count(),
             folder,
@@ -1269,6 +1281,7 @@ mod tests {
         assert!(asks_save(b"a uid search return (min save) FOO"));
         assert!(!asks_save(b"a SEARCH RETURN (MIN) SAVE"));
         assert!(!asks_save(b"a FETCH RETURN (SAVE)"));
+        assert!(asks_save(b"a UID SORT RETURN (SAVE) (BOGUS) UTF-8 ALL"));
         assert!(!asks_save(b"a SEARCH SUBJECT SAVE"));
         assert!(!asks_save(b""));
     }

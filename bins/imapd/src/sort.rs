@@ -8,62 +8,135 @@
 //! internal date, a missing or unparsable address as the empty string,
 //! as the RFC says. Strings compare as i;ascii-casemap.
 
-use crate::command::{Key, SortKey};
+use crate::command::{Key, Ret, SortKey};
+use crate::context;
 use crate::messages::Hit;
 use crate::session::{Action, Session};
 use std::cmp::Ordering;
 use std::io::Write;
 
 /// One criterion's value for one message.
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Val {
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Val {
     Num(i64),
     Text(String),
 }
 
 impl Session {
-    /// sort - SORT and UID SORT.
+    /// sort - SORT and UID SORT, answered with `* SORT`, or with ESEARCH
+    /// when RETURN options are given (RFC 5267 ESORT).
     pub(crate) fn sort(
         &mut self,
         tag: &str,
         uid: bool,
+        ret: Option<Ret>,
         by: &[(SortKey, bool)],
         key: &Key,
     ) -> Vec<Action> {
+        if self.tag_in_use(tag, ret) {
+            return self.bad(tag, "tag reuse: an update context has this tag");
+        }
         let mut out = Vec::new();
         if uid {
             self.updates(&mut out);
         }
-        let texts = by
+        let rows = self.sorted(key, by);
+        let ids: Vec<u32> = rows
             .iter()
-            .any(|(k, _)| !matches!(k, SortKey::Arrival | SortKey::Size));
-        let mut rows: Vec<(Vec<Val>, u32, u32)> = self
-            .matching(key, texts)
-            .into_iter()
-            .map(|h| {
-                let vals = by.iter().map(|(k, _)| value(*k, &h)).collect();
-                (vals, h.index as u32 + 1, h.uid)
-            })
+            .map(|r| if uid { r.uid } else { r.seq })
             .collect();
-        rows.sort_by(|a, b| {
-            for (i, (_, reverse)) in by.iter().enumerate() {
-                let o = a.0[i].cmp(&b.0[i]);
-                let o = if *reverse { o.reverse() } else { o };
-                if o != Ordering::Equal {
-                    return o;
+        match ret {
+            None => {
+                out.extend_from_slice(b"* SORT");
+                for id in &ids {
+                    let _ = write!(out, " {id}");
+                }
+                out.extend_from_slice(b"\r\n");
+            }
+            Some(r) => {
+                if r.save
+                    && let Some(s) = self.sel.as_mut()
+                {
+                    // As SEARCH saves (RFC 5182 §2.4): with MIN or MAX
+                    // alone, only those, here first and last in order.
+                    let mut u: Vec<u32> = if (r.min || r.max) && !(r.all || r.count) {
+                        let ends = [r.min.then(|| rows.first()), r.max.then(|| rows.last())];
+                        ends.into_iter()
+                            .flatten()
+                            .flatten()
+                            .map(|x| x.uid)
+                            .collect()
+                    } else {
+                        rows.iter().map(|x| x.uid).collect()
+                    };
+                    u.sort_unstable();
+                    u.dedup();
+                    s.saved = u;
+                }
+                let refused = self.update_refused(&mut out, tag, ret);
+                // As for SEARCH, SAVE alone answers with no ESEARCH.
+                let silent = r.save
+                    && !(r.min || r.max || r.all || r.count || r.update)
+                    && r.partial.is_none();
+                if !silent {
+                    context::esearch(&mut out, tag, uid, r, &ids);
+                    out.extend_from_slice(b"\r\n");
+                }
+                if r.update && !refused {
+                    let rows = rows.into_iter().map(|x| (x.vals, x.uid)).collect();
+                    self.keep_context(tag, uid, Some(by.to_vec()), key, rows);
                 }
             }
-            a.1.cmp(&b.1)
-        });
-        out.extend_from_slice(b"* SORT");
-        for (_, seq, u) in rows {
-            let _ = write!(out, " {}", if uid { u } else { seq });
         }
-        out.extend_from_slice(b"\r\n");
         let mut v = vec![Action::Reply(out)];
         v.extend(self.done(tag, false, "OK SORT completed"));
         v
     }
+
+    /// sorted - the messages `key` matches, in the order `by` gives,
+    /// ties in mailbox order (§3).
+    pub(crate) fn sorted(&mut self, key: &Key, by: &[(SortKey, bool)]) -> Vec<Row> {
+        let texts = by
+            .iter()
+            .any(|(k, _)| !matches!(k, SortKey::Arrival | SortKey::Size));
+        let mut rows: Vec<Row> = self
+            .matching(key, texts)
+            .into_iter()
+            .map(|h| Row {
+                vals: values(by, &h),
+                seq: h.index as u32 + 1,
+                uid: h.uid,
+            })
+            .collect();
+        rows.sort_by(|a, b| order(by, (&a.vals, a.uid), (&b.vals, b.uid)));
+        rows
+    }
+}
+
+/// One sorted message: its criteria's values, number and UID.
+#[derive(Debug)]
+pub(crate) struct Row {
+    pub(crate) vals: Vec<Val>,
+    pub(crate) seq: u32,
+    pub(crate) uid: u32,
+}
+
+/// values - what message `h` sorts by under criteria `by`.
+pub(crate) fn values(by: &[(SortKey, bool)], h: &Hit) -> Vec<Val> {
+    by.iter().map(|(k, _)| value(*k, h)).collect()
+}
+
+/// order - two messages' order under `by`, given their values and UIDs;
+/// UIDs ascend as sequence numbers do, so they break ties as §3 says.
+pub(crate) fn order(by: &[(SortKey, bool)], a: (&[Val], u32), b: (&[Val], u32)) -> Ordering {
+    for (i, (_, reverse)) in by.iter().enumerate() {
+        let o = a.0.get(i).cmp(&b.0.get(i));
+        let o = if *reverse { o.reverse() } else { o };
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    a.1.cmp(&b.1)
 }
 
 impl Session {
@@ -147,7 +220,40 @@ fn value(k: SortKey, h: &Hit) -> Val {
         SortKey::To => Val::Text(addr_mailbox(header(h, "to"))),
         SortKey::Cc => Val::Text(addr_mailbox(header(h, "cc"))),
         SortKey::Subject => Val::Text(base_subject(header(h, "subject"))),
+        SortKey::DisplayFrom => Val::Text(display(raw_field(h, "from"))),
+        SortKey::DisplayTo => Val::Text(display(raw_field(h, "to"))),
     }
+}
+
+/// raw_field - a From or To field's value as stored, empty when absent.
+fn raw_field<'a>(h: &'a Hit, name: &str) -> &'a [u8] {
+    h.text
+        .as_ref()
+        .and_then(|t| t.addresses.iter().find(|(n, _)| n == name))
+        .map_or(&[], |(_, v)| v.as_slice())
+}
+
+/// display - RFC 5957 §3's DISPLAY sort value of the first address in a
+/// stored field value: its display name, RFC 2047-decoded after the
+/// addresses are parsed (so that a decoded comma splits nothing), when
+/// that is not empty, else `mailbox@host`; empty when there is no
+/// address or the first is a group (whose IMAP address has neither).
+/// Case-folded for i;unicode-casemap (RFC 5051) by lower-casing, then
+/// upper-casing, every character, but without its decomposition: no
+/// Unicode normalization tables are linked in.
+pub fn display(value: &[u8]) -> String {
+    let field = [b"x: ".as_slice(), value].concat();
+    let list = mailparse::parse_header(&field)
+        .ok()
+        .and_then(|(h, _)| mailparse::addrparse_header(&h).ok());
+    let shown = match list.as_ref().and_then(|l| l.iter().next()) {
+        Some(mailparse::MailAddr::Single(s)) => match s.display_name.as_deref().map(str::trim) {
+            Some(n) if !n.is_empty() => n.to_string(),
+            _ => s.addr.clone(),
+        },
+        _ => String::new(),
+    };
+    shown.to_lowercase().to_uppercase()
 }
 
 /// addr_mailbox - the local part of the first address in a header
@@ -309,6 +415,25 @@ mod tests {
         assert_eq!(base_subject_reply("[Fwd: hi]"), ("HI".into(), true));
         assert_eq!(base_subject_reply("[list] hi"), ("HI".into(), false));
         assert_eq!(base_subject_reply("hi"), ("HI".into(), false));
+    }
+
+    #[test]
+    fn display_values() {
+        let d = |v: &str| display(v.as_bytes());
+        assert_eq!(d("\"Jürgen Müller\" <jm@x>, b@y"), "JÜRGEN MÜLLER");
+        assert_eq!(d("Terry Gray <gray@cac>"), "TERRY GRAY");
+        assert_eq!(d("\"\" <ann@mail.test>"), "ANN@MAIL.TEST");
+        assert_eq!(d("carl@mail.test"), "CARL@MAIL.TEST");
+        assert_eq!(d("team: zed <zed@x>;"), "");
+        assert_eq!(d(""), "");
+        // Decoded after parsing: the encoded comma splits nothing.
+        assert_eq!(
+            d("=?iso-8859-1?q?M=FCller=2C_J=FCrgen?= <jm@x>, b@y"),
+            "MÜLLER, JÜRGEN"
+        );
+        assert_eq!(d("=?utf-8?q?J=C3=BCrgen?= <j@x>"), "JÜRGEN");
+        // Bytes that are no UTF-8 end without a panic.
+        let _ = display(b"\xff\xfe <a@b>");
     }
 
     #[test]
