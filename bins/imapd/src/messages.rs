@@ -140,24 +140,8 @@ impl Session {
         {
             s.saved = saved_part(r, found.iter().map(|h| h.uid).collect());
         }
-        // With a MODSEQ key, the highest mod-sequence of what is told
-        // (RFC 7162 §3.1.5): all found, or only MIN and MAX when those
-        // alone are asked for.
-        let modseq = match (&self.sel, search::has_modseq(key)) {
-            (Some(s), true) => {
-                let of = |h: &Hit| s.folder.msgs[h.index].modseq;
-                match ret {
-                    Some(r) if !(r.all || r.count) && (r.min || r.max) => {
-                        let a = found.first().filter(|_| r.min).map_or(0, of);
-                        let b = found.last().filter(|_| r.max).map_or(0, of);
-                        Some(a.max(b))
-                    }
-                    _ => found.iter().map(of).max(),
-                }
-                .filter(|&m| m > 0)
-            }
-            _ => None,
-        };
+        let idx: Vec<usize> = found.iter().map(|h| h.index).collect();
+        let modseq = self.told_modseq(key, ret, &idx);
         let hits: Vec<u32> = found
             .iter()
             .map(|h| if uid { h.uid } else { h.index as u32 + 1 })
@@ -198,6 +182,24 @@ impl Session {
         let mut v = vec![Action::Reply(out)];
         v.extend(self.done(tag, false, "OK SEARCH completed"));
         v
+    }
+
+    /// told_modseq - with a MODSEQ key, the highest mod-sequence of what
+    /// a SEARCH or SORT tells (RFC 7162 §3.1.5): of all the messages at
+    /// `idx` (in the order told), or of the first and last when MIN or MAX
+    /// alone are asked for.
+    pub(crate) fn told_modseq(&self, key: &Key, ret: Option<Ret>, idx: &[usize]) -> Option<u64> {
+        let s = self.sel.as_ref().filter(|_| search::has_modseq(key))?;
+        let of = |i: &usize| s.folder.msgs[*i].modseq;
+        match ret {
+            Some(r) if !(r.all || r.count) && (r.min || r.max) => {
+                let a = idx.first().filter(|_| r.min).map_or(0, of);
+                let b = idx.last().filter(|_| r.max).map_or(0, of);
+                Some(a.max(b))
+            }
+            _ => idx.iter().map(of).max(),
+        }
+        .filter(|&m| m > 0)
     }
 
     /// matching - the selected folder's messages `key` matches, in

@@ -45,11 +45,16 @@ impl Session {
             .iter()
             .map(|r| if uid { r.uid } else { r.seq })
             .collect();
+        let idx: Vec<usize> = rows.iter().map(|r| r.seq as usize - 1).collect();
+        let modseq = self.told_modseq(key, ret, &idx);
         match ret {
             None => {
                 out.extend_from_slice(b"* SORT");
                 for id in &ids {
                     let _ = write!(out, " {id}");
+                }
+                if let Some(m) = modseq {
+                    let _ = write!(out, " (MODSEQ {m})");
                 }
                 out.extend_from_slice(b"\r\n");
             }
@@ -80,6 +85,9 @@ impl Session {
                     && r.partial.is_none();
                 if !silent {
                     context::esearch(&mut out, tag, uid, r, &ids);
+                    if let Some(m) = modseq {
+                        let _ = write!(out, " MODSEQ {m}");
+                    }
                     out.extend_from_slice(b"\r\n");
                 }
                 if r.update && !refused {
