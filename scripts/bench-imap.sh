@@ -42,11 +42,13 @@
 #              by the client's own inotify watch on new/) to the
 #              untagged "* n EXISTS" on the client's pipe; median and
 #              p99. Both servers watch the folder with inotify: imapd
-#              waits out a burst for 20 ms before it looks; Dovecot's
-#              imap, with mailbox_idle_check_interval left at its 30 s
-#              default (the timer for changes inotify misses), delays
-#              its look by its own fixed notify delay. These loads run
-#              last, as they add messages to both folders.
+#              waits out a burst for 20 ms, then reads the folder again;
+#              Dovecot's imap (2.3) looks 500 ms after the first event
+#              it sees (NOTIFY_DELAY_MSECS in mailbox-watch.c), which
+#              may come before the rename. mailbox_idle_check_interval
+#              stays at its 30 s default: that timer is only for changes
+#              inotify misses. These loads run last, as they add
+#              messages to both folders.
 # Only the ratio, measured in the same run, means anything.
 set -eu
 if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
