@@ -209,6 +209,9 @@ impl Session {
             return Vec::new();
         };
         let need = keep_text || search::needs_text(key);
+        // SORT and THREAD keep only header fields; the body is read for
+        // BODY and TEXT keys alone, and not kept past the match.
+        let body = search::needs_body(key);
         let n = s.folder.msgs.len();
         let max_uid = s.folder.msgs.last().map_or(0, |m| m.uid);
         let now = std::time::SystemTime::now()
@@ -220,7 +223,8 @@ impl Session {
             let internal = s.folder.mtime(i);
             let text = if need {
                 match s.folder.read(i) {
-                    Ok(Some(d)) => Some(search::decode_stored(&d)),
+                    Ok(Some(d)) if body => Some(search::decode_stored(&d)),
+                    Ok(Some(d)) => Some(search::decode_header(&d)),
                     _ => None,
                 }
             } else {
@@ -244,7 +248,14 @@ impl Session {
                     uid: m.uid,
                     size,
                     internal,
-                    text: if keep_text { text } else { None },
+                    text: if keep_text {
+                        text.map(|mut t| {
+                            t.body = String::new();
+                            t
+                        })
+                    } else {
+                        None
+                    },
                 });
             }
         }

@@ -58,6 +58,18 @@ pub fn needs_text(k: &Key) -> bool {
     }
 }
 
+/// needs_body - whether `k` looks at the body (BODY, TEXT); the other
+/// text keys read only the header.
+pub fn needs_body(k: &Key) -> bool {
+    match k {
+        Key::And(v) => v.iter().any(needs_body),
+        Key::Or(a, b) => needs_body(a) || needs_body(b),
+        Key::Not(a) => needs_body(a),
+        Key::Body(_) | Key::Text(_) => true,
+        _ => false,
+    }
+}
+
 /// text - decode a CRLF message for searching.
 pub fn text(msg: &[u8], root: &Part) -> Text {
     let mut t = Text::default();
@@ -192,6 +204,37 @@ pub fn decode_stored(stored: &[u8]) -> Text {
     text(&m, &p)
 }
 
+/// decode_header - only the header of a stored message, decoded as
+/// decode_stored does, with an empty body: what HEADER and SENT* keys,
+/// SORT and THREAD read. Parsing and lowercasing every body (a 5 MB
+/// one, attachments) for them cost time and, as SORT and THREAD keep
+/// each message's text until they answer, memory.
+pub fn decode_header(stored: &[u8]) -> Text {
+    let m = mime::to_crlf(head(stored));
+    let p = mime::parse(&m);
+    let mut t = text(&m, &p);
+    t.body.clear();
+    t
+}
+
+/// head - a stored message up to and including the blank line that ends
+/// its header (all of it when there is none).
+fn head(stored: &[u8]) -> &[u8] {
+    let mut at = 0;
+    while at < stored.len() {
+        let end = stored[at..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(stored.len(), |i| at + i + 1);
+        let line = &stored[at..end];
+        if line == b"\n" || line == b"\r\n" {
+            return &stored[..end];
+        }
+        at = end;
+    }
+    stored
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,5 +293,27 @@ mod tests {
         ));
         assert!(needs_text(&Key::Not(Box::new(Key::Body("x".into())))));
         assert!(!needs_text(&Key::Flag(SEEN, true)));
+        assert!(needs_body(&Key::Not(Box::new(Key::Text("x".into())))));
+        assert!(!needs_body(&Key::Header("subject".into(), "x".into())));
+        assert!(!needs_body(&Key::SentOn(1)));
+    }
+
+    #[test]
+    fn a_header_alone_decodes_as_in_the_whole_message() {
+        let stored = b"Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\nDate: Tue, 1 Feb 1994 10:00:00 +0000\nContent-Type: text/plain\n\nSubject: not a header\nbody text\n";
+        let whole = decode_stored(stored);
+        let h = decode_header(stored);
+        assert_eq!(h.headers, whole.headers);
+        assert_eq!(h.sent, whole.sent);
+        assert!(whole.body.contains("body text") && h.body.is_empty());
+        assert_eq!(h.headers.len(), 3);
+        // CRLF, no blank line at all, no header at all.
+        let crlf = decode_header(b"Subject: a\r\nX: b\r\n\r\nSubject: c\r\n");
+        assert_eq!(
+            crlf.headers,
+            vec![("subject".into(), "a".into()), ("x".into(), "b".into())]
+        );
+        assert_eq!(decode_header(b"Subject: only").headers.len(), 1);
+        assert!(decode_header(b"\nSubject: body").headers.is_empty());
     }
 }
