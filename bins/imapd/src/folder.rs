@@ -715,6 +715,7 @@ fn assign(dir: &Path, names: &[String]) -> io::Result<(u32, Vec<u32>)> {
 /// append - store one message (APPEND): written to tmp/, fsynced,
 /// renamed into cur/ and the directory fsynced before the caller says
 /// OK; returns the UIDVALIDITY and the new UID.
+#[cfg(test)]
 pub fn append(dir: &Path, data: &[u8], flags: Flags, date: Option<i64>) -> io::Result<(u32, u32)> {
     let (validity, uids) = append_all(dir, &[(data, flags, date)])?;
     Ok((validity, uids[0]))

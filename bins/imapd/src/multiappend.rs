@@ -1,4 +1,4 @@
-//! multiappend - APPEND of several messages in one command (RFC 3502):
+//! multiappend - APPEND of one message, or of several in one command (RFC 3502):
 //! all are stored or none (folder::append_all writes and fsyncs every
 //! one under tmp/ before any is moved into cur/), and the OK carries
 //! APPENDUID with the UID set (RFC 4315 §3).
@@ -31,6 +31,17 @@ impl Session {
                 "{tag} NO an empty message; nothing appended"
             ))];
         }
+        // RFC 6855 §4: 8-bit header fields only from a client that said
+        // it handles them.
+        if !self.utf8()
+            && messages
+                .iter()
+                .any(|m| crate::rev2::has_8bit_header(&m.message))
+        {
+            return vec![line(&format!(
+                "{tag} NO 8-bit header fields need ENABLE UTF8=ACCEPT; nothing appended"
+            ))];
+        }
         let mut kw = flags::Keywords::read(&dir);
         let mut all: Vec<(&[u8], Flags, Option<i64>)> = Vec::new();
         for m in messages {
@@ -45,7 +56,7 @@ impl Session {
                 true,
                 &format!(
                     "OK [APPENDUID {validity} {}] APPEND completed",
-                    uid_ranges(&uids)
+                    crate::messages::uid_set(&uids)
                 ),
             ),
             Err(e) => {
@@ -55,36 +66,5 @@ impl Session {
                 ))]
             }
         }
-    }
-}
-
-/// uid_ranges - UIDs in order as a uid-set: `4:6,9`.
-fn uid_ranges(uids: &[u32]) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut i = 0;
-    while i < uids.len() {
-        let mut j = i;
-        while j + 1 < uids.len() && uids[j + 1] == uids[j].wrapping_add(1) {
-            j += 1;
-        }
-        parts.push(if i == j {
-            uids[i].to_string()
-        } else {
-            format!("{}:{}", uids[i], uids[j])
-        });
-        i = j + 1;
-    }
-    parts.join(",")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ranges() {
-        assert_eq!(uid_ranges(&[4, 5, 6, 9]), "4:6,9");
-        assert_eq!(uid_ranges(&[1]), "1");
-        assert_eq!(uid_ranges(&[3, 5]), "3,5");
     }
 }

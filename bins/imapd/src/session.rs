@@ -489,7 +489,14 @@ impl Session {
                 flags,
                 date,
                 message,
-            } => self.append(tag, &mailbox, &flags, date, &message),
+            } => {
+                let one = command::AppendMsg {
+                    flags,
+                    date,
+                    message,
+                };
+                self.multi_append(tag, &mailbox, std::slice::from_ref(&one))
+            }
             other if self.state != State::Selected => {
                 let _ = other;
                 self.bad(tag, "no mailbox selected")
@@ -1129,52 +1136,6 @@ impl Session {
             }
         }
         Ok(f)
-    }
-
-    /// append - APPEND a message (fsynced before the OK).
-    fn append(
-        &mut self,
-        tag: &str,
-        name: &str,
-        flag_names: &[String],
-        date: Option<i64>,
-        message: &[u8],
-    ) -> Vec<Action> {
-        let dir = match self.tree().path(name) {
-            Ok(d) => d,
-            Err(e) => return vec![line(&format!("{tag} NO {e}"))],
-        };
-        if !dir.join("cur").is_dir() {
-            return vec![line(&format!("{tag} NO [TRYCREATE] no such mailbox"))];
-        }
-        if message.is_empty() {
-            return vec![line(&format!("{tag} NO an empty message"))];
-        }
-        // RFC 6855 §4: 8-bit header fields only from a client that said
-        // it handles them.
-        if !self.utf8() && crate::rev2::has_8bit_header(message) {
-            return vec![line(&format!(
-                "{tag} NO 8-bit header fields need ENABLE UTF8=ACCEPT"
-            ))];
-        }
-        let mut kw = flags::Keywords::read(&dir);
-        let f = match Self::parse_flags(flag_names, &mut kw, &dir) {
-            Ok(f) => f,
-            Err(e) => return self.bad(tag, &e),
-        };
-        match folder::append(&dir, message, f, date) {
-            Ok((validity, uid)) => self.done(
-                tag,
-                true,
-                &format!("OK [APPENDUID {validity} {uid}] APPEND completed"),
-            ),
-            Err(e) => {
-                posthorn_sys::warning!("append to {}: {e}", dir.display());
-                vec![line(&format!(
-                    "{tag} NO [SERVERBUG] cannot store the message: {e}"
-                ))]
-            }
-        }
     }
 }
 
