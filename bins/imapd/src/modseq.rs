@@ -336,6 +336,12 @@ impl ModSeqs {
             .append(true)
             .custom_flags(libc::O_NOFOLLOW)
             .open(dir.join(FILE))?;
+        // A line cut short by a writer killed under the lock we now hold
+        // was never shown to anyone: drop it, so that it cannot join ours
+        // into a line that says something else.
+        if f.metadata()?.len() > self.read_to {
+            f.set_len(self.read_to)?;
+        }
         f.write_all(add.as_bytes())?;
         f.sync_data()?;
         drop(lock);
@@ -471,6 +477,28 @@ mod tests {
         // A is told on its next look.
         a.record(d.path(), 7, 3, &mut left, None, false).unwrap();
         assert_eq!(a.vanished(2, 3, &left, &|_| true), vec![1]);
+    }
+
+    #[test]
+    fn a_line_cut_short_by_a_crash_is_dropped_not_joined() {
+        let d = dir();
+        let mut a = ModSeqs::default();
+        let mut msgs = vec![msg(1, ""), msg(12, "")];
+        a.record(d.path(), 7, 13, &mut msgs, None, false).unwrap();
+        // A writer died midway through `-12 5\n`.
+        let path = d.path().join(FILE);
+        let mut text = std::fs::read(&path).unwrap();
+        text.extend_from_slice(b"-1");
+        std::fs::write(&path, &text).unwrap();
+        msgs[0].flags = Flags::from_info("S");
+        let mut b = ModSeqs::default();
+        b.record(d.path(), 7, 13, &mut msgs, Some(&[0]), false)
+            .unwrap();
+        let mut c = ModSeqs::default();
+        c.record(d.path(), 7, 13, &mut msgs, None, false).unwrap();
+        assert!(c.vanished(0, 13, &msgs, &|_| true).is_empty());
+        assert_eq!(c.recorded(12), Some(2));
+        assert_eq!(c.recorded(1), Some(3));
     }
 
     #[test]
