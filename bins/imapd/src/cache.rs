@@ -27,6 +27,7 @@ use crate::search::Text;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 pub const FILE: &str = "posthorn-cache";
 /// Largest cache read.
@@ -52,8 +53,9 @@ pub struct Cache {
     path: PathBuf,
     validity: u32,
     entries: HashMap<u32, Entry>,
-    /// Kept header fields (search::kept), by UID.
-    heads: HashMap<u32, Text>,
+    /// Kept header fields (search::kept), by UID: shared with the
+    /// searches that use them rather than copied for each.
+    heads: HashMap<u32, Rc<Text>>,
     dirty: bool,
 }
 
@@ -89,7 +91,7 @@ impl Cache {
     }
 
     /// get_head - the kept header fields of `uid`, if cached.
-    pub fn get_head(&self, uid: u32) -> Option<&Text> {
+    pub fn get_head(&self, uid: u32) -> Option<&Rc<Text>> {
         self.heads.get(&uid)
     }
 
@@ -100,12 +102,14 @@ impl Cache {
 
     /// insert_head - remember a message's kept header fields (as
     /// search::kept gives them), unless they take more than MAX_HEAD
-    /// octets; written at the next `save`.
-    pub fn insert_head(&mut self, uid: u32, t: Text) {
+    /// octets; written at the next `save`. Gives them back, shared.
+    pub fn insert_head(&mut self, uid: u32, t: Text) -> Rc<Text> {
+        let t = Rc::new(t);
         if encode_head(&t).len() <= MAX_HEAD {
-            self.heads.insert(uid, t);
+            self.heads.insert(uid, Rc::clone(&t));
             self.dirty = true;
         }
+        t
     }
 
     /// save - write the entries of the UIDs still in the folder, if
@@ -158,7 +162,7 @@ impl Cache {
 }
 
 /// What a cache file holds: FETCH entries and kept header fields.
-type Parsed = (HashMap<u32, Entry>, HashMap<u32, Text>);
+type Parsed = (HashMap<u32, Entry>, HashMap<u32, Rc<Text>>);
 
 /// parse - the entries of a cache file; None when any of it is wrong.
 fn parse(b: &[u8], validity: u32) -> Option<Parsed> {
@@ -204,8 +208,10 @@ fn parse(b: &[u8], validity: u32) -> Option<Parsed> {
                 if stop >= b.len() || b[stop] != b'\n' {
                     return None;
                 }
-                out.1
-                    .insert(u32::try_from(uid).ok()?, decode_head(&b[start..stop])?);
+                out.1.insert(
+                    u32::try_from(uid).ok()?,
+                    Rc::new(decode_head(&b[start..stop])?),
+                );
                 stop
             }
             _ => return None,
@@ -314,8 +320,8 @@ mod tests {
         c.save(&[1, 3, 4]);
         let c = Cache::load(d.path(), 7);
         assert_eq!(c.get(1), Some(&e));
-        assert_eq!(c.get_head(1), Some(&h));
-        assert_eq!(c.get_head(3), Some(&bare));
+        assert_eq!(c.get_head(1).map(|x| &**x), Some(&h));
+        assert_eq!(c.get_head(3).map(|x| &**x), Some(&bare));
         assert!(c.get(3).is_none() && c.get_head(4).is_none());
         assert!(c.get(2).is_none(), "expunged entries are dropped");
         assert!(c.get_head(2).is_none(), "expunged entries are dropped");
@@ -328,8 +334,8 @@ mod tests {
         for cut in 0..full.len() {
             if let Some((f, hs)) = parse(&full[..cut], 7) {
                 assert!(f.get(&1).is_none_or(|x| *x == e));
-                assert!(hs.get(&1).is_none_or(|x| *x == h));
-                assert!(hs.get(&3).is_none_or(|x| *x == bare));
+                assert!(hs.get(&1).is_none_or(|x| **x == h));
+                assert!(hs.get(&3).is_none_or(|x| **x == bare));
             }
         }
         assert!(parse(b"posthorn-cache 2 V7\nF 1 2 99999999999999999999 0 0\n", 7).is_none());
@@ -352,7 +358,7 @@ mod tests {
         c.insert_head(1, Text::default());
         c.save(&[1]);
         let c = Cache::load(d.path(), 7);
-        assert_eq!(c.get_head(1), Some(&Text::default()));
+        assert_eq!(c.get_head(1).map(|x| &**x), Some(&Text::default()));
         let full = std::fs::read(d.path().join(FILE)).unwrap();
         assert!(full.starts_with(b"posthorn-cache 2 V7\n"));
     }

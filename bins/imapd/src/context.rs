@@ -20,6 +20,7 @@ use crate::session::{Selected, Session};
 use crate::sort::{self, Val};
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
+use std::rc::Rc;
 
 /// Update contexts one session may keep (Dovecot-like: a few per client).
 pub const MAX_CONTEXTS: usize = 10;
@@ -255,7 +256,7 @@ fn hit(f: &mut Folder, c: Option<&mut Cache>, i: usize, text: bool, file: bool) 
         text: match (text, file) {
             (false, _) => None,
             (true, false) => head_text(f, c, i),
-            (true, true) => read_text(f, c, i, true),
+            (true, true) => read_text(f, c, i, true).map(Rc::new),
         },
     }
 }
@@ -374,7 +375,7 @@ impl Session {
                 size: h.size,
                 internal: h.internal,
                 now,
-                text: h.text.as_ref(),
+                text: h.text.as_deref(),
             };
             let verdicts = s
                 .contexts

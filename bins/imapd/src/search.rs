@@ -70,6 +70,18 @@ pub fn needs_body(k: &Key) -> bool {
     }
 }
 
+/// needs_internal - whether `k` looks at the internal date (BEFORE, ON,
+/// SINCE, OLDER, YOUNGER), which costs a stat of the message's file.
+pub fn needs_internal(k: &Key) -> bool {
+    match k {
+        Key::And(v) => v.iter().any(needs_internal),
+        Key::Or(a, b) => needs_internal(a) || needs_internal(b),
+        Key::Not(a) => needs_internal(a),
+        Key::Before(_) | Key::On(_) | Key::Since(_) | Key::Older(_) | Key::Younger(_) => true,
+        _ => false,
+    }
+}
+
 /// The header fields SORT (RFC 5256, RFC 5957), THREAD and the SENT*
 /// keys look at: all the folder's cache keeps of a message's text.
 pub const KEPT: [&str; 8] = [
@@ -347,6 +359,11 @@ mod tests {
         )));
         assert!(!needs_file(&Key::Header("Message-ID".into(), "x".into())));
         assert!(!needs_file(&Key::Not(Box::new(Key::SentSince(1)))));
+        assert!(needs_internal(&Key::Or(
+            Box::new(Key::All),
+            Box::new(Key::Not(Box::new(Key::Younger(5))))
+        )));
+        assert!(!needs_internal(&Key::SentBefore(1)));
         // Keys needs_file says no to match the kept text as the whole.
         let k = kept(&decode_stored(stored));
         let s = Subject {
