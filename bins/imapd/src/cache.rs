@@ -11,19 +11,22 @@
 //! FETCH entry
 //! `F <uid> <size> <envelope length> <body length> <bodystructure length>\n`
 //! and those octets, then `\n`; per message with kept header fields
-//! `H <uid> <length>\n` and that many octets (see `encode_head`), then
-//! `\n`. Written to a temporary file and renamed over the old one
-//! (atomic, not synced: losing it costs only time).
+//! `H <uid> <length>\n` and that many octets (see `encode_head`; decoded
+//! only when first asked for, so FETCH pays nothing for them), then `\n`.
+//! Written to a temporary file and renamed over the old one (atomic, not
+//! synced: losing it costs only time).
 //!
 //! Distrusts the file: anything that does not parse, another version
 //! (version 1 files, without header fields, among them) or UIDVALIDITY,
 //! or lengths that run past the end make the whole cache count as
-//! missing; it is rebuilt as messages are fetched, sorted or threaded.
+//! missing (header fields that do not decode, that message's entry);
+//! it is rebuilt as messages are fetched, sorted or threaded.
 //! Distrusts the messages: header fields that take more than MAX_HEAD
 //! octets are not kept (such a message is read each time instead), so no
 //! message can make the cache grow past that much per UID.
 
 use crate::search::Text;
+use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -47,15 +50,26 @@ pub struct Entry {
     pub bodystructure: Vec<u8>,
 }
 
+/// One message's kept header fields: as stored (encode_head), and
+/// decoded the first time they are asked for, so that loading the cache
+/// for FETCH costs no decoding of them; then shared with the searches
+/// that use them rather than copied for each.
+#[derive(Debug)]
+struct Head {
+    raw: Vec<u8>,
+    /// None inside when `raw` does not decode: the message counts as
+    /// not cached.
+    text: OnceCell<Option<Rc<Text>>>,
+}
+
 /// A folder's cache in memory.
 #[derive(Debug)]
 pub struct Cache {
     path: PathBuf,
     validity: u32,
     entries: HashMap<u32, Entry>,
-    /// Kept header fields (search::kept), by UID: shared with the
-    /// searches that use them rather than copied for each.
-    heads: HashMap<u32, Rc<Text>>,
+    /// Kept header fields (search::kept), by UID.
+    heads: HashMap<u32, Head>,
     dirty: bool,
 }
 
@@ -92,10 +106,14 @@ impl Cache {
 
     /// get_head - the kept header fields of `uid`, if cached.
     pub fn get_head(&self, uid: u32) -> Option<&Rc<Text>> {
-        self.heads.get(&uid)
+        let h = self.heads.get(&uid)?;
+        h.text
+            .get_or_init(|| decode_head(&h.raw).map(Rc::new))
+            .as_ref()
     }
 
-    /// has_head - whether the header fields of `uid` are cached.
+    /// has_head - whether the header fields of `uid` are cached (as far
+    /// as can be told without decoding them).
     pub fn has_head(&self, uid: u32) -> bool {
         self.heads.contains_key(&uid)
     }
@@ -105,8 +123,10 @@ impl Cache {
     /// octets; written at the next `save`. Gives them back, shared.
     pub fn insert_head(&mut self, uid: u32, t: Text) -> Rc<Text> {
         let t = Rc::new(t);
-        if encode_head(&t).len() <= MAX_HEAD {
-            self.heads.insert(uid, Rc::clone(&t));
+        let raw = encode_head(&t);
+        if raw.len() <= MAX_HEAD {
+            let text = OnceCell::from(Some(Rc::clone(&t)));
+            self.heads.insert(uid, Head { raw, text });
             self.dirty = true;
         }
         t
@@ -143,9 +163,9 @@ impl Cache {
         let mut uids: Vec<&u32> = self.heads.keys().collect();
         uids.sort();
         for u in uids {
-            let h = encode_head(&self.heads[u]);
+            let h = &self.heads[u].raw;
             let _ = writeln!(out, "H {u} {}", h.len());
-            out.extend_from_slice(&h);
+            out.extend_from_slice(h);
             out.push(b'\n');
         }
         let tmp = self
@@ -162,7 +182,7 @@ impl Cache {
 }
 
 /// What a cache file holds: FETCH entries and kept header fields.
-type Parsed = (HashMap<u32, Entry>, HashMap<u32, Rc<Text>>);
+type Parsed = (HashMap<u32, Entry>, HashMap<u32, Head>);
 
 /// parse - the entries of a cache file; None when any of it is wrong.
 fn parse(b: &[u8], validity: u32) -> Option<Parsed> {
@@ -208,10 +228,11 @@ fn parse(b: &[u8], validity: u32) -> Option<Parsed> {
                 if stop >= b.len() || b[stop] != b'\n' {
                     return None;
                 }
-                out.1.insert(
-                    u32::try_from(uid).ok()?,
-                    Rc::new(decode_head(&b[start..stop])?),
-                );
+                let head = Head {
+                    raw: b[start..stop].to_vec(),
+                    text: OnceCell::new(),
+                };
+                out.1.insert(u32::try_from(uid).ok()?, head);
                 stop
             }
             _ => return None,
@@ -334,14 +355,23 @@ mod tests {
         for cut in 0..full.len() {
             if let Some((f, hs)) = parse(&full[..cut], 7) {
                 assert!(f.get(&1).is_none_or(|x| *x == e));
-                assert!(hs.get(&1).is_none_or(|x| **x == h));
-                assert!(hs.get(&3).is_none_or(|x| **x == bare));
+                let got = |u| hs.get(&u).and_then(|x: &Head| decode_head(&x.raw));
+                assert!(got(1).is_none_or(|x| x == h));
+                assert!(got(3).is_none_or(|x| x == bare));
             }
         }
         assert!(parse(b"posthorn-cache 2 V7\nF 1 2 99999999999999999999 0 0\n", 7).is_none());
         assert!(parse(b"posthorn-cache 2 V7\nH 1 4\nd -\n\n", 7).is_some());
-        assert!(parse(b"posthorn-cache 2 V7\nH 1 4\nd x\n\n", 7).is_none());
-        assert!(parse(b"posthorn-cache 2 V7\nH 1 12\nd -\nh s 9\nab\n", 7).is_none());
+        // Fields that do not decode are found only when asked for, and
+        // then count as not cached.
+        std::fs::write(
+            d.path().join(FILE),
+            b"posthorn-cache 2 V7\nH 1 4\nd x\n\nH 2 12\nd -\nh s 9\nab\nH 3 4\nd 5\n\n",
+        )
+        .unwrap();
+        let c = Cache::load(d.path(), 7);
+        assert!(c.get_head(1).is_none() && c.get_head(2).is_none());
+        assert_eq!(c.get_head(3).and_then(|t| t.sent), Some(5));
         assert!(parse(b"posthorn-cache 2 V7\nX 1 4\nd -\n\n", 7).is_none());
     }
 
