@@ -121,15 +121,17 @@ impl Cache {
     /// insert_head - remember a message's kept header fields (as
     /// search::kept gives them), unless they take more than MAX_HEAD
     /// octets; written at the next `save`. Gives them back, shared.
+    /// Only the encoded form is kept (decoded again if asked for), so
+    /// that a FETCH filling the cache for 10,000 messages does not hold
+    /// all their fields decoded too.
     pub fn insert_head(&mut self, uid: u32, t: Text) -> Rc<Text> {
-        let t = Rc::new(t);
         let raw = encode_head(&t);
         if raw.len() <= MAX_HEAD {
-            let text = OnceCell::from(Some(Rc::clone(&t)));
+            let text = OnceCell::new();
             self.heads.insert(uid, Head { raw, text });
             self.dirty = true;
         }
-        t
+        Rc::new(t)
     }
 
     /// save - write the entries of the UIDs still in the folder, if
