@@ -2879,3 +2879,93 @@ fn update_contexts_take_a_whole_mailbox_changing_at_once() {
         ]
     );
 }
+
+/// sort_cache_messages - messages with headers that are hard to get
+/// right twice: RFC 2047 subjects and names, no Date or a bad one,
+/// folded and overlong References, a header line without a colon,
+/// duplicate Message-IDs and fields, and no header at all.
+fn sort_cache_messages() -> Vec<String> {
+    let long: String = (0..400)
+        .map(|n| format!(" <long{n}@example.org>\n"))
+        .collect();
+    vec![
+        "Message-ID: <t1@x>\nFrom: =?utf-8?q?J=C3=BCrgen_Z?= <jz@x>\nTo: Team: b@x, a@x;\nSubject: =?utf-8?q?Re=3A_=C3=9Cber?= den Plan\nDate: Tue, 3 Feb 2026 10:00:00 +0100\n\nbody\n".into(),
+        "Message-ID: <t2@x>\nFrom: \"Zed, A.\" <zed@x>\nTo: (comment) <to@x>\nReferences: <t1@x>\n <t0@x>\n\t<t1@x>\nSubject: =?iso-8859-1?q?Fwd=3A_=DCber_den_Plan?= (fwd)\n\nno date\n".into(),
+        "Message-ID: <t3@x>\nIn-Reply-To: <t2@x> (so it says)\nDate: yesterday\nSubject: [list] re: über den plan\nCc: =?utf-8?b?w4Rk?= <cc@x>\n\nbad date\n".into(),
+        format!("Message-ID: <t4@x>\nReferences:\n{long}Subject: long thread\nDate: 1 Feb 2026 00:00 -0000\n\nlong references\n"),
+        "Subject: broken\nthis line has no colon\nMessage-ID: <t5@x>\nDate: 2 Feb 2026 00:00 +0000\n\nbroken\n".into(),
+        "Message-ID: <t1@x>\nSubject: first\nSubject: second\nFrom: a@x\nFrom: b@x\nX-Note: =?utf-8?q?=C3=9Cber?=\nDate: 2 Feb 2026 00:00 +1400\n\nduplicates\n".into(),
+        "\nno header at all\n".into(),
+        "Subject: =?utf-8?q?broken=ZZ?= =?bogus?q?x?=\nDate: Mon, 2 Feb 2026 12:00:00 GMT\nReferences: <long7@example.org>\n\nbad words\n".into(),
+    ]
+}
+
+/// SORT, THREAD and header SEARCH answer the same from the folder's
+/// cache (filled by an earlier SORT, or by FETCH) as from the messages
+/// themselves, and every message with headers small enough is cached.
+#[test]
+fn sort_and_thread_from_the_cache_equal_them_without_it() {
+    let i = Instance::new();
+    seed(&i);
+    let dir = i.path("home/ann/Maildir");
+    let tricky = sort_cache_messages();
+    for (n, m) in tricky.iter().enumerate() {
+        let t = 1_770_000_000 + 3600 * n as u64;
+        let f = dir.join(format!("cur/{t}.T{n}P2.test:2,"));
+        std::fs::write(&f, m).unwrap();
+        let file = std::fs::File::options().write(true).open(&f).unwrap();
+        file.set_modified(std::time::UNIX_EPOCH + Duration::from_secs(t))
+            .unwrap();
+    }
+    let script = "a LOGIN ann x\nb EXAMINE INBOX\n\
+        c SORT (DATE) UTF-8 ALL\n\
+        d SORT (REVERSE SUBJECT FROM) UTF-8 ALL\n\
+        e SORT (CC TO REVERSE ARRIVAL) UTF-8 ALL\n\
+        f SORT (DISPLAYFROM REVERSE DISPLAYTO SIZE) UTF-8 ALL\n\
+        g THREAD REFERENCES UTF-8 ALL\n\
+        h UID THREAD ORDEREDSUBJECT UTF-8 ALL\n\
+        i SEARCH HEADER SUBJECT \"plan\" SENTSINCE 2-Feb-2026\n\
+        j SORT (SUBJECT) UTF-8 OR HEADER References \"long7\" HEADER X-Note \"ber\"\n\
+        k SEARCH NOT SENTBEFORE 1-Jan-2000\n\
+        l SORT RETURN (ALL COUNT) (DATE REVERSE FROM) UTF-8 HEADER MESSAGE-ID \"@x\"\n\
+        z LOGOUT\n";
+    let cache = dir.join("posthorn-cache");
+    let heads = || {
+        let b = std::fs::read(&cache).unwrap_or_default();
+        b.split(|&c| c == b'\n')
+            .filter(|l| l.starts_with(b"H "))
+            .count()
+    };
+    let total = 5 + tricky.len();
+    let (cold, err) = session(&i, script);
+    assert!(!err.contains("panic"), "{err}");
+    assert!(
+        cold.contains("* THREAD (") && cold.contains("z OK"),
+        "{cold}"
+    );
+    assert_eq!(cold.matches(" OK SORT completed").count(), 6, "{cold}");
+    // The order imapd gave before the cache: messages without a usable
+    // Date (no field, "yesterday", no header) among the others by their
+    // internal dates, which SORT now stats only for them.
+    assert!(
+        cold.contains("* SORT 4 1 6 3 5 7 10 8 9 2 11 12 13\r\n"),
+        "{cold}"
+    );
+    // The one with 400 References is over the limit: read each time.
+    assert_eq!(heads(), total - 1, "a header entry per message");
+    let (warm, _) = session(&i, script);
+    assert_eq!(warm, cold, "from the cache");
+    // Filled by FETCH instead.
+    std::fs::remove_file(&cache).unwrap();
+    session(
+        &i,
+        "a LOGIN ann x\nb EXAMINE INBOX\nc FETCH 1:* ENVELOPE\nz LOGOUT\n",
+    );
+    assert_eq!(heads(), total - 1, "FETCH ENVELOPE fills it too");
+    let (fetched, _) = session(&i, script);
+    assert_eq!(fetched, cold, "from the cache FETCH filled");
+    // An old or damaged cache is no cache at all.
+    std::fs::write(&cache, "posthorn-cache 1 V1\n1 2 3 4 5\n").unwrap();
+    assert_eq!(session(&i, script).0, cold, "over a version 1 file");
+    assert_eq!(heads(), total - 1, "rewritten");
+}

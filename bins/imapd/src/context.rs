@@ -11,14 +11,16 @@
 //! allows). A context goes with the selection (SELECT, CLOSE, UNSELECT)
 //! or CANCELUPDATE.
 
+use crate::cache::Cache;
 use crate::command::{Key, Ret, SortKey};
 use crate::folder::Folder;
-use crate::messages::{Hit, size_of};
+use crate::messages::{Hit, head_text, read_text, size_of};
 use crate::search;
 use crate::session::{Selected, Session};
 use crate::sort::{self, Val};
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
+use std::rc::Rc;
 
 /// Update contexts one session may keep (Dovecot-like: a few per client).
 pub const MAX_CONTEXTS: usize = 10;
@@ -241,21 +243,20 @@ pub(crate) fn arrived(s: &Selected, before: Option<&[u32]>) -> Vec<u32> {
         .collect()
 }
 
-/// hit - message `i` as a search sees it, its text decoded only when
-/// `text`; whether `key` matches it is the caller's.
-fn hit(f: &mut Folder, i: usize, text: bool) -> Hit {
+/// hit - message `i` as a search sees it, its text only when `text`:
+/// the kept header fields from the cache (filled when it lacks them),
+/// or the whole text read from the file when `file`; whether `key`
+/// matches it is the caller's.
+fn hit(f: &mut Folder, c: Option<&mut Cache>, i: usize, text: bool, file: bool) -> Hit {
     Hit {
         index: i,
         uid: f.msgs[i].uid,
         size: size_of(f, i),
         internal: f.mtime(i),
-        text: if text {
-            match f.read(i) {
-                Ok(Some(d)) => Some(search::decode_stored(&d)),
-                _ => None,
-            }
-        } else {
-            None
+        text: match (text, file) {
+            (false, _) => None,
+            (true, false) => head_text(f, c, i),
+            (true, true) => read_text(f, c, i, true).map(Rc::new),
         },
     }
 }
@@ -342,6 +343,10 @@ impl Session {
         idx.sort_unstable();
         idx.dedup();
         let text = s.contexts.iter().any(needs_text);
+        let file = s.contexts.iter().any(|c| search::needs_file(&c.key));
+        if text && !file && s.cache.is_none() {
+            s.cache = Some(Cache::load(&s.folder.dir, s.folder.validity));
+        }
         let n = s.folder.msgs.len() as u32;
         let max_uid = s.folder.msgs.last().map_or(0, |m| m.uid);
         let now = std::time::SystemTime::now()
@@ -360,7 +365,7 @@ impl Session {
         }
         let mut judged = Vec::new();
         for i in idx {
-            let h = hit(&mut s.folder, i, text);
+            let h = hit(&mut s.folder, s.cache.as_mut(), i, text, file);
             let subject = search::Subject {
                 seq: i as u32 + 1,
                 max_seq: search::star_max(n),
@@ -370,7 +375,7 @@ impl Session {
                 size: h.size,
                 internal: h.internal,
                 now,
-                text: h.text.as_ref(),
+                text: h.text.as_deref(),
             };
             let verdicts = s
                 .contexts
@@ -389,6 +394,10 @@ impl Session {
                 seq: i as u32 + 1,
                 verdicts,
             });
+        }
+        if let Some(c) = s.cache.as_mut() {
+            let live: Vec<u32> = s.folder.msgs.iter().map(|m| m.uid).collect();
+            c.save(&live);
         }
         for (j, c) in s.contexts.iter_mut().enumerate() {
             let search = c.by.is_none();

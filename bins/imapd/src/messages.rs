@@ -19,6 +19,7 @@ use crate::mime::{self, Part};
 use crate::search;
 use crate::session::{Action, Session, expunged, flags_lines, line};
 use std::io::Write;
+use std::rc::Rc;
 
 /// FETCH output held before it is handed to the wire.
 const STREAM_AT: usize = 256 * 1024;
@@ -134,7 +135,7 @@ impl Session {
         if uid {
             self.updates(&mut out);
         }
-        let found = self.matching(key, false);
+        let found = self.matching(key, false, false);
         if let (Some(r), Some(s)) = (ret, self.sel.as_mut())
             && r.save
         {
@@ -203,15 +204,25 @@ impl Session {
     }
 
     /// matching - the selected folder's messages `key` matches, in
-    /// order, with their decoded text when `keep_text` (SORT wants it).
-    pub(crate) fn matching(&mut self, key: &Key, keep_text: bool) -> Vec<Hit> {
+    /// order, with their kept header fields (search::kept) when
+    /// `keep_text` (SORT and THREAD want them), and their internal dates
+    /// when `arrival` (else only where the key or a missing Date needs
+    /// it: each costs a stat).
+    pub(crate) fn matching(&mut self, key: &Key, keep_text: bool, arrival: bool) -> Vec<Hit> {
         let Some(s) = self.sel.as_mut() else {
             return Vec::new();
         };
         let need = keep_text || search::needs_text(key);
         // SORT and THREAD keep only header fields; the body is read for
-        // BODY and TEXT keys alone, and not kept past the match.
+        // BODY and TEXT keys alone, and not kept past the match. Header
+        // fields come from the folder's cache where a key needs no more
+        // than it keeps; messages read anyway fill it.
         let body = search::needs_body(key);
+        let file = search::needs_file(key);
+        let dated = arrival || search::needs_internal(key);
+        if need && !file && s.cache.is_none() {
+            s.cache = Some(Cache::load(&s.folder.dir, s.folder.validity));
+        }
         let n = s.folder.msgs.len();
         let max_uid = s.folder.msgs.last().map_or(0, |m| m.uid);
         let now = std::time::SystemTime::now()
@@ -220,15 +231,17 @@ impl Session {
         let mut hits = Vec::new();
         for i in 0..n {
             let size = size_of(&mut s.folder, i);
-            let internal = s.folder.mtime(i);
-            let text = if need {
-                match s.folder.read(i) {
-                    Ok(Some(d)) if body => Some(search::decode_stored(&d)),
-                    Ok(Some(d)) => Some(search::decode_header(&d)),
-                    _ => None,
-                }
+            let text = match (need, file) {
+                (false, _) => None,
+                (true, false) => head_text(&mut s.folder, s.cache.as_mut(), i),
+                (true, true) => read_text(&mut s.folder, s.cache.as_mut(), i, body).map(Rc::new),
+            };
+            // SORT and THREAD fall back on it for a missing Date.
+            let internal = if dated || (keep_text && text.as_ref().is_none_or(|t| t.sent.is_none()))
+            {
+                s.folder.mtime(i)
             } else {
-                None
+                0
             };
             let m = &s.folder.msgs[i];
             let subj = search::Subject {
@@ -240,7 +253,7 @@ impl Session {
                 size,
                 internal,
                 now,
-                text: text.as_ref(),
+                text: text.as_deref(),
             };
             if search::matches(key, &subj) {
                 hits.push(Hit {
@@ -249,15 +262,16 @@ impl Session {
                     size,
                     internal,
                     text: if keep_text {
-                        text.map(|mut t| {
-                            t.body = String::new();
-                            t
-                        })
+                        text.map(|t| if file { Rc::new(search::kept(&t)) } else { t })
                     } else {
                         None
                     },
                 });
             }
+        }
+        if let Some(c) = s.cache.as_mut() {
+            let live: Vec<u32> = s.folder.msgs.iter().map(|m| m.uid).collect();
+            c.save(&live);
         }
         hits
     }
@@ -400,6 +414,10 @@ impl Session {
                         fetch::body(&mut e.bodystructure, &data, &root, true);
                         if let Some(c) = s.cache.as_mut() {
                             c.insert(uid_i, e.clone());
+                            // Read anyway: SORT and THREAD need not again.
+                            if !c.has_head(uid_i) {
+                                c.insert_head(uid_i, search::kept(&search::decode_header(&d)));
+                            }
                         }
                         entry = Some(e);
                     }
@@ -879,9 +897,11 @@ pub(crate) struct Hit {
     pub(crate) index: usize,
     pub(crate) uid: u32,
     pub(crate) size: u64,
-    /// Internal date, seconds since the epoch.
+    /// Internal date, seconds since the epoch; 0 where `matching` was
+    /// not asked for it and nothing needed it.
     pub(crate) internal: i64,
-    pub(crate) text: Option<search::Text>,
+    /// Its kept header fields (search::kept), shared with the cache.
+    pub(crate) text: Option<Rc<search::Text>>,
 }
 
 /// saved_part - what SAVE keeps of the matching UIDs (ascending): with
@@ -961,6 +981,50 @@ pub(crate) fn size_of(f: &mut Folder, i: usize) -> u64 {
         Ok(Some(d)) => folder::crlf_size(&d),
         _ => 0,
     }
+}
+
+/// head_text - message `i`'s kept header fields (search::kept): from
+/// the cache when it has them, else read, decoded and given to it; None
+/// when the message is gone.
+pub(crate) fn head_text(
+    f: &mut Folder,
+    c: Option<&mut Cache>,
+    i: usize,
+) -> Option<Rc<search::Text>> {
+    let uid = f.msgs[i].uid;
+    if let Some(t) = c.as_ref().and_then(|c| c.get_head(uid)) {
+        return Some(Rc::clone(t));
+    }
+    let d = f.read(i).ok().flatten()?;
+    let t = search::kept(&search::decode_header(&d));
+    Some(match c {
+        Some(c) => c.insert_head(uid, t),
+        None => Rc::new(t),
+    })
+}
+
+/// read_text - message `i`'s text read from its file, the body too when
+/// `body`; its kept header fields given to the cache on the way, when
+/// there is one. None when the message is gone.
+pub(crate) fn read_text(
+    f: &mut Folder,
+    c: Option<&mut Cache>,
+    i: usize,
+    body: bool,
+) -> Option<search::Text> {
+    let d = f.read(i).ok().flatten()?;
+    let t = if body {
+        search::decode_stored(&d)
+    } else {
+        search::decode_header(&d)
+    };
+    let uid = f.msgs[i].uid;
+    if let Some(c) = c
+        && !c.has_head(uid)
+    {
+        c.insert_head(uid, search::kept(&t));
+    }
+    Some(t)
 }
 
 /// item - one FETCH data item.

@@ -29,7 +29,7 @@ pub struct Subject<'a> {
 }
 
 /// The decoded text of a message.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Text {
     /// Lowercase field name, decoded lowercase value.
     pub headers: Vec<(String, String)>,
@@ -67,6 +67,62 @@ pub fn needs_body(k: &Key) -> bool {
         Key::Not(a) => needs_body(a),
         Key::Body(_) | Key::Text(_) => true,
         _ => false,
+    }
+}
+
+/// needs_internal - whether `k` looks at the internal date (BEFORE, ON,
+/// SINCE, OLDER, YOUNGER), which costs a stat of the message's file.
+pub fn needs_internal(k: &Key) -> bool {
+    match k {
+        Key::And(v) => v.iter().any(needs_internal),
+        Key::Or(a, b) => needs_internal(a) || needs_internal(b),
+        Key::Not(a) => needs_internal(a),
+        Key::Before(_) | Key::On(_) | Key::Since(_) | Key::Older(_) | Key::Younger(_) => true,
+        _ => false,
+    }
+}
+
+/// The header fields SORT (RFC 5256, RFC 5957), THREAD and the SENT*
+/// keys look at: all the folder's cache keeps of a message's text.
+pub const KEPT: [&str; 8] = [
+    "date",
+    "subject",
+    "from",
+    "to",
+    "cc",
+    "message-id",
+    "references",
+    "in-reply-to",
+];
+
+/// needs_file - whether `k` needs more of a message than the kept
+/// header fields: the body (BODY, TEXT), or a HEADER key on a field not
+/// among KEPT.
+pub fn needs_file(k: &Key) -> bool {
+    match k {
+        Key::And(v) => v.iter().any(needs_file),
+        Key::Or(a, b) => needs_file(a) || needs_file(b),
+        Key::Not(a) => needs_file(a),
+        Key::Body(_) | Key::Text(_) => true,
+        Key::Header(name, _) => !KEPT.contains(&name.to_lowercase().as_str()),
+        _ => false,
+    }
+}
+
+/// kept - a message's text cut down to the KEPT fields (all of their
+/// occurrences, in order), the Date and the raw From and To, without
+/// body: enough for SORT, THREAD and every key needs_file says no to.
+pub fn kept(t: &Text) -> Text {
+    Text {
+        headers: t
+            .headers
+            .iter()
+            .filter(|(k, _)| KEPT.contains(&k.as_str()))
+            .cloned()
+            .collect(),
+        body: String::new(),
+        sent: t.sent,
+        addresses: t.addresses.clone(),
     }
 }
 
@@ -296,6 +352,32 @@ mod tests {
         assert!(needs_body(&Key::Not(Box::new(Key::Text("x".into())))));
         assert!(!needs_body(&Key::Header("subject".into(), "x".into())));
         assert!(!needs_body(&Key::SentOn(1)));
+        assert!(needs_file(&Key::Header("X-Spam".into(), String::new())));
+        assert!(needs_file(&Key::Or(
+            Box::new(Key::All),
+            Box::new(Key::Body("x".into()))
+        )));
+        assert!(!needs_file(&Key::Header("Message-ID".into(), "x".into())));
+        assert!(!needs_file(&Key::Not(Box::new(Key::SentSince(1)))));
+        assert!(needs_internal(&Key::Or(
+            Box::new(Key::All),
+            Box::new(Key::Not(Box::new(Key::Younger(5))))
+        )));
+        assert!(!needs_internal(&Key::SentBefore(1)));
+        // Keys needs_file says no to match the kept text as the whole.
+        let k = kept(&decode_stored(stored));
+        let s = Subject {
+            text: Some(&k),
+            ..s
+        };
+        assert!(matches(&Key::Header("FROM".into(), "jürgen".into()), &s));
+        let day = crate::command::days_from_civil(1994, 2, 1);
+        assert!(matches(&Key::SentOn(day), &s));
+        assert!(!matches(
+            &Key::Header("content-type".into(), String::new()),
+            &s
+        ));
+        assert!(k.addresses.iter().any(|(n, _)| n == "from"));
     }
 
     #[test]

@@ -108,7 +108,7 @@ impl Session {
             .iter()
             .any(|(k, _)| !matches!(k, SortKey::Arrival | SortKey::Size));
         let mut rows: Vec<Row> = self
-            .matching(key, texts)
+            .matching(key, texts, by.iter().any(|(k, _)| *k == SortKey::Arrival))
             .into_iter()
             .map(|h| Row {
                 vals: values(by, &h),
@@ -157,7 +157,7 @@ impl Session {
             self.updates(&mut out);
         }
         let mut rows: Vec<(String, i64, u32, u32)> = self
-            .matching(key, true)
+            .matching(key, true, false)
             .into_iter()
             .map(|h| {
                 let subject = base_subject(header(&h, "subject"));

@@ -40,7 +40,7 @@ impl Session {
         if uid {
             self.updates(&mut out);
         }
-        let hits = self.matching(key, true);
+        let hits = self.matching(key, true, false);
         let ids: Vec<u32> = hits
             .iter()
             .map(|h| if uid { h.uid } else { h.index as u32 + 1 })
@@ -370,13 +370,13 @@ mod tests {
             uid: i as u32 + 1,
             size: 0,
             internal: i as i64,
-            text: Some(crate::search::Text {
+            text: Some(std::rc::Rc::new(crate::search::Text {
                 headers: fields
                     .iter()
                     .map(|(k, v)| (k.to_string(), v.clone()))
                     .collect(),
                 ..Default::default()
-            }),
+            })),
         }
     }
 
