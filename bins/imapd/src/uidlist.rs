@@ -14,6 +14,12 @@
 //! writes the new list into it, fsyncs and renames it over the list
 //! (Dovecot's file_dotlock_replace). A lock untouched for two minutes is
 //! stale (Dovecot's MAILDIR_UIDLIST_LOCK_STALE_TIMEOUT) and removed.
+//! New messages alone may instead be appended to the list in place,
+//! under the same lock, and fdatasync'd, as Dovecot does
+//! (maildir_uidlist_sync_update); the header's N is then left behind,
+//! and readers take the next UID as above the highest listed. A reader
+//! may meet a line being appended: a last line without its newline is
+//! not taken (Dovecot reads only whole lines too).
 //!
 //! Distrusts the file: any line that does not parse is dropped, UIDs must
 //! rise, and the next UID is never below the highest UID seen, so a
@@ -85,6 +91,8 @@ pub fn base_name(name: &str) -> &str {
 /// A folder's UID list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UidList {
+    /// The format version read (1 or 3); 3 for a new list.
+    pub version: u8,
     pub validity: u32,
     pub next_uid: u32,
     /// The mailbox GUID (`G`), 32 hex digits; kept or made once.
@@ -99,6 +107,7 @@ impl UidList {
     /// fresh - an empty list for a new folder.
     pub fn fresh(validity: u32) -> UidList {
         UidList {
+            version: 3,
             validity,
             next_uid: 1,
             guid: new_guid(),
@@ -109,11 +118,15 @@ impl UidList {
 
     /// parse - the text of a list; None when it has no usable header.
     pub fn parse(text: &str) -> Option<UidList> {
-        let mut lines = text.split('\n');
+        // Whole lines only: the last may be midway through an append
+        // (which always follows a newline: a lone header is whole).
+        let whole = text.rfind('\n').map_or(text, |i| &text[..i]);
+        let mut lines = whole.split('\n');
         let header = lines.next()?;
         let mut fields = header.split(' ').filter(|f| !f.is_empty());
         let version = fields.next()?;
         let mut l = UidList {
+            version: 3,
             validity: 0,
             next_uid: 1,
             guid: String::new(),
@@ -122,6 +135,7 @@ impl UidList {
         };
         match version {
             "1" => {
+                l.version = 1;
                 l.validity = fields.next()?.parse().ok()?;
                 l.next_uid = fields.next()?.parse().ok()?;
             }
@@ -179,6 +193,17 @@ impl UidList {
         Some(l)
     }
 
+    /// render_entries - the lines of `entries` in version 3 format.
+    fn render_entries(entries: &[Entry], out: &mut Vec<u8>) {
+        for e in entries {
+            if e.ext.is_empty() {
+                let _ = writeln!(out, "{} :{}", e.uid, e.name);
+            } else {
+                let _ = writeln!(out, "{} {} :{}", e.uid, e.ext, e.name);
+            }
+        }
+    }
+
     /// render - the list in version 3 format.
     pub fn render(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64 + self.entries.len() * 64);
@@ -191,13 +216,7 @@ impl UidList {
             let _ = write!(out, " {x}");
         }
         out.push(b'\n');
-        for e in &self.entries {
-            if e.ext.is_empty() {
-                let _ = writeln!(out, "{} :{}", e.uid, e.name);
-            } else {
-                let _ = writeln!(out, "{} {} :{}", e.uid, e.ext, e.name);
-            }
-        }
+        UidList::render_entries(&self.entries, &mut out);
         out
     }
 
@@ -247,6 +266,47 @@ pub fn read(dir: &Path) -> io::Result<Option<UidList>> {
     io::Read::read_to_end(&mut &f, &mut bytes)?;
     text.push_str(&String::from_utf8_lossy(&bytes));
     Ok(UidList::parse(&text))
+}
+
+/// append - add the entries from `from` on (new messages, given their
+/// UIDs above every listed one) to the end of the folder's list in place,
+/// under `lock` (the list's, held), as Dovecot appends. Only a version 3
+/// list that ends in a whole line is appended to; otherwise, or when the
+/// append fails midway, the list is written anew from `list`.
+pub fn append(dir: &Path, lock: DotLock, list: &UidList, from: usize) -> io::Result<()> {
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    let path = dir.join(FILE);
+    let mut add = Vec::new();
+    UidList::render_entries(&list.entries[from.min(list.entries.len())..], &mut add);
+    let r = (|| -> io::Result<bool> {
+        if list.version != 3 {
+            return Ok(false);
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .append(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)?;
+        let len = f.metadata()?.len();
+        let mut last = [0u8];
+        if len == 0 || f.read_at(&mut last, len - 1)? != 1 || last[0] != b'\n' {
+            return Ok(false);
+        }
+        if let Err(e) = f.write_all(&add).and_then(|()| f.sync_data()) {
+            // Cut back to whole lines, so no reader takes half of one.
+            let _ = f.set_len(len);
+            return Err(e);
+        }
+        Ok(true)
+    })();
+    match r {
+        Ok(true) => Ok(()),
+        Ok(false) => lock.replace(&list.render()),
+        Err(e) => {
+            drop(lock);
+            Err(e)
+        }
+    }
 }
 
 /// A held dot-lock: `<name>.lock` in the folder.
