@@ -425,6 +425,61 @@ mod tests {
     }
 
     #[test]
+    fn a_line_being_appended_is_not_read() {
+        let l = UidList::parse("3 V7 N2\n1 :a\n2 :b.M1P1.ho").unwrap();
+        assert_eq!((l.entries.len(), l.next_uid), (1, 2));
+        let lone = UidList::parse("3 V7 N2").unwrap();
+        assert_eq!(lone.validity, 7, "a header alone is whole");
+    }
+
+    #[test]
+    fn new_entries_are_appended_in_place_or_the_list_written_anew() {
+        use std::os::unix::fs::MetadataExt;
+        let d = tempfile::tempdir().unwrap();
+        let ino = |d: &Path| std::fs::metadata(d.join(FILE)).unwrap().ino();
+        std::fs::write(d.path().join(FILE), DOVECOT).unwrap();
+        let before = ino(d.path());
+        let mut l = read(d.path()).unwrap().unwrap();
+        let from = l.entries.len();
+        assert_eq!(l.add("1764336005.M5P1.host:2,"), Some(5));
+        assert_eq!(l.add("1764336006.M6P1.host:2,S"), Some(6));
+        append(
+            d.path(),
+            DotLock::acquire(d.path(), FILE).unwrap(),
+            &l,
+            from,
+        )
+        .unwrap();
+        assert_eq!(ino(d.path()), before, "appended in place");
+        assert!(!d.path().join("dovecot-uidlist.lock").exists());
+        let text = std::fs::read_to_string(d.path().join(FILE)).unwrap();
+        assert_eq!(
+            text,
+            format!("{DOVECOT}5 :1764336005.M5P1.host:2,\n6 :1764336006.M6P1.host:2,S\n")
+        );
+        // The header's N is left behind; the next UID is still 7.
+        assert_eq!(read(d.path()).unwrap().unwrap(), l);
+        // A list cut in a line, or of version 1, is written anew.
+        for old in [&DOVECOT[..DOVECOT.len() - 3], "1 1764336000 2\n1 a\n"] {
+            std::fs::write(d.path().join(FILE), old).unwrap();
+            let before = ino(d.path());
+            let mut l = read(d.path()).unwrap().unwrap();
+            let from = l.entries.len();
+            l.add("x").unwrap();
+            append(
+                d.path(),
+                DotLock::acquire(d.path(), FILE).unwrap(),
+                &l,
+                from,
+            )
+            .unwrap();
+            assert_ne!(ino(d.path()), before);
+            let back = read(d.path()).unwrap().unwrap();
+            assert_eq!((back.version, &back.entries), (3, &l.entries));
+        }
+    }
+
+    #[test]
     fn lock_replace_and_stale() {
         let d = tempfile::tempdir().unwrap();
         let mut l = UidList::fresh(42);

@@ -297,6 +297,56 @@ mod tests {
     }
 
     #[test]
+    fn events_carry_their_names_and_the_first_look_and_the_timer_are_full() {
+        let d = tempfile::tempdir().unwrap();
+        for s in ["new", "cur", "tmp"] {
+            std::fs::create_dir(d.path().join(s)).unwrap();
+        }
+        let mut w = Watch::new(Some(d.path()));
+        assert!(w.take_seen().full, "the first look is a full one");
+        let (r, _keep) = nix::unistd::pipe().unwrap();
+        let long = Duration::from_secs(10);
+        std::fs::write(d.path().join("tmp/1.M1P1.x"), "x").unwrap();
+        std::fs::rename(d.path().join("tmp/1.M1P1.x"), d.path().join("new/1.M1P1.x")).unwrap();
+        assert_eq!(w.wait(r.as_fd(), long).unwrap(), Woke::Folder);
+        let ev = |in_new, arrived, name: &str| Event {
+            in_new,
+            arrived,
+            name: name.into(),
+        };
+        assert_eq!(
+            w.take_seen(),
+            Seen {
+                full: false,
+                events: vec![ev(true, true, "1.M1P1.x")]
+            }
+        );
+        std::fs::rename(
+            d.path().join("new/1.M1P1.x"),
+            d.path().join("cur/1.M1P1.x:2,S"),
+        )
+        .unwrap();
+        std::fs::remove_file(d.path().join("cur/1.M1P1.x:2,S")).unwrap();
+        assert_eq!(w.wait(r.as_fd(), long).unwrap(), Woke::Folder);
+        assert_eq!(
+            w.take_seen().events,
+            [
+                ev(true, false, "1.M1P1.x"),
+                ev(false, true, "1.M1P1.x:2,S"),
+                ev(false, false, "1.M1P1.x:2,S")
+            ]
+        );
+        // A directory made in new/: only a full look can tell.
+        std::fs::create_dir(d.path().join("new/odd")).unwrap();
+        assert_eq!(w.wait(r.as_fd(), long).unwrap(), Woke::Folder);
+        assert!(w.take_seen().full);
+        // A wake by the timer alone looks at everything.
+        w.tick = Some(Duration::from_millis(10));
+        assert_eq!(w.wait(r.as_fd(), long).unwrap(), Woke::Folder);
+        assert!(w.take_seen().full);
+    }
+
+    #[test]
     fn input_from_the_client_wins() {
         let (r, wr) = nix::unistd::pipe().unwrap();
         nix::unistd::write(&wr, b"DONE\r\n").unwrap();
