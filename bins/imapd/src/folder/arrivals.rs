@@ -12,10 +12,12 @@
 //! halves of our own moves, nothing else changed in either directory:
 //! no flag rename, no expunge, no message moved by another session. The
 //! uidlist may still have changed (another session listed new files):
-//! it is read under its lock, and any entry at or above the next UID of
-//! the last look that is not one of the arrivals sends us to a full
-//! look, as does anything unexpected (a rename that fails, a base name
-//! the list already holds below that, a list of another UIDVALIDITY).
+//! its end is read under its lock (uidlist::read_tail: the lines from
+//! the next UID of the last look up, which are all anyone can have
+//! added since), and any entry there that is not one of the arrivals
+//! sends us to a full look, as does anything unexpected (a rename that
+//! fails, a base name the list already holds below that, a list of
+//! another UIDVALIDITY, one that cannot be appended to).
 //! Entries below it whose files were gone at the last look stay gone:
 //! a file coming back would have sent an event.
 //!
@@ -26,7 +28,7 @@ use super::{
     Changes, Folder, Msg, RECENT_FILE, delivery_order, read_recent, valid_name, write_atomic,
 };
 use crate::flags::{Flags, Keywords};
-use crate::uidlist::{self, DotLock, NameMap, base_name};
+use crate::uidlist::{self, DotLock, NameMap, UidList, base_name};
 use crate::watch::Seen;
 use std::io;
 
@@ -96,29 +98,36 @@ impl Folder {
             }
         }
         let lock = DotLock::acquire(&self.dir, uidlist::FILE)?;
-        let Some(mut list) = uidlist::read(&self.dir)? else {
+        let wanted: Vec<&str> = bases.keys().copied().collect();
+        let Some(tail) = uidlist::read_tail(&self.dir, self.next_uid, &wanted)? else {
             return Ok(None);
         };
-        if list.validity != self.validity {
+        if tail.validity != self.validity || tail.listed_below || !tail.appendable {
             return Ok(None);
         }
         let mut uids = vec![0u32; names.len()];
-        for e in &list.entries {
+        for e in &tail.entries {
             match bases.get(e.base()) {
                 // Another session listed it first: that UID stands.
-                Some(&i) if e.uid >= self.next_uid => uids[i] = e.uid,
-                Some(_) => return Ok(None),
-                None if e.uid >= self.next_uid => return Ok(None),
-                None => {}
+                Some(&i) => uids[i] = e.uid,
+                // A message we have not seen: a full look takes it in.
+                None => return Ok(None),
             }
         }
-        let from = list.entries.len();
+        let mut list = UidList {
+            next_uid: tail.next_uid,
+            entries: Vec::new(),
+            ..UidList::fresh(tail.validity)
+        };
         for (uid, (_, name)) in uids.iter_mut().zip(&names) {
             if *uid == 0 {
                 *uid = list
                     .add(name)
                     .ok_or_else(|| io::Error::other("UIDs exhausted"))?;
             }
+        }
+        if !list.entries.is_empty() && !uidlist::append_in_place(&self.dir, &list.entries)? {
+            return Ok(None);
         }
         // \Recent is claimed under the list's lock, as sync_list does.
         let mut recent_from = u32::MAX;
@@ -132,11 +141,7 @@ impl Folder {
                 recent_from = first;
             }
         }
-        if list.entries.len() > from {
-            uidlist::append(&self.dir, lock, &list, from)?;
-        } else {
-            drop(lock);
-        }
+        drop(lock);
         let mut add: Vec<Msg> = names
             .into_iter()
             .zip(uids)
