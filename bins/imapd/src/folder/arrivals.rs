@@ -61,7 +61,8 @@ impl Folder {
             }
         }
         // A file that came while the last look ran was moved by it.
-        arrived.retain(|n| !moved.iter().any(|(m, _)| m == n));
+        let moved_from: NameMap<&str, ()> = moved.iter().map(|(n, _)| (n.as_str(), ())).collect();
+        arrived.retain(|n| !moved_from.contains_key(n));
         arrived.sort_by(|a, b| delivery_order(a, b));
         arrived.dedup();
         if arrived.is_empty() {
