@@ -42,7 +42,9 @@
 #              by the client's own inotify watch on new/) to the
 #              untagged "* n EXISTS" on the client's pipe; median and
 #              p99. Both servers watch the folder with inotify: imapd
-#              waits out a burst for 20 ms, then reads the folder again;
+#              reads just the delivery its event names (a full look,
+#              after 20 ms, only for other changes, and for the first
+#              wake of an IDLE, which the p99 includes);
 #              Dovecot's imap (2.3) looks 500 ms after the first event
 #              it sees (NOTIFY_DELAY_MSECS in mailbox-watch.c), which
 #              may come before the rename. mailbox_idle_check_interval

@@ -1041,6 +1041,78 @@ fn dovecot_and_imapd_share_a_maildir_both_ways() {
 }
 
 #[test]
+fn idle_deliveries_appended_to_the_uidlist_are_read_by_dovecot_and_a_new_session() {
+    use std::os::unix::fs::MetadataExt;
+    let i = Instance::new();
+    seed(&i);
+    let maildir = i.path("home/ann/Maildir");
+    let list_ino = || {
+        std::fs::metadata(maildir.join("dovecot-uidlist"))
+            .unwrap()
+            .ino()
+    };
+    let mut a = Live::start(&i);
+    a.cmd("SELECT INBOX");
+    a.send("i1 IDLE");
+    assert_eq!(a.line(), "+ idling");
+    // The first look in an IDLE reads the whole folder; the next ones
+    // read only the deliveries and append their UIDs to the list.
+    deliver(&i, "first");
+    assert_eq!(
+        a.until(|l| l.ends_with(" EXISTS")).last().unwrap(),
+        "* 6 EXISTS"
+    );
+    let ino = list_ino();
+    for (n, subject) in [(7, "second"), (8, "third")] {
+        deliver(&i, subject);
+        let r = a.until(|l| l.ends_with(" EXISTS"));
+        assert_eq!(r.last().unwrap(), &format!("* {n} EXISTS"), "{r:?}");
+    }
+    assert_eq!(list_ino(), ino, "the list was appended to, not rewritten");
+    a.send("DONE");
+    let r = a.until(|l| l.starts_with("i1 "));
+    assert_eq!(r.last().unwrap(), "i1 OK IDLE terminated", "{r:?}");
+    assert_eq!(uids(&mut a), vec![1, 2, 3, 4, 5, 6, 7, 8]);
+    let subjects = a.cmd("UID FETCH 6:8 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])");
+    let all = subjects.join("\n");
+    let at = |s: &str| all.find(s).unwrap_or(usize::MAX);
+    assert!(
+        at("Subject: first") < at("Subject: second")
+            && at("Subject: second") < at("Subject: third")
+            && at("Subject: third") < all.len(),
+        "{all}"
+    );
+    // A new session, and Dovecot, read the same UIDs from the list.
+    let (out, _) = session(
+        &i,
+        "a LOGIN ann x\nb SELECT INBOX\nc UID FETCH 1:* (FLAGS)\nd LOGOUT\n",
+    );
+    let ours = flags_by_uid(&out);
+    assert_eq!(
+        ours.iter().map(|x| x.0).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5, 6, 7, 8],
+        "{out}"
+    );
+    assert!(out.contains("[UIDNEXT 9]"), "{out}");
+    let Some(theirs) = dovecot(
+        &i,
+        &maildir,
+        "a SELECT INBOX\nb UID FETCH 1:* (FLAGS)\nc APPEND INBOX {14}\nSubject: d\n\n\nd LOGOUT\n",
+    ) else {
+        return;
+    };
+    assert_eq!(flags_by_uid(&theirs), ours, "{theirs}");
+    assert!(theirs.contains("[UIDNEXT 9]"), "{theirs}");
+    assert!(
+        theirs.contains("[APPENDUID ") && theirs.contains(" 9]"),
+        "{theirs}"
+    );
+    let r = a.cmd("NOOP");
+    assert!(r.iter().any(|l| l == "* 9 EXISTS"), "{r:?}");
+    assert_eq!(uids(&mut a), vec![1, 2, 3, 4, 5, 6, 7, 8, 9]);
+}
+
+#[test]
 fn python_imapclient_parses_structures_and_manages_folders() {
     if !have_imapclient() {
         return;

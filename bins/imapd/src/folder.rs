@@ -13,6 +13,10 @@
 //!   scan before it counts as expunged: a rename by another process
 //!   (new/ to cur/, a flag change) may hide it from one readdir.
 //! - INTERNALDATE is the file's mtime, as in Dovecot; APPEND sets it.
+//! - In IDLE, the watch's events name what changed: when all they name
+//!   is mail arriving in new/ (and our own moves to cur/), only those
+//!   files are looked at and their UIDs appended to the uidlist, as
+//!   Dovecot does (folder/arrivals.rs); anything else is a full look.
 //!
 //! Distrusts the directory: names that are not plain Maildir names are
 //! skipped, and every file is opened without following symlinks.
@@ -21,6 +25,7 @@ use crate::flags::{Flags, Keywords};
 use crate::listing;
 use crate::modseq::ModSeqs;
 use crate::uidlist::{self, DotLock, NameMap, UidList, base_name};
+use crate::watch::Seen;
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -92,7 +97,14 @@ pub struct Folder {
     stamps: Option<listing::Stamps>,
     /// The mod-sequences (modseq.rs).
     pub modseqs: ModSeqs,
+    /// What an IDLE's watch saw since the last look, for the next one.
+    seen: Option<Seen>,
+    /// Our own moves new/ -> cur/ in the last look (new/ name, cur/
+    /// name): the watch reports them, and they need no look.
+    moved: Vec<(String, String)>,
 }
+
+mod arrivals;
 
 /// valid_name - a file name that may be a message: no dot files, no `/`.
 fn valid_name(n: &str) -> bool {
@@ -196,6 +208,8 @@ impl Folder {
             keywords: Keywords::default(),
             stamps: None,
             modseqs: ModSeqs::default(),
+            seen: None,
+            moved: Vec::new(),
         };
         if !read_only {
             sweep_tmp(dir);
@@ -302,8 +316,20 @@ impl Folder {
         })
     }
 
+    /// saw - what an IDLE's watch saw since the last look (watch.rs),
+    /// for the next look: it may then read only what the events name.
+    pub fn saw(&mut self, seen: Seen) {
+        self.seen = Some(seen);
+    }
+
     /// sync - look at the folder again and return what changed.
     pub fn sync(&mut self) -> io::Result<Changes> {
+        let moved = std::mem::take(&mut self.moved);
+        if let Some(seen) = self.seen.take()
+            && let Some(ch) = self.sync_arrivals(&seen, moved)?
+        {
+            return Ok(ch);
+        }
         if let Some(last) = &self.stamps
             && listing::stamps(&self.dir).as_ref() == Some(last)
         {
@@ -442,7 +468,7 @@ impl Folder {
     }
 
     /// move_new - new/ to cur/ with an empty info, as a reader does.
-    fn move_new(&self, files: &mut NameMap<String, (bool, String)>) {
+    fn move_new(&mut self, files: &mut NameMap<String, (bool, String)>) {
         for (in_new, name) in files.values_mut() {
             if !*in_new {
                 continue;
@@ -457,8 +483,8 @@ impl Folder {
                 self.dir.join("cur").join(&to),
             ) {
                 Ok(()) => {
+                    self.moved.push((std::mem::replace(name, to.clone()), to));
                     *in_new = false;
-                    *name = to;
                 }
                 // Someone else moved it: it is in cur/ under some name.
                 Err(_) => {

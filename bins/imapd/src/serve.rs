@@ -346,6 +346,7 @@ fn idle(
                 return act(ctx, session, wire, actions);
             }
             Woke::Folder => {
+                session.idle_seen(watch.take_seen());
                 let actions = session.idle_updates();
                 if !act(ctx, session, wire, actions)? {
                     return Ok(false);

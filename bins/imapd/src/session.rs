@@ -740,6 +740,13 @@ impl Session {
         self.sel.as_ref().map(|s| s.folder.dir.clone())
     }
 
+    /// idle_seen - what the IDLE's watch saw, for the folder's next look.
+    pub fn idle_seen(&mut self, seen: crate::watch::Seen) {
+        if let Some(s) = self.sel.as_mut() {
+            s.folder.saw(seen);
+        }
+    }
+
     /// idle_updates - during IDLE, what changed in the folder: the same
     /// untagged responses a NOOP gives (RFC 2177 §3).
     pub fn idle_updates(&mut self) -> Vec<Action> {

@@ -14,6 +14,12 @@
 //! writes the new list into it, fsyncs and renames it over the list
 //! (Dovecot's file_dotlock_replace). A lock untouched for two minutes is
 //! stale (Dovecot's MAILDIR_UIDLIST_LOCK_STALE_TIMEOUT) and removed.
+//! New messages alone may instead be appended to the list in place,
+//! under the same lock, and fdatasync'd, as Dovecot does
+//! (maildir_uidlist_sync_update); the header's N is then left behind,
+//! and readers take the next UID as above the highest listed. A reader
+//! may meet a line being appended: a last line without its newline is
+//! not taken (Dovecot reads only whole lines too).
 //!
 //! Distrusts the file: any line that does not parse is dropped, UIDs must
 //! rise, and the next UID is never below the highest UID seen, so a
@@ -85,6 +91,8 @@ pub fn base_name(name: &str) -> &str {
 /// A folder's UID list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UidList {
+    /// The format version read (1 or 3); 3 for a new list.
+    pub version: u8,
     pub validity: u32,
     pub next_uid: u32,
     /// The mailbox GUID (`G`), 32 hex digits; kept or made once.
@@ -99,6 +107,7 @@ impl UidList {
     /// fresh - an empty list for a new folder.
     pub fn fresh(validity: u32) -> UidList {
         UidList {
+            version: 3,
             validity,
             next_uid: 1,
             guid: new_guid(),
@@ -109,11 +118,15 @@ impl UidList {
 
     /// parse - the text of a list; None when it has no usable header.
     pub fn parse(text: &str) -> Option<UidList> {
-        let mut lines = text.split('\n');
+        // Whole lines only: the last may be midway through an append
+        // (which always follows a newline: a lone header is whole).
+        let whole = text.rfind('\n').map_or(text, |i| &text[..i]);
+        let mut lines = whole.split('\n');
         let header = lines.next()?;
         let mut fields = header.split(' ').filter(|f| !f.is_empty());
         let version = fields.next()?;
         let mut l = UidList {
+            version: 3,
             validity: 0,
             next_uid: 1,
             guid: String::new(),
@@ -122,6 +135,7 @@ impl UidList {
         };
         match version {
             "1" => {
+                l.version = 1;
                 l.validity = fields.next()?.parse().ok()?;
                 l.next_uid = fields.next()?.parse().ok()?;
             }
@@ -145,28 +159,11 @@ impl UidList {
         }
         let mut last = 0u32;
         for line in lines {
-            let e = if version == "1" {
-                let Some((uid, name)) = line.split_once(' ') else {
-                    continue;
-                };
-                uid.parse().ok().map(|uid| Entry {
-                    uid,
-                    ext: String::new(),
-                    name: name.to_string(),
-                })
-            } else {
-                line.split_once(" :").and_then(|(left, name)| {
-                    let (uid, ext) = left.split_once(' ').unwrap_or((left, ""));
-                    uid.parse().ok().map(|uid| Entry {
-                        uid,
-                        ext: ext.to_string(),
-                        name: name.to_string(),
-                    })
-                })
+            let Some(e) = entry(line, l.version) else {
+                continue;
             };
-            let Some(e) = e else { continue };
-            // UIDs rise; a name must be a plain file name.
-            if e.uid <= last || e.name.is_empty() || e.name.contains('/') {
+            // UIDs rise.
+            if e.uid <= last {
                 continue;
             }
             last = e.uid;
@@ -177,6 +174,17 @@ impl UidList {
             l.guid = new_guid();
         }
         Some(l)
+    }
+
+    /// render_entries - the lines of `entries` in version 3 format.
+    fn render_entries(entries: &[Entry], out: &mut Vec<u8>) {
+        for e in entries {
+            if e.ext.is_empty() {
+                let _ = writeln!(out, "{} :{}", e.uid, e.name);
+            } else {
+                let _ = writeln!(out, "{} {} :{}", e.uid, e.ext, e.name);
+            }
+        }
     }
 
     /// render - the list in version 3 format.
@@ -191,13 +199,7 @@ impl UidList {
             let _ = write!(out, " {x}");
         }
         out.push(b'\n');
-        for e in &self.entries {
-            if e.ext.is_empty() {
-                let _ = writeln!(out, "{} :{}", e.uid, e.name);
-            } else {
-                let _ = writeln!(out, "{} {} :{}", e.uid, e.ext, e.name);
-            }
-        }
+        UidList::render_entries(&self.entries, &mut out);
         out
     }
 
@@ -220,6 +222,114 @@ impl UidList {
         });
         Some(uid)
     }
+}
+
+/// entry - one message's line of a list of `version`; None when it does
+/// not parse or its name is not a plain file name.
+fn entry(line: &str, version: u8) -> Option<Entry> {
+    let e = if version == 1 {
+        let (uid, name) = line.split_once(' ')?;
+        Entry {
+            uid: uid.parse().ok()?,
+            ext: String::new(),
+            name: name.to_string(),
+        }
+    } else {
+        let (left, name) = line.split_once(" :")?;
+        let (uid, ext) = left.split_once(' ').unwrap_or((left, ""));
+        Entry {
+            uid: uid.parse().ok()?,
+            ext: ext.to_string(),
+            name: name.to_string(),
+        }
+    };
+    (!e.name.is_empty() && !e.name.contains('/')).then_some(e)
+}
+
+/// The end of a list, for a look at a few new files (folder/arrivals.rs):
+/// what it needs without parsing every line of a big list.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Tail {
+    pub validity: u32,
+    /// As parse would give it.
+    pub next_uid: u32,
+    /// The entries with UIDs from `since` up, in order.
+    pub entries: Vec<Entry>,
+    /// One of the base names asked about is listed below `since`.
+    pub listed_below: bool,
+    /// New entries may be appended: a version 3 list ending in a whole line.
+    pub appendable: bool,
+}
+
+/// read_tail - the folder's list from UID `since` up (lines appended
+/// since a look that found `since` as the next UID: their UIDs are at
+/// least that), and whether any of `bases` is listed below it. None
+/// when there is no usable list, or it is not plain UTF-8 (a full look
+/// reads it then). Reading the file is a copy; only the lines from the
+/// end back to the first below `since` are parsed, and the bases are
+/// looked for with memmem, so the cost hardly grows with the list.
+pub fn read_tail(dir: &Path, since: u32, bases: &[&str]) -> io::Result<Option<Tail>> {
+    let f = match posthorn_sys::fsio::open_read(&dir.join(FILE)) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if f.metadata()?.len() > MAX_SIZE {
+        return Err(io::Error::other("dovecot-uidlist is too large"));
+    }
+    let mut bytes = Vec::new();
+    io::Read::read_to_end(&mut &f, &mut bytes)?;
+    let Ok(text) = std::str::from_utf8(&bytes) else {
+        return Ok(None);
+    };
+    let Some(head_end) = text.find('\n') else {
+        return Ok(None);
+    };
+    let Some(head) = UidList::parse(&text[..=head_end]) else {
+        return Ok(None);
+    };
+    // Whole lines only, as parse takes them.
+    let body_end = text.rfind('\n').unwrap_or(head_end);
+    let body = &text[head_end + 1..body_end.max(head_end + 1)];
+    let mut entries = Vec::new();
+    let mut highest = 0u32;
+    // Where the tail starts in `text`.
+    let mut tail_at = body_end;
+    let mut end = body.len();
+    while end > 0 {
+        let start = body[..end].rfind('\n').map_or(0, |i| i + 1);
+        let line = &body[start..end];
+        end = start.saturating_sub(1);
+        let Some(e) = entry(line, head.version) else {
+            continue;
+        };
+        highest = highest.max(e.uid);
+        if e.uid < since {
+            break;
+        }
+        tail_at = head_end + 1 + start;
+        entries.push(e);
+    }
+    entries.reverse();
+    // UIDs rise: a line out of order is dropped, as parse drops it.
+    let mut last = 0u32;
+    entries.retain(|e| {
+        let keep = e.uid > last;
+        last = last.max(e.uid);
+        keep
+    });
+    let listed_below = bases.iter().any(|b| {
+        let needle = format!(" :{b}");
+        memchr::memmem::find_iter(&bytes[..tail_at], needle.as_bytes())
+            .any(|i| matches!(bytes.get(i + needle.len()), Some(b':' | b'\n') | None))
+    });
+    Ok(Some(Tail {
+        validity: head.validity,
+        next_uid: head.next_uid.max(highest.saturating_add(1)),
+        entries,
+        listed_below,
+        appendable: head.version == 3 && bytes.last() == Some(&b'\n'),
+    }))
 }
 
 /// new_guid - 128 random bits in hex, for the `G` header field.
@@ -247,6 +357,55 @@ pub fn read(dir: &Path) -> io::Result<Option<UidList>> {
     io::Read::read_to_end(&mut &f, &mut bytes)?;
     text.push_str(&String::from_utf8_lossy(&bytes));
     Ok(UidList::parse(&text))
+}
+
+/// append - add the entries from `from` on (new messages, given their
+/// UIDs above every listed one) to the end of the folder's list in place,
+/// under `lock` (the list's, held), as Dovecot appends. Only a version 3
+/// list that ends in a whole line is appended to; otherwise, or when the
+/// append fails midway, the list is written anew from `list`.
+pub fn append(dir: &Path, lock: DotLock, list: &UidList, from: usize) -> io::Result<()> {
+    let r = if list.version == 3 {
+        append_in_place(dir, &list.entries[from.min(list.entries.len())..])
+    } else {
+        Ok(false)
+    };
+    match r {
+        Ok(true) => Ok(()),
+        Ok(false) => lock.replace(&list.render()),
+        Err(e) => {
+            drop(lock);
+            Err(e)
+        }
+    }
+}
+
+/// append_in_place - add `entries` to the end of the folder's version 3
+/// list, the caller holding its lock; false (nothing written) when the
+/// list does not end in a whole line.
+pub fn append_in_place(dir: &Path, entries: &[Entry]) -> io::Result<bool> {
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    let path = dir.join(FILE);
+    let mut add = Vec::new();
+    UidList::render_entries(entries, &mut add);
+    {
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .append(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)?;
+        let len = f.metadata()?.len();
+        let mut last = [0u8];
+        if len == 0 || f.read_at(&mut last, len - 1)? != 1 || last[0] != b'\n' {
+            return Ok(false);
+        }
+        if let Err(e) = f.write_all(&add).and_then(|()| f.sync_data()) {
+            // Cut back to whole lines, so no reader takes half of one.
+            let _ = f.set_len(len);
+            return Err(e);
+        }
+        Ok(true)
+    }
 }
 
 /// A held dot-lock: `<name>.lock` in the folder.
@@ -362,6 +521,104 @@ mod tests {
         assert!(UidList::parse("").is_none());
         let v1 = UidList::parse("1 1234 3\n1 a:2,S\n2 b\n").unwrap();
         assert_eq!((v1.validity, v1.next_uid, v1.entries.len()), (1234, 3, 2));
+    }
+
+    #[test]
+    fn a_line_being_appended_is_not_read() {
+        let l = UidList::parse("3 V7 N2\n1 :a\n2 :b.M1P1.ho").unwrap();
+        assert_eq!((l.entries.len(), l.next_uid), (1, 2));
+        let lone = UidList::parse("3 V7 N2").unwrap();
+        assert_eq!(lone.validity, 7, "a header alone is whole");
+    }
+
+    #[test]
+    fn new_entries_are_appended_in_place_or_the_list_written_anew() {
+        use std::os::unix::fs::MetadataExt;
+        let d = tempfile::tempdir().unwrap();
+        let ino = |d: &Path| std::fs::metadata(d.join(FILE)).unwrap().ino();
+        std::fs::write(d.path().join(FILE), DOVECOT).unwrap();
+        let before = ino(d.path());
+        let mut l = read(d.path()).unwrap().unwrap();
+        let from = l.entries.len();
+        assert_eq!(l.add("1764336005.M5P1.host:2,"), Some(5));
+        assert_eq!(l.add("1764336006.M6P1.host:2,S"), Some(6));
+        append(
+            d.path(),
+            DotLock::acquire(d.path(), FILE).unwrap(),
+            &l,
+            from,
+        )
+        .unwrap();
+        assert_eq!(ino(d.path()), before, "appended in place");
+        assert!(!d.path().join("dovecot-uidlist.lock").exists());
+        let text = std::fs::read_to_string(d.path().join(FILE)).unwrap();
+        assert_eq!(
+            text,
+            format!("{DOVECOT}5 :1764336005.M5P1.host:2,\n6 :1764336006.M6P1.host:2,S\n")
+        );
+        // The header's N is left behind; the next UID is still 7.
+        assert_eq!(read(d.path()).unwrap().unwrap(), l);
+        // A list cut in a line, or of version 1, is written anew.
+        for old in [&DOVECOT[..DOVECOT.len() - 3], "1 1764336000 2\n1 a\n"] {
+            std::fs::write(d.path().join(FILE), old).unwrap();
+            let before = ino(d.path());
+            let mut l = read(d.path()).unwrap().unwrap();
+            let from = l.entries.len();
+            l.add("x").unwrap();
+            append(
+                d.path(),
+                DotLock::acquire(d.path(), FILE).unwrap(),
+                &l,
+                from,
+            )
+            .unwrap();
+            assert_ne!(ino(d.path()), before);
+            let back = read(d.path()).unwrap().unwrap();
+            assert_eq!((back.version, &back.entries), (3, &l.entries));
+        }
+    }
+
+    #[test]
+    fn the_tail_is_what_parse_gives_from_a_uid_up() {
+        let d = tempfile::tempdir().unwrap();
+        let texts = [
+            DOVECOT.to_string(),
+            format!("{DOVECOT}7 :1764336007.M7P1.host:2,S\nbad line\n9 G1 :9.M1P1.h\n10 :10.M1"),
+            "3 V5 N20\n".to_string(),
+            "3 V5 N2\n1 :a\n".to_string(),
+        ];
+        for text in &texts {
+            std::fs::write(d.path().join(FILE), text).unwrap();
+            let full = UidList::parse(text).unwrap();
+            for since in [1, 2, 3, 4, 5, 6, 8, 9, 10, 30] {
+                let bases = [
+                    "1764336002.M2P1.host,S=117",
+                    "9.M1P1.h",
+                    "a",
+                    "1764336004.M4P1",
+                    "10.M1",
+                ];
+                let t = read_tail(d.path(), since, &bases).unwrap().unwrap();
+                let want: Vec<Entry> = full
+                    .entries
+                    .iter()
+                    .filter(|e| e.uid >= since)
+                    .cloned()
+                    .collect();
+                assert_eq!(t.entries, want, "{text} from {since}");
+                assert_eq!((t.validity, t.next_uid), (full.validity, full.next_uid));
+                let below = full
+                    .entries
+                    .iter()
+                    .any(|e| e.uid < since && bases.contains(&e.base()));
+                assert_eq!(t.listed_below, below, "{text} from {since}");
+                assert_eq!(t.appendable, text.ends_with('\n'));
+            }
+        }
+        std::fs::write(d.path().join(FILE), "1 1234 3\n1 a\n").unwrap();
+        assert!(!read_tail(d.path(), 1, &[]).unwrap().unwrap().appendable);
+        std::fs::remove_file(d.path().join(FILE)).unwrap();
+        assert_eq!(read_tail(d.path(), 1, &[]).unwrap(), None);
     }
 
     #[test]
