@@ -124,6 +124,12 @@ pub fn serve(
             Ok(false) => break "logout",
             Err(why) => break why,
         }
+        // About to wait for the client: what the command read and freed
+        // (a folder's listing, a message) goes back to the kernel rather
+        // than stay this session's for as long as it lasts.
+        if !wire.pending_input() {
+            posthorn_sys::fsio::release_free_memory();
+        }
     };
     wire.close();
     info!(
@@ -326,6 +332,7 @@ fn idle(
         } else if left.is_zero() {
             Woke::Timeout
         } else {
+            posthorn_sys::fsio::release_free_memory();
             let stdin = std::io::stdin();
             watch
                 .wait(stdin.as_fd(), left)

@@ -126,6 +126,19 @@ pub fn limit_memory(bytes: u64) -> io::Result<()> {
     }
 }
 
+/// release_free_memory - give the pages of freed heap memory back to the
+/// kernel (glibc's malloc_trim). A server that reads a big file once and
+/// then waits for hours (an IMAP session in IDLE) would otherwise keep
+/// the freed buffers' pages as its own, per process.
+pub fn release_free_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only walks and trims the allocator's own free
+    // lists; it takes no pointers from us.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// strftime_local - format a Unix time in the local zone with strftime(3),
 /// in the C locale (English day and month names, as mail headers need).
 /// libc reads /etc/localtime once; a Rust time-zone database that indexes
