@@ -269,16 +269,9 @@ pub struct Tail {
 /// end back to the first below `since` are parsed, and the bases are
 /// looked for with memmem, so the cost hardly grows with the list.
 pub fn read_tail(dir: &Path, since: u32, bases: &[&str]) -> io::Result<Option<Tail>> {
-    let f = match posthorn_sys::fsio::open_read(&dir.join(FILE)) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
+    let Some(bytes) = read_bytes(dir)? else {
+        return Ok(None);
     };
-    if f.metadata()?.len() > MAX_SIZE {
-        return Err(io::Error::other("dovecot-uidlist is too large"));
-    }
-    let mut bytes = Vec::new();
-    io::Read::read_to_end(&mut &f, &mut bytes)?;
     let Ok(text) = std::str::from_utf8(&bytes) else {
         return Ok(None);
     };
@@ -343,8 +336,16 @@ fn new_guid() -> String {
 
 /// read - the folder's list; None when there is none (or none usable).
 pub fn read(dir: &Path) -> io::Result<Option<UidList>> {
-    let path = dir.join(FILE);
-    let f = match posthorn_sys::fsio::open_read(&path) {
+    let Some(bytes) = read_bytes(dir)? else {
+        return Ok(None);
+    };
+    Ok(UidList::parse(&String::from_utf8_lossy(&bytes)))
+}
+
+/// read_bytes - the list file as it is, at most MAX_SIZE; None when
+/// there is none.
+fn read_bytes(dir: &Path) -> io::Result<Option<Vec<u8>>> {
+    let f = match posthorn_sys::fsio::open_read(&dir.join(FILE)) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
@@ -352,11 +353,9 @@ pub fn read(dir: &Path) -> io::Result<Option<UidList>> {
     if f.metadata()?.len() > MAX_SIZE {
         return Err(io::Error::other("dovecot-uidlist is too large"));
     }
-    let mut text = String::new();
     let mut bytes = Vec::new();
     io::Read::read_to_end(&mut &f, &mut bytes)?;
-    text.push_str(&String::from_utf8_lossy(&bytes));
-    Ok(UidList::parse(&text))
+    Ok(Some(bytes))
 }
 
 /// append - add the entries from `from` on (new messages, given their
