@@ -18,8 +18,7 @@ use posthorn_auth::login::{self, Refusal};
 use posthorn_auth::peer::Peer;
 use posthorn_auth::wire::Wire;
 use posthorn_mail::Config;
-use posthorn_mail::users::MailUser;
-use posthorn_sys::exit::{self, Exit};
+use posthorn_sys::exit::Exit;
 use posthorn_sys::privs::Account;
 use posthorn_sys::{info, warning};
 use rustls::ServerConfig;
@@ -367,22 +366,6 @@ fn idle(
     }
 }
 
-/// with_root - run `f` with the effective uid 0 kept in the saved uid.
-fn with_root<T>(pre_login: &Option<Account>, f: impl FnOnce() -> T) -> T {
-    let Some(a) = pre_login else {
-        return f();
-    };
-    let _ = nix::unistd::seteuid(nix::unistd::Uid::from_raw(0));
-    let r = f();
-    if nix::unistd::seteuid(nix::unistd::Uid::from_raw(a.uid)).is_err()
-        || posthorn_sys::privs::euid() != a.uid
-    {
-        posthorn_sys::error!("cannot drop root after the password check");
-        std::process::exit(i32::from(exit::OSERR));
-    }
-    r
-}
-
 /// login - check a password; on success become the user.
 fn login(
     ctx: &mut Ctx,
@@ -397,7 +380,7 @@ fn login(
     let result = if !authzid.is_empty() && authzid != user {
         Err(Refusal::Failed)
     } else {
-        with_root(&ctx.pre_login, || {
+        login::with_root(ctx.pre_login.as_ref(), || {
             login::authenticate(ctx.cfg, user, password)
         })
     };
@@ -412,7 +395,7 @@ fn login(
             return session.login_failed(tag, true);
         }
     };
-    if let Err(e) = become_owner(ctx, &l.user) {
+    if let Err(e) = login::become_owner(ctx.pre_login.as_ref(), &l.user) {
         warning!("login: user=<{}>: {}", l.user.name, e.message);
         return session.logged_in(tag, Err(e.message));
     }
@@ -432,27 +415,4 @@ fn login(
     session.set_quota(l.user.quota);
     crate::specialuse::provision(std::path::Path::new(dir), &ctx.cfg.imap_folders);
     session.logged_in(tag, Ok(PathBuf::from(dir)))
-}
-
-/// become_owner - as root, become the mailbox owner for good.
-fn become_owner(ctx: &Ctx, u: &MailUser) -> Result<(), Exit> {
-    let Some(acct) = &ctx.pre_login else {
-        return Ok(());
-    };
-    let (name, uid, gid) = match (u.uid, u.gid) {
-        (Some(uid), gid) => (u.name.as_str(), uid, gid.unwrap_or(acct.gid)),
-        (None, _) => (acct.name.as_str(), acct.uid, acct.gid),
-    };
-    if uid == 0 {
-        return Err(Exit::new(
-            exit::NOPERM,
-            "refusing to serve a mailbox as root",
-        ));
-    }
-    let name = match posthorn_sys::privs::lookup_uid(uid) {
-        Ok(Some(a)) => a.name,
-        _ => name.to_string(),
-    };
-    posthorn_sys::privs::become_user(&name, uid, gid)
-        .map_err(|e| Exit::from_io(format!("becoming uid {uid}"), &e))
 }

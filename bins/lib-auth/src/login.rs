@@ -4,6 +4,8 @@
 use crate::password::{self, Verdict};
 use posthorn_mail::Config;
 use posthorn_mail::users::{self, MailUser};
+use posthorn_sys::exit::{self, Exit};
+use posthorn_sys::privs::Account;
 use std::time::Duration;
 
 /// Longest login name accepted.
@@ -119,6 +121,54 @@ pub fn failure_line(method: &str, user: &str, client: &str) -> String {
         })
         .collect();
     format!("auth failed: method={method}, user=<{user}>, client={client}")
+}
+
+/// with_root - run `f` with the effective uid 0 a pre-login server keeps
+/// in its saved uid (the users file and /etc/shadow are root's), then
+/// drop it again; without `pre_login` (not started as root), just `f`.
+/// Never goes on with root: if it cannot be put down again, the process
+/// stops here (before login nothing is open that an exit could leave
+/// half done).
+pub fn with_root<T>(pre_login: Option<&Account>, f: impl FnOnce() -> T) -> T {
+    let Some(a) = pre_login else {
+        return f();
+    };
+    let _ = nix::unistd::seteuid(nix::unistd::Uid::from_raw(0));
+    let r = f();
+    if nix::unistd::seteuid(nix::unistd::Uid::from_raw(a.uid)).is_err()
+        || posthorn_sys::privs::euid() != a.uid
+    {
+        posthorn_sys::error!("cannot drop root after the password check");
+        std::process::exit(i32::from(exit::OSERR));
+    }
+    r
+}
+
+/// become_owner - as root (`pre_login` set), become the mailbox owner
+/// for good: the user's uid and gid, or the `user` account for virtual
+/// users without a uid; never root. As anyone else, stay.
+pub fn become_owner(pre_login: Option<&Account>, u: &MailUser) -> Result<(), Exit> {
+    let Some(acct) = pre_login else {
+        return Ok(());
+    };
+    let (name, uid, gid) = match (u.uid, u.gid) {
+        (Some(uid), gid) => (u.name.as_str(), uid, gid.unwrap_or(acct.gid)),
+        (None, _) => (acct.name.as_str(), acct.uid, acct.gid),
+    };
+    if uid == 0 {
+        return Err(Exit::new(
+            exit::NOPERM,
+            "refusing to serve a mailbox as root",
+        ));
+    }
+    // initgroups needs a name the system knows; a virtual user's uid may
+    // have none, and then its groups are just its gid.
+    let name = match posthorn_sys::privs::lookup_uid(uid) {
+        Ok(Some(a)) => a.name,
+        _ => name.to_string(),
+    };
+    posthorn_sys::privs::become_user(&name, uid, gid)
+        .map_err(|e| Exit::from_io(format!("becoming uid {uid}"), &e))
 }
 
 #[cfg(test)]

@@ -9,8 +9,7 @@ use posthorn_auth::login::{self, Refusal};
 use posthorn_auth::peer::Peer;
 use posthorn_auth::wire::Wire;
 use posthorn_mail::Config;
-use posthorn_mail::users::MailUser;
-use posthorn_sys::exit::{self, Exit};
+use posthorn_sys::exit::Exit;
 use posthorn_sys::privs::Account;
 use posthorn_sys::{info, warning};
 use rustls::ServerConfig;
@@ -177,25 +176,6 @@ fn act(
     Ok(Next::Continue)
 }
 
-/// with_root - run `f` with the effective uid 0 we kept in the saved uid
-/// (the users file and /etc/shadow are root's), then drop it again.
-fn with_root<T>(pre_login: &Option<Account>, f: impl FnOnce() -> T) -> T {
-    let Some(a) = pre_login else {
-        return f();
-    };
-    let _ = nix::unistd::seteuid(nix::unistd::Uid::from_raw(0));
-    let r = f();
-    // Never go on with root: if it cannot be put down again, stop here
-    // (before login nothing is open that an exit could leave half done).
-    if nix::unistd::seteuid(nix::unistd::Uid::from_raw(a.uid)).is_err()
-        || posthorn_sys::privs::euid() != a.uid
-    {
-        posthorn_sys::error!("cannot drop root after the password check");
-        std::process::exit(i32::from(exit::OSERR));
-    }
-    r
-}
-
 /// login - check a password; on success become the user and open the maildrop.
 fn login(
     ctx: &mut Ctx,
@@ -210,7 +190,7 @@ fn login(
         // A master-user login (authorize as someone else): not supported.
         Err(Refusal::Failed)
     } else {
-        with_root(&ctx.pre_login, || {
+        login::with_root(ctx.pre_login.as_ref(), || {
             login::authenticate(ctx.cfg, user, password)
         })
     };
@@ -228,7 +208,7 @@ fn login(
     if l.plain_hash {
         info!("user {}: the password is stored in plaintext", l.user.name);
     }
-    if let Err(e) = become_owner(ctx, &l.user) {
+    if let Err(e) = login::become_owner(ctx.pre_login.as_ref(), &l.user) {
         warning!("login: user=<{}>: {}", l.user.name, e.message);
         return session.logged_in(Err(OpenError::Temporary(e.message)));
     }
@@ -252,32 +232,6 @@ fn login(
         Ok(_) => {}
     }
     session.logged_in(opened)
-}
-
-/// become_owner - as root, become the mailbox owner for good (virtual
-/// users without a uid: the `user` account); as anyone else, stay.
-fn become_owner(ctx: &Ctx, u: &MailUser) -> Result<(), Exit> {
-    let Some(acct) = &ctx.pre_login else {
-        return Ok(());
-    };
-    let (name, uid, gid) = match (u.uid, u.gid) {
-        (Some(uid), gid) => (u.name.as_str(), uid, gid.unwrap_or(acct.gid)),
-        (None, _) => (acct.name.as_str(), acct.uid, acct.gid),
-    };
-    if uid == 0 {
-        return Err(Exit::new(
-            exit::NOPERM,
-            "refusing to serve a mailbox as root",
-        ));
-    }
-    // initgroups needs a name the system knows; a virtual user's uid may
-    // have none, and then its groups are just its gid.
-    let name = match posthorn_sys::privs::lookup_uid(uid) {
-        Ok(Some(a)) => a.name,
-        _ => name.to_string(),
-    };
-    posthorn_sys::privs::become_user(&name, uid, gid)
-        .map_err(|e| Exit::from_io(format!("becoming uid {uid}"), &e))
 }
 
 /// send - RETR or TOP: `+OK`, the message streamed, `.`; or `-ERR` when
