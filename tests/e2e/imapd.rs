@@ -2957,7 +2957,7 @@ fn update_contexts_take_a_whole_mailbox_changing_at_once() {
 /// folded and overlong References, a header line without a colon,
 /// duplicate Message-IDs and fields, and no header at all.
 fn sort_cache_messages() -> Vec<String> {
-    let long: String = (0..400)
+    let long: String = (0..800)
         .map(|n| format!(" <long{n}@example.org>\n"))
         .collect();
     vec![
@@ -3016,14 +3016,16 @@ fn sort_and_thread_from_the_cache_equal_them_without_it() {
         "{cold}"
     );
     assert_eq!(cold.matches(" OK SORT completed").count(), 6, "{cold}");
-    // The order imapd gave before the cache: messages without a usable
-    // Date (no field, "yesterday", no header) among the others by their
-    // internal dates, which SORT now stats only for them.
+    // By sent date in UTC (RFC 5256 §2.2): 1996 first; "1 Feb 2026
+    // 00:00 -0000" (5) before "2 Feb 2026 00:00 +1400" (7, 1 February
+    // 10:00 UTC) before "2 Feb 2026 00:00 +0000" (6); messages without a
+    // usable Date (no field, "yesterday", no header) among the others by
+    // their internal dates, which SORT stats only for them.
     assert!(
-        cold.contains("* SORT 4 1 6 3 5 7 10 8 9 2 11 12 13\r\n"),
+        cold.contains("* SORT 1 5 7 6 3 4 10 8 9 2 11 12 13\r\n"),
         "{cold}"
     );
-    // The one with 400 References is over the limit: read each time.
+    // The one with 800 References is over the limit: read each time.
     assert_eq!(heads(), total - 1, "a header entry per message");
     let (warm, _) = session(&i, script);
     assert_eq!(warm, cold, "from the cache");
