@@ -11,17 +11,16 @@ use crate::mime::{self, Part};
 use posthorn_mail::addrlist::{self, Address, Mailbox};
 use std::io::Write;
 
-/// string - an IMAP string: quoted when safe, else a literal.
+/// string - an IMAP string: quoted when it is short printable ASCII
+/// with nothing to escape, else a literal (as Dovecot chooses, so that
+/// `"` and `\` never need a client's unescaping).
 pub fn string(out: &mut Vec<u8>, s: &[u8]) {
-    let safe = s.len() < 1024 && s.iter().all(|&c| (0x20..0x7f).contains(&c));
+    let safe = s.len() < 1024
+        && s.iter()
+            .all(|&c| (0x20..0x7f).contains(&c) && c != b'"' && c != b'\\');
     if safe {
         out.push(b'"');
-        for &c in s {
-            if c == b'"' || c == b'\\' {
-                out.push(b'\\');
-            }
-            out.push(c);
-        }
+        out.extend_from_slice(s);
         out.push(b'"');
     } else {
         let _ = write!(out, "{{{}}}\r\n", s.len());
@@ -374,7 +373,8 @@ mod tests {
 
     #[test]
     fn strings() {
-        assert_eq!(s(|o| string(o, b"a\"b")), "\"a\\\"b\"");
+        assert_eq!(s(|o| string(o, b"a\"b")), "{3}\r\na\"b");
+        assert_eq!(s(|o| string(o, b"a\\b")), "{3}\r\na\\b");
         assert_eq!(s(|o| string(o, "ä".as_bytes())), "{2}\r\nä");
         assert_eq!(s(|o| string(o, b"a\r\nb")), "{4}\r\na\r\nb");
         assert_eq!(s(|o| astring(o, "Sent")), "Sent");

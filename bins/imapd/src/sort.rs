@@ -271,10 +271,9 @@ fn parsed(value: &[u8]) -> Vec<Address> {
 /// address: its addr-name, RFC 2047-decoded (after the addresses are
 /// parsed, so that a decoded comma splits nothing), when that is not
 /// empty; else addr-mailbox@addr-host; else addr-mailbox alone (a
-/// group's name); else empty. Case-folded for i;unicode-casemap (RFC
-/// 5051) by lower-casing, then upper-casing, every character, but
-/// without its decomposition: no Unicode normalization tables are
-/// linked in.
+/// group's name); else empty. In i;unicode-casemap's form (RFC 5051
+/// §2): title case (upper case, which differs only for a few digraphs),
+/// then NFKD, so that Ä sorts as A and a combining mark after it.
 pub fn display(value: &[u8]) -> String {
     let list = parsed(value);
     let shown = match first(&list) {
@@ -282,7 +281,15 @@ pub fn display(value: &[u8]) -> String {
         Some(First::Group(name)) => name.to_string(),
         None => String::new(),
     };
-    shown.to_lowercase().to_uppercase()
+    unicode_casemap(&shown)
+}
+
+/// unicode_casemap - a string as i;unicode-casemap compares it (RFC
+/// 5051 §2): each character title-cased, approximated by upper case,
+/// then decomposed by NFKD.
+fn unicode_casemap(s: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    s.to_lowercase().to_uppercase().nfkd().collect()
 }
 
 /// addr_mailbox - RFC 5256's value for FROM, TO and CC: the addr-mailbox
@@ -446,7 +453,13 @@ mod tests {
     #[test]
     fn display_values() {
         let d = |v: &str| display(v.as_bytes());
-        assert_eq!(d("\"Jürgen Müller\" <jm@x>, b@y"), "JÜRGEN MÜLLER");
+        assert_eq!(
+            d("\"Jürgen Müller\" <jm@x>, b@y"),
+            "JU\u{308}RGEN MU\u{308}LLER"
+        );
+        // Decomposed, Ä sorts beside A, not after Z (RFC 5051).
+        assert!(d("=?utf-8?b?w4Rk?= <ad@x>") < d("Bob <b@x>"));
+        assert_eq!(d("\u{fb01}x <f@x>"), "FIX");
         assert_eq!(d("Terry Gray <gray@cac>"), "TERRY GRAY");
         assert_eq!(d("\"\" <ann@mail.test>"), "ANN@MAIL.TEST");
         assert_eq!(d("carl@mail.test"), "CARL@MAIL.TEST");
@@ -459,9 +472,9 @@ mod tests {
         // Decoded after parsing: the encoded comma splits nothing.
         assert_eq!(
             d("=?iso-8859-1?q?M=FCller=2C_J=FCrgen?= <jm@x>, b@y"),
-            "MÜLLER, JÜRGEN"
+            "MU\u{308}LLER, JU\u{308}RGEN"
         );
-        assert_eq!(d("=?utf-8?q?J=C3=BCrgen?= <j@x>"), "JÜRGEN");
+        assert_eq!(d("=?utf-8?q?J=C3=BCrgen?= <j@x>"), "JU\u{308}RGEN");
         // Bytes that are no UTF-8 end without a panic.
         let _ = display(b"\xff\xfe <a@b>");
     }

@@ -100,9 +100,10 @@ pub fn first_mailbox(list: &[Address]) -> Option<&Mailbox> {
 }
 
 impl Mailbox {
-    /// addr_spec - `local@domain`, or what of it there is.
+    /// addr_spec - `local@domain`, or what of it there is; a local part
+    /// that is no dot-atom is quoted, as it must be written.
     pub fn addr_spec(&self) -> String {
-        let local = self.local.as_deref().unwrap_or("");
+        let local = quoted_local(self.local.as_deref().unwrap_or(""));
         match &self.domain {
             Some(d) => format!("{local}@{d}"),
             None => local.to_string(),
@@ -117,6 +118,26 @@ impl Mailbox {
         let d = d.trim();
         (!d.is_empty()).then(|| d.to_string())
     }
+}
+
+/// quoted_local - a local part as written in an address: as it is when
+/// it is a dot-atom (or empty), else a quoted string.
+fn quoted_local(l: &str) -> std::borrow::Cow<'_, str> {
+    let dot_atom = l
+        .split('.')
+        .all(|w| !w.is_empty() && w.bytes().all(is_atext));
+    if l.is_empty() || dot_atom {
+        return l.into();
+    }
+    let mut q = String::from("\"");
+    for c in l.chars() {
+        if c == '"' || c == '\\' {
+            q.push('\\');
+        }
+        q.push(c);
+    }
+    q.push('"');
+    q.into()
 }
 
 /// normalized - an address list written back in one canonical form, the
@@ -715,6 +736,10 @@ mod tests {
         assert_eq!(n("undisclosed-recipients:;"), "undisclosed-recipients:;");
         assert_eq!(n("=?utf-8?q?J=C3=BCrgen?= <j@x.test>"), "Jürgen <j@x.test>");
         assert_eq!(n("<@r.test:u@d.test>"), "<@r.test:u@d.test>");
+        assert_eq!(
+            n("\"a b\"@x.test, \"a.b\"@x.test"),
+            "\"a b\"@x.test, a.b@x.test"
+        );
     }
 
     #[test]
