@@ -424,8 +424,15 @@ impl Launcher {
             .args(args)
             .stdout(Stdio::null())
             // The servers' log lines, where a test can read them (a pipe nobody
-            // drains could fill and stall the sessions).
-            .stderr(std::fs::File::create(i.path("launcher.log")).unwrap());
+            // drains could fill and stall the sessions); appended, so that
+            // several launchers of one instance share the file.
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(i.path("launcher.log"))
+                    .unwrap(),
+            );
         if let Some((u, g)) = run_ids() {
             use std::os::unix::process::CommandExt;
             l.uid(u).gid(g);

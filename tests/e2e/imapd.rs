@@ -1584,7 +1584,19 @@ fn kill_9_during_append_store_copy_and_expunge_leaves_a_consistent_folder() {
             last = now;
         }
     }
-    // The lock never stays behind.
+    // A lock a killed session held names a dead process: the next one
+    // that needs it breaks it at once (a new keyword takes the uidlist
+    // lock), and leaves none behind.
+    let t = std::time::Instant::now();
+    let (out, err) = session(
+        &i,
+        "a LOGIN ann x\nb SELECT INBOX\nc STORE 1 +FLAGS ($AfterTheKills)\nz LOGOUT\n",
+    );
+    assert!(out.contains("c OK"), "{out}{err}");
+    assert!(
+        t.elapsed() < Duration::from_secs(20),
+        "waited out a dead lock"
+    );
     assert!(!i.path("home/ann/Maildir/dovecot-uidlist.lock").exists());
 }
 

@@ -167,13 +167,21 @@ impl Keywords {
     }
 
     /// ensure - the indexes of `wanted`, adding the missing ones to the
-    /// folder's file under its dot-lock. Keywords past the 26th are
-    /// dropped (None), as Dovecot does.
+    /// folder's file. Keywords past the 26th are dropped (None), as
+    /// Dovecot does.
+    ///
+    /// Written as Dovecot writes it (maildir-keywords.c), or a Dovecot
+    /// beside us reads it wrong: new keywords only under the folder's
+    /// uidlist lock, which is what keeps two writers apart (Dovecot
+    /// removes `dovecot-keywords.lock` whenever it commits), and a file
+    /// whose modification time is above the last one's, since Dovecot
+    /// reads the file again only when that time changed: a letter it
+    /// cannot name it calls `unknown-N`, and writes so.
     pub fn ensure(&mut self, dir: &Path, wanted: &[String]) -> io::Result<Vec<Option<usize>>> {
         if wanted.iter().all(|w| self.index(w).is_some()) {
             return Ok(wanted.iter().map(|w| self.index(w)).collect());
         }
-        let lock = DotLock::acquire(dir, KEYWORDS_FILE)?;
+        let lock = DotLock::acquire(dir, crate::uidlist::FILE)?;
         *self = Keywords::read(dir);
         let mut changed = false;
         for w in wanted {
@@ -189,10 +197,47 @@ impl Keywords {
             changed = true;
         }
         if changed {
-            lock.replace(self.render().as_bytes())?;
+            write(dir, self.render().as_bytes())?;
         }
+        drop(lock);
         Ok(wanted.iter().map(|w| self.index(w)).collect())
     }
+}
+
+/// write - `dovecot-keywords` replaced atomically (a temporary, fsync,
+/// rename), with a modification time above the old file's.
+fn write(dir: &Path, data: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    use std::time::{Duration, SystemTime};
+    let path = dir.join(KEYWORDS_FILE);
+    let old = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+    let tmp = dir.join(format!(
+        "{KEYWORDS_FILE}.{}.{:x}.tmp",
+        std::process::id(),
+        posthorn_sys::fsio::random_u64()
+    ));
+    let r = (|| {
+        let mut f = posthorn_sys::fsio::create_new(&tmp, 0o600)?;
+        f.write_all(data)?;
+        let now = SystemTime::now();
+        if let Some(old) = old
+            && now
+                .duration_since(old)
+                .map_or(true, |d| d < Duration::from_secs(1))
+        {
+            // Whole seconds, as Dovecot compares them.
+            let secs = old
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            f.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(secs + 1))?;
+        }
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)
+    })();
+    if r.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    r
 }
 
 #[cfg(test)]

@@ -10,8 +10,10 @@
 //!   there up under the uidlist lock, so exactly one session sees each
 //!   message as recent. (Dovecot keeps this in its index.)
 //! - A file missing from one directory scan is looked for in a second
-//!   scan before it counts as expunged: a rename by another process
-//!   (new/ to cur/, a flag change) may hide it from one readdir.
+//!   scan, repeated until new/ and cur/ hold still, before it counts as
+//!   expunged, and only then is its uidlist entry dropped: a rename by
+//!   another process (new/ to cur/, a flag change) may hide it from one
+//!   readdir, and Dovecot on the same folder renames all the time.
 //! - INTERNALDATE is the file's mtime, as in Dovecot; APPEND sets it.
 //! - In IDLE, the watch's events name what changed: when all they name
 //!   is mail arriving in new/ (and our own moves to cur/), only those
@@ -132,6 +134,33 @@ fn scan_dir(dir: &Path) -> io::Result<NameMap<String, (bool, String)>> {
         }
     }
     Ok(out)
+}
+
+/// scan_stable - scan_dir, again until new/ and cur/ did not change while
+/// it read them (at most four times): a file renamed during a read can
+/// be missed by it. The last scan is returned however it went; the
+/// caller keeps what either look found.
+fn scan_stable(dir: &Path) -> io::Result<NameMap<String, (bool, String)>> {
+    let mut tries = 0;
+    loop {
+        let before = dir_stamps(dir);
+        let files = scan_dir(dir)?;
+        tries += 1;
+        if dir_stamps(dir) == before || tries == 4 {
+            return Ok(files);
+        }
+    }
+}
+
+/// dir_stamps - new/'s and cur/'s modification and change times, to the
+/// nanosecond: any create, rename or unlink in them changes these.
+fn dir_stamps(dir: &Path) -> [Option<(i64, i64, i64, i64)>; 2] {
+    use std::os::unix::fs::MetadataExt;
+    ["new", "cur"].map(|s| {
+        std::fs::metadata(dir.join(s))
+            .ok()
+            .map(|m| (m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec()))
+    })
 }
 
 /// new_validity - a UIDVALIDITY for a new list: the time, but above the
@@ -299,8 +328,18 @@ impl Folder {
                 }
             }
             // Entries whose files are gone for good are dropped, as Dovecot
-            // does when it rewrites; next_uid keeps their UIDs used.
-            list.entries.retain(|e| files.contains_key(e.base()));
+            // does when it rewrites; next_uid keeps their UIDs used. Gone
+            // for good: missing from a second look too, one that saw new/
+            // and cur/ unchanged from start to end. A directory read while
+            // another program renames in it (flags, new/ to cur/) may miss
+            // a file altogether; dropping its entry would give it a new
+            // UID, which other servers and every client then see as an
+            // expunge and a new message.
+            if list.entries.iter().any(|e| !files.contains_key(e.base())) {
+                let again = scan_stable(&self.dir)?;
+                list.entries
+                    .retain(|e| files.contains_key(e.base()) || again.contains_key(e.base()));
+            }
             wrote = true;
         }
         let mut recent_from_out = if claim_recent {
@@ -396,10 +435,11 @@ impl Folder {
     /// full_sync - read the directories and the uidlist.
     fn full_sync(&mut self) -> io::Result<Changes> {
         let mut files = scan_dir(&self.dir)?;
-        // A message we knew but could not find: look once more before
-        // calling it expunged (see the module comment).
+        // A message we knew but could not find: look once more, until
+        // the directories hold still, before calling it expunged (see
+        // the module comment and scan_stable).
         if self.msgs.iter().any(|m| !files.contains_key(m.base())) {
-            for (k, v) in scan_dir(&self.dir)? {
+            for (k, v) in scan_stable(&self.dir)? {
                 files.entry(k).or_insert(v);
             }
         }
@@ -408,6 +448,15 @@ impl Folder {
         }
         let listed = self.sync_list(&files, !self.read_only)?;
         let list = listed.list;
+        // A listed message whose file the scan did not find: gone, or
+        // hidden from the scan by a rename; look again before leaving it
+        // out (a session that never knew it would not tell an expunge,
+        // it would just not show the message).
+        if list.entries.iter().any(|e| !files.contains_key(e.base())) {
+            for (k, v) in scan_stable(&self.dir)? {
+                files.entry(k).or_insert(v);
+            }
+        }
         let mut ch = Changes::default();
         if self.validity != 0 && list.validity != self.validity {
             // The list was replaced under us: nothing we said holds.
@@ -517,11 +566,20 @@ impl Folder {
     /// renamed it; false when it is gone.
     fn locate(&mut self, i: usize) -> bool {
         let base = self.msgs[i].base().to_string();
-        for (sub, in_new) in [("cur", false), ("new", true)] {
-            if let Some(n) = find_in(&self.dir.join(sub), &base) {
-                self.msgs[i].name = n;
-                self.msgs[i].in_new = in_new;
-                return true;
+        // new/ first, so that a move to cur/ while we read is seen there;
+        // again while the directories changed during the look, as
+        // scan_stable does.
+        for _ in 0..4 {
+            let before = dir_stamps(&self.dir);
+            for (sub, in_new) in [("new", true), ("cur", false)] {
+                if let Some(n) = find_in(&self.dir.join(sub), &base) {
+                    self.msgs[i].name = n;
+                    self.msgs[i].in_new = in_new;
+                    return true;
+                }
+            }
+            if dir_stamps(&self.dir) == before {
+                return false;
             }
         }
         false
@@ -649,17 +707,29 @@ const TMP_AGE: std::time::Duration = std::time::Duration::from_secs(36 * 3600);
 /// sweep_tmp - remove what an APPEND or a delivery killed midway left in
 /// tmp/; nothing there was ever acknowledged.
 fn sweep_tmp(dir: &Path) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    sweep_tmp_at(dir, now);
+}
+
+/// sweep_tmp_at - sweep_tmp as of `now` (seconds since the epoch).
+fn sweep_tmp_at(dir: &Path, now: i64) {
+    use std::os::unix::fs::MetadataExt;
     let Ok(rd) = std::fs::read_dir(dir.join("tmp")) else {
         return;
     };
-    let now = std::time::SystemTime::now();
     for e in rd.flatten() {
+        // By the inode's change time, as Dovecot decides: a writer sets
+        // a new message's modification time to its INTERNALDATE (long
+        // ago, for an APPEND of old mail) before renaming it out of
+        // tmp/, and utime() cannot set ctime back, so a file being saved
+        // is never taken for a leftover.
         let old = e
             .metadata()
             .ok()
-            .filter(std::fs::Metadata::is_file)
-            .and_then(|m| m.modified().ok())
-            .is_some_and(|t| t + TMP_AGE < now);
+            .filter(|m| !m.is_dir())
+            .is_some_and(|m| m.ctime() + (TMP_AGE.as_secs() as i64) < now);
         if old {
             let _ = std::fs::remove_file(e.path());
         }
@@ -1012,24 +1082,29 @@ mod tests {
     }
 
     #[test]
-    fn a_select_sweeps_old_leftovers_from_tmp() {
+    fn tmp_is_swept_by_change_time_not_by_the_date_a_writer_set() {
         let d = maildir();
-        std::fs::write(d.path().join("tmp/old"), "x").unwrap();
-        std::fs::write(d.path().join("tmp/new"), "x").unwrap();
+        std::fs::write(d.path().join("tmp/saving"), "x").unwrap();
+        // An APPEND of an old message sets its INTERNALDATE before the
+        // rename out of tmp/: that file is being saved, not left over.
         let f = std::fs::File::options()
             .write(true)
-            .open(d.path().join("tmp/old"))
+            .open(d.path().join("tmp/saving"))
             .unwrap();
         f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(40 * 3600))
             .unwrap();
         Folder::open(d.path(), true).unwrap();
-        assert!(d.path().join("tmp/old").exists(), "EXAMINE writes nothing");
         Folder::open(d.path(), false).unwrap();
-        assert!(!d.path().join("tmp/old").exists());
-        assert!(
-            d.path().join("tmp/new").exists(),
-            "perhaps still being written"
-        );
+        assert!(d.path().join("tmp/saving").exists(), "swept while saved");
+        // 36 hours after its last change it is a leftover.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        sweep_tmp_at(d.path(), now + 35 * 3600);
+        assert!(d.path().join("tmp/saving").exists());
+        sweep_tmp_at(d.path(), now + 37 * 3600);
+        assert!(!d.path().join("tmp/saving").exists());
     }
 
     #[test]

@@ -5,8 +5,11 @@
 //! and structures from the folder's cache when it has them.
 //!
 //! Distrusts other processes: a message whose file vanished while a
-//! command ran is left out of the answer and the command ends in
-//! `NO [EXPUNGEISSUED]`, as RFC 2180 allows.
+//! command ran (another server expunged it) is left out of the answer
+//! and the command ends in `OK [EXPUNGEISSUED]`, as Dovecot ends it:
+//! RFC 2180 §4 allows OK or NO, and clients take NO for a failure of
+//! the whole command. A message that cannot be read for another reason
+//! is a NO.
 
 use crate::binary;
 use crate::cache::{self, Cache};
@@ -388,6 +391,7 @@ impl Session {
         }
         let seen_now: Vec<u32> = newly_seen.iter().map(|&i| s.folder.msgs[i].uid).collect();
         let mut vanished = false;
+        let mut unreadable = false;
         let mut refused: Option<binary::Refusal> = None;
         let mut unseen_again = Vec::new();
         for i in targets {
@@ -456,7 +460,7 @@ impl Session {
                             "{}: {e}",
                             s.folder.path(&s.folder.msgs[i]).display()
                         );
-                        vanished = true;
+                        unreadable = true;
                         continue;
                     }
                 }
@@ -553,12 +557,10 @@ impl Session {
         let mut v = vec![Action::Reply(out)];
         if let Some(r) = refused {
             v.extend(self.done(tag, uid, &r.reply()));
+        } else if unreadable {
+            v.extend(self.done(tag, uid, "NO [SERVERBUG] some messages could not be read"));
         } else if vanished {
-            v.extend(self.done(
-                tag,
-                uid,
-                "NO [EXPUNGEISSUED] some of the requested messages no longer exist",
-            ));
+            v.extend(self.done(tag, uid, EXPUNGED_MEANWHILE));
         } else {
             v.extend(self.done(tag, uid, "OK FETCH completed"));
         }
@@ -609,6 +611,7 @@ impl Session {
             s.announced = s.folder.keywords.all().count();
         }
         let mut failed = false;
+        let mut vanished = false;
         let change = |old: Flags| {
             let mut f = old;
             match mode {
@@ -663,7 +666,7 @@ impl Session {
                     done.push(i);
                     before.push(was);
                 }
-                Ok(false) => failed = true,
+                Ok(false) => vanished = true,
                 Err(e) => {
                     posthorn_sys::warning!("store: {e}");
                     failed = true;
@@ -701,7 +704,7 @@ impl Session {
             v.extend(self.done(
                 tag,
                 uid,
-                "NO [EXPUNGEISSUED] some of the messages no longer exist",
+                "NO [SERVERBUG] the flags of some messages could not be changed",
             ));
         } else if !modified.is_empty() {
             modified.sort_unstable();
@@ -710,6 +713,8 @@ impl Session {
                 uid_set(&modified)
             );
             v.extend(self.done(tag, uid, &text));
+        } else if vanished {
+            v.extend(self.done(tag, uid, EXPUNGED_MEANWHILE));
         } else {
             v.extend(self.done(tag, uid, "OK STORE completed"));
         }
@@ -1163,3 +1168,7 @@ fn same_dir(a: &std::path::Path, b: &std::path::Path) -> bool {
 
 /// How a message/global part shows in IMAP4rev1's BODYSTRUCTURE.
 const GLOBAL: &[u8] = b"\"MESSAGE\" \"GLOBAL\"";
+
+/// The answer to a FETCH or STORE some of whose messages another server
+/// expunged meanwhile: done for the rest (RFC 5530's code with OK).
+const EXPUNGED_MEANWHILE: &str = "OK [EXPUNGEISSUED] Some messages were expunged";

@@ -424,7 +424,11 @@ impl DotLock {
         let mut pause = Duration::from_millis(2);
         loop {
             match posthorn_sys::fsio::create_new(&path, 0o600) {
-                Ok(f) => {
+                Ok(mut f) => {
+                    // Who holds it, as Dovecot's dot-locks say: `pid:host`,
+                    // so that a holder killed with the lock held is seen
+                    // to be gone (by us, and by Dovecot).
+                    let _ = f.write_all(owner_line().as_bytes());
                     return Ok(DotLock {
                         target: dir.join(name),
                         path,
@@ -434,14 +438,19 @@ impl DotLock {
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(e),
             }
-            if let Ok(m) = std::fs::symlink_metadata(&path)
-                && let Ok(t) = m.modified()
-                && SystemTime::now()
-                    .duration_since(t)
-                    .is_ok_and(|age| age > STALE)
-            {
+            let old = std::fs::symlink_metadata(&path)
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .is_some_and(|t| SystemTime::now().duration_since(t).is_ok_and(|a| a > STALE));
+            if old || holder_is_gone(&path) {
                 posthorn_sys::warning!("removing stale lock {}", path.display());
-                let _ = std::fs::remove_file(&path);
+                // Aside under a name of our own first: of two processes
+                // breaking it at once, only one rename succeeds, and
+                // neither removes a lock taken again meanwhile.
+                let aside = path.with_extension(format!("lock.stale.{}", std::process::id()));
+                if std::fs::rename(&path, &aside).is_ok() {
+                    let _ = std::fs::remove_file(&aside);
+                }
                 continue;
             }
             if start.elapsed() > WAIT {
@@ -463,6 +472,9 @@ impl DotLock {
             .take()
             .ok_or_else(|| io::Error::other("lock already used"))?;
         let r = (|| {
+            // The owner line goes: the file becomes the data.
+            f.set_len(0)?;
+            io::Seek::seek(&mut f, io::SeekFrom::Start(0))?;
             f.write_all(data)?;
             f.sync_all()?;
             std::fs::rename(&self.path, &self.target)
@@ -474,6 +486,40 @@ impl DotLock {
         self.path = PathBuf::new();
         r
     }
+}
+
+/// owner_line - `pid:hostname`, what a dot-lock holds while held.
+fn owner_line() -> String {
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_default();
+    format!("{}:{host}\n", std::process::id())
+}
+
+/// holder_is_gone - whether a lock file names a process of this host
+/// that no longer exists (killed with the lock held). A lock whose file
+/// says nothing we can check (Dovecot's uidlist lock holds the new list,
+/// not an owner) is not judged here, only by its age.
+fn holder_is_gone(path: &Path) -> bool {
+    let Ok(text) = std::fs::read(path) else {
+        return false;
+    };
+    let text = String::from_utf8_lossy(&text[..text.len().min(256)]).into_owned();
+    let Some((pid, host)) = text.trim_end().split_once(':') else {
+        return false;
+    };
+    let Ok(pid) = pid.parse::<i32>() else {
+        return false;
+    };
+    let ours = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_default();
+    host == ours
+        && pid > 0
+        && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
+            == Err(nix::errno::Errno::ESRCH)
 }
 
 impl Drop for DotLock {
@@ -639,5 +685,24 @@ mod tests {
         f.set_modified(SystemTime::now() - Duration::from_secs(600))
             .unwrap();
         drop(DotLock::acquire(d.path(), FILE).unwrap());
+        // A fresh lock names its holder; one whose holder is dead (killed
+        // with it held) is broken at once, a live one's is waited for.
+        let held = DotLock::acquire(d.path(), FILE).unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), owner_line());
+        assert!(!holder_is_gone(&p));
+        drop(held);
+        let host = owner_line().split_once(':').unwrap().1.to_string();
+        std::fs::write(&p, format!("2147483646:{host}")).unwrap();
+        let t = Instant::now();
+        drop(DotLock::acquire(d.path(), FILE).unwrap());
+        assert!(t.elapsed() < Duration::from_secs(5));
+        // Dovecot's uidlist lock holds the new list, no owner: age only.
+        std::fs::write(&p, "3 V1 N1\n").unwrap();
+        assert!(!holder_is_gone(&p));
+        std::fs::remove_file(&p).unwrap();
+        // The list written from a lock has no owner line in it.
+        let lock = DotLock::acquire(d.path(), FILE).unwrap();
+        lock.replace(&l.render()).unwrap();
+        assert_eq!(read(d.path()).unwrap().unwrap(), l);
     }
 }

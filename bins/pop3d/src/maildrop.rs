@@ -504,21 +504,52 @@ impl Maildrop {
         failed
     }
 
+    /// open_message - the message's file, followed where another program renamed
+    /// it (an IMAP server changing its flags, or moving it to cur/).
+    pub fn open_message(&self, m: &Message) -> std::io::Result<std::fs::File> {
+        match std::fs::File::open(self.path(m)) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let now = self.find_renamed(m.base()).ok_or(e)?;
+                std::fs::File::open(now)
+            }
+            r => r,
+        }
+    }
+
     /// find_renamed - the current path of the message with this base name,
     /// if it still exists under another name (new flags, or moved to cur/).
+    /// new/ is read first, so that a move to cur/ meanwhile is seen there;
+    /// and the look is made again while the directories changed during it
+    /// (a rename can hide a file from a readdir).
     fn find_renamed(&self, base: &str) -> Option<std::path::PathBuf> {
-        for sub in ["cur", "new"] {
-            let rd = std::fs::read_dir(self.dir.join(sub)).ok()?;
-            for e in rd.flatten() {
-                let name = e.file_name();
-                let name = name.to_string_lossy();
-                if name == base
-                    || name
-                        .strip_prefix(base)
-                        .is_some_and(|r| r.starts_with(":2,"))
-                {
-                    return Some(e.path());
+        let stamps = || {
+            use std::os::unix::fs::MetadataExt;
+            ["new", "cur"].map(|s| {
+                std::fs::metadata(self.dir.join(s))
+                    .ok()
+                    .map(|m| (m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec()))
+            })
+        };
+        for _ in 0..4 {
+            let before = stamps();
+            for sub in ["new", "cur"] {
+                let Ok(rd) = std::fs::read_dir(self.dir.join(sub)) else {
+                    continue;
+                };
+                for e in rd.flatten() {
+                    let name = e.file_name();
+                    let name = name.to_string_lossy();
+                    if name == base
+                        || name
+                            .strip_prefix(base)
+                            .is_some_and(|r| r.starts_with(":2,"))
+                    {
+                        return Some(e.path());
+                    }
                 }
+            }
+            if stamps() == before {
+                return None;
             }
         }
         None

@@ -250,7 +250,7 @@ fn send(
         wire.queue(b"-ERR no such message\r\n");
         return Ok(());
     };
-    let f = match std::fs::File::open(d.path(m)) {
+    let f = match d.open_message(m) {
         Ok(f) => f,
         Err(e) => {
             warning!("{}: {e}", d.path(m).display());
