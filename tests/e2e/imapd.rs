@@ -179,6 +179,38 @@ fn golden_conformance_rfc3501_and_extensions() {
     golden("conformance");
 }
 
+/// INTERNALDATE is shown, and BEFORE/ON/SINCE count days, in the
+/// server's local zone, as Dovecot does: a message APPENDed at 01:30 on
+/// 25 March in Helsinki (23:30 on the 24th in UTC) is ON 25-Mar-2007
+/// there. A POSIX TZ string needs no zone files.
+#[test]
+fn internal_dates_follow_the_servers_local_zone() {
+    let script = "a LOGIN ann x\r\nb APPEND INBOX \"25-Mar-2007 01:30:00 +0200\" {14+}\r\nSubject: x\r\n\r\n\r\n\
+        c SELECT INBOX\r\nd SEARCH ON 25-Mar-2007\r\ne SEARCH BEFORE 25-Mar-2007\r\n\
+        f SEARCH SINCE 25-Mar-2007 BEFORE 26-Mar-2007\r\ng FETCH 1 INTERNALDATE\r\nz LOGOUT\r\n";
+    let run = |tz: &str| {
+        let i = Instance::new();
+        let mut c = i.cmd("imapd");
+        c.env("TZ", tz);
+        text(&run_with_stdin(c, script.as_bytes()).stdout)
+    };
+    let helsinki = run("EET-2EEST,M3.5.0/3,M10.5.0/4");
+    assert!(helsinki.contains("* SEARCH 1\r\nd OK"), "{helsinki}");
+    assert!(helsinki.contains("* SEARCH\r\ne OK"), "{helsinki}");
+    assert!(helsinki.contains("* SEARCH 1\r\nf OK"), "{helsinki}");
+    assert!(
+        helsinki.contains("INTERNALDATE \"25-Mar-2007 01:30:00 +0200\""),
+        "{helsinki}"
+    );
+    let utc = run("UTC");
+    assert!(utc.contains("* SEARCH\r\nd OK"), "{utc}");
+    assert!(utc.contains("* SEARCH 1\r\ne OK"), "{utc}");
+    assert!(
+        utc.contains("INTERNALDATE \"24-Mar-2007 23:30:00 +0000\""),
+        "{utc}"
+    );
+}
+
 /// message/global nests only for IMAP4rev2 (RFC 9051's media-message).
 #[test]
 fn golden_message_global_for_rev2_only() {

@@ -10,6 +10,7 @@
 //! shrinks, but CRLF conversion of text may grow it), and an encoding
 //! we do not know is an UNKNOWN-CTE refusal, never a guess.
 
+use crate::command::Section;
 use crate::mime::{self, Part};
 use std::io::Write;
 
@@ -36,6 +37,20 @@ impl Refusal {
             Refusal::TooBig => "NO [LIMIT] decoded part too large".into(),
         }
     }
+}
+
+/// data - the octets BINARY[section] names: a section with HEADER, TEXT,
+/// MIME or HEADER.FIELDS has no transfer encoding to undo and is BODY's
+/// (taken as Dovecot takes it), a part path is decoded (`section`).
+pub fn data(msg: &[u8], root: &Part, s: &Section, limit: u64) -> Result<Vec<u8>, Refusal> {
+    if s.text.is_none() {
+        return section(msg, root, &s.path, limit);
+    }
+    let d = crate::fetch::section_data(msg, root, s);
+    if d.len() as u64 > limit {
+        return Err(Refusal::TooBig);
+    }
+    Ok(d)
 }
 
 /// section - the octets BINARY[path] names in `msg` (CRLF, parsed into
@@ -176,8 +191,8 @@ pub fn quoted_printable(enc: &[u8]) -> Vec<u8> {
 
 /// item - the FETCH response item for BINARY (or BINARY.PEEK, which
 /// answers as BINARY) with its data: a literal8 when a NUL is in it.
-pub fn item(out: &mut Vec<u8>, path: &[u32], partial: Option<(u32, u32)>, data: &[u8]) {
-    let _ = write!(out, "BINARY[{}]", path_name(path));
+pub fn item(out: &mut Vec<u8>, s: &Section, partial: Option<(u32, u32)>, data: &[u8]) {
+    let _ = write!(out, "BINARY[{}]", crate::fetch::section_spec(s));
     let d: &[u8] = match partial {
         Some((start, len)) => {
             let _ = write!(out, "<{start}>");
@@ -208,17 +223,14 @@ pub fn extend_without_nul(out: &mut Vec<u8>, d: &[u8]) {
     }
 }
 
-/// size_item - `BINARY.SIZE[path] n`.
-pub fn size_item(out: &mut Vec<u8>, path: &[u32], data: &[u8]) {
-    let _ = write!(out, "BINARY.SIZE[{}] {}", path_name(path), data.len());
-}
-
-/// path_name - `1.2.3`.
-fn path_name(path: &[u32]) -> String {
-    path.iter()
-        .map(u32::to_string)
-        .collect::<Vec<_>>()
-        .join(".")
+/// size_item - `BINARY.SIZE[section] n`.
+pub fn size_item(out: &mut Vec<u8>, s: &Section, data: &[u8]) {
+    let _ = write!(
+        out,
+        "BINARY.SIZE[{}] {}",
+        crate::fetch::section_spec(s),
+        data.len()
+    );
 }
 
 #[cfg(test)]
@@ -276,17 +288,28 @@ mod tests {
 
     #[test]
     fn items() {
+        let sec = |path: Vec<u32>| Section { path, text: None };
         let mut o = Vec::new();
-        item(&mut o, &[2], None, &[0, 1, 2]);
+        item(&mut o, &sec(vec![2]), None, &[0, 1, 2]);
         assert_eq!(o, b"BINARY[2] ~{3}\r\n\x00\x01\x02");
         let mut o = Vec::new();
-        item(&mut o, &[1, 2], Some((1, 2)), b"abcd");
+        item(&mut o, &sec(vec![1, 2]), Some((1, 2)), b"abcd");
         assert_eq!(o, b"BINARY[1.2]<1> {2}\r\nbc");
+        let mut o = Vec::new();
+        item(&mut o, &sec(vec![1]), Some((2, u32::MAX)), b"abcd");
+        assert_eq!(o, b"BINARY[1]<2> {2}\r\ncd");
         let mut o = b"x".to_vec();
         extend_without_nul(&mut o, b"a\0b");
         assert_eq!(o, b"xa\x80b");
         let mut o = Vec::new();
-        size_item(&mut o, &[], b"abc");
+        size_item(&mut o, &sec(vec![]), b"abc");
         assert_eq!(o, b"BINARY.SIZE[] 3");
+        let mut o = Vec::new();
+        let mime = Section {
+            path: vec![1],
+            text: Some(crate::command::SectionText::Mime),
+        };
+        size_item(&mut o, &mime, b"abc");
+        assert_eq!(o, b"BINARY.SIZE[1.MIME] 3");
     }
 }

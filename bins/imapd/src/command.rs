@@ -85,14 +85,17 @@ pub enum Att {
         partial: Option<(u32, u32)>,
     },
     /// BINARY[path]<partial> and BINARY.PEEK (RFC 3516): the part with
-    /// its content-transfer-encoding undone.
+    /// its content-transfer-encoding undone. A section with HEADER,
+    /// TEXT, MIME or HEADER.FIELDS is taken too, as Dovecot takes it (RFC
+    /// 3516 allows part numbers only): it has nothing to decode and is
+    /// what BODY[] gives.
     Binary {
         peek: bool,
-        path: Vec<u32>,
+        section: Section,
         partial: Option<(u32, u32)>,
     },
     /// BINARY.SIZE[path] (RFC 3516): the decoded size.
-    BinarySize(Vec<u32>),
+    BinarySize(Section),
 }
 
 /// A SEARCH key.
@@ -586,32 +589,17 @@ impl<'a> P<'a> {
         })
     }
 
-    /// section_binary - what follows `BINARY[` up to and including
-    /// `]`: part numbers only (RFC 3516 section-binary).
-    fn section_binary(&mut self) -> R<Vec<u32>> {
-        let mut path = Vec::new();
-        while !self.eat(b']') {
-            if !path.is_empty() {
-                self.expect(b'.')?;
-            }
-            let n = self.number()?;
-            if n == 0 {
-                return Err("part numbers start at 1".into());
-            }
-            path.push(n);
-            if path.len() > MAX_DEPTH {
-                return Err("section too deep".into());
-            }
-        }
-        Ok(path)
-    }
-
-    /// partial - `<start.length>` if it comes next.
+    /// partial - `<start.length>` if it comes next; `<start>` alone is
+    /// from there to the end, as Dovecot reads it (RFC 3501 wants the
+    /// length).
     fn partial(&mut self) -> R<Option<(u32, u32)>> {
         if !self.eat(b'<') {
             return Ok(None);
         }
         let a = self.number()?;
+        if self.eat(b'>') {
+            return Ok(Some((a, u32::MAX)));
+        }
         self.expect(b'.')?;
         let n = self.number()?;
         if n == 0 {
@@ -913,14 +901,14 @@ impl<'a> P<'a> {
             ("UID", false) => Att::Uid,
             ("MODSEQ", false) => Att::ModSeq,
             ("BINARY" | "BINARY.PEEK", true) => {
-                let path = self.section_binary()?;
+                let section = self.section()?;
                 Att::Binary {
                     peek: w == "BINARY.PEEK",
-                    path,
+                    section,
                     partial: self.partial()?,
                 }
             }
-            ("BINARY.SIZE", true) => Att::BinarySize(self.section_binary()?),
+            ("BINARY.SIZE", true) => Att::BinarySize(self.section()?),
             ("BODY" | "BODY.PEEK", true) => {
                 let section = self.section()?;
                 let partial = self.partial()?;
@@ -1609,6 +1597,12 @@ fn sort(p: &mut P, uid: bool) -> R<Cmd> {
         return Err("[BADCHARSET (UTF-8 US-ASCII)] unsupported charset".into());
     }
     p.sp()?;
+    // RETURN belongs after SORT (RFC 5267 §3); after the charset it is
+    // taken too, as Dovecot takes it: no search key is called RETURN.
+    let ret = match ret {
+        Some(r) => Some(r),
+        None => search_return(p)?,
+    };
     Ok(Cmd::Sort {
         uid,
         ret,
@@ -2257,20 +2251,33 @@ mod tests {
                 atts: vec![
                     Att::Binary {
                         peek: false,
-                        path: vec![1, 2],
+                        section: Section {
+                            path: vec![1, 2],
+                            text: None
+                        },
                         partial: Some((0, 10))
                     },
                     Att::Binary {
                         peek: true,
-                        path: vec![],
+                        section: Section {
+                            path: vec![],
+                            text: None
+                        },
                         partial: None
                     },
-                    Att::BinarySize(vec![3]),
+                    Att::BinarySize(Section {
+                        path: vec![3],
+                        text: None
+                    }),
                 ],
                 mods: FetchMods::default()
             }
         );
-        bad("a FETCH 1 BINARY[1.HEADER]");
+        // As Dovecot: a BINARY section may name HEADER, TEXT and the rest.
+        assert!(matches!(
+            ok("a FETCH 1 BINARY.PEEK[1.HEADER]<5>"),
+            Cmd::Fetch { .. }
+        ));
         bad("a FETCH 1 BINARY[0]");
         bad("a FETCH 1 BINARY.SIZE[1]<0.5>");
         bad("a FETCH 1 BINARY");

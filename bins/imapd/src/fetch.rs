@@ -297,7 +297,12 @@ pub fn section_data(msg: &[u8], root: &Part, s: &Section) -> Vec<u8> {
 
 /// section_name - how the response names a section: `BODY[1.HEADER.FIELDS (A B)]`.
 pub fn section_name(s: &Section) -> String {
-    let mut n = String::from("BODY[");
+    format!("BODY[{}]", section_spec(s))
+}
+
+/// section_spec - a section as written between the brackets.
+pub fn section_spec(s: &Section) -> String {
+    let mut n = String::new();
     let path: Vec<String> = s.path.iter().map(u32::to_string).collect();
     n.push_str(&path.join("."));
     let t = match &s.text {
@@ -312,7 +317,6 @@ pub fn section_name(s: &Section) -> String {
         n.push('.');
     }
     n.push_str(&t);
-    n.push(']');
     n
 }
 
@@ -328,22 +332,35 @@ fn quote_names(f: &[String]) -> String {
         .join(" ")
 }
 
-/// internal_date - `"dd-Mon-yyyy hh:mm:ss +0000"` (in UTC).
+/// internal_date - `"dd-Mon-yyyy hh:mm:ss +hhmm"` in the server's local
+/// zone, as Dovecot shows it (a Maildir file's time has no zone of its
+/// own; SEARCH BEFORE, ON and SINCE take days in the same zone).
 pub fn internal_date(secs: i64) -> String {
-    let days = secs.div_euclid(86400);
-    let rem = secs.rem_euclid(86400);
+    internal_date_at(secs, posthorn_sys::fsio::local_offset(secs))
+}
+
+/// internal_date_at - internal_date with the zone's offset given (seconds
+/// east of UTC).
+pub fn internal_date_at(secs: i64, offset: i64) -> String {
+    let local = secs + offset;
+    let days = local.div_euclid(86400);
+    let rem = local.rem_euclid(86400);
     let (y, m, d) = civil_from_days(days);
     const MON: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
+    let sign = if offset < 0 { '-' } else { '+' };
+    let off = offset.abs() / 60;
     format!(
-        "\"{:02}-{}-{:04} {:02}:{:02}:{:02} +0000\"",
+        "\"{:02}-{}-{:04} {:02}:{:02}:{:02} {sign}{:02}{:02}\"",
         d,
         MON[(m - 1) as usize],
         y,
         rem / 3600,
         rem % 3600 / 60,
-        rem % 60
+        rem % 60,
+        off / 60,
+        off % 60
     )
 }
 
@@ -487,7 +504,18 @@ Message-Id: <B27397-0100000@cac.washington.edu>\r\n\r\n";
 
     #[test]
     fn dates() {
-        assert_eq!(internal_date(760686745), "\"08-Feb-1994 05:52:25 +0000\"");
+        assert_eq!(
+            internal_date_at(760686745, 0),
+            "\"08-Feb-1994 05:52:25 +0000\""
+        );
+        assert_eq!(
+            internal_date_at(760686745, -8 * 3600),
+            "\"07-Feb-1994 21:52:25 -0800\""
+        );
+        assert_eq!(
+            internal_date_at(760686745, 5 * 3600 + 1800),
+            "\"08-Feb-1994 11:22:25 +0530\""
+        );
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(crate::command::days_from_civil(2024, 2, 29), 19782);
         assert_eq!(civil_from_days(19782), (2024, 2, 29));

@@ -474,8 +474,8 @@ impl Session {
             if let Some(l) = loaded.as_ref() {
                 for a in &atts {
                     let d = match a {
-                        Att::Binary { path, .. } | Att::BinarySize(path) => {
-                            binary::section(&l.data, &l.root, path, limit)
+                        Att::Binary { section, .. } | Att::BinarySize(section) => {
+                            binary::data(&l.data, &l.root, section, limit)
                         }
                         _ => {
                             decoded.push(None);
@@ -504,10 +504,15 @@ impl Session {
                     out.push(b' ');
                 }
                 match (a, decoded.get(n).and_then(Option::as_ref)) {
-                    (Att::Binary { path, partial, .. }, Some(d)) => {
-                        binary::item(&mut out, path, *partial, d);
+                    (
+                        Att::Binary {
+                            section, partial, ..
+                        },
+                        Some(d),
+                    ) => {
+                        binary::item(&mut out, section, *partial, d);
                     }
-                    (Att::BinarySize(path), Some(d)) => binary::size_item(&mut out, path, d),
+                    (Att::BinarySize(section), Some(d)) => binary::size_item(&mut out, section, d),
                     _ => item(
                         &mut out,
                         &mut s.folder,
@@ -1129,8 +1134,10 @@ fn item(
             binary::extend_without_nul(out, &d);
         }
         // Decoded by the caller; here only when the message vanished.
-        Att::Binary { path, partial, .. } => binary::item(out, path, *partial, b""),
-        Att::BinarySize(path) => binary::size_item(out, path, b""),
+        Att::Binary {
+            section, partial, ..
+        } => binary::item(out, section, *partial, b""),
+        Att::BinarySize(section) => binary::size_item(out, section, b""),
         Att::Section {
             section: s,
             partial,

@@ -189,9 +189,11 @@ fn collect(msg: &[u8], p: &Part, out: &mut String, depth: usize) {
     out.push('\n');
 }
 
-/// days - the UTC day of a time, for the internal date keys.
+/// days - the calendar day of an internal date in the server's local
+/// zone, the one INTERNALDATE is shown in, for BEFORE, ON and SINCE
+/// (disregarding time and zone, RFC 3501 §6.4.4), as Dovecot counts.
 fn days(secs: i64) -> i64 {
-    secs.div_euclid(86400)
+    (secs + posthorn_sys::fsio::local_offset(secs)).div_euclid(86400)
 }
 
 /// sent_day - the calendar day the Date: field names, for SENTBEFORE,

@@ -158,3 +158,17 @@ pub fn strftime_local(secs: i64, fmt: &std::ffi::CStr) -> String {
         String::from_utf8_lossy(&buf[..n]).into_owned()
     }
 }
+
+/// local_offset - the local zone's offset from UTC at a Unix time, in
+/// seconds east (0 when it cannot be told).
+pub fn local_offset(secs: i64) -> i64 {
+    // SAFETY: localtime_r writes only into `tm`, a valid zeroed struct.
+    unsafe {
+        let t: libc::time_t = secs as libc::time_t;
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&t, &mut tm).is_null() {
+            return 0;
+        }
+        tm.tm_gmtoff
+    }
+}
