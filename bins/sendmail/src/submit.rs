@@ -77,7 +77,20 @@ pub fn deliver(cfg: &Config, a: &Args) -> Result<(), Exit> {
     // Recipients: the arguments, plus To/Cc/Bcc (or their Resent- forms) with -t.
     let mut rcpts: Vec<String> = Vec::new();
     for arg in &a.recipients {
-        rcpts.extend(split_list(arg)?);
+        for r in split_list(arg)? {
+            // `\user` (past aliases and .forward) is for aliases(5) and
+            // .forward values, never an envelope recipient.
+            let (local, domain) = posthorn_mail::address::split(&r);
+            if local.starts_with('\\') && domain.is_none_or(|d| cfg.is_local_domain(d)) {
+                return Err(Exit::new(
+                    exit::USAGE,
+                    format!(
+                        "bad recipient address: {r}: a leading backslash belongs in aliases(5) and .forward only"
+                    ),
+                ));
+            }
+            rcpts.push(r);
+        }
     }
     let resent = header
         .fields
