@@ -46,7 +46,6 @@ fn as_root_deliveries_run_as_the_recipient() {
         eprintln!("skipped: needs root (CI runs it)");
         return;
     }
-    let mut i = Instance::new();
     let homes = tempfile::Builder::new()
         .prefix("posthorn-homes")
         .tempdir()
@@ -54,12 +53,7 @@ fn as_root_deliveries_run_as_the_recipient() {
     chmod(homes.path(), 0o755);
     let a = TestUser::add("a", homes.path());
     let b = TestUser::add("b", homes.path());
-    i.write_config("system_users = true\nuser = \"nobody\"");
-    // system_users is set twice otherwise: rewrite without the instance default.
-    let cfg = std::fs::read_to_string(&i.config)
-        .unwrap()
-        .replace("system_users = false\n", "");
-    std::fs::write(&i.config, cfg).unwrap();
+    let i = root_instance("");
     i.write("aliases", &format!("postmaster: {0}\nroot: {0}\n", a.name));
     std::fs::write(
         b.home.join(".forward"),
@@ -76,7 +70,6 @@ fn as_root_deliveries_run_as_the_recipient() {
         .status()
         .unwrap();
     chmod(&b.home.join(".forward"), 0o644);
-    chmod(&i.root, 0o755);
 
     let mut c = i.cmd_root("qrun");
     c.arg("-o");
@@ -136,4 +129,106 @@ fn as_root_deliveries_run_as_the_recipient() {
         !std::path::Path::new("/root/Maildir/new").exists()
             || std::fs::read_dir("/root/Maildir/new").unwrap().count() == 0
     );
+}
+
+/// root_instance - an instance for real system users: `user` is nobody,
+/// the instance readable by the users deliver becomes; `extra` config.
+fn root_instance(extra: &str) -> Instance {
+    let mut i = Instance::new();
+    i.write_config(&format!("system_users = true\nuser = \"nobody\"\n{extra}"));
+    // system_users is set twice otherwise: rewrite without the instance default.
+    let cfg = std::fs::read_to_string(&i.config)
+        .unwrap()
+        .replace("system_users = false\n", "");
+    std::fs::write(&i.config, cfg).unwrap();
+    chmod(&i.root, 0o755);
+    i
+}
+
+/// qrun_root - one queue pass as root; its log.
+fn qrun_root(i: &Instance) -> String {
+    let mut c = i.cmd_root("qrun");
+    c.arg("-o");
+    let out = run_with_stdin(c, b"");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stderr)
+}
+
+#[test]
+fn as_root_an_mbox_planted_in_a_shared_spool_is_refused() {
+    if !is_root() {
+        eprintln!("skipped: needs root (CI runs it)");
+        return;
+    }
+    let homes = tempfile::Builder::new()
+        .prefix("posthorn-homes")
+        .tempdir()
+        .unwrap();
+    chmod(homes.path(), 0o755);
+    // /var/mail as many systems have it: world-writable and sticky.
+    let spool = homes.path().join("mail");
+    std::fs::create_dir(&spool).unwrap();
+    chmod(&spool, 0o1777);
+    let a = TestUser::add("ma", homes.path());
+    let b = TestUser::add("mb", homes.path());
+    let i = root_instance(&format!("mailbox = \"{}/%u\"", spool.display()));
+    i.write("aliases", &format!("postmaster: {0}\nroot: {0}\n", a.name));
+    qrun_root(&i);
+    let mut c = i.cmd_root("sendmail");
+    c.args(["-i", &b.name]);
+    let out = run_with_stdin(c, b"Subject: for b\n\nsecret words\n");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let mbox = spool.join(&b.name);
+    let chown = |p: &std::path::Path, who: &str| {
+        let st = std::process::Command::new("chown")
+            .args(["-h", &format!("{who}:{who}")])
+            .arg(p)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    // A plants /var/mail/B, mode 0666, to read B's mail.
+    std::fs::write(&mbox, b"").unwrap();
+    chown(&mbox, &a.name);
+    chmod(&mbox, 0o666);
+    let log = qrun_root(&i);
+    assert!(
+        log.contains("status=deferred") && log.contains(&format!("owned by uid {}", a.uid)),
+        "{log}"
+    );
+    assert_eq!(std::fs::read(&mbox).unwrap(), b"", "nothing for A to read");
+    assert_eq!(i.queue_files().len(), 1, "deferred, not lost");
+
+    // B's own file, but with a second name elsewhere.
+    std::fs::remove_file(&mbox).unwrap();
+    let other = b.home.join("notes");
+    std::fs::write(&other, b"").unwrap();
+    chown(&other, &b.name);
+    std::fs::hard_link(&other, &mbox).unwrap();
+    let log = qrun_root(&i);
+    assert!(log.contains("2 hard links"), "{log}");
+    assert_eq!(std::fs::read(&other).unwrap(), b"");
+
+    // A device other than /dev/null (here /dev/zero's numbers).
+    std::fs::remove_file(&mbox).unwrap();
+    let st = std::process::Command::new("mknod")
+        .arg(&mbox)
+        .args(["c", "1", "5"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    chown(&mbox, &b.name);
+    let log = qrun_root(&i);
+    assert!(log.contains("a device other than /dev/null"), "{log}");
+
+    // Gone: the next pass makes B's mailbox, B's alone.
+    std::fs::remove_file(&mbox).unwrap();
+    let log = qrun_root(&i);
+    assert!(log.contains("status=sent"), "{log}");
+    let m = std::fs::metadata(&mbox).unwrap();
+    assert_eq!(m.uid(), b.uid);
+    assert_eq!(m.mode() & 0o777, 0o600);
+    assert!(text(&std::fs::read(&mbox).unwrap()).contains("secret words"));
+    assert!(i.queue_files().is_empty());
 }

@@ -163,8 +163,17 @@ fn attempt(
         Dest::Maildir(p) => {
             maildir::deliver(p, prefix.as_bytes(), &mut body).map_err(store)?;
         }
-        Dest::Mbox(p) | Dest::File(p) => {
-            mbox::deliver(p, sender, prefix.as_bytes(), &mut body, LOCK_WAIT).map_err(store)?;
+        Dest::Mbox(p) => {
+            // A user's mailbox must be the user's own (we run as the user).
+            let me = Some(privs::euid());
+            mbox::deliver(p, me, sender, prefix.as_bytes(), &mut body, LOCK_WAIT).map_err(store)?;
+        }
+        Dest::File(p) => {
+            // A file named in aliases or .forward may belong to anyone
+            // who lets us write it, as in Postfix; links and devices still
+            // are refused.
+            mbox::deliver(p, None, sender, prefix.as_bytes(), &mut body, LOCK_WAIT)
+                .map_err(store)?;
         }
         Dest::Pipe(cmd) => {
             let env = PipeEnv {
