@@ -232,3 +232,105 @@ fn as_root_an_mbox_planted_in_a_shared_spool_is_refused() {
     assert!(text(&std::fs::read(&mbox).unwrap()).contains("secret words"));
     assert!(i.queue_files().is_empty());
 }
+
+/// with_etc_file - a command that runs `argv` as `uid`:`gid` in a mount
+/// namespace of its own where /etc (an overlay) also holds `rel` with
+/// `text`: how a test gives a set-group-ID program, which reads only
+/// /etc/posthorn/posthorn.toml, a configuration without touching the
+/// machine's /etc.
+fn with_etc_file(
+    scratch: &std::path::Path,
+    rel: &str,
+    text: &str,
+    uid: u32,
+    gid: u32,
+    argv: &[&str],
+) -> std::process::Command {
+    let upper = scratch.join("etc-upper");
+    let work = scratch.join("etc-work");
+    let file = upper.join(rel);
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(&file, text).unwrap();
+    chmod(&file, 0o644);
+    let mut c = std::process::Command::new("unshare");
+    c.args(["--mount", "--propagation", "private", "sh", "-ec"])
+        .arg(format!(
+            "mount -t overlay overlay -o lowerdir=/etc,upperdir={},workdir={} /etc\nexec setpriv --reuid={uid} --regid={gid} --init-groups \"$@\"",
+            upper.display(),
+            work.display()
+        ))
+        .arg("sh")
+        .args(argv)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+    c
+}
+
+#[test]
+fn as_root_a_setgid_enqueue_puts_its_trace_on_top_whatever_the_caller_says() {
+    if !is_root() {
+        eprintln!("skipped: needs root (CI runs it)");
+        return;
+    }
+    let homes = tempfile::Builder::new()
+        .prefix("posthorn-homes")
+        .tempdir()
+        .unwrap();
+    chmod(homes.path(), 0o755);
+    let u = TestUser::add("tr", homes.path());
+    let i = root_instance("");
+    qrun_root(&i);
+    // Installed as make install does: mode 2755, group of the spool.
+    let sbin = i.path("sbin");
+    std::fs::create_dir_all(&sbin).unwrap();
+    let enqueue = sbin.join("enqueue");
+    std::fs::copy(bin_dir().join("enqueue"), &enqueue).unwrap();
+    let spool_gid = std::fs::metadata(i.path("spool/incoming")).unwrap().gid();
+    std::os::unix::fs::chown(&enqueue, Some(0), Some(spool_gid)).unwrap();
+    chmod(&enqueue, 0o2755);
+    chmod(&sbin, 0o755);
+    let cfg = format!(
+        "hostname = \"{HOST}\"\nspool = \"{}\"\nlog = \"stderr\"\nuser = \"nobody\"\nsystem_users = false\naliases = \"\"\n",
+        i.path("spool").display()
+    );
+    let scratch = tempfile::tempdir().unwrap();
+    let message = b"Received: from trusted.example by mx.example.org; Mon, 1 Jan 2026 00:00:00 +0000\nSubject: forged\n\nx\n";
+    let mut input = b"V1\nFboss@example.org\nTann@mail.test\nD\n".to_vec();
+    input.extend_from_slice(format!("{}\n", message.len()).as_bytes());
+    input.extend_from_slice(message);
+    input.extend_from_slice(b"0\n");
+    // (caller, -s given, enqueue's field expected)
+    for (uid, gid, smtpd, traced) in [
+        (u.uid, u.uid, true, true),  // a user who says "I am smtpd"
+        (u.uid, u.uid, false, true), // a user piping records in
+        (65534, 65534, true, false), // smtpd's account (`user`)
+    ] {
+        let e = enqueue.to_str().unwrap();
+        let argv: &[&str] = if smtpd { &[e, "-s"] } else { &[e] };
+        let c = with_etc_file(
+            scratch.path(),
+            "posthorn/posthorn.toml",
+            &cfg,
+            uid,
+            gid,
+            argv,
+        );
+        let out = run_with_stdin(c, &input);
+        assert!(out.status.success(), "uid {uid}: {}", text(&out.stderr));
+        let id = text(&out.stdout).trim().to_string();
+        let q = std::fs::read(i.path("spool/incoming").join(&id)).unwrap();
+        let q = text(&q);
+        // After the M record: LF, M, 20 digits, LF.
+        let msg = &q[q.find("\nM0").unwrap() + 23..];
+        let head = format!("Received: by {HOST} (Posthorn, from userid {uid})\n\tid {id}; ");
+        assert_eq!(
+            msg.starts_with(&head),
+            traced,
+            "uid {uid} -s {smtpd}:\n{msg}"
+        );
+        if !traced {
+            assert!(msg.starts_with("Received: from trusted.example"), "{msg}");
+        }
+    }
+}

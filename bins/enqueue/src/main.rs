@@ -5,6 +5,11 @@
 //! or enqueue is not privileged at all; the umask is fixed; fds 0-2 are
 //! made safe; stdin is a record stream (enqueue(8)) checked line by line
 //! with caps on every length. It parses no mail headers and runs nothing.
+//! It puts its own trace field on top of every message (Postfix cleanup's
+//! `Received: by HOST (..., from userid N)`), so a local user who pipes
+//! records in directly cannot pass a message off as someone else's; only
+//! smtpd, which writes its own, is spared (`-s`, believed from smtpd's
+//! account and root).
 
 #![forbid(unsafe_code)]
 
@@ -20,7 +25,7 @@ use std::io::{BufReader, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: enqueue [-C file] [-p | -q]";
+const USAGE: &str = "usage: enqueue [-C file] [-s] [-p | -q]";
 
 fn main() -> ExitCode {
     // Files we create are for the spool group only.
@@ -40,14 +45,17 @@ struct Args {
     config: Option<PathBuf>,
     list: bool,
     flush: bool,
+    /// `-s`: smtpd, whose message starts with its own Received: field.
+    smtpd: bool,
 }
 
-/// parse_args - `-C FILE`, `-p` and `-q`; anything else is a usage error.
+/// parse_args - `-C FILE`, `-s`, `-p` and `-q`; anything else is a usage error.
 fn parse_args() -> Result<Args, Exit> {
     let mut a = Args {
         config: None,
         list: false,
         flush: false,
+        smtpd: false,
     };
     let mut it = std::env::args_os().skip(1);
     while let Some(arg) = it.next() {
@@ -58,6 +66,7 @@ fn parse_args() -> Result<Args, Exit> {
             }
             Some("-p") => a.list = true,
             Some("-q") => a.flush = true,
+            Some("-s") => a.smtpd = true,
             _ => {
                 return Err(Exit::new(
                     exit::USAGE,
@@ -98,6 +107,9 @@ fn run() -> Result<(), Exit> {
 
     let arrival = posthorn_mail::date::since_epoch();
     let uid = privs::uid();
+    let trace = adds_trace(args.smtpd, privs::is_privileged(), uid, || {
+        cfg.mail_account().ok().map(|a| a.uid)
+    });
     let mut size = 0;
     let id = spool
         .store(&env, uid, arrival, |id, w| {
@@ -107,7 +119,13 @@ fn run() -> Result<(), Exit> {
             writeln!(out, "{id}")
                 .and_then(|()| out.flush())
                 .map_err(ReadError::Io)?;
-            size = envelope::copy_chunks(&mut input, w, cfg.message_size_limit)?;
+            let mut head = 0;
+            if trace {
+                let line = received(&cfg.hostname, uid, id);
+                w.write_all(line.as_bytes()).map_err(ReadError::Io)?;
+                head = line.len() as u64;
+            }
+            size = head + envelope::copy_chunks(&mut input, w, cfg.message_size_limit)?;
             Ok(size)
         })
         .map_err(|e| match e {
@@ -133,6 +151,34 @@ fn run() -> Result<(), Exit> {
     Ok(())
 }
 
+/// adds_trace - whether enqueue writes its Received: field: for every
+/// caller, root included (as Postfix does for all it picks up from
+/// postdrop), unless smtpd says (`-s`) that its own is there and may be
+/// believed: from root, from smtpd's account (`user`), or when enqueue is
+/// not privileged, for then the caller could write the spool without us.
+fn adds_trace(
+    smtpd: bool,
+    privileged: bool,
+    caller: u32,
+    mail_uid: impl FnOnce() -> Option<u32>,
+) -> bool {
+    if !smtpd {
+        return true;
+    }
+    if !privileged || caller == 0 {
+        return false;
+    }
+    mail_uid() != Some(caller)
+}
+
+/// received - Postfix cleanup's trace field for a local submission.
+fn received(hostname: &str, uid: u32, id: &posthorn_spool::QueueId) -> String {
+    format!(
+        "Received: by {hostname} (Posthorn, from userid {uid})\n\tid {id}; {}\n",
+        posthorn_mail::date::now_rfc5322()
+    )
+}
+
 /// read_error - a broken writer is a data error; a writer that died or a
 /// full disk is temporary: in both cases nothing is stored.
 fn read_error(e: ReadError) -> Exit {
@@ -140,5 +186,35 @@ fn read_error(e: ReadError) -> Exit {
         ReadError::Bad(_) => Exit::new(exit::DATAERR, e.to_string()),
         ReadError::TooBig(_) => Exit::new(exit::DATAERR, e.to_string()),
         ReadError::Io(io) => Exit::from_io("reading input", io),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn who_gets_a_trace_field() {
+        const MAIL: u32 = 110;
+        // (-s given, enqueue privileged, caller, adds the field)
+        let table = [
+            (false, true, 1000, true),  // a user through sendmail
+            (false, true, 0, true),     // root through sendmail, as Postfix does
+            (false, true, MAIL, true),  // sendmail as the mail account
+            (false, false, 1000, true), // an unprivileged instance
+            (true, true, MAIL, false),  // smtpd
+            (true, true, 0, false),     // root, who could write the spool anyway
+            (true, true, 1000, true),   // a user claiming to be smtpd
+            (true, false, 1000, false), // unprivileged: smtpd runs as the caller
+        ];
+        for (smtpd, privileged, caller, want) in table {
+            assert_eq!(
+                adds_trace(smtpd, privileged, caller, || Some(MAIL)),
+                want,
+                "-s {smtpd}, privileged {privileged}, uid {caller}"
+            );
+        }
+        // No such account: nobody is smtpd's.
+        assert!(adds_trace(true, true, 1000, || None));
     }
 }

@@ -146,16 +146,11 @@ pub fn deliver(cfg: &Config, a: &Args) -> Result<(), Exit> {
     };
     env.check().map_err(|m| Exit::new(exit::USAGE, m))?;
 
-    // The header as it will be queued: Received first, Bcc gone, missing fields added.
+    // The header as it will be queued: Bcc gone, missing fields added.
+    // The trace field on top is enqueue's: it is the one a user who pipes
+    // records into enqueue directly cannot leave out or forge.
     let now = posthorn_mail::date::now_rfc5322();
     let mut head: Vec<u8> = Vec::with_capacity(4096);
-    head.extend_from_slice(
-        format!(
-            "Received: by {} (Posthorn, from userid {uid});\n\t{now}\n",
-            cfg.hostname
-        )
-        .as_bytes(),
-    );
     let has = |n: &str| header.fields.iter().any(|f| f.name() == n);
     let (has_from, has_date, has_mid) = (has("from"), has("date"), has("message-id"));
     for f in &header.fields {
