@@ -498,3 +498,72 @@ fn enqueue_writes_the_one_trace_field_of_a_local_submission() {
     assert_eq!(r.len(), 1, "{r:?}");
     assert!(r[0].starts_with("from c.example"), "{r:?}");
 }
+
+#[test]
+fn a_uid_at_its_spool_limit_is_told_to_try_later() {
+    let mut i = Instance::new();
+    i.write_config("");
+    let cfg = std::fs::read_to_string(&i.config).unwrap().replace(
+        "[queue]\n",
+        "[queue]\nuid_max_messages = 2\nuid_max_bytes = 6000\n",
+    );
+    std::fs::write(&i.config, cfg).unwrap();
+    i.init_spool();
+    // Two messages that stay queued (remote mail defers here at once).
+    for n in 0..2 {
+        let out = i.sendmail(
+            &["-i", "x@remote.example"],
+            format!("Subject: {n}\n\nx\n").as_bytes(),
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    i.qrun_once();
+    assert_eq!(i.queue_files().len(), 2);
+    // The third: exit 75 and one clear line; nothing stored, nothing left over.
+    let out = i.sendmail(&["-i", "ann"], b"Subject: 3\n\nx\n");
+    assert_eq!(out.status.code(), Some(75), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("2 messages queued") && err.contains("queue.uid_max_messages = 2"),
+        "{err}"
+    );
+    assert_eq!(i.queue_files().len(), 2);
+    assert!(i.tmp_files().is_empty());
+    // Records written to enqueue directly count the same.
+    let out = i.run(
+        "enqueue",
+        &[],
+        b"V1\nFa@mail.test\nTann@mail.test\nD\n2\nx\n0\n",
+    );
+    assert_eq!(out.status.code(), Some(75), "{}", text(&out.stderr));
+
+    // Deleted by the administrator: room again.
+    let out = i.run("qrun", &["--delete", "ALL"], b"");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Delivered: room again, whatever the size cap says about each.
+    for n in 0..2 {
+        let out = i.sendmail(&["-i", "ann"], format!("Subject: d{n}\n\nx\n").as_bytes());
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    i.qrun_once();
+    assert_eq!(i.maildir("ann").len(), 2);
+
+    // The byte cap: a message that would take the uid past it is refused
+    // after it is read, and not stored.
+    let big = format!("Subject: big\n\n{}\n", "y".repeat(3500));
+    assert!(
+        i.sendmail(&["-i", "x@remote.example"], big.as_bytes())
+            .status
+            .success()
+    );
+    let out = i.sendmail(&["-i", "x@remote.example"], big.as_bytes());
+    assert_eq!(out.status.code(), Some(75), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("queue.uid_max_bytes = 6000"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(i.queue_files().len(), 1);
+    assert!(i.tmp_files().is_empty());
+}

@@ -18,7 +18,7 @@ mod list;
 use posthorn_mail::config::{Config, Source};
 use posthorn_spool::Spool;
 use posthorn_spool::envelope::{self, Envelope, ReadError};
-use posthorn_spool::layout::StoreError;
+use posthorn_spool::layout::{StoreError, Usage};
 use posthorn_sys::exit::{self, Exit};
 use posthorn_sys::{fsio, info, privs};
 use std::io::{BufReader, Write};
@@ -101,15 +101,26 @@ fn run() -> Result<(), Exit> {
             ))
         };
     }
+    let uid = privs::uid();
+    let mail_uid = std::cell::OnceCell::new();
+    let mail_uid = || *mail_uid.get_or_init(|| cfg.mail_account().ok().map(|a| a.uid));
+    // A user at the cap is told before sending us the message.
+    let limits = Limits::for_caller(&cfg, uid, mail_uid);
+    let mut queued = Usage::default();
+    if let Some(l) = &limits {
+        queued = spool
+            .usage(uid, |u| l.reached(u))
+            .map_err(|e| Exit::from_io("counting the messages queued", &e))?;
+        if let Some(why) = l.refuse(uid, &queued, 0) {
+            return Err(Exit::new(exit::TEMPFAIL, why));
+        }
+    }
     let stdin = std::io::stdin().lock();
     let mut input = BufReader::with_capacity(64 * 1024, stdin);
     let env = Envelope::read_records(&mut input).map_err(read_error)?;
 
     let arrival = posthorn_mail::date::since_epoch();
-    let uid = privs::uid();
-    let trace = adds_trace(args.smtpd, privs::is_privileged(), uid, || {
-        cfg.mail_account().ok().map(|a| a.uid)
-    });
+    let trace = adds_trace(args.smtpd, privs::is_privileged(), uid, mail_uid);
     let mut size = 0;
     let id = spool
         .store(&env, uid, arrival, |id, w| {
@@ -126,10 +137,15 @@ fn run() -> Result<(), Exit> {
                 head = line.len() as u64;
             }
             size = head + envelope::copy_chunks(&mut input, w, cfg.message_size_limit)?;
+            // Over the byte cap with this message: not committed.
+            if let Some(why) = limits.as_ref().and_then(|l| l.refuse(uid, &queued, size)) {
+                return Err(Refusal::OverLimit(why));
+            }
             Ok(size)
         })
         .map_err(|e| match e {
-            StoreError::Body(r) => read_error(r),
+            StoreError::Body(Refusal::Read(r)) => read_error(r),
+            StoreError::Body(Refusal::OverLimit(why)) => Exit::new(exit::TEMPFAIL, why),
             StoreError::Io(e) if e.kind() == std::io::ErrorKind::NotFound => Exit::new(
                 exit::CANTCREAT,
                 format!(
@@ -142,6 +158,12 @@ fn run() -> Result<(), Exit> {
                 &e,
             ),
         })?;
+    if limits.is_some()
+        && let Err(e) = spool.count(uid, &id, size)
+    {
+        // Stored all the same: this only counts one message too few.
+        posthorn_sys::warning!("{id}: cannot count the message for uid {uid}: {e}");
+    }
     info!(
         "{id}: uid={uid} from=<{}>, size={size}, nrcpt={}",
         env.sender,
@@ -149,6 +171,76 @@ fn run() -> Result<(), Exit> {
     );
     spool.wake();
     Ok(())
+}
+
+/// Why a message was not stored, from inside the commit.
+enum Refusal {
+    Read(ReadError),
+    /// The caller is at a queue.uid_max_* limit.
+    OverLimit(String),
+}
+
+impl From<ReadError> for Refusal {
+    fn from(e: ReadError) -> Refusal {
+        Refusal::Read(e)
+    }
+}
+
+/// Limits - queue.uid_max_messages and queue.uid_max_bytes (0: none), as
+/// they apply to one caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Limits {
+    messages: u64,
+    bytes: u64,
+}
+
+impl Limits {
+    /// for_caller - the limits for `uid`, or None: when none is set, and
+    /// for root and smtpd's account (`user`), whose mail is everyone's.
+    fn for_caller(
+        cfg: &Config,
+        uid: u32,
+        mail_uid: impl FnOnce() -> Option<u32>,
+    ) -> Option<Limits> {
+        let l = Limits {
+            messages: cfg.queue.uid_max_messages,
+            bytes: cfg.queue.uid_max_bytes,
+        };
+        if (l.messages == 0 && l.bytes == 0) || uid == 0 || mail_uid() == Some(uid) {
+            return None;
+        }
+        Some(l)
+    }
+
+    /// reached - counting further cannot change the answer.
+    fn reached(&self, u: &Usage) -> bool {
+        (self.messages > 0 && u.messages >= self.messages)
+            || (self.bytes > 0 && u.bytes >= self.bytes)
+    }
+
+    /// refuse - why one more message of `adding` bytes is too much, if it is.
+    fn refuse(&self, uid: u32, u: &Usage, adding: u64) -> Option<String> {
+        if self.messages > 0 && u.messages >= self.messages {
+            return Some(format!(
+                "uid {uid} has {} messages queued, the most allowed (queue.uid_max_messages = {}): try again later",
+                u.messages, self.messages
+            ));
+        }
+        let total = u.bytes.saturating_add(adding);
+        if self.bytes > 0 && adding == 0 && total >= self.bytes {
+            return Some(format!(
+                "uid {uid} has {total} bytes queued, the most allowed (queue.uid_max_bytes = {}): try again later",
+                self.bytes
+            ));
+        }
+        if self.bytes > 0 && total > self.bytes {
+            return Some(format!(
+                "uid {uid} has {} bytes queued and this message would add {adding}, over queue.uid_max_bytes = {}: try again later",
+                u.bytes, self.bytes
+            ));
+        }
+        None
+    }
 }
 
 /// adds_trace - whether enqueue writes its Received: field: for every
@@ -192,6 +284,47 @@ fn read_error(e: ReadError) -> Exit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uid_limits() {
+        let mut cfg = Config::default();
+        assert_eq!(
+            Limits::for_caller(&cfg, 1000, || None),
+            None,
+            "off by default"
+        );
+        cfg.queue.uid_max_messages = 2;
+        cfg.queue.uid_max_bytes = 100;
+        let l = Limits::for_caller(&cfg, 1000, || Some(110)).unwrap();
+        assert_eq!(Limits::for_caller(&cfg, 0, || Some(110)), None, "root");
+        assert_eq!(
+            Limits::for_caller(&cfg, 110, || Some(110)),
+            None,
+            "smtpd's account"
+        );
+        let u = |messages, bytes| Usage { messages, bytes };
+        assert!(l.refuse(1000, &u(1, 50), 0).is_none());
+        assert!(
+            l.refuse(1000, &u(1, 50), 50).is_none(),
+            "exactly at the byte cap"
+        );
+        assert!(
+            l.refuse(1000, &u(1, 50), 51)
+                .unwrap()
+                .contains("would add 51")
+        );
+        assert!(
+            l.refuse(1000, &u(2, 50), 0)
+                .unwrap()
+                .contains("2 messages queued")
+        );
+        assert!(
+            l.refuse(1000, &u(1, 100), 0)
+                .unwrap()
+                .contains("100 bytes queued")
+        );
+        assert!(l.reached(&u(2, 0)) && l.reached(&u(0, 100)) && !l.reached(&u(1, 99)));
+    }
 
     #[test]
     fn who_gets_a_trace_field() {

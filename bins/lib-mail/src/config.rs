@@ -40,6 +40,10 @@ pub struct QueueConfig {
     pub scan_interval: Duration,
     /// Warn the sender once about mail still deferred after this long; zero is off.
     pub delay_warning: Duration,
+    /// Most messages one submitting uid may have in the spool; 0 is no limit.
+    pub uid_max_messages: u64,
+    /// Most message bytes one submitting uid may have in the spool; 0 is no limit.
+    pub uid_max_bytes: u64,
 }
 
 /// Where mail for a domain goes (`relayhost`, `[transport]`).
@@ -264,6 +268,8 @@ impl Default for Config {
                 lifetime: Duration::from_secs(5 * 86400),
                 scan_interval: Duration::from_secs(300),
                 delay_warning: Duration::ZERO,
+                uid_max_messages: 0,
+                uid_max_bytes: 0,
             },
             tls_cert: None,
             tls_key: None,
@@ -507,6 +513,17 @@ impl Config {
                             }
                             "scan_interval" => {
                                 c.queue.scan_interval = duration(v).map_err(|w| bad(&full, &w))?
+                            }
+                            "uid_max_messages" | "uid_max_bytes" => {
+                                let n =
+                                    v.as_integer().filter(|n| *n >= 0).ok_or_else(|| {
+                                        bad(&full, "must be a number, 0 for no limit")
+                                    })? as u64;
+                                if k == "uid_max_messages" {
+                                    c.queue.uid_max_messages = n;
+                                } else {
+                                    c.queue.uid_max_bytes = n;
+                                }
                             }
                             _ => return Err(bad(&full, "unknown key")),
                         }
@@ -946,6 +963,23 @@ mod tests {
         let e = parse("hostname = [\n").unwrap_err();
         assert!(
             e.message.starts_with("/inst/posthorn.toml:1:"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn per_uid_spool_limits_are_off_unless_set() {
+        let d = parse("").unwrap();
+        assert_eq!((d.queue.uid_max_messages, d.queue.uid_max_bytes), (0, 0));
+        let c = parse("[queue]\nuid_max_messages = 100\nuid_max_bytes = 50000000\n").unwrap();
+        assert_eq!(
+            (c.queue.uid_max_messages, c.queue.uid_max_bytes),
+            (100, 50_000_000)
+        );
+        let e = parse("[queue]\nuid_max_bytes = -1\n").unwrap_err();
+        assert!(
+            e.message.contains("queue.uid_max_bytes: must be a number"),
             "{}",
             e.message
         );

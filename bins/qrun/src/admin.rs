@@ -113,7 +113,7 @@ pub fn change(ctx: &Ctx, what: Move, args: &[String]) -> Result<(), Exit> {
             Move::Delete if sp.held(&id).exists() => (sp.held(&id), None),
             Move::Delete => (sp.message(&id), None),
         };
-        let f = match posthorn_sys::fsio::open_read(&from) {
+        let mut f = match posthorn_sys::fsio::open_read(&from) {
             Ok(f) => f,
             Err(e) => {
                 eprintln!(
@@ -140,9 +140,15 @@ pub fn change(ctx: &Ctx, what: Move, args: &[String]) -> Result<(), Exit> {
                 posthorn_sys::fsio::fsync_dir(&sp.incoming())?;
                 posthorn_sys::fsio::fsync_dir(&sp.hold())
             }),
-            None => std::fs::remove_file(&from).map(|()| {
-                let _ = std::fs::remove_file(sp.state_file(&id));
-            }),
+            None => {
+                let q = qfile::read_header(&mut f).ok();
+                std::fs::remove_file(&from).map(|()| {
+                    let _ = std::fs::remove_file(sp.state_file(&id));
+                    if let Some(q) = &q {
+                        process::uncount(ctx, q, &id);
+                    }
+                })
+            }
         };
         match done {
             Ok(()) => {

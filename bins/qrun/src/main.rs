@@ -149,6 +149,7 @@ fn become_mail_user(cfg: &Config, spool: &Spool) -> Result<RootIds, Exit> {
         spool.incoming(),
         spool.state(),
         spool.hold(),
+        spool.uids(),
         spool.trigger(),
     ] {
         let _ = nix::unistd::chown(

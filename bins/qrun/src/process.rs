@@ -118,6 +118,15 @@ impl ForwardReader for Agent {
     }
 }
 
+/// uncount - a message has left the spool: its submitter may queue
+/// another (queue.uid_max_*; names left over are swept).
+pub fn uncount(ctx: &Ctx, q: &qfile::QueueFile, id: &QueueId) {
+    let qc = &ctx.cfg.queue;
+    if qc.uid_max_messages > 0 || qc.uid_max_bytes > 0 {
+        ctx.spool.uncount(q.uid, id, q.msg_size);
+    }
+}
+
 /// Most Received: fields a message may carry before it counts as a loop.
 const MAX_HOPS: usize = 50;
 
@@ -394,6 +403,7 @@ pub fn process(ctx: &Ctx, id: &QueueId) -> Pass {
         match std::fs::remove_file(&path) {
             Ok(()) => {
                 let _ = std::fs::remove_file(&state_path);
+                uncount(ctx, &q, id);
                 info!("{id}: removed");
                 return Pass::Done;
             }

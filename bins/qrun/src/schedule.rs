@@ -37,7 +37,7 @@ fn scan(ctx: &Ctx) -> Result<Vec<QueueId>, Exit> {
 }
 
 /// sweep - remove tmp/ files a crash left behind, and delivery records
-/// whose message is gone.
+/// and per-uid counts whose message is gone.
 fn sweep(ctx: &Ctx) {
     let now = SystemTime::now();
     if let Ok(rd) = std::fs::read_dir(ctx.spool.tmp()) {
@@ -63,6 +63,7 @@ fn sweep(ctx: &Ctx) {
             }
         }
     }
+    ctx.spool.sweep_counts();
 }
 
 /// run_all - process `ids` with the configured number of workers.
