@@ -140,7 +140,10 @@ fn kill_9_at_random_moments_loses_nothing() {
     for u in ["ann", "bob", "carl", "dave", "erin"] {
         let mut seen: HashMap<usize, usize> = HashMap::new();
         for m in i.maildir(u) {
-            let n: usize = header(&m, "X-Seq").unwrap().parse().unwrap();
+            let n: usize = header(&m, "X-Seq")
+                .unwrap_or_else(|| panic!("{u}: {}", text(&m)))
+                .parse()
+                .unwrap();
             *seen.entry(n).or_default() += 1;
         }
         let missing: Vec<usize> = (0..MESSAGES).filter(|n| !seen.contains_key(n)).collect();

@@ -13,3 +13,4 @@ mod remote;
 mod root;
 mod sendmail;
 mod smtpd;
+mod stalls;

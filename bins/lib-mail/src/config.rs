@@ -46,6 +46,26 @@ pub struct QueueConfig {
     pub uid_max_bytes: u64,
 }
 
+/// Local delivery settings (`[local]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalConfig {
+    /// How long a command from aliases or .forward may run (Postfix's
+    /// command_time_limit); then its process group is killed.
+    pub command_time_limit: Duration,
+    /// Deliveries at once to one local recipient (a user, or an alias's
+    /// command); None means half of `queue.parallel` (at least 1).
+    pub destination_concurrency: Option<usize>,
+}
+
+impl Default for LocalConfig {
+    fn default() -> Self {
+        LocalConfig {
+            command_time_limit: Duration::from_secs(1000),
+            destination_concurrency: None,
+        }
+    }
+}
+
 /// Where mail for a domain goes (`relayhost`, `[transport]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
@@ -192,6 +212,8 @@ pub struct Config {
     /// Whom to tell about double bounces.
     pub postmaster: String,
     pub queue: QueueConfig,
+    /// Local delivery (deliver, and qrun's limits on it).
+    pub local: LocalConfig,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     /// Failed logins per connection before it is closed (`[auth] max_failures`).
@@ -271,6 +293,7 @@ impl Default for Config {
                 uid_max_messages: 0,
                 uid_max_bytes: 0,
             },
+            local: LocalConfig::default(),
             tls_cert: None,
             tls_key: None,
             auth_max_failures: 3,
@@ -533,6 +556,30 @@ impl Config {
                             "queue.max_backoff",
                             "must not be less than queue.min_backoff",
                         ));
+                    }
+                }
+                "local" => {
+                    let t = val
+                        .as_table()
+                        .ok_or_else(|| bad(key, "must be a table [local]"))?;
+                    for (k, v) in t {
+                        let full = format!("local.{k}");
+                        match k.as_str() {
+                            "command_time_limit" => {
+                                c.local.command_time_limit = duration(v)
+                                    .ok()
+                                    .filter(|d| !d.is_zero())
+                                    .ok_or_else(|| bad(&full, "must be a duration above 0"))?
+                            }
+                            "destination_concurrency" => {
+                                let n = v.as_integer().filter(|n| (1..=1000).contains(n));
+                                c.local.destination_concurrency =
+                                    Some(n.ok_or_else(|| {
+                                        bad(&full, "must be a number from 1 to 1000")
+                                    })? as usize);
+                            }
+                            _ => return Err(bad(&full, "unknown key")),
+                        }
                     }
                 }
                 "auth" => {
@@ -800,6 +847,16 @@ impl Config {
         Ok(c)
     }
 
+    /// local_concurrency - deliveries at once to one local recipient:
+    /// `local.destination_concurrency`, by default half of `queue.parallel`,
+    /// so that one user's slow commands leave the other half for everyone else.
+    pub fn local_concurrency(&self) -> usize {
+        self.local
+            .destination_concurrency
+            .unwrap_or(self.queue.parallel / 2)
+            .max(1)
+    }
+
     /// is_local_domain - whether mail for `domain` is delivered here
     /// (`domains`, the hostname, or a `[transport]` route of "local").
     pub fn is_local_domain(&self, domain: &str) -> bool {
@@ -963,6 +1020,31 @@ mod tests {
         let e = parse("hostname = [\n").unwrap_err();
         assert!(
             e.message.starts_with("/inst/posthorn.toml:1:"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn local_delivery_limits() {
+        let d = parse("").unwrap();
+        assert_eq!(d.local.command_time_limit, Duration::from_secs(1000));
+        assert_eq!(d.local_concurrency(), 4, "half of 8");
+        assert_eq!(
+            parse("[queue]\nparallel = 1\n")
+                .unwrap()
+                .local_concurrency(),
+            1
+        );
+        let c =
+            parse("[local]\ncommand_time_limit = \"2s\"\ndestination_concurrency = 3\n").unwrap();
+        assert_eq!(
+            (c.local.command_time_limit, c.local_concurrency()),
+            (Duration::from_secs(2), 3)
+        );
+        let e = parse("[local]\ncommand_time_limit = 0\n").unwrap_err();
+        assert!(
+            e.message.contains("local.command_time_limit"),
             "{}",
             e.message
         );

@@ -81,6 +81,7 @@ pub fn flush(ctx: &Ctx, ids: &[String], domain: Option<&str>) -> Result<(), Exit
                 posthorn_mail::date::rfc5322_from_unix(t)
             ),
             Pass::Busy => "busy: another qrun is working on it".to_string(),
+            Pass::Throttled(_) => "partly done: the rest waits for a delivery slot".to_string(),
             Pass::Gone => {
                 missing = true;
                 "not in the queue".to_string()
