@@ -334,3 +334,60 @@ fn as_root_a_setgid_enqueue_puts_its_trace_on_top_whatever_the_caller_says() {
         }
     }
 }
+
+#[test]
+fn as_root_a_hanging_forward_command_is_killed_with_its_group() {
+    if !is_root() {
+        eprintln!("skipped: needs root (CI runs it)");
+        return;
+    }
+    let homes = tempfile::Builder::new()
+        .prefix("posthorn-homes")
+        .tempdir()
+        .unwrap();
+    chmod(homes.path(), 0o755);
+    let a = TestUser::add("ha", homes.path());
+    let b = TestUser::add("hb", homes.path());
+    let i = root_instance("[local]\ncommand_time_limit = \"3s\"\n");
+    i.write("aliases", &format!("postmaster: {0}\nroot: {0}\n", a.name));
+    let t = 6_000_000 + (std::process::id() % 100_000) * 10;
+    let (bg, fg) = (format!("sleep {t}"), format!("sleep {t}0"));
+    let fwd = b.home.join(".forward");
+    std::fs::write(&fwd, format!("\"|{bg} & {fg}\"\n")).unwrap();
+    let st = std::process::Command::new("chown")
+        .arg(format!("{0}:{0}", b.name))
+        .arg(&fwd)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    chmod(&fwd, 0o644);
+    qrun_root(&i);
+    for n in 0..2 {
+        let mut c = i.cmd_root("sendmail");
+        c.args(["-i", &b.name, &a.name]);
+        let out = run_with_stdin(c, format!("Subject: h{n}\n\nx\n").as_bytes());
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let log = qrun_root(&i);
+    assert_eq!(
+        log.matches("status=deferred (command time limit exceeded (3 s)")
+            .count(),
+        2,
+        "{log}"
+    );
+    // a, the other recipient of the same messages, has them.
+    let new = a.home.join("Maildir/new");
+    assert_eq!(std::fs::read_dir(&new).unwrap().count(), 2, "{log}");
+    let left = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::read(e.path().join("cmdline")).is_ok_and(|c| {
+                let c = String::from_utf8_lossy(&c).replace('\0', " ");
+                c.trim_end() == bg || c.trim_end() == fg
+            })
+        })
+        .count();
+    assert_eq!(left, 0, "the commands outlived the limit");
+    assert_eq!(i.queue_files().len(), 2, "b's deliveries are deferred");
+}
