@@ -46,11 +46,7 @@ fn as_root_deliveries_run_as_the_recipient() {
         eprintln!("skipped: needs root (CI runs it)");
         return;
     }
-    let homes = tempfile::Builder::new()
-        .prefix("posthorn-homes")
-        .tempdir()
-        .unwrap();
-    chmod(homes.path(), 0o755);
+    let homes = homes();
     let a = TestUser::add("a", homes.path());
     let b = TestUser::add("b", homes.path());
     let i = root_instance("");
@@ -64,11 +60,7 @@ fn as_root_deliveries_run_as_the_recipient() {
         ),
     )
     .unwrap();
-    std::process::Command::new("chown")
-        .arg(format!("{0}:{0}", b.name))
-        .arg(b.home.join(".forward"))
-        .status()
-        .unwrap();
+    chown(&b.home.join(".forward"), &b.name);
     chmod(&b.home.join(".forward"), 0o644);
 
     let mut c = i.cmd_root("qrun");
@@ -131,6 +123,26 @@ fn as_root_deliveries_run_as_the_recipient() {
     );
 }
 
+/// homes - a directory for the test users' homes, which they may enter.
+fn homes() -> tempfile::TempDir {
+    let d = tempfile::Builder::new()
+        .prefix("posthorn-homes")
+        .tempdir()
+        .unwrap();
+    chmod(d.path(), 0o755);
+    d
+}
+
+/// chown - give `p` (not what a symlink points to) to user and group `who`.
+fn chown(p: &std::path::Path, who: &str) {
+    let st = std::process::Command::new("chown")
+        .args(["-h", &format!("{who}:{who}")])
+        .arg(p)
+        .status()
+        .unwrap();
+    assert!(st.success(), "chown {who} {}", p.display());
+}
+
 /// root_instance - an instance for real system users: `user` is nobody,
 /// the instance readable by the users deliver becomes; `extra` config.
 fn root_instance(extra: &str) -> Instance {
@@ -160,11 +172,7 @@ fn as_root_an_mbox_planted_in_a_shared_spool_is_refused() {
         eprintln!("skipped: needs root (CI runs it)");
         return;
     }
-    let homes = tempfile::Builder::new()
-        .prefix("posthorn-homes")
-        .tempdir()
-        .unwrap();
-    chmod(homes.path(), 0o755);
+    let homes = homes();
     // /var/mail as many systems have it: world-writable and sticky.
     let spool = homes.path().join("mail");
     std::fs::create_dir(&spool).unwrap();
@@ -180,14 +188,6 @@ fn as_root_an_mbox_planted_in_a_shared_spool_is_refused() {
     assert!(out.status.success(), "{}", text(&out.stderr));
 
     let mbox = spool.join(&b.name);
-    let chown = |p: &std::path::Path, who: &str| {
-        let st = std::process::Command::new("chown")
-            .args(["-h", &format!("{who}:{who}")])
-            .arg(p)
-            .status()
-            .unwrap();
-        assert!(st.success());
-    };
     // A plants /var/mail/B, mode 0666, to read B's mail.
     std::fs::write(&mbox, b"").unwrap();
     chown(&mbox, &a.name);
@@ -273,11 +273,7 @@ fn as_root_a_setgid_enqueue_puts_its_trace_on_top_whatever_the_caller_says() {
         eprintln!("skipped: needs root (CI runs it)");
         return;
     }
-    let homes = tempfile::Builder::new()
-        .prefix("posthorn-homes")
-        .tempdir()
-        .unwrap();
-    chmod(homes.path(), 0o755);
+    let homes = homes();
     let u = TestUser::add("tr", homes.path());
     let i = root_instance("");
     qrun_root(&i);
@@ -341,11 +337,7 @@ fn as_root_a_hanging_forward_command_is_killed_with_its_group() {
         eprintln!("skipped: needs root (CI runs it)");
         return;
     }
-    let homes = tempfile::Builder::new()
-        .prefix("posthorn-homes")
-        .tempdir()
-        .unwrap();
-    chmod(homes.path(), 0o755);
+    let homes = homes();
     let a = TestUser::add("ha", homes.path());
     let b = TestUser::add("hb", homes.path());
     let i = root_instance("[local]\ncommand_time_limit = \"3s\"\n");
@@ -354,12 +346,7 @@ fn as_root_a_hanging_forward_command_is_killed_with_its_group() {
     let (bg, fg) = (format!("sleep {t}"), format!("sleep {t}0"));
     let fwd = b.home.join(".forward");
     std::fs::write(&fwd, format!("\"|{bg} & {fg}\"\n")).unwrap();
-    let st = std::process::Command::new("chown")
-        .arg(format!("{0}:{0}", b.name))
-        .arg(&fwd)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    chown(&fwd, &b.name);
     chmod(&fwd, 0o644);
     qrun_root(&i);
     for n in 0..2 {

@@ -242,7 +242,11 @@ impl Spool {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e),
         }
-        std::fs::hard_link(self.message(id), &name)
+        match std::fs::hard_link(self.message(id), &name) {
+            // Delivered and removed already by a quick qrun: nothing to count.
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !self.message(id).exists() => Ok(()),
+            r => r,
+        }
     }
 
     /// uncount - a message of `uid` has left the spool.
