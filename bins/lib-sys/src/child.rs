@@ -294,36 +294,87 @@ pub fn kill_group(pgid: u32, kill_as: Option<&Ids>) {
 /// Watchdog - kills a process group at a deadline unless dropped first:
 /// for a child we talk to in a protocol of our own (remote(8)) rather than
 /// through `run`. Drop it before reaping the child.
+///
+/// One timer thread serves every watchdog of the process: arming and
+/// disarming take a lock, never a thread of their own. The kill is sent
+/// under the same lock, so once `drop` returns it can no longer happen.
 #[derive(Debug)]
 pub struct Watchdog {
-    cancel: Option<std::sync::mpsc::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    token: u64,
+}
+
+/// One armed watchdog: when, whom, as whom.
+struct Armed {
+    token: u64,
+    deadline: Instant,
+    pgid: u32,
+    kill_as: Option<Ids>,
+}
+
+/// The timer thread's list, and the bell that wakes it.
+struct Timers {
+    armed: std::sync::Mutex<(u64, Vec<Armed>)>,
+    bell: std::sync::Condvar,
+}
+
+/// timers - the process's timer list, its thread started on first use.
+fn timers() -> &'static Timers {
+    static T: std::sync::OnceLock<&'static Timers> = std::sync::OnceLock::new();
+    T.get_or_init(|| {
+        let t: &'static Timers = Box::leak(Box::new(Timers {
+            armed: std::sync::Mutex::new((0, Vec::new())),
+            bell: std::sync::Condvar::new(),
+        }));
+        std::thread::spawn(move || {
+            let mut g = t.armed.lock().unwrap_or_else(|e| e.into_inner());
+            loop {
+                let now = Instant::now();
+                let (due, wait): (Vec<Armed>, Vec<Armed>) =
+                    g.1.drain(..).partition(|a| a.deadline <= now);
+                g.1 = wait;
+                for a in due {
+                    kill_group(a.pgid, a.kill_as.as_ref());
+                }
+                let next = g.1.iter().map(|a| a.deadline).min();
+                g = match next {
+                    None => t.bell.wait(g).unwrap_or_else(|e| e.into_inner()),
+                    Some(d) => {
+                        let left = d.saturating_duration_since(Instant::now());
+                        t.bell
+                            .wait_timeout(g, left)
+                            .map(|(g, _)| g)
+                            .unwrap_or_else(|e| e.into_inner().0)
+                    }
+                };
+            }
+        });
+        t
+    })
 }
 
 impl Watchdog {
     /// arm - kill group `pgid` at `deadline`.
     pub fn arm(pgid: u32, deadline: Instant, kill_as: Option<Ids>) -> Watchdog {
-        let (tx, rx) = std::sync::mpsc::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(left) {
-                kill_group(pgid, kill_as.as_ref());
-            }
+        let t = timers();
+        let mut g = t.armed.lock().unwrap_or_else(|e| e.into_inner());
+        g.0 += 1;
+        let token = g.0;
+        g.1.push(Armed {
+            token,
+            deadline,
+            pgid,
+            kill_as,
         });
-        Watchdog {
-            cancel: Some(tx),
-            thread: Some(thread),
-        }
+        t.bell.notify_one();
+        Watchdog { token }
     }
 }
 
 impl Drop for Watchdog {
-    /// drop - disarm, and wait until the watchdog can no longer fire.
+    /// drop - disarm: after this the kill cannot come.
     fn drop(&mut self) {
-        drop(self.cancel.take());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        let mut g = timers().armed.lock().unwrap_or_else(|e| e.into_inner());
+        g.1.retain(|a| a.token != self.token);
     }
 }
 
@@ -508,6 +559,18 @@ mod tests {
             child.wait().unwrap().success(),
             "a disarmed watchdog kills nothing"
         );
+    }
+
+    #[test]
+    fn watchdogs_share_one_timer_and_keep_their_own_deadlines() {
+        let mut a = spawn_grouped(Command::new("sleep").arg("30")).unwrap();
+        let mut b = spawn_grouped(Command::new("sleep").arg("0.5")).unwrap();
+        let wa = Watchdog::arm(a.id(), Instant::now() + Duration::from_millis(300), None);
+        let wb = Watchdog::arm(b.id(), Instant::now() + Duration::from_millis(100), None);
+        drop(wb);
+        assert!(b.wait().unwrap().success(), "b's watchdog was disarmed");
+        assert!(a.wait().unwrap().code().is_none(), "a's still fired");
+        drop(wa);
     }
 
     #[test]
