@@ -338,3 +338,71 @@ fn notify_success_sends_a_delivery_report() {
     assert_eq!(i.maildir("bob").len(), 2);
     assert!(i.queue_files().is_empty());
 }
+
+#[test]
+fn a_backslash_on_an_envelope_recipient_skips_nothing() {
+    // `\user` means "the mailbox itself, past aliases and .forward" only
+    // inside aliases(5) and .forward. On an envelope recipient it would let
+    // any sender reach a mailbox its owner forwards away (or the mailbox
+    // behind an alias that archives or filters): refused everywhere.
+    let mut i = Instance::new();
+    i.add_user("dave", None);
+    i.write("home/dave/.forward", "bob\n");
+    i.write("aliases", "postmaster: ann\ncarl: bob\n");
+    i.init_spool();
+    chmod(&i.path("home/dave/.forward"), 0o644);
+
+    // qrun --verify (and sendmail -bv): undeliverable, bad syntax.
+    for who in ["\\dave", "\\carl@mail.test"] {
+        let out = i.run("qrun", &["--verify", who], b"");
+        let t = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(67), "{who}: {t}");
+        assert!(
+            t.contains("undeliverable") && t.contains("5.1.3"),
+            "{who}: {t}"
+        );
+    }
+    // The same name inside a .forward keeps its meaning.
+    let out = i.run("qrun", &["--verify", "dave"], b"");
+    assert!(text(&out.stdout).contains("-> "), "{}", text(&out.stdout));
+
+    // sendmail: a usage error, nothing queued.
+    let out = i.sendmail(&["-i", "\\dave"], b"Subject: x\n\nx\n");
+    assert_eq!(out.status.code(), Some(64), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("backslash"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(i.queue_files().is_empty());
+
+    // smtpd: refused at RCPT, in MX mode and for a trusted local session.
+    for args in [&[][..], &["--local"][..]] {
+        let out = i.run(
+            "smtpd",
+            args,
+            b"EHLO x\r\nMAIL FROM:<ann@mail.test>\r\nRCPT TO:<\\dave@mail.test>\r\nQUIT\r\n",
+        );
+        let t = text(&out.stdout);
+        assert!(
+            t.contains("\r\n553 5.1.3 ") && !t.contains("2.1.5"),
+            "{args:?}: {t}"
+        );
+    }
+
+    // Queued anyway (a record stream piped into enqueue, -t, an older
+    // queue): bounced with 5.1.3, never delivered past the .forward.
+    let out = i.sendmail(
+        &["-i", "-t", "-f", "ann@mail.test"],
+        b"To: \\dave@mail.test, \\carl\nSubject: t\n\nx\n",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    i.qrun_once();
+    assert!(i.maildir("dave").is_empty(), "the .forward was skipped");
+    assert!(i.maildir("carl").is_empty(), "the alias was skipped");
+    assert!(i.maildir("bob").is_empty());
+    let a = i.maildir("ann");
+    assert_eq!(a.len(), 1, "one bounce to the sender");
+    assert!(text(&a[0]).contains("Status: 5.1.3"), "{}", text(&a[0]));
+    assert!(i.queue_files().is_empty());
+}

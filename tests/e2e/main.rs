@@ -14,3 +14,4 @@ mod root;
 mod sendmail;
 mod share;
 mod smtpd;
+mod stalls;

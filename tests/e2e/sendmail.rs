@@ -424,3 +424,146 @@ fn verify_mode() {
     );
     assert!(i.queue_files().is_empty(), "-bv sends nothing");
 }
+
+/// my_uid - the uid the test's programs run as.
+fn my_uid() -> u32 {
+    match run_ids() {
+        Some((u, _)) => u,
+        // SAFETY: getuid cannot fail.
+        None => unsafe { libc::getuid() },
+    }
+}
+
+/// subject - ann's message with this Subject:.
+fn subject(i: &Instance, s: &str) -> Vec<u8> {
+    i.maildir("ann")
+        .into_iter()
+        .find(|m| header(m, "Subject").as_deref() == Some(s))
+        .unwrap_or_else(|| panic!("no message {s:?} for ann"))
+}
+
+#[test]
+fn enqueue_writes_the_one_trace_field_of_a_local_submission() {
+    let i = Instance::new();
+    i.init_spool();
+    let uid = my_uid();
+    let want = format!("by {HOST} (Posthorn, from userid {uid}) id ");
+
+    // sendmail: exactly one trace field, enqueue's, naming the queue ID.
+    let out = i.sendmail(&["-i", "-v", "ann"], b"Subject: one\n\nx\n");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let id = text(&out.stderr)
+        .trim()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    i.qrun_once();
+    let m = i.maildir("ann");
+    let r = headers(&m[0], "Received");
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert!(r[0].starts_with(&format!("{want}{id}; ")), "{r:?}");
+
+    // Records piped into enqueue directly, with a forged trace: enqueue's
+    // own field still goes on top, naming the real submitter.
+    let forged = b"Received: from trusted.example by mx.example.org; Mon, 1 Jan 2026 00:00:00 +0000\nSubject: forged\n\nx\n";
+    let mut input = b"V1\nFboss@example.org\nTann@mail.test\nD\n".to_vec();
+    input.extend_from_slice(format!("{}\n", forged.len()).as_bytes());
+    input.extend_from_slice(forged);
+    input.extend_from_slice(b"0\n");
+    let out = i.run("enqueue", &[], &input);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // -s (smtpd's "my trace is there") is believed only where it cannot
+    // help a forger: here enqueue is not privileged, so it is the caller's
+    // own spool anyway. The root test runs it set-group-ID.
+    i.qrun_once();
+    let r = headers(&subject(&i, "forged"), "Received");
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert!(r[0].starts_with(&want), "{r:?}");
+    assert!(r[1].starts_with("from trusted.example"), "{r:?}");
+
+    // smtpd writes its own, and enqueue adds none.
+    let out = i.run(
+        "smtpd",
+        &[],
+        b"EHLO c.example\r\nMAIL FROM:<x@c.example>\r\nRCPT TO:<ann@mail.test>\r\nDATA\r\nSubject: smtp\r\n\r\nx\r\n.\r\nQUIT\r\n",
+    );
+    assert!(
+        text(&out.stdout).contains("queued as"),
+        "{}",
+        text(&out.stdout)
+    );
+    i.qrun_once();
+    let r = headers(&subject(&i, "smtp"), "Received");
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert!(r[0].starts_with("from c.example"), "{r:?}");
+}
+
+#[test]
+fn a_uid_at_its_spool_limit_is_told_to_try_later() {
+    let mut i = Instance::new();
+    i.write_config("");
+    let cfg = std::fs::read_to_string(&i.config).unwrap().replace(
+        "[queue]\n",
+        "[queue]\nuid_max_messages = 2\nuid_max_bytes = 6000\n",
+    );
+    std::fs::write(&i.config, cfg).unwrap();
+    i.init_spool();
+    // Two messages that stay queued (remote mail defers here at once).
+    for n in 0..2 {
+        let out = i.sendmail(
+            &["-i", "x@remote.example"],
+            format!("Subject: {n}\n\nx\n").as_bytes(),
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    i.qrun_once();
+    assert_eq!(i.queue_files().len(), 2);
+    // The third: exit 75 and one clear line; nothing stored, nothing left over.
+    let out = i.sendmail(&["-i", "ann"], b"Subject: 3\n\nx\n");
+    assert_eq!(out.status.code(), Some(75), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("2 messages queued") && err.contains("queue.uid_max_messages = 2"),
+        "{err}"
+    );
+    assert_eq!(i.queue_files().len(), 2);
+    assert!(i.tmp_files().is_empty());
+    // Records written to enqueue directly count the same.
+    let out = i.run(
+        "enqueue",
+        &[],
+        b"V1\nFa@mail.test\nTann@mail.test\nD\n2\nx\n0\n",
+    );
+    assert_eq!(out.status.code(), Some(75), "{}", text(&out.stderr));
+
+    // Deleted by the administrator: room again.
+    let out = i.run("qrun", &["--delete", "ALL"], b"");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Delivered: room again, whatever the size cap says about each.
+    for n in 0..2 {
+        let out = i.sendmail(&["-i", "ann"], format!("Subject: d{n}\n\nx\n").as_bytes());
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    i.qrun_once();
+    assert_eq!(i.maildir("ann").len(), 2);
+
+    // The byte cap: a message that would take the uid past it is refused
+    // after it is read, and not stored.
+    let big = format!("Subject: big\n\n{}\n", "y".repeat(3500));
+    assert!(
+        i.sendmail(&["-i", "x@remote.example"], big.as_bytes())
+            .status
+            .success()
+    );
+    let out = i.sendmail(&["-i", "x@remote.example"], big.as_bytes());
+    assert_eq!(out.status.code(), Some(75), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("queue.uid_max_bytes = 6000"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(i.queue_files().len(), 1);
+    assert!(i.tmp_files().is_empty());
+}

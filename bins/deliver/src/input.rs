@@ -22,9 +22,35 @@ pub struct Message {
 }
 
 impl Message {
-    /// read_stdin - read all of stdin.
-    pub fn read_stdin() -> io::Result<Message> {
-        let mut stdin = io::stdin().lock();
+    /// read_stdin - read all of stdin; with `expect` (qrun's `--size`),
+    /// exactly that many bytes, or it is an error: a writer that died
+    /// half-way must not have half a message delivered.
+    pub fn read_stdin(expect: Option<u64>) -> io::Result<Message> {
+        Message::read_from(io::stdin().lock(), expect)
+    }
+
+    /// read_from - `read_stdin` over any reader.
+    fn read_from(r: impl Read, expect: Option<u64>) -> io::Result<Message> {
+        let m = Message::read_all(r)?;
+        if let Some(n) = expect {
+            let got = m.raw_len();
+            if got != n {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("message cut short: {got} of {n} bytes arrived"),
+                ));
+            }
+        }
+        Ok(m)
+    }
+
+    /// raw_len - the bytes read, a leading From_ line included.
+    fn raw_len(&self) -> u64 {
+        self.len() + self.skip as u64
+    }
+
+    /// read_all - read `stdin` to its end.
+    fn read_all(mut stdin: impl Read) -> io::Result<Message> {
         let mut head = Vec::with_capacity(64 * 1024);
         (&mut stdin).take(SPILL as u64).read_to_end(&mut head)?;
         let skip = from_line_len(&head);
@@ -132,6 +158,15 @@ mod tests {
             b"Delivered-To: ann@h\nReceived: by h\nDelivered-To: bob@h\n\nDelivered-To: carl@h\n",
         );
         assert_eq!(m.delivered_to(), ["bob@h"]);
+    }
+
+    #[test]
+    fn a_message_cut_short_is_an_error() {
+        let e = Message::read_from(&b"Subject: x\n\nhal"[..], Some(20)).unwrap_err();
+        assert!(e.to_string().contains("15 of 20 bytes"), "{e}");
+        let m = Message::read_from(&b"From a b\nSubject: x\n"[..], Some(20)).unwrap();
+        assert_eq!(m.len(), 11, "a From_ line is counted as sent, not as kept");
+        assert!(Message::read_from(&b"x"[..], None).is_ok());
     }
 
     #[test]

@@ -57,6 +57,10 @@ pub struct Args {
     /// root, reads a file in a home directory only its owner may enter.
     #[arg(long = "show-forward", hide = true, requires = "home")]
     pub show_forward: bool,
+    /// The message's size as queued (set by qrun): fewer bytes on stdin is
+    /// a writer that died, and nothing is delivered.
+    #[arg(long = "size", value_name = "BYTES", hide = true)]
+    pub size: Option<u64>,
     /// The user's quota as qrun found it: `STORAGE:MESSAGES`, 0 for no limit.
     #[arg(long = "quota", value_name = "BYTES:COUNT", hide = true, value_parser = parse_quota)]
     pub quota: Option<posthorn_mail::users::Quota>,
@@ -130,7 +134,8 @@ fn run(args: Args) -> Result<(), Exit> {
             "as root, deliver takes one USER (it becomes that user)",
         ));
     }
-    let msg = input::Message::read_stdin().map_err(|e| Exit::from_io("reading the message", &e))?;
+    let msg = input::Message::read_stdin(args.size)
+        .map_err(|e| Exit::from_io("reading the message", &e))?;
     let mut worst: Option<Exit> = None;
     for user in &args.users {
         if let Err(e) = target::deliver_one(&cfg, &args, user, &msg) {

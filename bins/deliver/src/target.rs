@@ -7,16 +7,14 @@ use posthorn_mail::address;
 use posthorn_mail::config::Config;
 use posthorn_store::{maildir, mbox};
 use posthorn_sys::exit::{self, Exit};
-use posthorn_sys::{info, privs};
-use std::io::{Read, Write};
+use posthorn_sys::{child, info, privs};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// How long an mbox lock may be waited for before the delivery is deferred.
 const LOCK_WAIT: Duration = Duration::from_secs(30);
-/// How long a command from aliases or .forward may run.
-const COMMAND_TIME_LIMIT: Duration = Duration::from_secs(1000);
 
 /// Where the message goes for one USER argument.
 enum Dest {
@@ -163,8 +161,17 @@ fn attempt(
         Dest::Maildir(p) => {
             maildir::deliver(p, prefix.as_bytes(), &mut body).map_err(store)?;
         }
-        Dest::Mbox(p) | Dest::File(p) => {
-            mbox::deliver(p, sender, prefix.as_bytes(), &mut body, LOCK_WAIT).map_err(store)?;
+        Dest::Mbox(p) => {
+            // A user's mailbox must be the user's own (we run as the user).
+            let me = Some(privs::euid());
+            mbox::deliver(p, me, sender, prefix.as_bytes(), &mut body, LOCK_WAIT).map_err(store)?;
+        }
+        Dest::File(p) => {
+            // A file named in aliases or .forward may belong to anyone
+            // who lets us write it, as in Postfix; links and devices still
+            // are refused.
+            mbox::deliver(p, None, sender, prefix.as_bytes(), &mut body, LOCK_WAIT)
+                .map_err(store)?;
         }
         Dest::Pipe(cmd) => {
             let env = PipeEnv {
@@ -175,7 +182,7 @@ fn attempt(
                 detail,
                 home: home.as_deref(),
             };
-            run_command(cmd, &env, prefix.as_bytes(), &mut body)?;
+            run_command(cfg, cmd, &env, prefix.as_bytes(), &mut body)?;
         }
     }
     Ok(dest.what())
@@ -243,10 +250,16 @@ struct PipeEnv<'a> {
 }
 
 /// run_command - `/bin/sh -c COMMAND` with the message on stdin, as the
-/// current (already unprivileged) user, with a clean environment and a
-/// time limit. Exit 0 is delivered, 75 and signals are temporary, other
-/// sysexits codes keep their meaning, anything else is a permanent failure.
+/// current (already unprivileged) user, with a clean environment, in a
+/// process group of its own, and with `local.command_time_limit` on the
+/// whole run: the message is written and the output read as they flow,
+/// so a command that reads nothing or keeps stderr open cannot stop the
+/// clock, and at the limit the whole group is killed (Postfix's pipe and
+/// local do the same). Exit 0 is delivered, 75 and signals are temporary,
+/// other sysexits codes keep their meaning, anything else is a permanent
+/// failure.
 fn run_command(
+    cfg: &Config,
     cmd: &str,
     env: &PipeEnv<'_>,
     prefix: &[u8],
@@ -257,7 +270,8 @@ fn run_command(
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("/"));
     let (_, domain) = address::split(env.rcpt);
-    let mut child = Command::new("/bin/sh")
+    let mut command = Command::new("/bin/sh");
+    command
         .arg("-c")
         .arg(cmd)
         .env_clear()
@@ -276,51 +290,27 @@ fn run_command(
             home.as_path()
         } else {
             Path::new("/")
-        })
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| Exit::new(exit::TEMPFAIL, format!("cannot run /bin/sh: {e}")))?;
-    let mut stdin = child.stdin.take();
-    let write_result = (|| -> std::io::Result<()> {
-        if let Some(s) = stdin.as_mut() {
-            s.write_all(prefix)?;
-            std::io::copy(body, s)?;
-        }
-        Ok(())
-    })();
-    drop(stdin);
-    let mut err_text = Vec::new();
-    if let Some(mut e) = child.stderr.take() {
-        // Keep the first few hundred bytes for the reason; drain the rest.
-        let _ = (&mut e).take(512).read_to_end(&mut err_text);
-        std::thread::spawn(move || {
-            let _ = std::io::copy(&mut e, &mut std::io::sink());
         });
-    }
-    let deadline = Instant::now() + COMMAND_TIME_LIMIT;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break s,
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(Exit::new(
-                    exit::TEMPFAIL,
-                    format!("command time limit exceeded: {cmd}"),
-                ));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            Err(e) => {
-                return Err(Exit::new(
-                    exit::TEMPFAIL,
-                    format!("waiting for the command: {e}"),
-                ));
-            }
-        }
+    let limits = child::Limits {
+        deadline: Instant::now() + cfg.local.command_time_limit,
+        stdout_cap: 0,
+        // The first few hundred bytes are the reason; the rest is drained.
+        stderr_cap: 512,
+        kill_as: None,
     };
-    let first_line = String::from_utf8_lossy(&err_text)
+    let mut input = prefix.chain(body);
+    let done = child::run(&mut command, &mut input, &limits)
+        .map_err(|e| Exit::new(exit::TEMPFAIL, format!("cannot run /bin/sh: {e}")))?;
+    let Some(status) = done.status else {
+        return Err(Exit::new(
+            exit::TEMPFAIL,
+            format!(
+                "command time limit exceeded ({} s): {cmd}",
+                cfg.local.command_time_limit.as_secs()
+            ),
+        ));
+    };
+    let first_line = String::from_utf8_lossy(&done.stderr)
         .lines()
         .next()
         .unwrap_or("")
@@ -333,12 +323,10 @@ fn run_command(
             format!("{s}: {first_line}")
         }
     };
+    // A command that stopped reading early but exited 0 accepted the
+    // message (done.input_error): its status decides, as in Postfix.
     match status.code() {
-        Some(0) => {
-            // A command that stopped reading early but exited 0 accepted the message.
-            let _ = write_result;
-            Ok(())
-        }
+        Some(0) => Ok(()),
         Some(c) if (64..=78).contains(&c) => Err(Exit::new(
             c as u8,
             why(format!("command exited with status {c}")),

@@ -204,40 +204,27 @@ impl Keywords {
     }
 }
 
-/// write - `dovecot-keywords` replaced atomically (a temporary, fsync,
-/// rename), with a modification time above the old file's.
+/// write - `dovecot-keywords` replaced atomically (fsio::write_atomic),
+/// with a modification time above the old file's, in whole seconds as
+/// Dovecot compares them. (Set after the rename: a Dovecot that reads the
+/// new file in between sees the time change again, and reads it twice.)
 fn write(dir: &Path, data: &[u8]) -> io::Result<()> {
-    use std::io::Write;
     use std::time::{Duration, SystemTime};
     let path = dir.join(KEYWORDS_FILE);
     let old = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
-    let tmp = dir.join(format!(
-        "{KEYWORDS_FILE}.{}.{:x}.tmp",
-        std::process::id(),
-        posthorn_sys::fsio::random_u64()
-    ));
-    let r = (|| {
-        let mut f = posthorn_sys::fsio::create_new(&tmp, 0o600)?;
-        f.write_all(data)?;
-        let now = SystemTime::now();
-        if let Some(old) = old
-            && now
-                .duration_since(old)
-                .map_or(true, |d| d < Duration::from_secs(1))
-        {
-            // Whole seconds, as Dovecot compares them.
-            let secs = old
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            f.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(secs + 1))?;
-        }
-        f.sync_all()?;
-        std::fs::rename(&tmp, &path)
-    })();
-    if r.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    posthorn_sys::fsio::write_atomic(&path, data, 0o600)?;
+    let secs = |t: SystemTime| {
+        t.duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    };
+    let new = std::fs::metadata(&path).and_then(|m| m.modified())?;
+    if let Some(old) = old
+        && secs(new) <= secs(old)
+    {
+        let f = std::fs::File::options().write(true).open(&path)?;
+        f.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(secs(old) + 1))?;
     }
-    r
+    Ok(())
 }
 
 #[cfg(test)]

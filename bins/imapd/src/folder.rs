@@ -201,21 +201,6 @@ fn read_recent(dir: &Path) -> u32 {
         .unwrap_or(1)
 }
 
-/// write_atomic - small folder files: write a temporary, fsync, rename.
-pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let r = (|| {
-        let mut f = posthorn_sys::fsio::create_new(&tmp, 0o600)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if r.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    r
-}
-
 /// Where the uidlist stands after a sync.
 struct Listed {
     list: UidList,
@@ -350,9 +335,10 @@ impl Folder {
         if claim_recent {
             let from = read_recent(&self.dir);
             if from < list.next_uid {
-                write_atomic(
+                posthorn_sys::fsio::write_atomic(
                     &self.dir.join(RECENT_FILE),
                     format!("{}\n", list.next_uid).as_bytes(),
+                    0o600,
                 )?;
                 recent_from_out = from;
             }

@@ -325,7 +325,7 @@ impl ModSeqs {
                 Some(l) => l,
                 // The caller's lock is held: write beside it and rename.
                 None => {
-                    crate::folder::write_atomic(&dir.join(FILE), text.as_bytes())?;
+                    posthorn_sys::fsio::write_atomic(&dir.join(FILE), text.as_bytes(), 0o600)?;
                     return self.reread(dir, validity);
                 }
             };

@@ -55,7 +55,7 @@ pub fn stored(dir: &Path) -> Option<Vec<&'static str>> {
 pub fn store(dir: &Path, attrs: &[&str]) -> std::io::Result<()> {
     let mut text = attrs.join("\n");
     text.push('\n');
-    write_atomic(&dir.join(USE_FILE), text.as_bytes(), 0o600)
+    posthorn_sys::fsio::write_atomic(&dir.join(USE_FILE), text.as_bytes(), 0o600)
 }
 
 /// attributes - a folder's special-use attributes: stored, else by name.
@@ -110,7 +110,7 @@ pub fn provision(root: &Path, names: &[String]) {
         }
     }
     let text = format!("{}\n", names.join("\n"));
-    if let Err(e) = write_atomic(&root.join(MARKER), text.as_bytes(), 0o600) {
+    if let Err(e) = posthorn_sys::fsio::write_atomic(&root.join(MARKER), text.as_bytes(), 0o600) {
         posthorn_sys::warning!("{}: {MARKER}: {e}", root.display());
     }
 }
@@ -151,26 +151,6 @@ impl Session {
         }
         self.done(tag, true, "OK CREATE completed")
     }
-}
-
-/// write_atomic - a small file made whole: tmp, fsync, rename, fsync
-/// the directory, so a crash leaves the old file or the new one.
-fn write_atomic(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let r = (|| {
-        let _ = std::fs::remove_file(&tmp);
-        let mut f = posthorn_sys::fsio::create_new(&tmp, mode)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        posthorn_sys::fsio::fsync_dir(dir)
-    })();
-    if r.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    r
 }
 
 #[cfg(test)]

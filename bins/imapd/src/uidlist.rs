@@ -464,8 +464,9 @@ impl DotLock {
         }
     }
 
-    /// replace - write `data` into the lock file, fsync it and rename it
-    /// over the target: the new contents appear whole or not at all.
+    /// replace - write `data` into the lock file, fsync it, rename it over
+    /// the target and fsync the directory: the new contents appear whole
+    /// or not at all, and stay after power loss.
     pub fn replace(mut self, data: &[u8]) -> io::Result<()> {
         let mut f = self
             .file
@@ -477,7 +478,13 @@ impl DotLock {
             io::Seek::seek(&mut f, io::SeekFrom::Start(0))?;
             f.write_all(data)?;
             f.sync_all()?;
-            std::fs::rename(&self.path, &self.target)
+            std::fs::rename(&self.path, &self.target)?;
+            // The new name must survive power loss too, or the UIDs it
+            // hands out could be handed out again.
+            match self.target.parent() {
+                Some(d) if !d.as_os_str().is_empty() => posthorn_sys::fsio::fsync_dir(d),
+                _ => posthorn_sys::fsio::fsync_dir(Path::new(".")),
+            }
         })();
         if r.is_err() {
             let _ = std::fs::remove_file(&self.path);

@@ -40,6 +40,30 @@ pub struct QueueConfig {
     pub scan_interval: Duration,
     /// Warn the sender once about mail still deferred after this long; zero is off.
     pub delay_warning: Duration,
+    /// Most messages one submitting uid may have in the spool; 0 is no limit.
+    pub uid_max_messages: u64,
+    /// Most message bytes one submitting uid may have in the spool; 0 is no limit.
+    pub uid_max_bytes: u64,
+}
+
+/// Local delivery settings (`[local]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalConfig {
+    /// How long a command from aliases or .forward may run (Postfix's
+    /// command_time_limit); then its process group is killed.
+    pub command_time_limit: Duration,
+    /// Deliveries at once to one local recipient (a user, or an alias's
+    /// command); None means half of `queue.parallel` (at least 1).
+    pub destination_concurrency: Option<usize>,
+}
+
+impl Default for LocalConfig {
+    fn default() -> Self {
+        LocalConfig {
+            command_time_limit: Duration::from_secs(1000),
+            destination_concurrency: None,
+        }
+    }
 }
 
 /// Where mail for a domain goes (`relayhost`, `[transport]`).
@@ -188,6 +212,8 @@ pub struct Config {
     /// Whom to tell about double bounces.
     pub postmaster: String,
     pub queue: QueueConfig,
+    /// Local delivery (deliver, and qrun's limits on it).
+    pub local: LocalConfig,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     /// Failed logins per connection before it is closed (`[auth] max_failures`).
@@ -264,7 +290,10 @@ impl Default for Config {
                 lifetime: Duration::from_secs(5 * 86400),
                 scan_interval: Duration::from_secs(300),
                 delay_warning: Duration::ZERO,
+                uid_max_messages: 0,
+                uid_max_bytes: 0,
             },
+            local: LocalConfig::default(),
             tls_cert: None,
             tls_key: None,
             auth_max_failures: 3,
@@ -508,6 +537,17 @@ impl Config {
                             "scan_interval" => {
                                 c.queue.scan_interval = duration(v).map_err(|w| bad(&full, &w))?
                             }
+                            "uid_max_messages" | "uid_max_bytes" => {
+                                let n =
+                                    v.as_integer().filter(|n| *n >= 0).ok_or_else(|| {
+                                        bad(&full, "must be a number, 0 for no limit")
+                                    })? as u64;
+                                if k == "uid_max_messages" {
+                                    c.queue.uid_max_messages = n;
+                                } else {
+                                    c.queue.uid_max_bytes = n;
+                                }
+                            }
                             _ => return Err(bad(&full, "unknown key")),
                         }
                     }
@@ -516,6 +556,30 @@ impl Config {
                             "queue.max_backoff",
                             "must not be less than queue.min_backoff",
                         ));
+                    }
+                }
+                "local" => {
+                    let t = val
+                        .as_table()
+                        .ok_or_else(|| bad(key, "must be a table [local]"))?;
+                    for (k, v) in t {
+                        let full = format!("local.{k}");
+                        match k.as_str() {
+                            "command_time_limit" => {
+                                c.local.command_time_limit = duration(v)
+                                    .ok()
+                                    .filter(|d| !d.is_zero())
+                                    .ok_or_else(|| bad(&full, "must be a duration above 0"))?
+                            }
+                            "destination_concurrency" => {
+                                let n = v.as_integer().filter(|n| (1..=1000).contains(n));
+                                c.local.destination_concurrency =
+                                    Some(n.ok_or_else(|| {
+                                        bad(&full, "must be a number from 1 to 1000")
+                                    })? as usize);
+                            }
+                            _ => return Err(bad(&full, "unknown key")),
+                        }
                     }
                 }
                 "auth" => {
@@ -783,6 +847,16 @@ impl Config {
         Ok(c)
     }
 
+    /// local_concurrency - deliveries at once to one local recipient:
+    /// `local.destination_concurrency`, by default half of `queue.parallel`,
+    /// so that one user's slow commands leave the other half for everyone else.
+    pub fn local_concurrency(&self) -> usize {
+        self.local
+            .destination_concurrency
+            .unwrap_or(self.queue.parallel / 2)
+            .max(1)
+    }
+
     /// is_local_domain - whether mail for `domain` is delivered here
     /// (`domains`, the hostname, or a `[transport]` route of "local").
     pub fn is_local_domain(&self, domain: &str) -> bool {
@@ -946,6 +1020,48 @@ mod tests {
         let e = parse("hostname = [\n").unwrap_err();
         assert!(
             e.message.starts_with("/inst/posthorn.toml:1:"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn local_delivery_limits() {
+        let d = parse("").unwrap();
+        assert_eq!(d.local.command_time_limit, Duration::from_secs(1000));
+        assert_eq!(d.local_concurrency(), 4, "half of 8");
+        assert_eq!(
+            parse("[queue]\nparallel = 1\n")
+                .unwrap()
+                .local_concurrency(),
+            1
+        );
+        let c =
+            parse("[local]\ncommand_time_limit = \"2s\"\ndestination_concurrency = 3\n").unwrap();
+        assert_eq!(
+            (c.local.command_time_limit, c.local_concurrency()),
+            (Duration::from_secs(2), 3)
+        );
+        let e = parse("[local]\ncommand_time_limit = 0\n").unwrap_err();
+        assert!(
+            e.message.contains("local.command_time_limit"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn per_uid_spool_limits_are_off_unless_set() {
+        let d = parse("").unwrap();
+        assert_eq!((d.queue.uid_max_messages, d.queue.uid_max_bytes), (0, 0));
+        let c = parse("[queue]\nuid_max_messages = 100\nuid_max_bytes = 50000000\n").unwrap();
+        assert_eq!(
+            (c.queue.uid_max_messages, c.queue.uid_max_bytes),
+            (100, 50_000_000)
+        );
+        let e = parse("[queue]\nuid_max_bytes = -1\n").unwrap_err();
+        assert!(
+            e.message.contains("queue.uid_max_bytes: must be a number"),
             "{}",
             e.message
         );

@@ -6,7 +6,7 @@
 //! Only the lookup lives here; password checks belong to the servers.
 
 use crate::Config;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// A local mail user, resolved to where the mail goes.
@@ -374,7 +374,13 @@ fn parse_line(line: &str) -> Option<Entry> {
 /// read_forward_file - the file's text, refusing one that someone else
 /// could have written (as sendmail and Postfix do).
 pub fn read_forward_file(path: &Path, owner: Option<u32>) -> Result<Option<String>, String> {
-    let f = match posthorn_sys::fsio::open_read(path) {
+    // O_NONBLOCK: a FIFO in its place must not hold the queue runner until
+    // someone writes to it (it is then refused as not a regular file).
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC | nix::libc::O_NONBLOCK)
+        .open(path);
+    let f = match opened {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => return Ok(None),

@@ -5,6 +5,8 @@
 //! spool/incoming/  committed messages, one queue file each
 //! spool/state/     qrun's per-message delivery records
 //! spool/hold/      messages put on hold (qrun --hold): kept, not tried
+//! spool/uid/UID/   per submitting uid, `ID.SIZE` for each message it has
+//!                  queued (a hard link to the queue file), with queue.uid_max_*
 //! spool/trigger    FIFO: a byte here wakes qrun
 //! spool/qrun.lock  held (flock) by the running qrun daemon
 //! ```
@@ -38,6 +40,14 @@ impl Spool {
     }
     pub fn hold(&self) -> PathBuf {
         self.root.join("hold")
+    }
+    /// uids - where each submitting uid's messages are counted.
+    pub fn uids(&self) -> PathBuf {
+        self.root.join("uid")
+    }
+    /// uid_dir - the names of the messages `uid` has queued.
+    pub fn uid_dir(&self, uid: u32) -> PathBuf {
+        self.uids().join(uid.to_string())
     }
     /// held - the queue file of `id` while it is on hold.
     pub fn held(&self, id: &QueueId) -> PathBuf {
@@ -73,6 +83,7 @@ impl Spool {
             (self.incoming(), 0o3770),
             (self.state(), 0o2750),
             (self.hold(), 0o2750),
+            (self.uids(), 0o3770),
         ] {
             match std::fs::DirBuilder::new().mode(mode).create(&d) {
                 Ok(()) => {}
@@ -176,6 +187,106 @@ impl Spool {
     }
 }
 
+/// What one submitting uid has in the spool, as far as it was counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub messages: u64,
+    pub bytes: u64,
+}
+
+impl Spool {
+    /// usage - the messages `uid` has queued (incoming or held) and their
+    /// bytes, from the names in its uid/ directory alone: no queue file is
+    /// opened or stat'ed, and the count stops once `enough` says so (one
+    /// past a limit is all a caller needs). The cost is one readdir entry
+    /// per message of this uid, never a walk over the whole queue.
+    pub fn usage(&self, uid: u32, enough: impl Fn(&Usage) -> bool) -> io::Result<Usage> {
+        let mut u = Usage::default();
+        let rd = match std::fs::read_dir(self.uid_dir(uid)) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(u),
+            Err(e) => return Err(e),
+        };
+        for e in rd {
+            let e = e?;
+            let Some((_, size)) = e.file_name().to_str().and_then(parse_count_name) else {
+                continue;
+            };
+            u.messages += 1;
+            u.bytes = u.bytes.saturating_add(size);
+            if enough(&u) {
+                break;
+            }
+        }
+        Ok(u)
+    }
+
+    /// count - after the commit: name the message under its submitter,
+    /// `uid/UID/ID.SIZE`, a hard link to the queue file. Not part of the
+    /// commit: a crash before it only counts one message too few.
+    pub fn count(&self, uid: u32, id: &QueueId, size: u64) -> io::Result<()> {
+        let dir = self.uid_dir(uid);
+        let name = dir.join(format!("{id}.{size}"));
+        match std::fs::hard_link(self.message(id), &name) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            r => return r,
+        }
+        match std::fs::DirBuilder::new().mode(0o2770).create(&dir) {
+            Ok(()) => {
+                // The umask must not take the group's (qrun's) write bit away.
+                std::fs::set_permissions(
+                    &dir,
+                    std::os::unix::fs::PermissionsExt::from_mode(0o2770),
+                )?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        match std::fs::hard_link(self.message(id), &name) {
+            // Delivered and removed already by a quick qrun: nothing to count.
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !self.message(id).exists() => Ok(()),
+            r => r,
+        }
+    }
+
+    /// uncount - a message of `uid` has left the spool.
+    pub fn uncount(&self, uid: u32, id: &QueueId, size: u64) {
+        let _ = std::fs::remove_file(self.uid_dir(uid).join(format!("{id}.{size}")));
+    }
+
+    /// sweep_counts - remove the names of messages that are gone (a crash
+    /// between a removal and its `uncount`, a corrupt file moved aside).
+    pub fn sweep_counts(&self) {
+        let Ok(uids) = std::fs::read_dir(self.uids()) else {
+            return;
+        };
+        for d in uids.filter_map(|e| e.ok()) {
+            let Ok(rd) = std::fs::read_dir(d.path()) else {
+                continue;
+            };
+            for e in rd.filter_map(|e| e.ok()) {
+                let name = e.file_name();
+                let Some((id, _)) = name.to_str().and_then(parse_count_name) else {
+                    continue;
+                };
+                let gone = [self.message(&id), self.held(&id)].iter().all(|p| {
+                    matches!(std::fs::symlink_metadata(p),
+                        Err(e) if e.kind() == io::ErrorKind::NotFound)
+                });
+                if gone {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+    }
+}
+
+/// parse_count_name - `ID.SIZE` from a uid/ directory.
+fn parse_count_name(name: &str) -> Option<(QueueId, u64)> {
+    let (id, size) = name.split_once('.')?;
+    Some((QueueId::try_from(id).ok()?, size.parse().ok()?))
+}
+
 /// Why `Spool::store` failed: the spool, or the caller's message writer.
 #[derive(Debug)]
 pub enum StoreError<E> {
@@ -214,5 +325,59 @@ impl Spool {
             let _ = std::fs::remove_file(&tmp);
         }
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_per_uid_from_names_alone() {
+        let d = tempfile::tempdir().unwrap();
+        let sp = Spool::new(d.path());
+        sp.create().unwrap();
+        let env = crate::Envelope {
+            sender: "a@b".into(),
+            recipients: vec![crate::Recipient {
+                address: "c@d".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let mut ids = Vec::new();
+        for n in [10u64, 20, 30] {
+            let id = sp
+                .store(&env, 1000, std::time::Duration::from_secs(1), |_, w| {
+                    w.write_all(&vec![b'x'; n as usize]).map(|()| n)
+                })
+                .map_err(|_| "store")
+                .unwrap();
+            sp.count(1000, &id, n).unwrap();
+            ids.push((id, n));
+        }
+        let all = sp.usage(1000, |_| false).unwrap();
+        assert_eq!(
+            all,
+            Usage {
+                messages: 3,
+                bytes: 60
+            }
+        );
+        assert_eq!(sp.usage(1001, |_| false).unwrap(), Usage::default());
+        // Counting stops when the caller has seen enough.
+        assert_eq!(sp.usage(1000, |u| u.messages >= 2).unwrap().messages, 2);
+        // A delivered message is uncounted; one removed behind our back is swept.
+        sp.uncount(1000, &ids[0].0, ids[0].1);
+        std::fs::remove_file(sp.message(&ids[1].0)).unwrap();
+        assert_eq!(sp.usage(1000, |_| false).unwrap().messages, 2);
+        sp.sweep_counts();
+        assert_eq!(
+            sp.usage(1000, |_| false).unwrap(),
+            Usage {
+                messages: 1,
+                bytes: 30
+            }
+        );
     }
 }

@@ -226,23 +226,46 @@ impl Journal {
             .extend_from_slice(format!("Q\t{next}\t{attempts}\n").as_bytes());
     }
 
-    /// sync - append what is pending and fdatasync: after this the records survive a crash.
+    /// sync - append what is pending and fdatasync: after this the records
+    /// survive a crash. The sync that creates the file also fsyncs state/:
+    /// records in a file whose name was lost are no records at all, and
+    /// deliveries already made would be made again.
     pub fn sync(&mut self) -> io::Result<()> {
         if self.pending.is_empty() {
             return Ok(());
         }
+        let mut created = false;
         if self.file.is_none() {
-            let f = std::fs::OpenOptions::new()
-                .append(true)
-                .create(true)
-                .mode(0o640)
-                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-                .open(&self.path)?;
+            let open = |create_new: bool| {
+                let mut o = std::fs::OpenOptions::new();
+                o.append(true)
+                    .mode(0o640)
+                    .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+                if create_new {
+                    o.create_new(true);
+                }
+                o.open(&self.path)
+            };
+            let f = match open(true) {
+                Ok(f) => {
+                    created = true;
+                    f
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => open(false)?,
+                Err(e) => return Err(e),
+            };
             self.file = Some(f);
         }
         if let Some(f) = self.file.as_mut() {
             f.write_all(&self.pending)?;
             f.sync_data()?;
+        }
+        if created {
+            let dir = match self.path.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
+            };
+            posthorn_sys::fsio::fsync_dir(dir)?;
         }
         self.pending.clear();
         Ok(())

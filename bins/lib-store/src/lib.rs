@@ -19,6 +19,10 @@ pub enum StoreError {
     LockBusy(String),
     /// Any I/O problem, disk full included.
     Io(String, io::Error),
+    /// A mailbox file that is not safe to write (someone else's, a hard
+    /// link, a device): left alone, and the delivery deferred until the
+    /// postmaster looks.
+    Unsafe(String),
 }
 
 impl StoreError {
@@ -31,7 +35,7 @@ impl StoreError {
 impl std::fmt::Display for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            StoreError::LockBusy(m) => write!(f, "{m}"),
+            StoreError::LockBusy(m) | StoreError::Unsafe(m) => write!(f, "{m}"),
             StoreError::Io(ctx, e) => write!(f, "{ctx}: {e}"),
         }
     }

@@ -140,9 +140,51 @@ fn needs_quote(line: &[u8]) -> bool {
     rest.starts_with(b"From ")
 }
 
-/// deliver - append one message to the mbox at `path`.
+/// check_safe - whether the file just opened at `path` may take mail, as
+/// Postfix's local(8) decides through safe_open(): a regular file with one
+/// link and, for a mailbox, owned by the recipient (`owner`); or
+/// /dev/null. Anything else is refused: a file planted in a shared
+/// sticky spool (/var/mail/B made by A, mode 0666, for A to read), a hard
+/// link to a file elsewhere, a FIFO that would block us, a device. Checked
+/// with fstat on the open file, so nothing can be swapped in between.
+fn check_safe(meta: &std::fs::Metadata, path: &Path, owner: Option<u32>) -> Result<(), StoreError> {
+    use std::os::unix::fs::MetadataExt;
+    let ft = meta.file_type();
+    let refuse = |why: String| {
+        Err(StoreError::Unsafe(format!(
+            "refusing to write {}: {why}",
+            path.display()
+        )))
+    };
+    if ft.is_char_device() {
+        let null = std::fs::metadata("/dev/null").map(|m| m.rdev()).ok();
+        if null == Some(meta.rdev()) {
+            return Ok(());
+        }
+        return refuse("a device other than /dev/null".into());
+    }
+    if !ft.is_file() {
+        return refuse("not a regular file".into());
+    }
+    if meta.nlink() > 1 {
+        return refuse(format!("it has {} hard links", meta.nlink()));
+    }
+    if let Some(uid) = owner
+        && meta.uid() != uid
+    {
+        return refuse(format!(
+            "owned by uid {}, not by the recipient (uid {uid})",
+            meta.uid()
+        ));
+    }
+    Ok(())
+}
+
+/// deliver - append one message to the mbox at `path`; with `owner`, the
+/// file must belong to that uid (a user's mailbox: the recipient).
 pub fn deliver(
     path: &Path,
+    owner: Option<u32>,
     sender: &str,
     prefix: &[u8],
     body: &mut dyn Read,
@@ -154,24 +196,39 @@ pub fn deliver(
     {
         std::fs::create_dir_all(dir).map_err(io_err(format!("cannot create {}", dir.display())))?;
     }
-    let _dot = dotlock(path, wait)?;
+    // A device (the /dev/null of an alias) needs no lock file beside it.
+    let device = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_char_device());
+    let _dot = if device {
+        DotLock(None)
+    } else {
+        dotlock(path, wait)?
+    };
+    // O_NONBLOCK: a FIFO in the mailbox's place must not stall us until a
+    // reader comes (it is refused just below); cleared once checked.
     let f = OpenOptions::new()
         .append(true)
         .create(true)
         .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
         .open(path)
-        .map_err(io_err(format!("cannot open {}", path.display())))?;
+        .map_err(|e| match e.raw_os_error() {
+            // What a FIFO without a reader says to a non-blocking open.
+            Some(libc::ENXIO) => StoreError::Unsafe(format!(
+                "refusing to write {}: not a regular file",
+                path.display()
+            )),
+            _ => StoreError::Io(format!("cannot open {}", path.display()), e),
+        })?;
     let meta = f
         .metadata()
         .map_err(io_err(format!("cannot stat {}", path.display())))?;
+    check_safe(&meta, path, owner)?;
     let ft = meta.file_type();
-    if !(ft.is_file() || ft.is_char_device()) {
-        return Err(StoreError::Io(
-            format!("{} is not a regular file", path.display()),
-            std::io::Error::other("refused"),
-        ));
-    }
+    nix::fcntl::fcntl(
+        &f,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_APPEND),
+    )
+    .map_err(|e| StoreError::Io(format!("cannot set up {}", path.display()), e.into()))?;
     fcntl_lock(&f, path, wait)?;
     // Measure the length only under the lock: that is where we cut back to.
     let old_len = f
@@ -209,7 +266,8 @@ pub fn deliver(
         w.write_all(b"\n")?;
         w.flush()?;
         drop(w);
-        f.sync_all()
+        // A device (/dev/null) has nothing to sync: fsync says EINVAL.
+        if ft.is_file() { f.sync_all() } else { Ok(()) }
     })();
     if let Err(e) = result {
         if ft.is_file() {
@@ -234,6 +292,7 @@ mod tests {
         let p = d.path().join("mbox");
         deliver(
             &p,
+            None,
             "a@b",
             b"Return-Path: <a@b>\n",
             &mut &b"Subject: x\n\nFrom here\n>From there\nno newline"[..],
@@ -242,6 +301,7 @@ mod tests {
         .unwrap();
         deliver(
             &p,
+            None,
             "",
             b"",
             &mut &b"Subject: y\n\nok\n"[..],
@@ -265,7 +325,62 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("mbox");
         std::fs::write(d.path().join("mbox.lock"), b"").unwrap();
-        let e = deliver(&p, "a", b"", &mut &b"x\n"[..], Duration::from_millis(200)).unwrap_err();
+        let e = deliver(
+            &p,
+            None,
+            "a",
+            b"",
+            &mut &b"x\n"[..],
+            Duration::from_millis(200),
+        )
+        .unwrap_err();
         assert!(matches!(e, StoreError::LockBusy(_)));
+    }
+
+    #[test]
+    fn unsafe_mailbox_files_are_left_alone() {
+        use std::os::unix::fs::MetadataExt;
+        let d = tempfile::tempdir().unwrap();
+        let me = std::fs::metadata(d.path()).unwrap().uid();
+        let put = |p: &Path, owner| {
+            deliver(
+                p,
+                owner,
+                "a@b",
+                b"",
+                &mut &b"Subject: x\n\nsecret\n"[..],
+                Duration::from_secs(1),
+            )
+        };
+        // Someone else's file in the mailbox's place (planted in a
+        // world-writable spool for its owner to read).
+        let p = d.path().join("planted");
+        std::fs::write(&p, b"").unwrap();
+        let e = put(&p, Some(me.wrapping_add(1))).unwrap_err();
+        assert!(matches!(e, StoreError::Unsafe(_)), "{e}");
+        assert!(e.to_string().contains("owned by uid"), "{e}");
+        assert_eq!(std::fs::read(&p).unwrap(), b"", "not written");
+        assert!(put(&p, Some(me)).is_ok(), "the owner's own file is fine");
+        // A hard link to a file elsewhere.
+        let q = d.path().join("linked");
+        std::fs::hard_link(&p, &q).unwrap();
+        let before = std::fs::read(&p).unwrap();
+        let e = put(&q, Some(me)).unwrap_err();
+        assert!(e.to_string().contains("2 hard links"), "{e}");
+        assert_eq!(std::fs::read(&p).unwrap(), before);
+        // A FIFO: refused at once, not waited on.
+        let f = d.path().join("fifo");
+        nix::unistd::mkfifo(&f, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let e = put(&f, Some(me)).unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+        // A symlink is not followed.
+        let s = d.path().join("symlink");
+        std::os::unix::fs::symlink(&p, &s).unwrap();
+        assert!(put(&s, None).is_err());
+        assert_eq!(std::fs::read(&p).unwrap(), before);
+        // /dev/null is a mailbox that keeps nothing.
+        let r = put(Path::new("/dev/null"), None);
+        assert!(r.is_ok(), "{r:?}");
+        assert!(!d.path().join("fifo.lock").exists());
     }
 }

@@ -32,6 +32,41 @@ pub fn fsync_dir(dir: &Path) -> io::Result<()> {
     d.sync_all()
 }
 
+/// write_atomic - replace `path` with `data` whole: a temporary beside it
+/// (`NAME.tmpPID`) written with `mode` and fsynced, renamed over `path`,
+/// then the directory fsynced. After a crash at any instant the file is the
+/// old one or the new one, never a mix; after it returns, the new one
+/// survives power loss. One writer per file at a time (the caller's lock):
+/// a leftover temporary of an earlier crash with our pid is replaced.
+pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+    use std::io::Write;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?
+        .to_os_string();
+    name.push(format!(".tmp{}", std::process::id()));
+    let tmp = dir.join(name);
+    let r = (|| {
+        match std::fs::remove_file(&tmp) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let mut f = create_new(&tmp, mode)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        fsync_dir(dir)
+    })();
+    if r.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    r
+}
+
 /// random_u64 - 64 unpredictable bits from the kernel, for unique names.
 pub fn random_u64() -> u64 {
     let mut buf = [0u8; 8];
@@ -170,5 +205,45 @@ pub fn local_offset(secs: i64) -> i64 {
             return 0;
         }
         tm.tm_gmtoff
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn write_atomic_replaces_whole_and_leaves_no_temporary() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("state");
+        write_atomic(&p, b"one\n", 0o600).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"one\n");
+        // A temporary a crash left behind under our pid is no obstacle.
+        std::fs::write(
+            d.path().join(format!("state.tmp{}", std::process::id())),
+            b"x",
+        )
+        .unwrap();
+        write_atomic(&p, b"two\n", 0o600).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two\n");
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let names: Vec<_> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["state"]);
+        // A symlink in the temporary's place is not followed.
+        let victim = d.path().join("victim");
+        std::fs::write(&victim, b"keep").unwrap();
+        std::os::unix::fs::symlink(
+            &victim,
+            d.path().join(format!("state.tmp{}", std::process::id())),
+        )
+        .unwrap();
+        write_atomic(&p, b"three\n", 0o600).unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+        assert_eq!(std::fs::read(&p).unwrap(), b"three\n");
     }
 }

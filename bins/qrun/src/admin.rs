@@ -81,6 +81,7 @@ pub fn flush(ctx: &Ctx, ids: &[String], domain: Option<&str>) -> Result<(), Exit
                 posthorn_mail::date::rfc5322_from_unix(t)
             ),
             Pass::Busy => "busy: another qrun is working on it".to_string(),
+            Pass::Throttled(_) => "partly done: the rest waits for a delivery slot".to_string(),
             Pass::Gone => {
                 missing = true;
                 "not in the queue".to_string()
@@ -113,7 +114,7 @@ pub fn change(ctx: &Ctx, what: Move, args: &[String]) -> Result<(), Exit> {
             Move::Delete if sp.held(&id).exists() => (sp.held(&id), None),
             Move::Delete => (sp.message(&id), None),
         };
-        let f = match posthorn_sys::fsio::open_read(&from) {
+        let mut f = match posthorn_sys::fsio::open_read(&from) {
             Ok(f) => f,
             Err(e) => {
                 eprintln!(
@@ -140,9 +141,15 @@ pub fn change(ctx: &Ctx, what: Move, args: &[String]) -> Result<(), Exit> {
                 posthorn_sys::fsio::fsync_dir(&sp.incoming())?;
                 posthorn_sys::fsio::fsync_dir(&sp.hold())
             }),
-            None => std::fs::remove_file(&from).map(|()| {
-                let _ = std::fs::remove_file(sp.state_file(&id));
-            }),
+            None => {
+                let q = qfile::read_header(&mut f).ok();
+                std::fs::remove_file(&from).map(|()| {
+                    let _ = std::fs::remove_file(sp.state_file(&id));
+                    if let Some(q) = &q {
+                        process::uncount(ctx, q, &id);
+                    }
+                })
+            }
         };
         match done {
             Ok(()) => {

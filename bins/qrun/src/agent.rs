@@ -4,10 +4,18 @@
 use crate::resolve::{RunAs, Target};
 use posthorn_sys::exit;
 use posthorn_sys::privs::{self, Ids};
+use posthorn_sys::{child, warning};
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// How long reading a user's .forward may take (a hung home directory).
+const FORWARD_LIMIT: Duration = Duration::from_secs(60);
+/// deliver's own waits beyond a command's time limit: two mbox locks of
+/// 30 seconds each, and the writing.
+const DELIVER_SLACK: Duration = Duration::from_secs(120);
 
 /// What happened to one delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +32,10 @@ pub struct Agent {
     pub config_args: Vec<std::ffi::OsString>,
     /// Set when qrun started as root: the ids of `user` and of `nobody`.
     pub root: Option<RootIds>,
+    /// `local.command_time_limit`: deliver gets that and DELIVER_SLACK.
+    pub command_limit: Duration,
+    /// The most one remote(8) job may take (`smtp.message_timeout` and a minute).
+    pub remote_limit: Duration,
 }
 
 /// The accounts a root-started qrun hands work to.
@@ -84,16 +96,26 @@ impl Agent {
             .arg("--home")
             .arg(&user.home)
             .arg(&user.name);
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
         if let Some(ids) = &ids {
             privs::command_as(&mut cmd, ids);
         }
-        let out = cmd
-            .output()
+        // deliver prints at most the 64 KiB it reads of the file.
+        let limits = child::Limits {
+            deadline: Instant::now() + FORWARD_LIMIT,
+            stdout_cap: 64 * 1024,
+            stderr_cap: 4096,
+            kill_as: ids.clone(),
+        };
+        let out = child::run(&mut cmd, &mut std::io::empty(), &limits)
             .map_err(|e| format!("cannot run {}: {e}", self.deliver.display()))?;
-        if !out.status.success() {
+        let Some(status) = out.status else {
+            return Err(format!(
+                "cannot read {}/.forward: no answer in {} seconds",
+                user.home.display(),
+                FORWARD_LIMIT.as_secs()
+            ));
+        };
+        if !status.success() {
             return Err(format!(
                 "cannot read {}/.forward: {}",
                 user.home.display(),
@@ -128,6 +150,9 @@ impl Agent {
             .arg("--arrival")
             .arg(format!("{arrival:.6}"));
         cmd.arg("-f").arg(sender).arg("-a").arg(original);
+        // So that a qrun killed half-way through the message (deliver has
+        // a process group of its own and outlives it) delivers nothing.
+        cmd.arg("--size").arg(size.to_string());
         let (run_as, user_arg) = match target {
             Target::Mailbox { user, address, .. } => {
                 cmd.arg("--mailbox")
@@ -196,11 +221,24 @@ impl Agent {
             privs::command_as(&mut cmd, ids);
         }
         cmd.arg("--").arg(&user_arg);
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = match cmd.spawn() {
-            Ok(c) => c,
+        if let Err(e) = msg.seek(SeekFrom::Start(offset)) {
+            return Outcome::Deferred {
+                dsn: "4.3.0".into(),
+                text: format!("reading the queue file: {e}"),
+            };
+        }
+        // deliver never runs longer than its command may, and its locks:
+        // past that it is stuck, and is killed with what it started.
+        let limit = self.command_limit + DELIVER_SLACK;
+        let limits = child::Limits {
+            deadline: Instant::now() + limit,
+            stdout_cap: 0,
+            stderr_cap: 16 * 1024,
+            kill_as: ids.clone(),
+        };
+        // A write error (EPIPE) means deliver stopped reading: its status tells why.
+        let done = match child::run(&mut cmd, &mut (&mut *msg).take(size), &limits) {
+            Ok(d) => d,
             Err(e) => {
                 return Outcome::Deferred {
                     dsn: "4.3.0".into(),
@@ -208,29 +246,15 @@ impl Agent {
                 };
             }
         };
-        if let Some(mut stdin) = child.stdin.take() {
-            let copied = (|| -> std::io::Result<()> {
-                msg.seek(SeekFrom::Start(offset))?;
-                std::io::copy(&mut (&mut *msg).take(size), &mut stdin)?;
-                stdin.flush()
-            })();
-            // A write error (EPIPE) means deliver stopped reading: its status tells why.
-            drop(copied);
-        }
-        let mut err = Vec::new();
-        if let Some(mut e) = child.stderr.take() {
-            let _ = (&mut e).take(16 * 1024).read_to_end(&mut err);
-            let _ = std::io::copy(&mut e, &mut std::io::sink());
-        }
-        let status = match child.wait() {
-            Ok(s) => s,
-            Err(e) => {
-                return Outcome::Deferred {
-                    dsn: "4.3.0".into(),
-                    text: format!("waiting for deliver: {e}"),
-                };
-            }
+        let Some(status) = done.status else {
+            let text = format!("delivery agent killed after {} seconds", limit.as_secs());
+            warning!("{qid}: to=<{user_arg}>, relay=local, dsn=4.3.0, status=deferred ({text})");
+            return Outcome::Deferred {
+                dsn: "4.3.0".into(),
+                text,
+            };
         };
+        let err = done.stderr;
         // deliver's stderr holds its log lines (with log = "stderr") and its
         // one-line reason: pass the first on, keep the second.
         let err = String::from_utf8_lossy(&err);

@@ -14,6 +14,7 @@ mod process;
 mod remote;
 mod resolve;
 mod schedule;
+mod throttle;
 
 use agent::{Agent, RootIds};
 use clap::Parser;
@@ -108,6 +109,8 @@ fn run(args: Args) -> Result<(), Exit> {
         deliver: cfg.helper("deliver"),
         config_args: cfg.args(),
         root,
+        command_limit: cfg.local.command_time_limit,
+        remote_limit: cfg.remote.message_timeout + std::time::Duration::from_secs(60),
     };
     if !args.verify.is_empty() {
         return verify(&cfg, &agent, &args.verify);
@@ -149,6 +152,7 @@ fn become_mail_user(cfg: &Config, spool: &Spool) -> Result<RootIds, Exit> {
         spool.incoming(),
         spool.state(),
         spool.hold(),
+        spool.uids(),
         spool.trigger(),
     ] {
         let _ = nix::unistd::chown(

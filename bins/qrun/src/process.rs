@@ -26,6 +26,8 @@ pub struct Ctx {
     pub dest: crate::remote::DestLimit,
     /// Idle remote(8) sessions with their connections open.
     pub pool: crate::remote::Pool,
+    /// Local deliveries running per recipient.
+    pub local: crate::throttle::LocalLimit,
 }
 
 #[derive(Default)]
@@ -44,6 +46,9 @@ pub enum Pass {
     Deferred(u64),
     /// Another qrun holds the message.
     Busy,
+    /// Some local deliveries wait for a slot of this recipient (a key of
+    /// `throttle::key`); the rest of the pass is done and recorded.
+    Throttled(String),
     /// The message is no longer there.
     Gone,
 }
@@ -52,6 +57,7 @@ impl Ctx {
     /// new - the shared context.
     pub fn new(cfg: Config, spool: Spool, agent: Agent) -> Ctx {
         let limit = cfg.remote.destination_concurrency;
+        let local = crate::throttle::LocalLimit::new(cfg.local_concurrency());
         Ctx {
             cfg,
             spool,
@@ -59,6 +65,7 @@ impl Ctx {
             aliases: Mutex::new(AliasCache::default()),
             dest: crate::remote::DestLimit::new(limit),
             pool: crate::remote::Pool::default(),
+            local,
         }
     }
 
@@ -115,6 +122,15 @@ impl Ctx {
 impl ForwardReader for Agent {
     fn read(&self, user: &MailUser) -> Result<Option<String>, String> {
         self.read_forward(user)
+    }
+}
+
+/// uncount - a message has left the spool: its submitter may queue
+/// another (queue.uid_max_*; names left over are swept).
+pub fn uncount(ctx: &Ctx, q: &qfile::QueueFile, id: &QueueId) {
+    let qc = &ctx.cfg.queue;
+    if qc.uid_max_messages > 0 || qc.uid_max_bytes > 0 {
+        ctx.spool.uncount(q.uid, id, q.msg_size);
     }
 }
 
@@ -265,6 +281,8 @@ pub fn process(ctx: &Ctx, id: &QueueId) -> Pass {
     );
     let mut deferred_now: Vec<Key> = Vec::new();
     let mut remote_jobs: Vec<(Key, String)> = Vec::new();
+    // A recipient whose delivery slots were all taken: its targets wait.
+    let mut throttled: Option<String> = None;
     let mut errors_to: HashMap<Key, Option<String>> = HashMap::new();
     for (i, ex) in expansions.iter().enumerate() {
         let rcpt = &env.recipients[i];
@@ -300,16 +318,23 @@ pub fn process(ctx: &Ctx, id: &QueueId) -> Pass {
                     remote_jobs.push((key.clone(), address.clone()));
                     continue;
                 }
-                t => ctx.agent.deliver(
-                    id.as_str(),
-                    q.arrival_secs(),
-                    &env.sender,
-                    &rcpt.address,
-                    t,
-                    &mut f,
-                    q.msg_offset,
-                    q.msg_size,
-                ),
+                t => {
+                    let k = crate::throttle::key(t);
+                    let Some(_slot) = ctx.local.try_acquire(&k) else {
+                        throttled.get_or_insert(k);
+                        continue;
+                    };
+                    ctx.agent.deliver(
+                        id.as_str(),
+                        q.arrival_secs(),
+                        &env.sender,
+                        &rcpt.address,
+                        t,
+                        &mut f,
+                        q.msg_offset,
+                        q.msg_size,
+                    )
+                }
             };
             match outcome {
                 Outcome::Delivered => {
@@ -394,15 +419,19 @@ pub fn process(ctx: &Ctx, id: &QueueId) -> Pass {
         match std::fs::remove_file(&path) {
             Ok(()) => {
                 let _ = std::fs::remove_file(&state_path);
+                uncount(ctx, &q, id);
                 info!("{id}: removed");
                 return Pass::Done;
             }
             Err(e) => error!("{id}: cannot remove queue file: {e}"),
         }
     }
-    let pass = match bounced {
-        Err(pass) => pass,
-        Ok(()) => {
+    let pass = match (bounced, throttled) {
+        (Err(pass), _) => pass,
+        // Not an attempt that failed: no backoff; the scheduler starts the
+        // next pass when the recipient has a free slot.
+        (Ok(()), Some(k)) => Pass::Throttled(k),
+        (Ok(()), None) => {
             let attempts = st.attempts + 1;
             let next = now + backoff(&ctx.cfg, attempts);
             journal.schedule(next, attempts);

@@ -137,7 +137,12 @@ struct Helper {
     /// The last "remote: ..." line on its standard error.
     why: Arc<Mutex<String>>,
     idle_since: Instant,
+    /// Whose rights a kill needs (nobody's, when qrun runs as root).
+    kill_as: Option<privs::Ids>,
 }
+
+/// How long a helper told to stop (its input closed) may take to QUIT and exit.
+const STOP_LIMIT: Duration = Duration::from_secs(60);
 
 impl Helper {
     /// spawn - a new session as nobody (or as qrun without root).
@@ -150,8 +155,8 @@ impl Helper {
         if let Some(root) = &agent.root {
             privs::command_as(&mut cmd, &root.nobody);
         }
-        let mut child = cmd
-            .spawn()
+        // A group of its own: a watchdog kills it whole if a job hangs.
+        let mut child = posthorn_sys::child::spawn_grouped(&mut cmd)
             .map_err(|e| format!("cannot run {}: {e}", helper.display()))?;
         let (Some(stdin), Some(stdout), Some(stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
@@ -163,7 +168,29 @@ impl Helper {
         let why = Arc::new(Mutex::new(String::new()));
         let w = why.clone();
         std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let mut r = BufReader::new(stderr);
+            let mut buf = Vec::new();
+            loop {
+                // Lines are capped: the helper is not trusted with our memory.
+                buf.clear();
+                match (&mut r).take(4096).read_until(b'\n', &mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                if buf.last() != Some(&b'\n') {
+                    // The rest of an overlong line is skipped.
+                    let mut skip = Vec::new();
+                    while (&mut r)
+                        .take(4096)
+                        .read_until(b'\n', &mut skip)
+                        .is_ok_and(|n| n > 0)
+                        && skip.last() != Some(&b'\n')
+                    {
+                        skip.clear();
+                    }
+                }
+                let line = String::from_utf8_lossy(&buf);
+                let line = line.trim_end();
                 if line.starts_with("posthorn/") {
                     eprintln!("{line}");
                 } else if let Some(r) = line.strip_prefix("remote: ")
@@ -179,16 +206,37 @@ impl Helper {
             out: BufReader::new(stdout),
             why,
             idle_since: Instant::now(),
+            kill_as: agent.root.as_ref().map(|r| r.nobody.clone()),
         })
+    }
+
+    /// reap - wait for a helper whose input is closed, for STOP_LIMIT at
+    /// most; then it is killed, and reaped all the same.
+    fn reap(
+        child: &mut Child,
+        kill_as: Option<privs::Ids>,
+    ) -> std::io::Result<std::process::ExitStatus> {
+        let deadline = Instant::now() + STOP_LIMIT;
+        match posthorn_sys::child::wait_until(child, deadline, kill_as.as_ref())? {
+            Some(st) => Ok(st),
+            // Killed (and reaped): reported as the signal death it was.
+            None => {
+                use std::os::unix::process::ExitStatusExt;
+                Ok(std::process::ExitStatus::from_raw(libc::SIGKILL))
+            }
+        }
     }
 
     /// finish - close its input (it QUITs and exits) and reap it.
     fn finish(self) {
         let Helper {
-            mut child, stdin, ..
+            mut child,
+            stdin,
+            kill_as,
+            ..
         } = self;
         drop(stdin);
-        let _ = child.wait();
+        let _ = Helper::reap(&mut child, kill_as);
     }
 
     /// fail - reap a helper that broke: why, and whether it exited 0.
@@ -197,10 +245,11 @@ impl Helper {
             mut child,
             stdin,
             why,
+            kill_as,
             ..
         } = self;
         drop(stdin);
-        let status = child.wait();
+        let status = Helper::reap(&mut child, kill_as);
         let why = why.lock().map(|g| g.clone()).unwrap_or_default();
         use std::os::unix::process::ExitStatusExt;
         let clean = status.as_ref().is_ok_and(|s| s.success());
@@ -337,6 +386,13 @@ pub fn send(
             Some(h) => h,
             None => Helper::spawn(agent, helper)?,
         };
+        // The helper keeps its own time (smtp.message_timeout); one that
+        // does not is killed, and what it did not report is deferred.
+        let watchdog = posthorn_sys::child::Watchdog::arm(
+            h.child.id(),
+            Instant::now() + agent.remote_limit,
+            agent.root.as_ref().map(|r| r.nobody.clone()),
+        );
         // EPIPE means the helper stopped early: its status tells why.
         let _ = write_job(&mut h);
         let mut line = String::new();
@@ -359,6 +415,8 @@ pub fn send(
                 each(rep);
             }
         };
+        // Disarmed before the helper is kept or reaped.
+        drop(watchdog);
         if !broke {
             pool.put(dest, h);
             return Ok(());

@@ -99,9 +99,28 @@ pub struct Resolver<'a> {
 }
 
 impl Resolver<'_> {
-    /// expand - all targets for `addr`, deduplicated by key.
+    /// expand - all targets for the envelope recipient `addr`, deduplicated by key.
     pub fn expand(&self, addr: &str) -> Vec<Expanded> {
         let mut out = Vec::new();
+        // `\user` skips aliases and .forward; it is for the values in those
+        // files only. On an envelope recipient it would let any sender past
+        // a user's .forward or an alias (Postfix's local(8) does not honour
+        // it there either): bad syntax, whichever way it was queued.
+        let bare = address::strip_brackets(addr);
+        let (local, domain) = address::split(bare);
+        if local.starts_with('\\') && domain.is_none_or(|d| self.cfg.is_local_domain(d)) {
+            let address = match domain {
+                Some(_) => bare.to_string(),
+                None => format!("{bare}@{}", self.cfg.hostname),
+            };
+            let t = Target::Fail {
+                address,
+                dsn: "5.1.3",
+                text: "bad address syntax: a leading backslash belongs in aliases(5) and .forward only".into(),
+            };
+            self.push(&mut out, t, &None);
+            return out;
+        }
         let mut chain = Vec::new();
         self.walk(addr, 0, &mut chain, None, &mut out);
         let mut seen = std::collections::HashSet::new();

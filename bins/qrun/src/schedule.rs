@@ -37,7 +37,7 @@ fn scan(ctx: &Ctx) -> Result<Vec<QueueId>, Exit> {
 }
 
 /// sweep - remove tmp/ files a crash left behind, and delivery records
-/// whose message is gone.
+/// and per-uid counts whose message is gone.
 fn sweep(ctx: &Ctx) {
     let now = SystemTime::now();
     if let Ok(rd) = std::fs::read_dir(ctx.spool.tmp()) {
@@ -63,19 +63,68 @@ fn sweep(ctx: &Ctx) {
             }
         }
     }
+    ctx.spool.sweep_counts();
 }
 
-/// run_all - process `ids` with the configured number of workers.
+/// Messages whose pass left local deliveries waiting for a slot of their
+/// recipient (`Pass::Throttled`), with that recipient.
+#[derive(Default)]
+struct Parked(Vec<(QueueId, String)>);
+
+impl Parked {
+    /// ready - take out the messages whose recipient has free slots now,
+    /// no more per recipient than it has free (the others would only be
+    /// turned away again).
+    fn ready(&mut self, ctx: &Ctx) -> Vec<QueueId> {
+        let mut room: HashMap<String, usize> = HashMap::new();
+        let mut out = Vec::new();
+        self.0.retain(|(id, key)| {
+            let free = room
+                .entry(key.clone())
+                .or_insert_with(|| ctx.local.free(key));
+            if *free == 0 {
+                return true;
+            }
+            *free -= 1;
+            out.push(id.clone());
+            false
+        });
+        out
+    }
+}
+
+/// run_all - process `ids` with the configured number of workers; a
+/// message whose recipient's slots are taken waits, without a worker, for
+/// a free one, while the workers go on with other messages.
 fn run_all(ctx: &Ctx, ids: Vec<QueueId>) {
-    let queue = Mutex::new(VecDeque::from(ids));
+    let work = Mutex::new((VecDeque::from(ids), Parked::default()));
     let n = ctx.cfg.queue.parallel;
     std::thread::scope(|s| {
         for _ in 0..n {
             s.spawn(|| {
                 loop {
-                    let next = queue.lock().ok().and_then(|mut q| q.pop_front());
-                    let Some(id) = next else { break };
-                    process::process(ctx, &id);
+                    let next = {
+                        let Ok(mut w) = work.lock() else { break };
+                        let (queue, parked) = &mut *w;
+                        if queue.is_empty() {
+                            queue.extend(parked.ready(ctx));
+                        }
+                        match queue.pop_front() {
+                            Some(id) => Some(id),
+                            None if parked.0.is_empty() => break,
+                            // All that is left waits for slots busy in other workers.
+                            None => None,
+                        }
+                    };
+                    let Some(id) = next else {
+                        std::thread::sleep(Duration::from_millis(20));
+                        continue;
+                    };
+                    if let Pass::Throttled(key) = process::process(ctx, &id)
+                        && let Ok(mut w) = work.lock()
+                    {
+                        w.1.0.push((id, key));
+                    }
                 }
             });
         }
@@ -192,6 +241,7 @@ pub fn daemon(ctx: &Ctx) -> Result<(), Exit> {
         }
         let mut due: HashMap<QueueId, u64> = HashMap::new();
         let mut inflight: HashSet<QueueId> = HashSet::new();
+        let mut parked = Parked::default();
         let mut last_sweep = Instant::now();
         let mut must_scan = true;
         let mut flush = false;
@@ -203,7 +253,7 @@ pub fn daemon(ctx: &Ctx) -> Result<(), Exit> {
                 let present: HashSet<&QueueId> = ids.iter().collect();
                 due.retain(|k, _| present.contains(k));
                 for id in &ids {
-                    if inflight.contains(id) {
+                    if inflight.contains(id) || parked.0.iter().any(|(p, _)| p == id) {
                         continue;
                     }
                     if flush {
@@ -237,6 +287,11 @@ pub fn daemon(ctx: &Ctx) -> Result<(), Exit> {
             let mut wait = ctx.cfg.queue.scan_interval;
             if let Some(t) = next_due {
                 wait = wait.min(Duration::from_secs(t.saturating_sub(now)));
+            }
+            // A slot frees when a delivery ends, which no event announces
+            // before its message is done: look again soon.
+            if !parked.0.is_empty() {
+                wait = wait.min(Duration::from_millis(500));
             }
             let first = match ev_rx.recv_timeout(wait.max(Duration::from_millis(10))) {
                 Ok(ev) => Some(ev),
@@ -273,10 +328,21 @@ pub fn daemon(ctx: &Ctx) -> Result<(), Exit> {
                             Pass::Busy => {
                                 due.insert(id, posthorn_mail::date::unix_now() + 5);
                             }
+                            Pass::Throttled(key) => {
+                                due.remove(&id);
+                                parked.0.push((id, key));
+                            }
                         }
                         // A finished message may have queued a bounce.
                         must_scan = true;
                     }
+                }
+            }
+            // Messages whose recipient has a free slot again.
+            for id in parked.ready(ctx) {
+                inflight.insert(id.clone());
+                if job_tx.send(id).is_err() {
+                    return Err(Exit::new(exit::SOFTWARE, "worker threads are gone"));
                 }
             }
         }

@@ -77,7 +77,20 @@ pub fn deliver(cfg: &Config, a: &Args) -> Result<(), Exit> {
     // Recipients: the arguments, plus To/Cc/Bcc (or their Resent- forms) with -t.
     let mut rcpts: Vec<String> = Vec::new();
     for arg in &a.recipients {
-        rcpts.extend(split_list(arg)?);
+        for r in split_list(arg)? {
+            // `\user` (past aliases and .forward) is for aliases(5) and
+            // .forward values, never an envelope recipient.
+            let (local, domain) = posthorn_mail::address::split(&r);
+            if local.starts_with('\\') && domain.is_none_or(|d| cfg.is_local_domain(d)) {
+                return Err(Exit::new(
+                    exit::USAGE,
+                    format!(
+                        "bad recipient address: {r}: a leading backslash belongs in aliases(5) and .forward only"
+                    ),
+                ));
+            }
+            rcpts.push(r);
+        }
     }
     let resent = header
         .fields
@@ -133,16 +146,11 @@ pub fn deliver(cfg: &Config, a: &Args) -> Result<(), Exit> {
     };
     env.check().map_err(|m| Exit::new(exit::USAGE, m))?;
 
-    // The header as it will be queued: Received first, Bcc gone, missing fields added.
+    // The header as it will be queued: Bcc gone, missing fields added.
+    // The trace field on top is enqueue's: it is the one a user who pipes
+    // records into enqueue directly cannot leave out or forge.
     let now = posthorn_mail::date::now_rfc5322();
     let mut head: Vec<u8> = Vec::with_capacity(4096);
-    head.extend_from_slice(
-        format!(
-            "Received: by {} (Posthorn, from userid {uid});\n\t{now}\n",
-            cfg.hostname
-        )
-        .as_bytes(),
-    );
     let has = |n: &str| header.fields.iter().any(|f| f.name() == n);
     let (has_from, has_date, has_mid) = (has("from"), has("date"), has("message-id"));
     for f in &header.fields {

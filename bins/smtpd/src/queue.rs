@@ -28,11 +28,14 @@ pub struct Queued {
 }
 
 impl Queued {
-    /// start - run enqueue, send the envelope, read back the queue ID.
-    pub fn start(cfg: &Config, env: &Envelope) -> Result<Queued, Refused> {
+    /// start - run enqueue, send the envelope, read back the queue ID;
+    /// `own_trace`: we write the Received: field, enqueue need not (`-s`,
+    /// which it believes only from our account; see enqueue(8)).
+    pub fn start(cfg: &Config, env: &Envelope, own_trace: bool) -> Result<Queued, Refused> {
         let program = cfg.helper("enqueue");
         let mut child = Command::new(&program)
             .args(cfg.args())
+            .args(if own_trace { &["-s"][..] } else { &[][..] })
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -636,7 +636,10 @@ impl<'a> Session<'a> {
     /// Received: field; logs the client with the queue ID.
     fn open_queue(&self, txn: &Txn) -> Result<Queued, Refused> {
         let env = self.envelope(txn);
-        let mut q = Queued::start(self.cfg, &env)?;
+        // Our Received: field goes on top; in a `sendmail -bs` session, run
+        // by and as the caller, enqueue adds its own as well.
+        let own_trace = !matches!(self.mode, Mode::Local { .. });
+        let mut q = Queued::start(self.cfg, &env, own_trace)?;
         let sasl = match &self.auth {
             Some((u, m)) => format!(", sasl_method={m}, sasl_username={u}"),
             None => String::new(),

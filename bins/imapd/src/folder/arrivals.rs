@@ -24,9 +24,7 @@
 //! What this look does not do, the next full one does: drop the entries
 //! of expunged files from the list, and trust the folder's stamps.
 
-use super::{
-    Changes, Folder, Msg, RECENT_FILE, delivery_order, read_recent, valid_name, write_atomic,
-};
+use super::{Changes, Folder, Msg, RECENT_FILE, delivery_order, read_recent, valid_name};
 use crate::flags::{Flags, Keywords};
 use crate::uidlist::{self, DotLock, NameMap, UidList, base_name};
 use crate::watch::Seen;
@@ -135,9 +133,10 @@ impl Folder {
         if !self.read_only {
             let first = read_recent(&self.dir);
             if first < list.next_uid {
-                write_atomic(
+                posthorn_sys::fsio::write_atomic(
                     &self.dir.join(RECENT_FILE),
                     format!("{}\n", list.next_uid).as_bytes(),
+                    0o600,
                 )?;
                 recent_from = first;
             }
