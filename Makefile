@@ -2,7 +2,7 @@
 #   make            build release binaries
 #   make test       unit and end-to-end tests, and the man page lint
 #   make run        a throwaway instance under ./run/, with mail flowing through it
-#   make bench      Posthorn beside Postfix on this machine (installs Postfix from Debian)
+#   make bench      Posthorn beside Postfix and Dovecot instances of its own (README: make bench)
 #   make fuzz       a minute of cargo fuzz on each parser of untrusted input
 #   make install    PREFIX=/usr/local DESTDIR= (root without DESTDIR also sets up the spool)
 

@@ -8,7 +8,10 @@
 # writes them, most in cur/ with the Seen flag. Each server gets its own
 # copy and runs one session per process on a pipe, as nobody (root) or
 # as the caller: imapd after LOGIN, Dovecot's imap preauthenticated, so
-# both do the same work without the network in between.
+# both do the same work without the network in between. No daemon is
+# started: Dovecot's imap reads a configuration file of its own
+# ($dir/dovecot.conf, with its base_dir and state_dir in $dir), so the
+# machine's Dovecot and /etc/dovecot are not touched.
 #
 # Per server, in fresh sessions, each timed from the command to its
 # tagged reply:
@@ -56,7 +59,7 @@ set -eu
 if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 
 top=$(cd "$(dirname "$0")/.." && pwd)
-bin="$top/target/release"
+bin="${BENCH_BIN:-$top/target/release}"
 dir="${BENCH_IMAP_DIR:-$top/target/bench-imap}"
 messages=${BENCH_IMAP_MESSAGES:-10000}
 rounds=${BENCH_ROUNDS:-3}
@@ -69,6 +72,9 @@ die() { printf 'bench-imap: %s\n' "$*" >&2; exit 1; }
 
 [ -x "$bin/imapd" ] || die "$bin/imapd is missing: run make build"
 [ -x "$bin/deliver" ] || die "$bin/deliver is missing: run make build"
+if [ ! -x "$dovecot" ] && [ "$(id -u)" = 0 ]; then
+    sh "$top/scripts/bench-install.sh" dovecot-core dovecot-imapd
+fi
 [ -x "$dovecot" ] || die "Dovecot's imap is missing: apt-get install dovecot-imapd"
 command -v python3 >/dev/null || die "python3 is needed"
 [ -r /proc/self/smaps_rollup ] || die "/proc/PID/smaps_rollup is needed (Linux 4.14 or later)"
@@ -154,7 +160,13 @@ EOF
 # deliver into Dovecot's copy: the same program, another mailbox.
 sed "s|$dir/posthorn/Maildir/|$dir/dovecot/Maildir/|" "$dir/posthorn.toml" > "$dir/deliver-dovecot.toml"
 echo "bench:{PLAIN}bench:::::" > "$dir/users"
+# Dovecot's imap alone, from this file only: nothing of /etc/dovecot, and
+# its base_dir and state_dir here, so that no session reaches the sockets
+# (stats-writer) of a Dovecot running on this machine.
+mkdir -p "$dir/run" "$dir/state"
 cat > "$dir/dovecot.conf" <<EOF
+base_dir = $dir/run
+state_dir = $dir/state
 mail_location = maildir:$dir/dovecot/Maildir
 log_path = $dir/dovecot.log
 ssl = no

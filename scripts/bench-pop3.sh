@@ -10,8 +10,9 @@
 # new/ and the rest in cur/ with the Seen flag. pop3d serves one copy,
 # through systemd-socket-activate --inetd on 127.0.0.1:11996, as nobody;
 # Dovecot serves its own copy (it rewrites its Maildir: index files,
-# new/ -> cur/), as benchdc, on 127.0.0.1:11995
-# (scripts/bench-pop3-dovecot-setup.sh). Neither sets Seen on RETR
+# new/ -> cur/), as phbench-dc, on 127.0.0.1:11995, an instance of its
+# own (scripts/bench-dovecot-setup.sh; the machine's Dovecot is not
+# touched). Neither sets Seen on RETR
 # (pop3d --no-flag-updates, Dovecot pop3_no_flag_updates), so every run
 # finds the Maildir as the last one left it.
 #
@@ -34,7 +35,7 @@ PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 export PATH
 
 top=$(cd "$(dirname "$0")/.." && pwd)
-bin="$top/target/release"
+bin="${BENCH_BIN:-$top/target/release}"
 dir="${BENCH_POP3_DIR:-$top/target/bench-pop3}"
 messages=${BENCH_POP3_MESSAGES:-10000}
 megabytes=${BENCH_POP3_MB:-250}
@@ -58,10 +59,13 @@ cleanup() {
         wait "$ssa_pid" 2>/dev/null || true
         ssa_pid=
     fi
-    sh "$top/scripts/bench-pop3-dovecot-setup.sh" "$dir/dovecot" stop >&2 || true
+    sh "$top/scripts/bench-dovecot-setup.sh" down "$dir/dovecot" >&2 || true
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+# A Dovecot left running from an earlier run killed hard stops before its
+# directory goes.
+sh "$top/scripts/bench-dovecot-setup.sh" down "$dir/dovecot" >&2
 
 # ------------------------------------------------------------ the Maildir
 # Made once into $dir/maildir (kept for the next run when the parameters
@@ -165,8 +169,8 @@ CONF
 echo "bench:{PLAIN}pw::::$ph/home/bench::" > "$ph/users"
 chown -R nobody:nogroup "$ph"
 
-sh "$top/scripts/bench-pop3-dovecot-setup.sh" "$dc" "$dc_port" "$dc/home/bench" >&2
-chown -R benchdc:benchdc "$dc/home"
+sh "$top/scripts/bench-dovecot-setup.sh" up "$dc" "$dc_port" "$dc/home/bench" >&2
+chown -R phbench-dc: "$dc/home"
 dc_master=$(tr -dc 0-9 < "$dc/run/master.pid")
 
 systemd-socket-activate -l "127.0.0.1:$ph_port" --inetd \

@@ -8,21 +8,23 @@
 # from the start of the queue run until the queue is empty:
 #   posthorn  qrun -o with queue.parallel = 20 and relayhost = the sink;
 #             one remote(8) run, one connection, per message
-#   postfix   the loopback instance of scripts/bench-postfix-setup.sh with
-#             relayhost = the sink and a destination concurrency of 20; the
-#             messages wait in its deferred queue (defer_transports = smtp)
-#             until postqueue -f, so only delivery is timed
+#   postfix   the bench's own instance of scripts/bench-postfix-setup.sh
+#             (target/bench-postfix/) with relayhost = the sink and a
+#             destination concurrency of 20; the messages wait in its
+#             deferred queue (defer_transports = smtp) until postqueue -f,
+#             so only delivery is timed
 # Both count "status=sent" in their logs afterwards. BENCH_ROUNDS (2)
 # rounds, alternating which goes first; the best counts. Only the ratio,
-# in the same run, means anything. Needs root. Postfix's relayhost and
-# defer_transports are put back at the end.
+# in the same run, means anything. Needs root. The settings above are
+# made in the instance's own main.cf; the instance and the sinks are
+# stopped at the end, and the machine's own Postfix is not touched.
 set -eu
 if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 export PATH
 
 top=$(cd "$(dirname "$0")/.." && pwd)
-bin="$top/target/release"
+bin="${BENCH_BIN:-$top/target/release}"
 inst="${BENCH_REMOTE_DIR:-$top/target/bench-remote}"
 conf="$inst/posthorn.toml"
 domain=bench.test
@@ -31,6 +33,10 @@ rounds=${BENCH_ROUNDS:-2}
 timeout=${BENCH_REMOTE_TIMEOUT:-300}
 ph_sink=11998
 pf_sink=11999
+pf_port=11925
+pf_dir="${BENCH_POSTFIX_DIR:-$top/target/bench-postfix}"
+pf_conf="$pf_dir/conf"
+pf_log="$pf_dir/postfix.log"
 rcpt=sink@far.example
 
 say() { printf '%s\n' "== $*" >&2; }
@@ -41,24 +47,16 @@ now() { date +%s.%N; }
 for b in sendmail enqueue qrun remote; do
     [ -x "$bin/$b" ] || die "$bin/$b is missing: run make build"
 done
-sh "$top/scripts/bench-postfix-setup.sh" "$domain" >&2
-[ -x /usr/sbin/smtp-sink ] || die "smtp-sink is missing (Debian's postfix package)"
-
-# Debian's "Local only" Postfix sends everything non-local to the error
-# transport: the bench turns SMTP on, and puts every setting back after.
-saved=
-for k in relayhost defer_transports default_transport relay_transport \
-    default_destination_concurrency_limit smtp_tls_security_level; do
-    saved="$saved $k=$(postconf -h "$k" | tr -d ' ')"
-done
 sinks=
 cleanup() {
     for p in $sinks; do kill "$p" 2>/dev/null || true; done
-    for kv in $saved; do postconf -e "${kv%%=*} = ${kv#*=}" 2>/dev/null || true; done
-    postfix reload >/dev/null 2>&1 || true
+    sh "$top/scripts/bench-postfix-setup.sh" down "$pf_dir" || true
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+sh "$top/scripts/bench-postfix-setup.sh" up "$pf_dir" "$pf_port"
+[ -x /usr/sbin/smtp-sink ] || die "smtp-sink is missing (Debian's postfix package)"
 
 for port in $ph_sink $pf_sink; do
     smtp-sink -u nobody "127.0.0.1:$port" 256 &
@@ -118,33 +116,35 @@ ph_run() {
     awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", b - a }'
 }
 
-pf_queued() { postqueue -p 2>/dev/null | awk '/^-- /{ print $5; f=1 } END { if (!f) print 0 }'; }
+pf_queued() { postqueue -c "$pf_conf" -p 2>/dev/null | awk '/^-- /{ print $5; f=1 } END { if (!f) print 0 }'; }
 
 pf_run() {
     local i=0 t0 t1 deadline before after
-    postconf -e "relayhost = [127.0.0.1]:$pf_sink" "defer_transports = smtp" \
+    # The instance's own main.cf and queue: nothing here reaches the
+    # machine's Postfix.
+    postconf -c "$pf_conf" -e "relayhost = [127.0.0.1]:$pf_sink" "defer_transports = smtp" \
         "default_transport = smtp" "relay_transport = relay" \
         "default_destination_concurrency_limit = 20" "smtp_tls_security_level = none"
-    postfix reload >/dev/null 2>&1
-    postsuper -d ALL >/dev/null 2>&1 || true
-    before=$(grep -c 'status=sent' /var/log/postfix-bench.log 2>/dev/null || true)
+    postfix -c "$pf_conf" reload >/dev/null 2>&1
+    postsuper -c "$pf_conf" -d ALL >/dev/null 2>&1 || true
+    before=$(grep -c 'status=sent' "$pf_log" 2>/dev/null || true)
     while [ $i -lt "$messages" ]; do
-        /usr/sbin/sendmail -i -f "robot@$domain" "$rcpt" < "$msg" || die "postfix sendmail failed"
+        /usr/sbin/sendmail -C "$pf_conf" -i -f "robot@$domain" "$rcpt" < "$msg" || die "postfix sendmail failed"
         i=$((i + 1))
     done
     deadline=$((SECONDS + timeout))
     while [ "$(pf_queued)" != "$messages" ] && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
-    postconf -e "defer_transports ="
-    postfix reload >/dev/null 2>&1
+    postconf -c "$pf_conf" -e "defer_transports ="
+    postfix -c "$pf_conf" reload >/dev/null 2>&1
     sleep 1
     t0=$(now)
-    postqueue -f
-    while ! postqueue -p 2>/dev/null | grep -q 'Mail queue is empty' && [ $SECONDS -lt $deadline ]; do
+    postqueue -c "$pf_conf" -f
+    while ! postqueue -c "$pf_conf" -p 2>/dev/null | grep -q 'Mail queue is empty' && [ $SECONDS -lt $deadline ]; do
         sleep 0.02
     done
     t1=$(now)
     sleep 0.5
-    after=$(grep -c 'status=sent' /var/log/postfix-bench.log 2>/dev/null || true)
+    after=$(grep -c 'status=sent' "$pf_log" 2>/dev/null || true)
     [ $((after - before)) = "$messages" ] || say "postfix: $((after - before)) of $messages sent"
     awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", b - a }'
 }
@@ -171,4 +171,4 @@ printf '%-34s %6s msg/s %6s msg/s %8s\n' "queue -> smtp-sink, 20 connections" "$
     "$(awk -v a="$ph_rate" -v b="$pf_rate" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }')"
 echo
 echo "ratio = posthorn / postfix (higher is faster); $messages messages of 4 KiB, best of $rounds round(s)."
-echo "Posthorn log: $inst.qrun.log; Postfix log: /var/log/postfix-bench.log"
+echo "Posthorn log: $inst.qrun.log; Postfix log: $pf_log"

@@ -10,12 +10,13 @@
 #   delivered  until the last message file is in the recipient's Maildir
 # smtpd runs one process per connection through systemd-socket-activate
 # --inetd -a on 127.0.0.1:11997, started as root (it drops to nobody), with
-# qrun delivering; Postfix is the loopback instance of
-# scripts/bench-postfix-setup.sh (its smtpd on 127.0.0.1:2525, processes
-# reused by its master as usual). Memory per session: one session held
-# open after EHLO, and the server process's RSS and its private memory
-# (Private_Clean + Private_Dirty from smaps_rollup: what one more session
-# really costs) read from /proc.
+# qrun delivering; Postfix is the bench's own instance of
+# scripts/bench-postfix-setup.sh, in target/bench-postfix/ (its smtpd on
+# 127.0.0.1:11925, processes reused by its master as usual), stopped again
+# at the end; the machine's own Postfix is not touched. Memory per
+# session: one session held open after EHLO, and the server process's RSS
+# and its private memory (Private_Clean + Private_Dirty from smaps_rollup:
+# what one more session really costs) read from /proc.
 # BENCH_ROUNDS (2) rounds, alternating which goes first; the best counts.
 # Only the ratio, in the same run, means anything. Needs root.
 set -eu
@@ -24,7 +25,7 @@ PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 export PATH
 
 top=$(cd "$(dirname "$0")/.." && pwd)
-bin="$top/target/release"
+bin="${BENCH_BIN:-$top/target/release}"
 inst="${BENCH_SMTP_DIR:-$top/target/bench-smtp}"
 conf="$inst/posthorn.toml"
 domain=bench.test
@@ -32,8 +33,9 @@ messages=${BENCH_SMTP_MESSAGES:-2000}
 rounds=${BENCH_ROUNDS:-2}
 timeout=${BENCH_SMTP_TIMEOUT:-120}
 ph_port=11997
-pf_port=2525
-pf_user=benchpf
+pf_port=11925
+pf_dir="${BENCH_POSTFIX_DIR:-$top/target/bench-postfix}"
+pf_user=phbench-pf
 
 say() { printf '%s\n' "== $*" >&2; }
 die() { printf 'bench-smtp: %s\n' "$*" >&2; exit 1; }
@@ -46,19 +48,20 @@ done
 command -v systemd-socket-activate >/dev/null || die "systemd-socket-activate is missing"
 command -v python3 >/dev/null || die "python3 is missing"
 
-sh "$top/scripts/bench-postfix-setup.sh" "$domain" >&2
-[ -x /usr/sbin/smtp-source ] || die "smtp-source is missing (Debian's postfix package)"
-pf_home=$(getent passwd "$pf_user" | cut -d: -f6)
-pf_maildir="$pf_home/Maildir"
-
 qrun_pid= ssa_pid=
 cleanup() {
     [ -z "$ssa_pid" ] || { kill "$ssa_pid" 2>/dev/null || true; wait "$ssa_pid" 2>/dev/null || true; }
     [ -z "$qrun_pid" ] || kill "$qrun_pid" 2>/dev/null || true
     ssa_pid= qrun_pid=
+    sh "$top/scripts/bench-postfix-setup.sh" down "$pf_dir" || true
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+sh "$top/scripts/bench-postfix-setup.sh" up "$pf_dir" "$pf_port"
+[ -x /usr/sbin/smtp-source ] || die "smtp-source is missing (Debian's postfix package)"
+pf_conf="$pf_dir/conf"
+pf_maildir="$pf_dir/home/Maildir"
 
 # The Posthorn instance: qrun and smtpd (MX mode) for bench@bench.test.
 rm -rf "$inst"
@@ -93,7 +96,7 @@ count_new() { ls -U "$1" 2>/dev/null | wc -l; }
 
 pf_wait_idle() {
     local i=0
-    while ! postqueue -p 2>/dev/null | grep -q 'Mail queue is empty'; do
+    while ! postqueue -c "$pf_conf" -p 2>/dev/null | grep -q 'Mail queue is empty'; do
         i=$((i + 1)); [ $i -lt 300 ] || return 0; sleep 0.1
     done
 }

@@ -24,12 +24,17 @@
 # (A B B A ...), and the best round counts: others share this machine.
 # Only the ratio, measured in the same run, means anything.
 #
-# Needs root: it installs and starts a loopback-only Postfix through
-# scripts/bench-postfix-setup.sh (Postfix replaces /usr/sbin/sendmail;
-# fine on a dev machine, not in CI). Posthorn runs as a throwaway instance
-# under target/bench/ (see scripts/run.sh), started and stopped here.
-# Posthorn's sendmail is called as target/release/sendmail, Postfix's as
-# /usr/sbin/sendmail: both by full path. Nothing leaves loopback.
+# Needs root. Postfix runs as an instance of its own, made, started and
+# stopped by scripts/bench-postfix-setup.sh in target/bench-postfix/
+# (postfix -c, its own queue, loopback only); Dovecot likewise, by
+# scripts/bench-dovecot-setup.sh. The machine's own Postfix and Dovecot are
+# never reconfigured, started, stopped or reloaded; missing packages are
+# installed by scripts/bench-install.sh without starting or enabling any
+# service. Posthorn runs as a throwaway instance under target/bench/ (see
+# scripts/run.sh), started and stopped here. Posthorn's sendmail is called
+# as target/release/sendmail, Postfix's as /usr/sbin/sendmail -C
+# target/bench-postfix/conf: both by full path. Nothing leaves loopback.
+# On any exit (done, an error, ^C, a TERM) what the bench started stops.
 set -eu
 # The Makefile runs "sh scripts/bench.sh": this script wants bash.
 if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
@@ -39,14 +44,18 @@ PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 export PATH
 
 top=$(cd "$(dirname "$0")/.." && pwd)
-bin="$top/target/release"
+bin="${BENCH_BIN:-$top/target/release}"
 inst="${BENCH_DIR:-$top/target/bench}"   # the Posthorn instance
 conf="$inst/posthorn.toml"
 domain=bench.test
 ph_rcpt="bench@$domain"
-pf_user=benchpf
+pf_user=phbench-pf
 pf_rcpt="$pf_user@$domain"
 pf_sendmail=/usr/sbin/sendmail
+pf_dir="${BENCH_POSTFIX_DIR:-$top/target/bench-postfix}"
+pf_conf="$pf_dir/conf"
+pf_log="$pf_dir/postfix.log"
+pf_port=11925
 
 messages=${BENCH_MESSAGES:-1000}
 fsync_messages=${BENCH_FSYNC_MESSAGES:-200}
@@ -58,38 +67,45 @@ say() { printf '%s\n' "== $*" >&2; }
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
 now() { date +%s.%N; }
 
-[ "$(id -u)" = 0 ] || die "must run as root (it installs and starts Postfix)"
+[ "$(id -u)" = 0 ] || die "must run as root (it runs Postfix and Dovecot instances of its own)"
 for b in sendmail enqueue qrun deliver; do
     [ -x "$bin/$b" ] || die "$bin/$b is missing: run make build"
 done
-command -v strace >/dev/null || {
-    say "installing strace"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q strace >/dev/null ||
-        die "cannot install strace"
+command -v strace >/dev/null || sh "$top/scripts/bench-install.sh" strace
+
+# cleanup - on any exit (done, an error, ^C, a TERM), stop what the bench
+# started: qrun, and the Postfix instance if it may be running.
+pf_up=
+cleanup() {
+    if declare -F ph_stop >/dev/null; then ph_stop; fi
+    if [ -n "$pf_up" ]; then pf_down; pf_up=; fi
 }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- Postfix
-sh "$top/scripts/bench-postfix-setup.sh" "$domain" >&2
-pf_home=$(getent passwd "$pf_user" | cut -d: -f6)
-[ -n "$pf_home" ] && [ "$pf_home" != / ] || die "user $pf_user has no home directory"
-pf_maildir="$pf_home/Maildir"
+# pf_down - stop the bench's Postfix instance (by bench-postfix-setup.sh).
+pf_down() { sh "$top/scripts/bench-postfix-setup.sh" down "$pf_dir" || true; }
+pf_up=1
+sh "$top/scripts/bench-postfix-setup.sh" up "$pf_dir" "$pf_port"
+pf_maildir="$pf_dir/home/Maildir"
 dpkg-query -S "$pf_sendmail" 2>/dev/null | grep -q '^postfix:' ||
     die "$pf_sendmail is not Postfix's sendmail"
 
 # pf_wait_idle - wait (bounded) until Postfix's queue is empty.
 pf_wait_idle() {
     local i=0
-    while ! postqueue -p 2>/dev/null | grep -q 'Mail queue is empty'; do
+    while ! postqueue -c "$pf_conf" -p 2>/dev/null | grep -q 'Mail queue is empty'; do
         i=$((i + 1))
         [ $i -lt 300 ] || { say "postfix queue not empty after 30s"; return 0; }
         sleep 0.1
     done
 }
 pf_prepare() { pf_wait_idle; rm -rf "$pf_maildir"; }
-pf_log_mark() { pf_log_lines=$(wc -l < /var/log/postfix-bench.log 2>/dev/null || echo 0); }
+pf_log_mark() { pf_log_lines=$(wc -l 2>/dev/null < "$pf_log" || echo 0); }
 # pf_log_problems - log lines since pf_log_mark that are not plain successes.
 pf_log_problems() {
-    tail -n +"$((pf_log_lines + 1))" /var/log/postfix-bench.log 2>/dev/null |
+    tail -n +"$((pf_log_lines + 1))" "$pf_log" 2>/dev/null |
         grep -Ei 'warning|error|fatal|panic|status=(deferred|bounced)' || true
 }
 
@@ -151,9 +167,6 @@ ph_stop() {
     wait "$wrapper_pid" 2>/dev/null || true
     qrun_pid= wrapper_pid=
 }
-trap 'ph_stop' EXIT
-trap 'exit 130' INT TERM
-
 # ph_log_problems - qrun.log lines that are not plain successes.
 ph_log_problems() {
     grep -Eiv 'daemon started|queue active|status=sent|: removed$' "$inst/qrun.log" || true
@@ -264,7 +277,7 @@ ph_load() {
 pf_load() {
     pf_prepare
     pf_log_mark
-    load "$1" "$2" "$pf_maildir" "$pf_sendmail" -i "$pf_rcpt"
+    load "$1" "$2" "$pf_maildir" "$pf_sendmail" -C "$pf_conf" -i "$pf_rcpt"
     say "  postfix,  $2 submitter(s): $rate msg/s ($1 in ${elapsed}s)"
     pf_log_problems | sed 's/^/  postfix log: /' | head -n 10 >&2
 }
@@ -321,13 +334,16 @@ ph_fsyncs() {
     if [ -s "$fail_file" ]; then say "  $(wc -l < "$fail_file") submissions failed"; per_msg=failed; fi
 }
 
-# pf_stop - stop Postfix and wait (bounded) until its master has exited:
-# "postfix stop" returns before the old master lets go of its lock file.
+# pf_stop - stop the Postfix instance and wait (bounded) until its master
+# has exited: "postfix stop" returns before the old master lets go of its
+# lock file.
 pf_stop() {
     local pid i=0
-    pid=$(tr -dc 0-9 < "$(postconf -h queue_directory)/pid/master.pid" 2>/dev/null || true)
-    postfix stop >/dev/null 2>&1 || true
-    while [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = master ]; do
+    pid=$(tr -dc 0-9 2>/dev/null < "$pf_dir/queue/pid/master.pid" || true)
+    postfix -c "$pf_conf" stop >/dev/null 2>&1 || true
+    # A master that has exited but not been reaped (a zombie: state Z) is gone.
+    while [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = master ] &&
+        [ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" != Z ]; do
         i=$((i + 1)); [ $i -lt 100 ] || { say "postfix master $pid did not exit"; return 1; }
         sleep 0.1
     done
@@ -339,13 +355,13 @@ pf_fsyncs() {
     per_msg=failed
     pf_stop || return 0
     # Postfix's master and every daemon it starts, traced from the start.
-    strace $strace_opts -o "$inst.strace-postfix" postfix start-fg >/dev/null 2>&1 &
+    strace $strace_opts -o "$inst.strace-postfix" postfix -c "$pf_conf" start-fg >/dev/null 2>&1 &
     spid=$!
-    while ! postfix status >/dev/null 2>&1; do
+    while ! postfix -c "$pf_conf" status >/dev/null 2>&1; do
         i=$((i + 1))
         if [ $i -ge 100 ] || ! kill -0 "$spid" 2>/dev/null; then
-            say "postfix did not start under strace; see /var/log/postfix-bench.log"
-            postfix start >/dev/null 2>&1 || true
+            say "postfix did not start under strace; see $pf_log"
+            postfix -c "$pf_conf" start >/dev/null 2>&1 || true
             return 0
         fi
         sleep 0.1
@@ -353,7 +369,7 @@ pf_fsyncs() {
     : > "$fail_file"
     strace $strace_opts -o "$inst.strace-pfsubmit" \
         bash -c "$(declare -f submit); fail_file='$fail_file' msg='$msg'; submit $n \"\$@\"" \
-        submit "$pf_sendmail" -i "$pf_rcpt"
+        submit "$pf_sendmail" -C "$pf_conf" -i "$pf_rcpt"
     wait_for "$n" "$pf_maildir" || true
     pf_wait_idle
     pf_stop || true
@@ -364,7 +380,7 @@ pf_fsyncs() {
         sleep 0.1
     done
     wait "$spid" 2>/dev/null || true
-    postfix start >/dev/null 2>&1 || true    # leave it running, as setup did
+    postfix -c "$pf_conf" start >/dev/null 2>&1 || true    # running again, as setup left it
     c=$(count_syncs "$inst.strace-postfix" "$inst.strace-pfsubmit")
     say "  postfix: $c sync calls for $n messages" \
         "(submit $(count_syncs "$inst.strace-pfsubmit"), queue+delivery $(count_syncs "$inst.strace-postfix"))"
@@ -411,7 +427,11 @@ printf '%-34s %12s %12s %8s\n' "fsyncs per message" "$ph_fs" "$pf_fs" "$(ratio "
 echo
 echo "ratio = posthorn / postfix (msg/s: higher is faster; fsyncs: lower is fewer)."
 echo "$messages messages of 4 KiB per load, best of $rounds round(s); fsyncs over $fsync_messages messages."
-echo "Posthorn logs: $inst.qrun-1.log, $inst.qrun-8.log; Postfix log: /var/log/postfix-bench.log"
+echo "Posthorn logs: $inst.qrun-1.log, $inst.qrun-8.log; Postfix log: $pf_log"
+
+# The other loads start their own peers (the Postfix instance in the same
+# directory): this one stops here.
+pf_down; pf_up=
 
 # pop3d beside Dovecot, in a script of its own (BENCH_POP3=no skips it).
 if [ "${BENCH_POP3:-yes}" != no ]; then
@@ -427,10 +447,6 @@ fi
 
 # imapd beside Dovecot's imap, in a script of its own (BENCH_IMAP=no skips it).
 if [ "${BENCH_IMAP:-yes}" != no ]; then
-    if [ ! -x /usr/lib/dovecot/imap ]; then
-        say "installing dovecot-imapd for the IMAP loads"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dovecot-imapd >/dev/null
-    fi
     echo
     bash "$top/scripts/bench-imap.sh"
 fi

@@ -5,6 +5,7 @@
 mod harness;
 
 mod aliases;
+mod bench;
 mod delivery;
 mod durability;
 mod imapd;
