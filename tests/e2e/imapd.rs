@@ -976,12 +976,18 @@ fn dovecot(i: &Instance, maildir: &Path, script: &str) -> Option<String> {
     std::fs::write(
         &conf,
         format!(
-            "mail_location = maildir:{}\nlog_path = {}\nssl = no\n",
+            "mail_location = maildir:{}\nlog_path = {}\nssl = no\nbase_dir = {}\nstate_dir = {}\n",
             maildir.display(),
-            i.path("dovecot.log").display()
+            i.path("dovecot.log").display(),
+            i.path("dovecot-run").display(),
+            i.path("dovecot-state").display()
         ),
     )
     .unwrap();
+    // Dovecot's own directories, apart from a system Dovecot's.
+    for d in ["dovecot-run", "dovecot-state"] {
+        std::fs::create_dir_all(i.path(d)).unwrap();
+    }
     let user = if is_root() {
         "nobody".to_string()
     } else {

@@ -45,11 +45,17 @@ impl DovecotImap {
         i.write(
             "dovecot.conf",
             &format!(
-                "mail_location = maildir:{}\nlog_path = {}\nssl = no\n",
+                "mail_location = maildir:{}\nlog_path = {}\nssl = no\nbase_dir = {}\nstate_dir = {}\n",
                 i.path("home/ann/Maildir").display(),
-                i.path("dovecot.log").display()
+                i.path("dovecot.log").display(),
+                i.path("dovecot-run").display(),
+                i.path("dovecot-state").display()
             ),
         );
+        // Dovecot's own directories, apart from a system Dovecot's.
+        for d in ["dovecot-run", "dovecot-state"] {
+            std::fs::create_dir_all(i.path(d)).unwrap();
+        }
         let user = if is_root() {
             "nobody".to_string()
         } else {

@@ -253,7 +253,12 @@ fn send(
     let f = match d.open_message(m) {
         Ok(f) => f,
         Err(e) => {
-            warning!("{}: {e}", d.path(m).display());
+            // Gone: another client expunged it, which is no fault here.
+            if e.kind() == std::io::ErrorKind::NotFound {
+                info!("{}: expunged meanwhile", d.path(m).display());
+            } else {
+                warning!("{}: {e}", d.path(m).display());
+            }
             wire.queue(
                 format!(
                     "-ERR message {} is gone or unreadable (deleted by another client?)\r\n",
