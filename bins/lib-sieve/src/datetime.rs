@@ -1,0 +1,189 @@
+//! datetime - dates for the date extension (RFC 5260): RFC 5322 dates
+//! parsed with their zone, and the date parts of §4.2.
+
+/// The date parts a script may ask for.
+pub const PARTS: &[&str] = &[
+    "year", "month", "day", "date", "julian", "hour", "minute", "second", "time", "iso8601",
+    "std11", "zone", "weekday",
+];
+
+const MONTHS: [&str; 12] = [
+    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+];
+const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+
+/// parse_zone - `+hhmm` or `-hhmm` as minutes east of UTC.
+pub fn parse_zone(z: &str) -> Option<i32> {
+    let b = z.as_bytes();
+    if b.len() != 5 || !(b[0] == b'+' || b[0] == b'-') || !b[1..].iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let h: i32 = z[1..3].parse().ok()?;
+    let m: i32 = z[3..5].parse().ok()?;
+    if h > 23 || m > 59 {
+        return None;
+    }
+    let v = h * 60 + m;
+    Some(if b[0] == b'-' { -v } else { v })
+}
+
+/// local_offset - the local zone's offset at `secs`, in minutes.
+pub fn local_offset(secs: i64) -> i32 {
+    let z = posthorn_sys::fsio::strftime_local(secs, c"%z");
+    parse_zone(z.trim()).unwrap_or(0)
+}
+
+/// days_from_civil - days since 1970-01-01 of a proleptic Gregorian date.
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = (i64::from(m) + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146097 + doe - 719468
+}
+
+/// civil_from_days - the date of a day number (days since 1970-01-01).
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719468;
+    let era = if z >= 0 { z } else { z - 146096 } / 146097;
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// parse_date - an RFC 5322 date-time (obsolete forms too): the Unix
+/// time and the zone it was written in, in minutes.
+pub fn parse_date(s: &str) -> Option<(i64, i32)> {
+    let s = s.replace([',', '\r', '\n', '\t'], " ");
+    let mut w: Vec<&str> = s.split(' ').filter(|x| !x.is_empty()).collect();
+    // Drop comments such as "(UTC)" and a leading day name.
+    w.retain(|x| !x.starts_with('('));
+    if w.first()
+        .is_some_and(|x| x.chars().all(|c| c.is_ascii_alphabetic()))
+    {
+        w.remove(0);
+    }
+    if w.len() < 4 {
+        return None;
+    }
+    let day: u32 = w[0].parse().ok()?;
+    let mon = MONTHS
+        .iter()
+        .position(|m| w[1].len() >= 3 && w[1][..3].eq_ignore_ascii_case(m))? as u32
+        + 1;
+    let mut year: i64 = w[2].parse().ok()?;
+    if w[2].len() <= 2 {
+        year += if year < 50 { 2000 } else { 1900 };
+    } else if w[2].len() == 3 {
+        year += 1900;
+    }
+    let t: Vec<&str> = w[3].split(':').collect();
+    if t.len() < 2 || t.len() > 3 {
+        return None;
+    }
+    let hh: i64 = t[0].parse().ok()?;
+    let mm: i64 = t[1].parse().ok()?;
+    let ss: i64 = if t.len() == 3 { t[2].parse().ok()? } else { 0 };
+    if !(1..=31).contains(&day) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    let zone = match w.get(4) {
+        None => 0,
+        Some(z) => match parse_zone(z) {
+            Some(v) => v,
+            None => match z.to_ascii_uppercase().as_str() {
+                "UT" | "UTC" | "GMT" | "Z" => 0,
+                "EDT" => -4 * 60,
+                "EST" | "CDT" => -5 * 60,
+                "CST" | "MDT" => -6 * 60,
+                "MST" | "PDT" => -7 * 60,
+                "PST" => -8 * 60,
+                _ => 0,
+            },
+        },
+    };
+    let secs =
+        days_from_civil(year, mon, day) * 86400 + hh * 3600 + mm * 60 + ss - i64::from(zone) * 60;
+    Some((secs, zone))
+}
+
+/// part - one date part of `secs` seen in zone `zone` (minutes).
+pub fn part(secs: i64, zone: i32, name: &str) -> Option<String> {
+    let t = secs + i64::from(zone) * 60;
+    let days = t.div_euclid(86400);
+    let sod = t.rem_euclid(86400);
+    let (y, m, d) = civil_from_days(days);
+    let (hh, mm, ss) = (sod / 3600, sod % 3600 / 60, sod % 60);
+    let zs = format!(
+        "{}{:02}{:02}",
+        if zone < 0 { '-' } else { '+' },
+        zone.abs() / 60,
+        zone.abs() % 60
+    );
+    let wd = (days + 4).rem_euclid(7) as usize;
+    Some(match name.to_ascii_lowercase().as_str() {
+        "year" => format!("{y:04}"),
+        "month" => format!("{m:02}"),
+        "day" => format!("{d:02}"),
+        "date" => format!("{y:04}-{m:02}-{d:02}"),
+        "julian" => (days + 40587).to_string(),
+        "hour" => format!("{hh:02}"),
+        "minute" => format!("{mm:02}"),
+        "second" => format!("{ss:02}"),
+        "time" => format!("{hh:02}:{mm:02}:{ss:02}"),
+        "iso8601" => format!(
+            "{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}{}:{}",
+            &zs[..3],
+            &zs[3..]
+        ),
+        "std11" => format!(
+            "{}, {d:02} {} {y:04} {hh:02}:{mm:02}:{ss:02} {zs}",
+            DAYS[wd],
+            {
+                let mn = MONTHS[(m - 1) as usize];
+                let mut c = mn.chars();
+                c.next()
+                    .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                    .unwrap_or_default()
+            }
+        ),
+        "zone" => zs,
+        "weekday" => wd.to_string(),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_formats() {
+        let (t, z) = parse_date("Fri, 17 Jun 2005 13:52:15 -0400").unwrap();
+        assert_eq!(z, -240);
+        assert_eq!(
+            part(t, z, "std11").unwrap(),
+            "Fri, 17 Jun 2005 13:52:15 -0400"
+        );
+        assert_eq!(part(t, z, "iso8601").unwrap(), "2005-06-17T13:52:15-04:00");
+        assert_eq!(part(t, 0, "time").unwrap(), "17:52:15");
+        assert_eq!(part(t, z, "weekday").unwrap(), "5");
+        assert_eq!(part(t, z, "julian").unwrap(), "53538");
+        assert_eq!(part(0, 0, "date").unwrap(), "1970-01-01");
+        assert!(parse_date("17 Jun 05 13:52 GMT").is_some());
+        assert!(parse_date("yesterday").is_none());
+        assert_eq!(parse_zone("+0530"), Some(330));
+        assert_eq!(parse_zone("0530"), None);
+        for d in [-1000, 0, 59, 60, 365, 11016, 20000, 100000] {
+            let (y, m, dd) = civil_from_days(d);
+            assert_eq!(days_from_civil(y, m, dd), d);
+        }
+    }
+}
