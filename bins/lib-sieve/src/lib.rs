@@ -18,6 +18,8 @@
 #![forbid(unsafe_code)]
 
 pub mod body;
+pub mod cache;
+pub mod codec;
 pub mod compile;
 pub mod datetime;
 pub mod interp;

@@ -176,3 +176,35 @@ pub fn cpu_time() -> std::time::Duration {
         ts.tv_nsec.clamp(0, 999_999_999) as u32,
     )
 }
+
+/// write_atomic - a small file made whole: a uniquely named temporary
+/// file beside it, written, fsynced, renamed over `path`, the directory
+/// fsynced; a crash or a concurrent writer leaves the old file or one of
+/// the new ones, never a mix.
+pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+    use std::io::Write;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(
+        ".{name}.tmp{}.{:08x}",
+        std::process::id(),
+        random_u64() as u32
+    ));
+    let r = (|| {
+        let mut f = create_new(&tmp, mode)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        fsync_dir(dir)
+    })();
+    if r.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    r
+}
