@@ -220,20 +220,24 @@ pub fn run(
         included: Vec::new(),
         includes: 0,
         vacation: false,
-        stopped: false,
     };
     for (i, s) in scripts.iter().enumerate() {
-        if i > 0 && !st.keeps() {
-            break;
+        if i > 0 {
+            // The next script runs only while the message would be kept;
+            // that keep is then its to decide, as in Pigeonhole, whose
+            // `stop` ends only the script it is in, and whose imap4flags
+            // internal variable carries over.
+            if !st.keeps() {
+                break;
+            }
+            st.actions
+                .retain(|a| !matches!(a, Action::Store { keep: true, .. }));
+            st.keep = true;
         }
-        st.flags.clear();
         let mut frame = Frame::new(s.clone());
         match st.block(&mut frame, &s.commands) {
             Ok(()) | Err(Flow::Stop) | Err(Flow::Return) => {}
             Err(Flow::Fail(e)) => return Err((i, e)),
-        }
-        if st.stopped {
-            break;
         }
     }
     let mut actions = st.actions;
@@ -327,7 +331,6 @@ struct State<'a> {
     included: Vec<(Location, String)>,
     includes: usize,
     vacation: bool,
-    stopped: bool,
 }
 
 /// normalize_flags - a flag list as imap4flags keeps it: split at spaces,
@@ -922,10 +925,7 @@ impl State<'_> {
                     return self.block(f, b);
                 }
             }
-            Cmd::Stop => {
-                self.stopped = true;
-                return Err(Flow::Stop);
-            }
+            Cmd::Stop => return Err(Flow::Stop),
             Cmd::Return => return Err(Flow::Return),
             Cmd::Keep { flags } => {
                 let flags = match flags {

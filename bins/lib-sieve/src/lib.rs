@@ -22,14 +22,17 @@ pub mod cache;
 pub mod codec;
 pub mod compile;
 pub mod datetime;
+pub mod exec;
 pub mod interp;
 pub mod lexer;
 pub mod matching;
+pub mod memory;
 pub mod message;
 pub mod notify;
 pub mod parser;
 pub mod script;
 pub mod strings;
+pub mod vacation;
 
 pub use compile::compile;
 pub use script::Script;

@@ -10,6 +10,10 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+/// The per-folder file of stored special-use attributes (RFC 6154), one
+/// a line, as imapd's CREATE-SPECIAL-USE writes it.
+pub const USE_FILE: &str = "posthorn-special-use";
+
 /// The separator between levels, on disk and by default in IMAP.
 pub const SEP: char = '.';
 /// Longest mailbox name accepted.
@@ -99,6 +103,13 @@ pub fn special_use(name: &str) -> Option<&'static str> {
         "Archive" | "Archives" => "\\Archive",
         _ => return None,
     })
+}
+
+/// store_special_use - write a folder's attributes (whole, atomically).
+pub fn store_special_use(dir: &Path, attrs: &[&str]) -> io::Result<()> {
+    let mut text = attrs.join("\n");
+    text.push('\n');
+    posthorn_sys::fsio::write_atomic(&dir.join(USE_FILE), text.as_bytes(), 0o600)
 }
 
 #[cfg(test)]
