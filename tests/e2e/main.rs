@@ -12,4 +12,5 @@ mod pop3d;
 mod remote;
 mod root;
 mod sendmail;
+mod sieve_oracle;
 mod smtpd;

@@ -19,7 +19,7 @@ pub fn compile(src: &str) -> Result<Script, Error> {
         ));
     }
     let tokens = crate::lexer::tokenize(src)?;
-    let nodes = crate::parser::parse(&tokens)?;
+    let nodes = crate::parser::parse(&tokens, src.matches('\n').count() as u32 + 1)?;
     let mut c = Compiler { requires: 0 };
     let mut at = 0;
     while at < nodes.len() && nodes[at].name == "require" {

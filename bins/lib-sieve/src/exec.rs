@@ -257,8 +257,12 @@ pub fn deliver(
             Ok(s) => scripts.push(Rc::new(s)),
             Err(crate::cache::LoadError::Missing) => {}
             Err(e) => {
+                let what = match e {
+                    crate::cache::LoadError::Compile(_) => "compile error",
+                    _ => "cannot read",
+                };
                 warning!(
-                    "{qid}: sieve: {}: {e}: message kept in the default mailbox",
+                    "{qid}: sieve: {}: {what}: {e}: message kept in the default mailbox",
                     f.path.display()
                 );
                 return keep_only(cfg, rcpt, prefix, msg, &mut report);
@@ -298,7 +302,9 @@ pub fn deliver(
             let file = files
                 .get(i)
                 .map_or(String::new(), |f| f.path.display().to_string());
-            warning!("{qid}: sieve: {file}: {e}: message kept in the default mailbox");
+            warning!(
+                "{qid}: sieve: {file}: run-time error: {e}: message kept in the default mailbox"
+            );
             return keep_only(cfg, rcpt, prefix, msg, &mut report);
         }
     };
@@ -437,80 +443,93 @@ impl Exec<'_> {
         Ok(())
     }
 
-    fn run(&mut self, report: &mut Report) -> Result<(), Failure> {
-        let outcome = self.outcome;
+    /// targets - the folder of every store, checked before anything is
+    /// written: a folder that does not exist (without :create) or a name
+    /// that cannot be a folder fails the whole result, which then falls
+    /// back to the implicit keep alone, as Pigeonhole resolves a failed
+    /// result ("failed; resolved with successful implicit keep").
+    fn targets(&self) -> Result<Vec<(PathBuf, bool)>, String> {
         let sep = self.cfg.imap_separator;
-        // Stores first, then what leaves the system.
-        for a in &outcome.actions {
-            let Action::Store {
+        let mut v = Vec::new();
+        for a in &self.outcome.actions {
+            if let Action::Store {
                 mailbox,
-                flags,
                 create,
                 keep,
+                ..
             } = a
-            else {
-                continue;
-            };
-            if *keep {
-                if !self.stored_default {
-                    self.store(self.rcpt.default_mailbox, flags)?;
-                    self.stored_default = true;
-                    report.done.push("delivered to maildir".into());
-                }
-                continue;
-            }
-            let dir = match folder_dir(self.rcpt.root, mailbox, sep) {
-                Ok(d) => d,
-                Err(e) => {
-                    warning!("{}: sieve: fileinto: {e}", self.qid());
-                    self.store_default(report, "bad folder name")?;
+            {
+                if *keep {
+                    v.push((self.rcpt.default_mailbox.to_path_buf(), false));
                     continue;
                 }
-            };
+                let dir = folder_dir(self.rcpt.root, mailbox, sep)
+                    .map_err(|e| format!("fileinto: {e}"))?;
+                let exists = dir == self.rcpt.root || dir.join("cur").is_dir();
+                if !exists && !create {
+                    return Err(format!(
+                        "fileinto: folder {mailbox} does not exist (use :create)"
+                    ));
+                }
+                v.push((dir, !exists));
+            }
+        }
+        Ok(v)
+    }
+
+    fn run(&mut self, report: &mut Report) -> Result<(), Failure> {
+        let outcome = self.outcome;
+        let targets = match self.targets() {
+            Ok(t) => t,
+            Err(e) => {
+                warning!(
+                    "{}: sieve: {e}: message kept in the default mailbox, no other action taken",
+                    self.qid()
+                );
+                return self.store_default(report, "a fileinto failed");
+            }
+        };
+        // Stores first, then what leaves the system.
+        let stores = outcome.actions.iter().filter_map(|a| match a {
+            Action::Store { mailbox, flags, .. } => Some((mailbox, flags)),
+            _ => None,
+        });
+        for ((mailbox, flags), (dir, create)) in stores.zip(targets) {
             if dir == self.rcpt.default_mailbox && self.stored_default {
                 continue;
             }
-            if !dir.join("cur").is_dir() && dir != self.rcpt.root {
-                if *create {
-                    let name = dir
-                        .file_name()
-                        .map(|n| n.to_string_lossy().trim_start_matches('.').to_string())
-                        .unwrap_or_default();
-                    maildir::ensure(self.rcpt.root).map_err(|e| {
-                        Failure::Temporary(format!("creating folder {mailbox}: {e}"))
-                    })?;
-                    match folder::create(self.rcpt.root, &name) {
-                        Ok(()) => {
-                            if let Some(attr) = folder::special_use(mailbox)
-                                && let Err(e) = folder::store_special_use(&dir, &[attr])
-                            {
-                                warning!("{}: sieve: special use of {mailbox}: {e}", self.qid());
-                            }
-                            info!("{}: sieve: created folder {mailbox}", self.qid());
+            if create {
+                let name = dir
+                    .file_name()
+                    .map(|n| n.to_string_lossy().trim_start_matches('.').to_string())
+                    .unwrap_or_default();
+                maildir::ensure(self.rcpt.root)
+                    .map_err(|e| Failure::Temporary(format!("creating folder {mailbox}: {e}")))?;
+                match folder::create(self.rcpt.root, &name) {
+                    Ok(()) => {
+                        if let Some(attr) = folder::special_use(mailbox)
+                            && let Err(e) = folder::store_special_use(&dir, &[attr])
+                        {
+                            warning!("{}: sieve: special use of {mailbox}: {e}", self.qid());
                         }
-                        Err(e) if dir.join("cur").is_dir() => {
-                            let _ = e;
-                        }
-                        Err(e) => {
-                            return Err(Failure::Temporary(format!(
-                                "creating folder {mailbox}: {e}"
-                            )));
-                        }
+                        info!("{}: sieve: created folder {mailbox}", self.qid());
                     }
-                } else {
-                    warning!(
-                        "{}: sieve: fileinto: folder {mailbox} does not exist (use :create): kept in INBOX",
-                        self.qid()
-                    );
-                    self.store_default(report, "no such folder")?;
-                    continue;
+                    // Made meanwhile by a concurrent delivery: fine.
+                    Err(_) if dir.join("cur").is_dir() => {}
+                    Err(e) => {
+                        return Err(Failure::Temporary(format!(
+                            "creating folder {mailbox}: {e}"
+                        )));
+                    }
                 }
             }
             self.store(&dir, flags)?;
             if dir == self.rcpt.default_mailbox {
                 self.stored_default = true;
+                report.done.push("delivered to maildir".into());
+            } else {
+                report.done.push(format!("delivered to folder {mailbox}"));
             }
-            report.done.push(format!("delivered to folder {mailbox}"));
         }
         for a in &outcome.actions {
             match a {
@@ -703,15 +722,23 @@ impl Exec<'_> {
         let Ok(m) = crate::notify::parse(&n.method) else {
             return;
         };
+        // Pigeonhole's defaults: from the postmaster, who also gets the bounces.
+        let pm = postmaster(self.cfg);
         let from = n
             .from
             .clone()
-            .unwrap_or_else(|| self.rcpt.address.to_string());
-        let data =
-            crate::vacation::compose_notify(n, &m, &self.parsed.fields, &from, &self.cfg.hostname);
+            .unwrap_or_else(|| format!("Postmaster <{pm}>"));
+        let data = crate::vacation::compose_notify(
+            n,
+            &m,
+            &self.parsed.fields,
+            &from,
+            self.rcpt.address,
+            &self.cfg.hostname,
+        );
         let mut to = m.to.clone();
         to.extend(m.cc.iter().cloned());
-        match enqueue(self.cfg, "", &to, &data, Box::new(io::empty())) {
+        match enqueue(self.cfg, &pm, &to, &data, Box::new(io::empty())) {
             Ok(id) => {
                 info!(
                     "{qid}: sieve: sent notification to <{}> as {id}",

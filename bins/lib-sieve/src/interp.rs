@@ -783,7 +783,7 @@ impl State<'_> {
     }
 
     /// score - spamtest (RFC 5235 §3.1: "0" not tested, "1" clean to "10"
-    /// certainly spam; :percent 0 to 100) or virustest ("0" not tested,
+    /// certainly spam, as 1 + 9 x score/max; :percent 0 to 100) or virustest ("0" not tested,
     /// "1" clean to "5" infected) from the configured header.
     fn score(&self, spam: bool, percent: bool) -> String {
         let cfg = if spam {
@@ -816,10 +816,11 @@ impl State<'_> {
         } else {
             0.0
         };
+        // Truncated, as Pigeonhole computes them.
         if percent {
-            ((ratio * 100.0).round() as i64).to_string()
+            ((ratio * 100.0).floor() as i64).to_string()
         } else {
-            ((1.0 + ratio * 9.0).round() as i64).to_string()
+            ((1.0 + ratio * 9.0).floor() as i64).to_string()
         }
     }
 

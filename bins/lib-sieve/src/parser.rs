@@ -46,8 +46,14 @@ pub struct CommandNode {
 }
 
 /// parse - the whole script.
-pub fn parse(tokens: &[Token]) -> Result<Vec<CommandNode>, Error> {
-    let mut p = Parser { t: tokens, i: 0 };
+/// `eof_line` is the line the script ends on, where errors about a
+/// missing end are reported (as Pigeonhole reports them).
+pub fn parse(tokens: &[Token], eof_line: u32) -> Result<Vec<CommandNode>, Error> {
+    let mut p = Parser {
+        t: tokens,
+        i: 0,
+        eof_line,
+    };
     let cmds = p.commands(0)?;
     if let Some(t) = p.peek() {
         return Err(Error::at(t.line, "unexpected '}'"));
@@ -58,6 +64,7 @@ pub fn parse(tokens: &[Token]) -> Result<Vec<CommandNode>, Error> {
 struct Parser<'a> {
     t: &'a [Token],
     i: usize,
+    eof_line: u32,
 }
 
 impl Parser<'_> {
@@ -66,7 +73,7 @@ impl Parser<'_> {
     }
 
     fn last_line(&self) -> u32 {
-        self.t.last().map_or(1, |t| t.line)
+        self.eof_line
     }
 
     /// commands - until `}` or the end.
@@ -109,7 +116,12 @@ impl Parser<'_> {
                     Some(Token {
                         tok: Tok::RBrace, ..
                     }) => self.i += 1,
-                    _ => return Err(Error::at(bl, "missing '}' for this block")),
+                    _ => {
+                        return Err(Error::at(
+                            self.last_line(),
+                            format!("missing '}}' for the block opened on line {bl}"),
+                        ));
+                    }
                 }
                 Some(body)
             }
@@ -289,7 +301,7 @@ mod tests {
     use crate::lexer::tokenize;
 
     fn p(s: &str) -> Result<Vec<CommandNode>, Error> {
-        parse(&tokenize(s)?)
+        parse(&tokenize(s)?, s.matches('\n').count() as u32 + 1)
     }
 
     #[test]
@@ -310,7 +322,7 @@ mod tests {
         for (bad, line) in [
             ("keep", 1),
             ("keep;\nfileinto \"x\"", 2),
-            ("if true {\nkeep;\n", 1),
+            ("if true {\nkeep;\n", 3),
             ("}", 1),
             ("keep;\n[\"a\"];", 2),
             ("if anyof(true, ) {}", 1),

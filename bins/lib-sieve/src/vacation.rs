@@ -118,7 +118,11 @@ pub fn compose(v: &VacationAction, fields: &[Field], from: &str, to: &str, host:
     s.push_str("X-Sieve: Posthorn Sieve\n");
     s.push_str(&format!("Message-ID: {}\n", message_id(host)));
     s.push_str(&format!("Date: {}\n", posthorn_mail::date::now_rfc5322()));
-    s.push_str(&format!("From: {}\n", encode_value(from)));
+    if from.contains('<') {
+        s.push_str(&format!("From: {}\n", encode_value(from)));
+    } else {
+        s.push_str(&format!("From: <{from}>\n"));
+    }
     s.push_str(&format!("To: <{to}>\n"));
     s.push_str(&format!("Subject: {}\n", encode_value(&subject)));
     if let Some(id) = value("message-id") {
@@ -129,6 +133,8 @@ pub fn compose(v: &VacationAction, fields: &[Field], from: &str, to: &str, host:
         s.push_str(&format!("References: {}\n", encode_value(&refs)));
     }
     s.push_str("Auto-Submitted: auto-replied (vacation)\n");
+    // As Pigeonhole: no list manager or Exchange should answer this.
+    s.push_str("Precedence: bulk\nX-Auto-Response-Suppress: All\n");
     if v.mime {
         // The reason is a MIME entity: its own header fields, then its body.
         s.push_str("MIME-Version: 1.0\n");
@@ -148,6 +154,7 @@ pub fn compose_notify(
     m: &crate::notify::Mailto,
     fields: &[Field],
     from: &str,
+    owner: &str,
     host: &str,
 ) -> Vec<u8> {
     let value = |k: &str| fields.iter().find(|f| f.is(k)).map(|f| f.value());
@@ -167,12 +174,7 @@ pub fn compose_notify(
         .body
         .clone()
         .or_else(|| n.message.clone())
-        .unwrap_or_else(|| {
-            format!(
-                "Notification of new message from {}.\n",
-                value("from").unwrap_or_else(|| "an unknown sender".into())
-            )
-        });
+        .unwrap_or_else(|| "Notification of new message.\n".to_string());
     let mut s = String::new();
     s.push_str("X-Sieve: Posthorn Sieve\n");
     s.push_str(&format!("Message-ID: {}\n", message_id(host)));
@@ -186,7 +188,9 @@ pub fn compose_notify(
     for (k, v) in &m.headers {
         s.push_str(&format!("{k}: {}\n", encode_value(v)));
     }
-    s.push_str("Auto-Submitted: auto-notified\n");
+    s.push_str(&format!(
+        "Auto-Submitted: auto-notified; owner-email=\"{owner}\"\nPrecedence: bulk\n"
+    ));
     s.push_str(match n.importance {
         1 => "X-Priority: 1 (Highest)\nImportance: High\n",
         3 => "X-Priority: 5 (Lowest)\nImportance: Low\n",
