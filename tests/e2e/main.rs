@@ -12,5 +12,6 @@ mod pop3d;
 mod remote;
 mod root;
 mod sendmail;
+mod sieve;
 mod sieve_oracle;
 mod smtpd;
