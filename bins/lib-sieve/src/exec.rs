@@ -324,21 +324,25 @@ pub fn deliver(
         marks: Vec::new(),
         stored_default: false,
     };
-    x.run(&mut report)?;
-    // Remembered only now the message is safely handled.
+    let result = x.run(&mut report);
+    // Redirects and replies already sent are remembered even when a later
+    // action failed, so the retry does not send them again; duplicate IDs
+    // only once the message is safely handled.
     let mut marks = std::mem::take(&mut x.marks);
-    marks.extend(
-        outcome
-            .duplicates
-            .iter()
-            .map(|d| (d.key.clone(), d.expires, d.refresh)),
-    );
+    if result.is_ok() {
+        marks.extend(
+            outcome
+                .duplicates
+                .iter()
+                .map(|d| (d.key.clone(), d.expires, d.refresh)),
+        );
+    }
     if let Some(m) = &x.memory
         && let Err(e) = m.remember(&marks, now)
     {
         warning!("{qid}: sieve: cannot update {}: {e}", crate::memory::FILE);
     }
-    Ok(report)
+    result.map(|()| report)
 }
 
 /// keep_only - the implicit keep alone, into the default mailbox.

@@ -23,6 +23,7 @@ pub mod codec;
 pub mod compile;
 pub mod datetime;
 pub mod exec;
+pub mod fuzz;
 pub mod interp;
 pub mod lexer;
 pub mod matching;
