@@ -1460,4 +1460,52 @@ mod tests {
         let o = run1("require \"mailbox\"; if mailboxexists \"Exists\" { discard; }").unwrap();
         assert_eq!(o.actions, [Action::Discard]);
     }
+
+    struct Chain;
+    impl Host for Chain {
+        fn include(&mut self, _: Location, name: &str) -> Result<Option<Rc<Script>>, String> {
+            // s0 includes s1, which includes s2, ...; "self" includes itself.
+            let next = match name {
+                "self" => "self".to_string(),
+                n => format!("s{}", n[1..].parse::<u32>().unwrap_or(0) + 1),
+            };
+            Ok(Some(Rc::new(
+                crate::compile(&format!("require \"include\"; include \"{next}\";")).unwrap(),
+            )))
+        }
+        fn mailbox_exists(&self, _: &str) -> bool {
+            false
+        }
+        fn duplicate_seen(&mut self, _: &str) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn include_and_cpu_limits() {
+        let m = Message::parse(MSG, MSG.len() as u64);
+        let env = Envelope::default();
+        let run_with = |src: &str, settings: &Settings| {
+            let s = Rc::new(crate::compile(src).unwrap());
+            run(&[s], &m, &env, settings, &mut Chain).map_err(|(_, e)| e)
+        };
+        let e = run_with("require \"include\"; include \"s0\";", &Settings::default()).unwrap_err();
+        assert!(e.message.contains("nested too deeply"), "{e}");
+        let e = run_with(
+            "require \"include\"; include \"self\";",
+            &Settings::default(),
+        )
+        .unwrap_err();
+        assert!(e.message.contains("includes itself"), "{e}");
+        let busy = Settings {
+            cpu_limit: Duration::ZERO,
+            ..Settings::default()
+        };
+        let e = run_with(
+            &"if header :contains \"subject\" \"x\" { keep; }\n".repeat(50),
+            &busy,
+        )
+        .unwrap_err();
+        assert!(e.message.contains("CPU time limit"), "{e}");
+    }
 }
