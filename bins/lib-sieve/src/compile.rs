@@ -979,10 +979,12 @@ impl Compiler {
                 let m = self.m(what, line, &g)?;
                 let parts = self.strings(Self::list(&g.pos[0].0));
                 for p in parts.iter().filter_map(Str::literal) {
-                    if !p.eq_ignore_ascii_case("from") && !p.eq_ignore_ascii_case("to") {
+                    // "auth" (the authenticated sender) as Pigeonhole
+                    // accepts it; deliver does not know one, so it never matches.
+                    if !["from", "to", "auth"].iter().any(|x| p.eq_ignore_ascii_case(x)) {
                         return Err(Error::at(
                             line,
-                            format!("envelope: unknown envelope part '{p}' (from, to)"),
+                            format!("envelope: unknown envelope part '{p}' (from, to, auth)"),
                         ));
                     }
                 }
