@@ -40,26 +40,33 @@ impl Drop for TestUser {
     }
 }
 
-#[test]
-fn as_root_deliveries_run_as_the_recipient() {
-    if !is_root() {
-        eprintln!("skipped: needs root (CI runs it)");
-        return;
-    }
+/// system_instance - an instance whose users are system accounts, and a
+/// directory for their homes.
+fn system_instance() -> (Instance, tempfile::TempDir) {
     let mut i = Instance::new();
     let homes = tempfile::Builder::new()
         .prefix("posthorn-homes")
         .tempdir()
         .unwrap();
     chmod(homes.path(), 0o755);
-    let a = TestUser::add("a", homes.path());
-    let b = TestUser::add("b", homes.path());
     i.write_config("system_users = true\nuser = \"nobody\"");
     // system_users is set twice otherwise: rewrite without the instance default.
     let cfg = std::fs::read_to_string(&i.config)
         .unwrap()
         .replace("system_users = false\n", "");
     std::fs::write(&i.config, cfg).unwrap();
+    (i, homes)
+}
+
+#[test]
+fn as_root_deliveries_run_as_the_recipient() {
+    if !is_root() {
+        eprintln!("skipped: needs root (CI runs it)");
+        return;
+    }
+    let (i, homes) = system_instance();
+    let a = TestUser::add("a", homes.path());
+    let b = TestUser::add("b", homes.path());
     i.write("aliases", &format!("postmaster: {0}\nroot: {0}\n", a.name));
     std::fs::write(
         b.home.join(".forward"),
@@ -144,18 +151,8 @@ fn as_root_sieve_runs_as_the_recipient() {
         eprintln!("skipped: needs root (CI runs it)");
         return;
     }
-    let mut i = Instance::new();
-    let homes = tempfile::Builder::new()
-        .prefix("posthorn-homes")
-        .tempdir()
-        .unwrap();
-    chmod(homes.path(), 0o755);
+    let (i, homes) = system_instance();
     let s = TestUser::add("s", homes.path());
-    i.write_config("system_users = true\nuser = \"nobody\"");
-    let cfg = std::fs::read_to_string(&i.config)
-        .unwrap()
-        .replace("system_users = false\n", "");
-    std::fs::write(&i.config, cfg).unwrap();
     chmod(&i.root, 0o755);
     let script = s.home.join(".dovecot.sieve");
     std::fs::write(

@@ -981,7 +981,10 @@ impl Compiler {
                 for p in parts.iter().filter_map(Str::literal) {
                     // "auth" (the authenticated sender) as Pigeonhole
                     // accepts it; deliver does not know one, so it never matches.
-                    if !["from", "to", "auth"].iter().any(|x| p.eq_ignore_ascii_case(x)) {
+                    if !["from", "to", "auth"]
+                        .iter()
+                        .any(|x| p.eq_ignore_ascii_case(x))
+                    {
                         return Err(Error::at(
                             line,
                             format!("envelope: unknown envelope part '{p}' (from, to, auth)"),
