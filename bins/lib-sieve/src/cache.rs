@@ -94,10 +94,17 @@ pub fn load(path: &Path, write: bool) -> Result<Script, LoadError> {
     Ok(script)
 }
 
-/// read_cache - the cached script if the file is there, whole, and made
-/// from this very version of the script.
+/// read_cache - the cached script if the file is there, whole, ours, and
+/// made from this very version of the script.
 fn read_cache(cpath: &Path, identity: &[u8]) -> Option<Script> {
     let f = posthorn_sys::fsio::open_read(cpath).ok()?;
+    // Only a cache this very user wrote, and no one else may change: in
+    // a directory others can write, another user could otherwise forge
+    // the compiled form of a script shared with them.
+    let m = f.metadata().ok()?;
+    if m.uid() != posthorn_sys::privs::euid() || m.mode() & 0o022 != 0 || !m.is_file() {
+        return None;
+    }
     let mut data = Vec::new();
     f.take(MAX_CACHE).read_to_end(&mut data).ok()?;
     if crate::codec::identity(&data)? != identity {
@@ -130,6 +137,22 @@ mod tests {
         let s2 = load(&p, true).unwrap();
         assert_ne!(s1, s2);
         assert_ne!(s2, other);
+        // A cache others may write is not believed.
+        std::fs::write(
+            &c,
+            crate::codec::encode(
+                &other,
+                &crate::codec::identity(&std::fs::read(&c).unwrap())
+                    .unwrap()
+                    .to_vec(),
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&c, std::fs::Permissions::from_mode(0o666)).unwrap();
+        assert_eq!(load(&p, false).unwrap(), s2);
+        std::fs::set_permissions(&c, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(load(&p, false).unwrap(), other);
         // Damage means a compile, not an error.
         std::fs::write(&c, b"PHSVBIN 1\ngarbage").unwrap();
         assert_eq!(load(&p, true).unwrap(), s2);
