@@ -7,7 +7,7 @@
 //! and a UID is never reused, so an entry stays true until its message is
 //! expunged or the folder's UIDVALIDITY changes.
 //!
-//! Format: `posthorn-cache 2 V<uidvalidity>\n`, then per message with a
+//! Format: `posthorn-cache 3 V<uidvalidity>\n`, then per message with a
 //! FETCH entry
 //! `F <uid> <size> <envelope length> <body length> <bodystructure length>\n`
 //! and those octets, then `\n`; per message with kept header fields
@@ -17,7 +17,9 @@
 //! synced: losing it costs only time).
 //!
 //! Distrusts the file: anything that does not parse, another version
-//! (version 1 files, without header fields, among them) or UIDVALIDITY,
+//! (version 1 files, without header fields, and version 2 files, without
+//! the Date's offset or the Cc and Bcc fields as stored, among them) or
+//! UIDVALIDITY,
 //! or lengths that run past the end make the whole cache count as
 //! missing (header fields that do not decode, that message's entry);
 //! it is rebuilt as messages are fetched, sorted or threaded.
@@ -26,6 +28,7 @@
 //! message can make the cache grow past that much per UID.
 
 use crate::search::Text;
+use posthorn_mail::date::Written;
 use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::io::Write;
@@ -36,9 +39,9 @@ pub const FILE: &str = "posthorn-cache";
 /// Largest cache read.
 const MAX_SIZE: u64 = 1024 * 1024 * 1024;
 /// Most octets of encoded header fields kept for one message.
-pub const MAX_HEAD: usize = 8 * 1024;
+pub const MAX_HEAD: usize = 16 * 1024;
 /// The first line's start: name and format version.
-const MAGIC: &str = "posthorn-cache 2";
+const MAGIC: &str = "posthorn-cache 3";
 
 /// What the cache keeps for one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -244,15 +247,16 @@ fn parse(b: &[u8], validity: u32) -> Option<Parsed> {
     Some(out)
 }
 
-/// encode_head - a message's kept header fields as stored: `d <sent>\n`
-/// (`d -` with no usable Date), then per decoded field
+/// encode_head - a message's kept header fields as stored:
+/// `d <sent> <offset>\n` (seconds since the epoch, minutes east of UTC;
+/// `d -` with no usable Date), then per decoded field
 /// `h <name> <length>\n<value>` and per raw address field
 /// `a <name> <length>\n<value>`, in the message's order.
 fn encode_head(t: &Text) -> Vec<u8> {
     let mut out = Vec::new();
     match t.sent {
         Some(s) => {
-            let _ = writeln!(out, "d {s}");
+            let _ = writeln!(out, "d {} {}", s.utc, s.offset);
         }
         None => out.extend_from_slice(b"d -\n"),
     }
@@ -273,7 +277,13 @@ fn decode_head(b: &[u8]) -> Option<Text> {
     let nl = b.iter().position(|&c| c == b'\n')?;
     t.sent = match std::str::from_utf8(&b[..nl]).ok()?.strip_prefix("d ")? {
         "-" => None,
-        n => Some(n.parse().ok()?),
+        d => {
+            let (utc, offset) = d.split_once(' ')?;
+            Some(Written {
+                utc: utc.parse().ok()?,
+                offset: offset.parse().ok()?,
+            })
+        }
     };
     let mut at = nl + 1;
     while at < b.len() {
@@ -321,7 +331,10 @@ mod tests {
                 ("references".into(), "<a@x> <b@x>".into()),
             ],
             body: String::new(),
-            sent: Some(-86400),
+            sent: Some(Written {
+                utc: -86400,
+                offset: -330,
+            }),
             addresses: vec![("from".into(), b"=?utf-8?q?J=C3=BC?= <j@x>\0".to_vec())],
         };
         let bare = Text {
@@ -335,7 +348,7 @@ mod tests {
         c.insert_head(3, bare.clone());
         // Too much to keep: not cached, rather than trimmed or grown.
         let huge = Text {
-            headers: vec![("references".into(), "<x@y> ".repeat(2000))],
+            headers: vec![("references".into(), "<x@y> ".repeat(4000))],
             ..Text::default()
         };
         c.insert_head(4, huge.clone());
@@ -362,19 +375,28 @@ mod tests {
                 assert!(got(3).is_none_or(|x| x == bare));
             }
         }
-        assert!(parse(b"posthorn-cache 2 V7\nF 1 2 99999999999999999999 0 0\n", 7).is_none());
-        assert!(parse(b"posthorn-cache 2 V7\nH 1 4\nd -\n\n", 7).is_some());
+        assert!(parse(b"posthorn-cache 3 V7\nF 1 2 99999999999999999999 0 0\n", 7).is_none());
+        assert!(parse(b"posthorn-cache 3 V7\nH 1 4\nd -\n\n", 7).is_some());
+        // A version 2 file, whose dates have no offset, is not read.
+        assert!(parse(b"posthorn-cache 2 V7\nH 1 4\nd -\n\n", 7).is_none());
         // Fields that do not decode are found only when asked for, and
         // then count as not cached.
         std::fs::write(
             d.path().join(FILE),
-            b"posthorn-cache 2 V7\nH 1 4\nd x\n\nH 2 12\nd -\nh s 9\nab\nH 3 4\nd 5\n\n",
+            b"posthorn-cache 3 V7\nH 1 4\nd x\n\nH 2 12\nd -\nh s 9\nab\nH 3 8\nd 5 -60\n\nH 4 4\nd 5\n\n",
         )
         .unwrap();
         let c = Cache::load(d.path(), 7);
         assert!(c.get_head(1).is_none() && c.get_head(2).is_none());
-        assert_eq!(c.get_head(3).and_then(|t| t.sent), Some(5));
-        assert!(parse(b"posthorn-cache 2 V7\nX 1 4\nd -\n\n", 7).is_none());
+        assert_eq!(
+            c.get_head(3).and_then(|t| t.sent),
+            Some(Written {
+                utc: 5,
+                offset: -60
+            })
+        );
+        assert!(c.get_head(4).is_none());
+        assert!(parse(b"posthorn-cache 3 V7\nX 1 4\nd -\n\n", 7).is_none());
     }
 
     #[test]
@@ -392,6 +414,6 @@ mod tests {
         let c = Cache::load(d.path(), 7);
         assert_eq!(c.get_head(1).map(|x| &**x), Some(&Text::default()));
         let full = std::fs::read(d.path().join(FILE)).unwrap();
-        assert!(full.starts_with(b"posthorn-cache 2 V7\n"));
+        assert!(full.starts_with(b"posthorn-cache 3 V7\n"));
     }
 }

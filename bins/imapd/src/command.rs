@@ -12,15 +12,17 @@
 //! are bounded (list and search nesting, sequence-set ranges), and any
 //! error gives `BAD` with the reason.
 
-/// A sequence set: ranges with `u32::MAX` for `*`.
+/// A sequence set: ranges of numbers, with STAR for `*`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SeqSet(pub Vec<(u32, u32)>);
+pub struct SeqSet(pub Vec<(u64, u64)>);
 
-pub const STAR: u32 = u32::MAX;
+/// `*`, "the largest number in use" (RFC 3501 §9): above every number a
+/// client can write, so that 4294967295, a valid UID, never means it.
+pub const STAR: u64 = u64::MAX;
 
 /// The one range of `$`, the saved search result (RFC 5182); 0 is never
 /// a sequence number or UID, so no set from the client has it.
-const SAVED: (u32, u32) = (0, 0);
+const SAVED: (u64, u64) = (0, 0);
 
 impl SeqSet {
     /// saved - `$`, resolved by the session before the set is used.
@@ -33,8 +35,10 @@ impl SeqSet {
         self.0 == [SAVED]
     }
 
-    /// contains - whether `n` is in the set, with `*` meaning `max`.
+    /// contains - whether `n` is in the set, with `*` meaning `max` (the
+    /// highest number in use; 0 in an empty mailbox, where nothing is).
     pub fn contains(&self, n: u32, max: u32) -> bool {
+        let (n, max) = (u64::from(n), u64::from(max));
         self.0.iter().any(|&(a, b)| {
             let a = if a == STAR { max } else { a };
             let b = if b == STAR { max } else { b };
@@ -106,6 +110,9 @@ pub enum Key {
     Recent,
     /// Header field contains.
     Header(String, String),
+    /// FROM, TO, CC, BCC: an address field (lowercase name) contains,
+    /// compared with its addresses as parsed (search::address_match).
+    Address(String, String),
     Body(String),
     Text(String),
     /// Internal date: before / on / since (days since the epoch).
@@ -162,8 +169,8 @@ pub enum SortKey {
 
 /// What an ESEARCH answers with (RFC 4731 §3.1); `RETURN ()` is ALL.
 /// `save` keeps the result for `$` (RFC 5182); `partial` is a window of
-/// the result (1-based ends as given, in either order), `update` asks for ADDTO and
-/// REMOVEFROM as the result changes and `context` is a hint (RFC 5267).
+/// the result (RFC 9394), `update` asks for ADDTO and REMOVEFROM as the
+/// result changes and `context` is a hint (RFC 5267).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Ret {
     pub min: bool,
@@ -171,9 +178,44 @@ pub struct Ret {
     pub all: bool,
     pub count: bool,
     pub save: bool,
-    pub partial: Option<(u32, u32)>,
+    pub partial: Option<Partial>,
     pub update: bool,
     pub context: bool,
+}
+
+/// A PARTIAL window (RFC 9394 §3.1): result positions `lo` to `hi`
+/// (1-based, lo <= hi, whichever order the client wrote them in),
+/// counted from the end of the result when `from_end` (`-1:-100`, the
+/// last hundred).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Partial {
+    pub from_end: bool,
+    pub lo: u32,
+    pub hi: u32,
+}
+
+impl Partial {
+    /// window - the part of `ids` (a result in its order) the window
+    /// covers, in the same order.
+    pub fn window<'a>(&self, ids: &'a [u32]) -> &'a [u32] {
+        let n = ids.len();
+        let (lo, hi) = (self.lo as usize, self.hi as usize);
+        let (from, to) = if self.from_end {
+            (n.saturating_sub(hi), n.saturating_sub(lo - 1))
+        } else {
+            ((lo - 1).min(n), hi.min(n))
+        };
+        &ids[from..to.max(from)]
+    }
+}
+
+impl std::fmt::Display for Partial {
+    /// The window in its normal form, as a reply gives it back: `2:4`
+    /// for `4:2`, `-1:-5` for `-5:-1`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let m = if self.from_end { "-" } else { "" };
+        write!(f, "{m}{}:{m}{}", self.lo, self.hi)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -715,11 +757,16 @@ impl<'a> P<'a> {
         Ok(n)
     }
 
-    /// nz - a sequence number: nz-number or `*`.
-    fn nz(&mut self) -> R<u32> {
+    /// seq_number - `*` (STAR) or an nz-number.
+    fn seq_number(&mut self) -> R<u64> {
         if self.eat(b'*') {
             return Ok(STAR);
         }
+        self.nz().map(u64::from)
+    }
+
+    /// nz - an nz-number: 1 to 4294967295.
+    fn nz(&mut self) -> R<u32> {
         match self.number()? {
             0 => Err("sequence numbers start at 1".into()),
             n => Ok(n),
@@ -733,8 +780,12 @@ impl<'a> P<'a> {
         }
         let mut v = Vec::new();
         loop {
-            let a = self.nz()?;
-            let b = if self.eat(b':') { self.nz()? } else { a };
+            let a = self.seq_number()?;
+            let b = if self.eat(b':') {
+                self.seq_number()?
+            } else {
+                a
+            };
             v.push((a, b));
             if v.len() > MAX_ITEMS * 10 {
                 return Err("sequence set too long".into());
@@ -977,7 +1028,8 @@ impl<'a> P<'a> {
                 self.sp()?;
                 Key::Keyword(self.flag()?, w == "KEYWORD")
             }
-            "BCC" | "CC" | "FROM" | "SUBJECT" | "TO" => Key::Header(w.clone(), s(self)?),
+            "BCC" | "CC" | "FROM" | "TO" => Key::Address(w.to_ascii_lowercase(), s(self)?),
+            "SUBJECT" => Key::Header(w.clone(), s(self)?),
             "HEADER" => {
                 let f = s(self)?;
                 Key::Header(f.to_ascii_uppercase(), s(self)?)
@@ -1587,15 +1639,20 @@ fn search_return(p: &mut P) -> R<Option<Ret>> {
                 if r.partial.is_some() {
                     return Err("PARTIAL given twice".into());
                 }
-                // partial-range = nz-number ":" nz-number, either order.
+                // partial-range = nz-number ":" nz-number, or both
+                // negative (RFC 9394), either order.
                 p.sp()?;
-                let a = p.number()?;
+                let (from_end, a) = (p.eat(b'-'), p.nz()?);
                 p.expect(b':')?;
-                let b = p.number()?;
-                if a == 0 || b == 0 {
-                    return Err("PARTIAL ranges start at 1".into());
+                if p.eat(b'-') != from_end {
+                    return Err("PARTIAL range ends of different signs".into());
                 }
-                r.partial = Some((a, b));
+                let b = p.nz()?;
+                r.partial = Some(Partial {
+                    from_end,
+                    lo: a.min(b),
+                    hi: a.max(b),
+                });
             }
             _ => return Err("unknown SEARCH RETURN option".into()),
         }
@@ -1979,7 +2036,11 @@ mod tests {
                 ret: Some(Ret {
                     min: true,
                     max: true,
-                    partial: Some((10, 1)),
+                    partial: Some(Partial {
+                        from_end: false,
+                        lo: 1,
+                        hi: 10
+                    }),
                     ..Ret::default()
                 }),
                 by: vec![(SortKey::DisplayFrom, false), (SortKey::DisplayTo, true)],
@@ -2143,7 +2204,7 @@ mod tests {
                 key: Key::And(vec![
                     Key::Or(
                         Box::new(Key::And(vec![
-                            Key::Header("FROM".into(), "x".into()),
+                            Key::Address("from".into(), "x".into()),
                             Key::Seq(SeqSet(vec![(1, 3)]))
                         ])),
                         Box::new(Key::Not(Box::new(Key::Flag(crate::flags::SEEN, true))))

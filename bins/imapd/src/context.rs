@@ -72,18 +72,14 @@ pub(crate) fn esearch(out: &mut Vec<u8>, tag: &str, uid: bool, r: Ret, ids: &[u3
     if r.all && !ids.is_empty() {
         let _ = write!(out, " ALL {}", in_order(ids));
     }
-    if let Some((a, b)) = r.partial {
-        // 500:400 is 400:500 (§4.4), told back as the client gave it.
-        let (lo, hi) = (a.min(b).max(1) as usize, a.max(b) as usize);
-        let from = (lo - 1).min(ids.len());
-        let to = hi.min(ids.len());
-        let part = &ids[from..to.max(from)];
+    if let Some(p) = r.partial {
+        let part = p.window(ids);
         let set = if part.is_empty() {
             "NIL".to_string()
         } else {
             in_order(part)
         };
-        let _ = write!(out, " PARTIAL ({a}:{b} {set})");
+        let _ = write!(out, " PARTIAL ({p} {set})");
     }
 }
 
@@ -368,8 +364,8 @@ impl Session {
             let h = hit(&mut s.folder, s.cache.as_mut(), i, text, file);
             let subject = search::Subject {
                 seq: i as u32 + 1,
-                max_seq: search::star_max(n),
-                max_uid: search::star_max(max_uid),
+                max_seq: n,
+                max_uid,
                 msg: &s.folder.msgs[i],
                 keywords: &s.folder.keywords,
                 size: h.size,
@@ -449,6 +445,7 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::command::Partial;
 
     #[test]
     fn sets_keep_their_order() {
@@ -485,16 +482,60 @@ mod tests {
             "* ESEARCH (TAG \"A1\") UID MIN 5 MAX 1 COUNT 4 ALL 5,3:4,1\r\n"
         );
         assert_eq!(
-            text(r(|r| r.partial = Some((2, 3))), &[9, 8, 7, 6]),
+            text(
+                r(|r| r.partial = Some(Partial {
+                    from_end: false,
+                    lo: 2,
+                    hi: 3
+                })),
+                &[9, 8, 7, 6]
+            ),
             "* ESEARCH (TAG \"A1\") UID PARTIAL (2:3 8,7)\r\n"
         );
         assert_eq!(
-            text(r(|r| r.partial = Some((10, 3))), &[1, 2, 3, 4]),
-            "* ESEARCH (TAG \"A1\") UID PARTIAL (10:3 3:4)\r\n"
+            text(
+                r(|r| r.partial = Some(Partial {
+                    from_end: false,
+                    lo: 3,
+                    hi: 10
+                })),
+                &[1, 2, 3, 4]
+            ),
+            "* ESEARCH (TAG \"A1\") UID PARTIAL (3:10 3:4)\r\n"
         );
         assert_eq!(
-            text(r(|r| r.partial = Some((5, 9))), &[1, 2]),
+            text(
+                r(|r| r.partial = Some(Partial {
+                    from_end: false,
+                    lo: 5,
+                    hi: 9
+                })),
+                &[1, 2]
+            ),
             "* ESEARCH (TAG \"A1\") UID PARTIAL (5:9 NIL)\r\n"
+        );
+        // RFC 9394: the last ones, in the result's own order.
+        assert_eq!(
+            text(
+                r(|r| r.partial = Some(Partial {
+                    from_end: true,
+                    lo: 1,
+                    hi: 2
+                })),
+                &[9, 8, 7, 6]
+            ),
+            "* ESEARCH (TAG \"A1\") UID PARTIAL (-1:-2 7,6)\r\n"
+        );
+        assert_eq!(
+            text(
+                r(|r| r.partial = Some(Partial {
+                    from_end: true,
+                    lo: 3,
+                    hi: 10
+                })),
+                &[9, 8, 7, 6]
+            ),
+            "* ESEARCH (TAG \"A1\") UID PARTIAL (-3:-10 9,8)\r\n"
         );
         assert_eq!(
             text(r(|r| r.min = true), &[]),

@@ -8,19 +8,19 @@
 
 use crate::command::{Section, SectionText};
 use crate::mime::{self, Part};
+use posthorn_mail::addrlist::{self, Address, Mailbox};
 use std::io::Write;
 
-/// string - an IMAP string: quoted when safe, else a literal.
+/// string - an IMAP string: quoted when it is short printable ASCII
+/// with nothing to escape, else a literal (as Dovecot chooses, so that
+/// `"` and `\` never need a client's unescaping).
 pub fn string(out: &mut Vec<u8>, s: &[u8]) {
-    let safe = s.len() < 1024 && s.iter().all(|&c| (0x20..0x7f).contains(&c));
+    let safe = s.len() < 1024
+        && s.iter()
+            .all(|&c| (0x20..0x7f).contains(&c) && c != b'"' && c != b'\\');
     if safe {
         out.push(b'"');
-        for &c in s {
-            if c == b'"' || c == b'\\' {
-                out.push(b'\\');
-            }
-            out.push(c);
-        }
+        out.extend_from_slice(s);
         out.push(b'"');
     } else {
         let _ = write!(out, "{{{}}}\r\n", s.len());
@@ -49,151 +49,45 @@ pub fn astring(out: &mut Vec<u8>, s: &str) {
     }
 }
 
-/// An address: (name, adl, mailbox, host); a group start has no host,
-/// a group end neither mailbox nor host.
-type Addr = (
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-);
-
-/// addresses - an address-list header value, RFC 5322 loosely: names,
-/// angle addresses, groups, comments dropped. Encoded words stay encoded
-/// (clients decode them).
-pub fn addresses(v: &str) -> Vec<Addr> {
-    let mut out = Vec::new();
-    // Tokenize, respecting quotes, comments and angle brackets.
-    let mut items: Vec<String> = Vec::new();
-    let mut cur = String::new();
-    let mut chars = v.chars().peekable();
-    let mut group: Option<String> = None;
-    let flush = |cur: &mut String, items: &mut Vec<String>| {
-        if !cur.trim().is_empty() {
-            items.push(cur.trim().to_string());
-        }
-        cur.clear();
-    };
-    let mut pending: Vec<(String, bool)> = Vec::new();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' => {
-                cur.push('"');
-                while let Some(d) = chars.next() {
-                    if d == '\\' {
-                        if let Some(e) = chars.next() {
-                            cur.push(e);
-                        }
-                        continue;
-                    }
-                    if d == '"' {
-                        break;
-                    }
-                    cur.push(d);
-                }
-                cur.push('"');
-            }
-            '(' => {
-                let mut depth = 1;
-                for d in chars.by_ref() {
-                    match d {
-                        '(' => depth += 1,
-                        ')' => {
-                            depth -= 1;
-                            if depth == 0 {
-                                break;
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-                cur.push(' ');
-            }
-            '<' => {
-                cur.push('<');
-                for d in chars.by_ref() {
-                    cur.push(d);
-                    if d == '>' {
-                        break;
-                    }
-                }
-            }
-            ':' if group.is_none() => {
-                let name = cur.trim().trim_matches('"').to_string();
-                cur.clear();
-                group = Some(name.clone());
-                pending.push((name, true));
-            }
-            ',' => {
-                flush(&mut cur, &mut items);
-                pending.extend(items.drain(..).map(|i| (i, false)));
-            }
-            ';' if group.is_some() => {
-                flush(&mut cur, &mut items);
-                pending.extend(items.drain(..).map(|i| (i, false)));
-                pending.push((String::new(), true));
-                group = None;
-            }
-            _ => cur.push(c),
-        }
-    }
-    flush(&mut cur, &mut items);
-    pending.extend(items.drain(..).map(|i| (i, false)));
-    if group.is_some() {
-        pending.push((String::new(), true));
-    }
-    for (text, is_group) in pending {
-        if is_group {
-            if text.is_empty() {
-                out.push((None, None, None, None));
-            } else {
-                out.push((None, None, Some(text), None));
-            }
-            continue;
-        }
-        let (name, spec) = match (text.find('<'), text.rfind('>')) {
-            (Some(a), Some(b)) if a < b => {
-                let n = text[..a].trim().trim_matches('"').trim().to_string();
-                (
-                    if n.is_empty() { None } else { Some(n) },
-                    text[a + 1..b].trim().to_string(),
-                )
-            }
-            _ => (None, text.trim_matches('"').trim().to_string()),
-        };
-        // A source route `@a,@b:` before the address is dropped.
-        let spec = spec.rsplit(':').next().unwrap_or(&spec).trim().to_string();
-        if spec.is_empty() && name.is_none() {
-            continue;
-        }
-        let (mailbox, host) = match spec.rsplit_once('@') {
-            Some((m, h)) => (m.trim_matches('"').to_string(), Some(h.to_string())),
-            None => (spec.clone(), Some(String::new())),
-        };
-        out.push((name, None, Some(mailbox), host));
-    }
-    out
-}
-
-/// addr_list - `((name adl mailbox host) ...)` or NIL.
-fn addr_list(out: &mut Vec<u8>, v: Option<&String>) {
-    let list = v.map(|v| addresses(v)).unwrap_or_default();
+/// addr_list - an address field as `((name adl mailbox host) ...)`, or
+/// NIL when it holds no address (RFC 3501 §7.4.2): a group is a start
+/// `(NIL NIL name NIL)`, its members, and an end `(NIL NIL NIL NIL)`.
+/// A mailbox without a local part or domain shows `MISSING_MAILBOX` or
+/// `MISSING_DOMAIN` there, as Dovecot shows it: NIL would read as a
+/// group marker.
+fn addr_list(out: &mut Vec<u8>, list: &[Address]) {
     if list.is_empty() {
         out.extend_from_slice(b"NIL");
         return;
     }
     out.push(b'(');
-    for (name, adl, mailbox, host) in list {
-        out.push(b'(');
-        nstring(out, name.as_deref());
-        out.push(b' ');
-        nstring(out, adl.as_deref());
-        out.push(b' ');
-        nstring(out, mailbox.as_deref());
-        out.push(b' ');
-        nstring(out, host.as_deref());
-        out.push(b')');
+    for a in list {
+        match a {
+            Address::Mailbox(m) => mailbox(out, m),
+            Address::Group(name, members) => {
+                out.extend_from_slice(b"(NIL NIL ");
+                string(out, name.as_bytes());
+                out.extend_from_slice(b" NIL)");
+                for m in members {
+                    mailbox(out, m);
+                }
+                out.extend_from_slice(b"(NIL NIL NIL NIL)");
+            }
+        }
     }
+    out.push(b')');
+}
+
+/// mailbox - one `(name adl mailbox host)`.
+fn mailbox(out: &mut Vec<u8>, m: &Mailbox) {
+    out.push(b'(');
+    nstring(out, m.name.as_deref().filter(|n| !n.is_empty()));
+    out.push(b' ');
+    nstring(out, m.route.as_deref());
+    out.push(b' ');
+    nstring(out, Some(m.local.as_deref().unwrap_or("MISSING_MAILBOX")));
+    out.push(b' ');
+    nstring(out, Some(m.domain.as_deref().unwrap_or("MISSING_DOMAIN")));
     out.push(b')');
 }
 
@@ -206,19 +100,17 @@ pub fn envelope(out: &mut Vec<u8>, header: &[u8]) {
     nstring(out, get("date").as_deref());
     out.push(b' ');
     nstring(out, get("subject").as_deref());
-    for (i, key) in ["from", "sender", "reply-to", "to", "cc", "bcc"]
-        .iter()
-        .enumerate()
-    {
+    let from = addrlist::parse(from.as_deref().unwrap_or(""));
+    for key in ["from", "sender", "reply-to", "to", "cc", "bcc"] {
         out.push(b' ');
-        let v = get(key).filter(|v| !v.is_empty());
-        // Sender and Reply-To default to From (RFC 3501 §7.4.2).
-        let v = if (i == 1 || i == 2) && v.is_none() {
-            from.clone()
+        let list = addrlist::parse(get(key).as_deref().unwrap_or(""));
+        // Sender and Reply-To absent, or present with no address in
+        // them, are From (RFC 3501 §7.4.2).
+        if list.is_empty() && (key == "sender" || key == "reply-to") {
+            addr_list(out, &from);
         } else {
-            v
-        };
-        addr_list(out, v.as_ref());
+            addr_list(out, &list);
+        }
     }
     out.push(b' ');
     nstring(out, get("in-reply-to").as_deref());
@@ -256,11 +148,11 @@ fn params(out: &mut Vec<u8>, p: &[(String, String)]) {
 }
 
 /// body - BODY (`ext` false) or BODYSTRUCTURE (`ext` true) of a part.
-pub fn body(out: &mut Vec<u8>, msg: &[u8], p: &Part, ext: bool) {
+pub fn body(out: &mut Vec<u8>, msg: &[u8], p: &Part, ext: bool, rev2: bool) {
     out.push(b'(');
     if p.is_multipart() {
         for c in &p.children {
-            body(out, msg, c, ext);
+            body(out, msg, c, ext, rev2);
         }
         out.push(b' ');
         string(out, p.subtype.to_ascii_uppercase().as_bytes());
@@ -285,11 +177,15 @@ pub fn body(out: &mut Vec<u8>, msg: &[u8], p: &Part, ext: bool) {
     let enc = p.encoding.as_deref().unwrap_or("7BIT").to_ascii_uppercase();
     string(out, enc.as_bytes());
     let _ = write!(out, " {}", p.body.len());
-    if let Some(m) = &p.message {
+    // A message/global part is body-type-msg only in IMAP4rev2's
+    // grammar (RFC 9051 §9, media-message); to an IMAP4rev1 client it is
+    // a basic body (RFC 3501 knows message/rfc822 alone).
+    let nested = p.message.as_ref().filter(|_| rev2 || p.subtype != "global");
+    if let Some(m) = nested {
         out.push(b' ');
         envelope(out, &msg[m.header.clone()]);
         out.push(b' ');
-        body(out, msg, m, ext);
+        body(out, msg, m, ext, rev2);
         let _ = write!(out, " {}", p.lines);
     } else if p.mtype == "text" {
         let _ = write!(out, " {}", p.lines);
@@ -465,7 +361,8 @@ mod tests {
 
     #[test]
     fn strings() {
-        assert_eq!(s(|o| string(o, b"a\"b")), "\"a\\\"b\"");
+        assert_eq!(s(|o| string(o, b"a\"b")), "{3}\r\na\"b");
+        assert_eq!(s(|o| string(o, b"a\\b")), "{3}\r\na\\b");
         assert_eq!(s(|o| string(o, "ä".as_bytes())), "{2}\r\nä");
         assert_eq!(s(|o| string(o, b"a\r\nb")), "{4}\r\na\r\nb");
         assert_eq!(s(|o| astring(o, "Sent")), "Sent");
@@ -492,19 +389,36 @@ Message-Id: <B27397-0100000@cac.washington.edu>\r\n\r\n";
     }
 
     #[test]
-    fn groups_and_oddities() {
-        let a = addresses("undisclosed-recipients:;");
+    fn envelope_addresses_as_rfc3501_7_4_2_and_dovecot_show_them() {
+        let env = |h: &str| s(|o| envelope(o, h.as_bytes()));
+        // A name in a comment after a bare address; empty Sender and
+        // Reply-To fall back to From.
+        let e = env("From: user@domain (Real Name)\r\nSender: \r\nReply-To: (nobody)\r\n\r\n");
         assert_eq!(
-            a,
-            [
-                (None, None, Some("undisclosed-recipients".into()), None),
-                (None, None, None, None)
-            ]
+            e,
+            "(NIL NIL ((\"Real Name\" NIL \"user\" \"domain\")) ((\"Real Name\" NIL \"user\" \"domain\")) \
+((\"Real Name\" NIL \"user\" \"domain\")) NIL NIL NIL NIL NIL)"
         );
-        let a = addresses("A Group: x@y, \"Q, R\" <q@r>; (c) z@w");
-        assert_eq!(a.len(), 5);
-        assert_eq!(a[2].0.as_deref(), Some("Q, R"));
-        assert_eq!(a[4].2.as_deref(), Some("z"));
+        // Groups, an empty one, a source route, comments around the @.
+        let e = env(
+            "From: <@route:user@domain>\r\nTo: group: g1@d1.org, g2@d2.org;, empty:;\r\nCc: <u (c)@ (c) d.org>\r\n\r\n",
+        );
+        assert!(e.contains("((NIL \"@route\" \"user\" \"domain\"))"), "{e}");
+        assert!(
+            e.contains(
+                "((NIL NIL \"group\" NIL)(NIL NIL \"g1\" \"d1.org\")(NIL NIL \"g2\" \"d2.org\")(NIL NIL NIL NIL)(NIL NIL \"empty\" NIL)(NIL NIL NIL NIL))"
+            ),
+            "{e}"
+        );
+        assert!(e.contains("((NIL NIL \"u\" \"d.org\"))"), "{e}");
+        // Quoted names and local parts, encoded words kept, missing parts.
+        let e = env("From: \"Q, R\" <\"a b\"@x>, =?utf-8?q?J=C3=BCrgen?= <j@x>, lonely\r\n\r\n");
+        assert!(
+            e.contains(
+                "((\"Q, R\" NIL \"a b\" \"x\")(\"=?utf-8?q?J=C3=BCrgen?=\" NIL \"j\" \"x\")(NIL NIL \"lonely\" \"MISSING_DOMAIN\"))"
+            ),
+            "{e}"
+        );
     }
 
     #[test]
@@ -512,11 +426,12 @@ Message-Id: <B27397-0100000@cac.washington.edu>\r\n\r\n";
         let m = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhi\r\n--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: s\r\n\r\nin\r\n--b--\r\n";
         let p = mime::parse(m);
         assert_eq!(
-            s(|o| body(o, m, &p, false)),
+            s(|o| body(o, m, &p, false, false)),
             "((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"utf-8\") NIL NIL \"7BIT\" 2 1)(\"MESSAGE\" \"RFC822\" NIL NIL NIL \"7BIT\" 16 (NIL \"s\" NIL NIL NIL NIL NIL NIL NIL NIL) (\"TEXT\" \"PLAIN\" (\"CHARSET\" \"us-ascii\") NIL NIL \"7BIT\" 2 1) 3) \"MIXED\")"
         );
         assert!(
-            s(|o| body(o, m, &p, true)).ends_with(" \"MIXED\" (\"BOUNDARY\" \"b\") NIL NIL NIL)")
+            s(|o| body(o, m, &p, true, false))
+                .ends_with(" \"MIXED\" (\"BOUNDARY\" \"b\") NIL NIL NIL)")
         );
     }
 

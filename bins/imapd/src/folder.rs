@@ -225,6 +225,12 @@ impl Folder {
             f.validity = validity;
             f.next_uid = next;
             f.msgs = msgs;
+            // EXAMINE shows what is recent without taking it (RFC 3501
+            // §6.3.2): what no session has claimed yet.
+            let from = read_recent(dir);
+            for m in &mut f.msgs {
+                m.recent = m.uid >= from;
+            }
             f.keywords = Keywords::read(dir);
             f.stamps = Some(st);
             f.note_modseqs(None, false);
@@ -261,12 +267,13 @@ impl Folder {
         let next = current.as_ref().map_or(1, |l| l.next_uid);
         let recent_from = read_recent(&self.dir);
         let must_claim = claim_recent && recent_from < next;
+        // A read-write session takes \Recent; a read-only one (EXAMINE,
+        // STATUS) sees as recent what no session has taken yet, and
+        // takes nothing (RFC 3501 §6.3.2). Nothing to take means every
+        // listed UID is below recent_from.
         if !unknown(&current) && !must_claim {
             let list = current.ok_or_else(|| io::Error::other("no uidlist"))?;
-            return Ok(Listed {
-                list,
-                recent_from: u32::MAX,
-            });
+            return Ok(Listed { list, recent_from });
         }
         let lock = DotLock::acquire(&self.dir, uidlist::FILE)?;
         // A folder without a list gets one now, even empty: its
@@ -296,7 +303,11 @@ impl Folder {
             list.entries.retain(|e| files.contains_key(e.base()));
             wrote = true;
         }
-        let mut recent_from_out = u32::MAX;
+        let mut recent_from_out = if claim_recent {
+            u32::MAX
+        } else {
+            read_recent(&self.dir)
+        };
         if claim_recent {
             let from = read_recent(&self.dir);
             if from < list.next_uid {
@@ -1037,9 +1048,14 @@ mod tests {
         let d = maildir();
         std::fs::write(d.path().join("new/1.M1P1.h"), "a\n").unwrap();
         let f = Folder::open(d.path(), true).unwrap();
-        assert!(f.msgs[0].in_new && !f.msgs[0].recent);
+        assert!(
+            f.msgs[0].in_new && f.msgs[0].recent,
+            "EXAMINE shows it recent"
+        );
         let g = Folder::open(d.path(), false).unwrap();
         assert!(g.msgs[0].recent, "EXAMINE did not take \\Recent");
+        let h = Folder::open(d.path(), true).unwrap();
+        assert!(!h.msgs[0].recent, "SELECT did");
     }
 
     #[test]

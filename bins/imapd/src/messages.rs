@@ -48,7 +48,7 @@ impl Session {
         } else {
             let n = msgs.len() as u32;
             (0..msgs.len())
-                .filter(|&i| set.contains(i as u32 + 1, search::star_max(n)))
+                .filter(|&i| set.contains(i as u32 + 1, n))
                 .collect()
         }
     }
@@ -60,7 +60,7 @@ impl Session {
         !uid && set
             .0
             .iter()
-            .any(|&(a, b)| a != command::STAR && b != command::STAR && a.max(b) > n)
+            .any(|&(a, b)| a != command::STAR && b != command::STAR && a.max(b) > u64::from(n))
     }
 
     /// expunge - EXPUNGE, or UID EXPUNGE of the UIDs in `only` (RFC 4315).
@@ -246,8 +246,8 @@ impl Session {
             let m = &s.folder.msgs[i];
             let subj = search::Subject {
                 seq: i as u32 + 1,
-                max_seq: search::star_max(n as u32),
-                max_uid: search::star_max(max_uid),
+                max_seq: n as u32,
+                max_uid,
                 msg: m,
                 keywords: &s.folder.keywords,
                 size,
@@ -297,6 +297,7 @@ impl Session {
         }
         let mut targets = self.targets(uid, set);
         let condstore = self.condstore;
+        let rev2 = self.enabled.contains(crate::rev2::REV2);
         let limit = self.append_limit();
         let Some(s) = self.sel.as_mut() else {
             return Vec::new();
@@ -410,8 +411,9 @@ impl Session {
                             bodystructure: Vec::new(),
                         };
                         fetch::envelope(&mut e.envelope, &data[root.header.clone()]);
-                        fetch::body(&mut e.body, &data, &root, false);
-                        fetch::body(&mut e.bodystructure, &data, &root, true);
+                        // Cached in IMAP4rev1's form; see `global_for_rev2`.
+                        fetch::body(&mut e.body, &data, &root, false, false);
+                        fetch::body(&mut e.bodystructure, &data, &root, true, false);
                         if let Some(c) = s.cache.as_mut() {
                             c.insert(uid_i, e.clone());
                             // Read anyway: SORT and THREAD need not again.
@@ -427,7 +429,18 @@ impl Session {
                     }
                 }
             }
-            if needs_text && !cacheable {
+            // The cache holds IMAP4rev1's BODYSTRUCTURE; a message with a
+            // message/global part looks different to IMAP4rev2, and is
+            // read (no second cache for the rare message that has one).
+            let global_for_rev2 = rev2
+                && structure
+                && entry
+                    .as_ref()
+                    .is_some_and(|e| memchr::memmem::find(&e.bodystructure, GLOBAL).is_some());
+            if global_for_rev2 {
+                entry = None;
+            }
+            if (needs_text && !cacheable) || global_for_rev2 {
                 match s.folder.read(i) {
                     Ok(Some(d)) => {
                         let data = mime::to_crlf(&d).into_owned();
@@ -498,6 +511,7 @@ impl Session {
                         a,
                         loaded.as_ref(),
                         entry.as_ref(),
+                        rev2,
                     ),
                 }
             }
@@ -718,7 +732,10 @@ impl Session {
                 uid_set(&c.src),
                 uid_set(&c.new)
             );
-            v.extend(self.done(tag, uid, &text));
+            // Copies into the selected mailbox are announced (EXISTS)
+            // with the answer; COPY may carry updates (RFC 3501 §7.4.1
+            // forbids EXPUNGE only during FETCH, STORE and SEARCH).
+            v.extend(self.done(tag, uid || c.into_selected, &text));
         }
         v
     }
@@ -808,7 +825,10 @@ impl Session {
                 "NO [SERVERBUG] copied, but not all could be removed from this mailbox",
             ));
         } else {
-            v.extend(self.done(tag, uid, "OK MOVE completed"));
+            // MOVE carries EXPUNGEs anyway; with the updates, a move into
+            // the selected mailbox itself announces the copies (EXISTS,
+            // RFC 6851 §4.4) in the same response.
+            v.extend(self.done(tag, true, "OK MOVE completed"));
         }
         v
     }
@@ -867,12 +887,14 @@ impl Session {
             src.push((s.folder.path(m), f));
             src_uids.push(m.uid);
         }
+        let into_selected = same_dir(&dest, &s.folder.dir);
         if src.is_empty() {
             return Ok(Copied {
                 out,
                 validity: 0,
                 src: Vec::new(),
                 new: Vec::new(),
+                into_selected,
             });
         }
         match folder::copy(&src, &dest) {
@@ -881,6 +903,7 @@ impl Session {
                 validity,
                 src: src_uids,
                 new,
+                into_selected,
             }),
             Err(e) => {
                 posthorn_sys::warning!("copy to {}: {e}", dest.display());
@@ -932,6 +955,8 @@ struct Copied {
     /// Source UIDs, in the order of the new ones.
     src: Vec<u32>,
     new: Vec<u32>,
+    /// Whether the destination is the selected mailbox itself.
+    into_selected: bool,
 }
 
 /// uid_set - UIDs in the order given as a sequence set, runs of
@@ -1035,6 +1060,7 @@ fn item(
     a: &Att,
     l: Option<&Loaded>,
     e: Option<&cache::Entry>,
+    rev2: bool,
 ) {
     let empty = Vec::new();
     let (data, root) = match l {
@@ -1081,7 +1107,7 @@ fn item(
                 return;
             }
             if let Some(r) = root {
-                fetch::body(out, data, r, ext);
+                fetch::body(out, data, r, ext, rev2);
             }
         }
         Att::Rfc822 | Att::Rfc822Header | Att::Rfc822Text => {
@@ -1124,3 +1150,16 @@ fn item(
         }
     }
 }
+
+/// same_dir - whether two folder paths are one directory (the selected
+/// mailbox may be named by another path, e.g. INBOX and its root).
+fn same_dir(a: &std::path::Path, b: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => a == b,
+    }
+}
+
+/// How a message/global part shows in IMAP4rev1's BODYSTRUCTURE.
+const GLOBAL: &[u8] = b"\"MESSAGE\" \"GLOBAL\"";

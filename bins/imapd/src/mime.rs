@@ -200,7 +200,9 @@ fn part(
         subtype = "plain".into();
         params = vec![("charset".into(), "us-ascii".into())];
     }
-    if mtype == "message" && subtype == "rfc822" {
+    // message/global (RFC 6532) holds a message as message/rfc822 does;
+    // only IMAP4rev2 shows it so in BODYSTRUCTURE (fetch::body).
+    if mtype == "message" && (subtype == "rfc822" || subtype == "global") {
         if deep {
             mtype = "application".into();
             subtype = "octet-stream".into();

@@ -6,10 +6,12 @@
 //! Distrusts the message: a part that does not decode is searched as it
 //! is stored, and only text parts' bodies are decoded at all.
 
-use crate::command::{Key, STAR};
+use crate::command::Key;
 use crate::flags::{Keywords, SEEN};
 use crate::folder::Msg;
 use crate::mime::{self, Part};
+use posthorn_mail::addrlist;
+use posthorn_mail::date::{self, Written};
 
 /// What a key may ask about a message; the text is decoded only when a
 /// key needs it.
@@ -35,10 +37,11 @@ pub struct Text {
     pub headers: Vec<(String, String)>,
     /// Decoded lowercase text of the text parts.
     pub body: String,
-    /// The Date: header, seconds since the epoch.
-    pub sent: Option<i64>,
-    /// The first From and To fields as stored (lowercase name): display
-    /// names are decoded only once the addresses are parsed (RFC 5957).
+    /// The Date: header as written; None when missing or unparsable.
+    pub sent: Option<Written>,
+    /// The From, To, Cc and Bcc fields as stored (lowercase name), every
+    /// one in order: they are parsed as addresses before anything in
+    /// them is decoded (a decoded comma must split nothing).
     pub addresses: Vec<(String, Vec<u8>)>,
 }
 
@@ -49,6 +52,7 @@ pub fn needs_text(k: &Key) -> bool {
         Key::Or(a, b) => needs_text(a) || needs_text(b),
         Key::Not(a) => needs_text(a),
         Key::Header(..)
+        | Key::Address(..)
         | Key::Body(_)
         | Key::Text(_)
         | Key::SentBefore(_)
@@ -83,7 +87,9 @@ pub fn needs_internal(k: &Key) -> bool {
 }
 
 /// The header fields SORT (RFC 5256, RFC 5957), THREAD and the SENT*
-/// keys look at: all the folder's cache keeps of a message's text.
+/// keys look at: all the folder's cache keeps of a message's decoded
+/// text. (The address fields the address keys read are kept as stored,
+/// `Text::addresses`.)
 pub const KEPT: [&str; 8] = [
     "date",
     "subject",
@@ -94,6 +100,9 @@ pub const KEPT: [&str; 8] = [
     "references",
     "in-reply-to",
 ];
+
+/// The address fields kept as stored, for the address keys and SORT.
+pub const ADDRESSED: [&str; 4] = ["from", "to", "cc", "bcc"];
 
 /// needs_file - whether `k` needs more of a message than the kept
 /// header fields: the body (BODY, TEXT), or a HEADER key on a field not
@@ -132,7 +141,7 @@ pub fn text(msg: &[u8], root: &Part) -> Text {
     if let Ok((hs, _)) = mailparse::parse_headers(&msg[root.header.clone()]) {
         for h in hs {
             let key = h.get_key().to_lowercase();
-            if (key == "from" || key == "to") && !t.addresses.iter().any(|(k, _)| *k == key) {
+            if ADDRESSED.contains(&key.as_str()) {
                 t.addresses.push((key.clone(), h.get_value_raw().to_vec()));
             }
             t.headers.push((key, h.get_value().to_lowercase()));
@@ -142,7 +151,7 @@ pub fn text(msg: &[u8], root: &Part) -> Text {
         .headers
         .iter()
         .find(|(k, _)| k == "date")
-        .and_then(|(_, v)| mailparse::dateparse(v).ok());
+        .and_then(|(_, v)| date::parse_rfc5322(v));
     let mut body = String::new();
     collect(msg, root, &mut body, 0);
     t.body = body.to_lowercase();
@@ -180,9 +189,36 @@ fn collect(msg: &[u8], p: &Part, out: &mut String, depth: usize) {
     out.push('\n');
 }
 
-/// days - the UTC day of a time, for date keys.
+/// days - the UTC day of a time, for the internal date keys.
 fn days(secs: i64) -> i64 {
     secs.div_euclid(86400)
+}
+
+/// sent_day - the calendar day the Date: field names, for SENTBEFORE,
+/// SENTON and SENTSINCE, which disregard time and timezone (RFC 3501
+/// §6.4.4): `Sun, 25 Mar 2007 00:30 +0200` is 25 March, wherever the
+/// server is. A message without a Date: field, or with one that does not
+/// parse, was sent on 1 January 1970, as Dovecot counts it: SENTBEFORE
+/// any later day finds it, SENTSINCE does not.
+fn sent_day(t: Option<&Text>) -> i64 {
+    t.and_then(|t| t.sent).map_or(0, |w| w.civil_day())
+}
+
+/// address_match - whether a From, To, Cc or Bcc field holds `v`: each
+/// field is parsed as an address list and written back in one form
+/// (addrlist::normalized: names decoded, comments, quotes and obsolete
+/// syntax gone), and `v` is looked for in that, as Dovecot looks. An
+/// empty `v` asks only whether the field is there.
+fn address_match(t: Option<&Text>, field: &str, v: &str) -> bool {
+    let Some(t) = t else { return false };
+    let v = v.to_lowercase();
+    t.addresses.iter().any(|(k, raw)| {
+        *k == field
+            && (v.is_empty() || {
+                let list = addrlist::parse(&String::from_utf8_lossy(raw));
+                addrlist::normalized(&list).to_lowercase().contains(&v)
+            })
+    })
 }
 
 /// matches - whether the message satisfies `k`.
@@ -211,9 +247,10 @@ pub fn matches(k: &Key, s: &Subject) -> bool {
         Key::Since(d) => days(s.internal) >= *d,
         Key::Older(n) => s.internal < s.now - i64::from(*n),
         Key::Younger(n) => s.internal >= s.now - i64::from(*n),
-        Key::SentBefore(d) => s.text.and_then(|t| t.sent).is_some_and(|x| days(x) < *d),
-        Key::SentOn(d) => s.text.and_then(|t| t.sent).is_some_and(|x| days(x) == *d),
-        Key::SentSince(d) => s.text.and_then(|t| t.sent).is_some_and(|x| days(x) >= *d),
+        Key::SentBefore(d) => sent_day(s.text) < *d,
+        Key::SentOn(d) => sent_day(s.text) == *d,
+        Key::SentSince(d) => sent_day(s.text) >= *d,
+        Key::Address(field, v) => address_match(s.text, field, v),
         Key::Uid(set) => set.contains(s.msg.uid, s.max_uid),
         Key::Seq(set) => set.contains(s.seq, s.max_seq),
         Key::ModSeq(n) => s.msg.modseq >= *n,
@@ -246,11 +283,6 @@ pub fn has_modseq(k: &Key) -> bool {
         Key::Not(a) => has_modseq(a),
         _ => false,
     }
-}
-
-/// star_max - a set's `*` for an empty mailbox matches nothing.
-pub fn star_max(n: u32) -> u32 {
-    if n == 0 { STAR - 1 } else { n }
 }
 
 /// parse_for_search - a stored message, CRLF'd, parsed and decoded.
@@ -294,7 +326,7 @@ fn head(stored: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::command::SeqSet;
+    use crate::command::{STAR, SeqSet};
     use crate::flags::Flags;
 
     #[test]

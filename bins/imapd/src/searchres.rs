@@ -87,7 +87,7 @@ impl Session {
         let mut v = Vec::new();
         for (i, m) in s.folder.msgs.iter().enumerate() {
             if s.saved.binary_search(&m.uid).is_ok() {
-                let n = if uid { m.uid } else { i as u32 + 1 };
+                let n = u64::from(if uid { m.uid } else { i as u32 + 1 });
                 // Runs become ranges, so that a set stays short.
                 match v.last_mut() {
                     Some((_, hi)) if *hi + 1 == n => *hi = n,

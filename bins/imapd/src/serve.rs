@@ -12,7 +12,7 @@
 //! its way and cannot be told apart from commands).
 
 use crate::command;
-use crate::session::{Action, Options, Session};
+use crate::session::{Action, Options, Session, State};
 use crate::watch::{Watch, Woke};
 use posthorn_auth::login::{self, Refusal};
 use posthorn_auth::peer::Peer;
@@ -32,6 +32,9 @@ use std::time::{Duration, Instant};
 pub const IDLE: Duration = Duration::from_secs(30 * 60);
 /// Before login, a client gets less time.
 pub const IDLE_PRE_LOGIN: Duration = Duration::from_secs(60);
+/// All the time a client gets to log in, however busy it keeps the
+/// connection (Dovecot's login processes allow 3 minutes).
+pub const LOGIN_DEADLINE: Duration = Duration::from_secs(3 * 60);
 /// Longest command line.
 pub const MAX_LINE: usize = 64 * 1024;
 /// Longest command with its literals, APPEND's message aside.
@@ -68,6 +71,7 @@ pub fn serve(
     pre_login: Option<Account>,
 ) -> Result<(), Exit> {
     let mut wire = Wire::new(IDLE_PRE_LOGIN, MAX_LINE);
+    wire.set_deadline(Instant::now() + LOGIN_DEADLINE);
     let implicit = if implicit_tls { tls.clone() } else { None };
     let Some(peer) = wire.accept(peer, &cfg.proxy_trusted, implicit) else {
         return Ok(());
@@ -103,7 +107,14 @@ pub fn serve(
                 Err(why) => break why,
             }
         }
-        let cmd = match read_command(&mut wire, cfg.message_size_limit) {
+        // Before login, APPEND's literals are as small as any command's:
+        // an unauthenticated client cannot make the server hold messages.
+        let append_limit = if session.state == State::NotAuthenticated {
+            0
+        } else {
+            cfg.message_size_limit
+        };
+        let cmd = match read_command(&mut wire, append_limit) {
             Ok(Input::Command(c)) => c,
             Ok(Input::Refused(reply)) => {
                 wire.queue_vec(reply);
@@ -195,8 +206,9 @@ fn read_command(wire: &mut Wire, append_limit: u64) -> std::io::Result<Input> {
             return Ok(Input::Command(buf));
         };
         let head = first.as_deref().unwrap_or(b"");
-        // Only APPEND's messages may be big; everything else stays small.
-        let append = is_append(head);
+        // Only APPEND's messages may be big (after login: a limit of 0
+        // before it); everything else stays small.
+        let append = append_limit > 0 && is_append(head);
         let limit = if append {
             append_limit.min(total_limit.saturating_sub(messages))
         } else {
@@ -296,6 +308,7 @@ fn act(
                 let more = login(ctx, session, &tag, method, &authzid, &user, &password.0);
                 if ctx.user.is_some() {
                     wire.set_timeout(IDLE);
+                    wire.set_deadline(None);
                 }
                 for m in more.into_iter().rev() {
                     queue.push_front(m);

@@ -13,7 +13,7 @@
 use crate::cache::Cache;
 use crate::command::{self, Bad, Cmd, StatusItem};
 use crate::flags::{self, Flags};
-use crate::folder::{self, Folder};
+use crate::folder::Folder;
 use crate::folders::{self, Tree};
 use crate::messages::flag_list;
 use base64::Engine;
@@ -181,7 +181,7 @@ impl Session {
     /// capability - the list, as it stands in this state.
     pub fn capability(&self) -> String {
         let mut c = String::from(
-            "IMAP4rev1 IMAP4rev2 UTF8=ACCEPT LITERAL+ SASL-IR CHILDREN UIDPLUS IDLE UNSELECT NAMESPACE ID ENABLE MOVE SPECIAL-USE STATUS=SIZE WITHIN ESEARCH SEARCHRES LIST-EXTENDED LIST-STATUS SORT SORT=DISPLAY ESORT CONTEXT=SEARCH CONTEXT=SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES CONDSTORE QRESYNC COMPRESS=DEFLATE QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE BINARY MULTIAPPEND CREATE-SPECIAL-USE",
+            "IMAP4rev1 IMAP4rev2 UTF8=ACCEPT LITERAL+ SASL-IR CHILDREN UIDPLUS IDLE UNSELECT NAMESPACE ID ENABLE MOVE SPECIAL-USE STATUS=SIZE WITHIN ESEARCH SEARCHRES LIST-EXTENDED LIST-STATUS SORT SORT=DISPLAY ESORT CONTEXT=SEARCH CONTEXT=SORT PARTIAL THREAD=ORDEREDSUBJECT THREAD=REFERENCES CONDSTORE QRESYNC COMPRESS=DEFLATE QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE BINARY MULTIAPPEND CREATE-SPECIAL-USE",
         );
         c.push_str(&format!(" APPENDLIMIT={}", self.opts.append_limit));
         if self.state == State::NotAuthenticated {
@@ -1062,18 +1062,17 @@ impl Session {
             Ok(f) => f,
             Err(_) => return Err("[NONEXISTENT] no such mailbox".into()),
         };
-        let first_unclaimed = std::fs::read_to_string(dir.join(folder::RECENT_FILE))
-            .ok()
-            .and_then(|s| s.trim().parse::<u32>().ok())
-            .unwrap_or(1);
         let mut parts = Vec::new();
         for it in items {
             parts.push(match it {
                 StatusItem::Messages => format!("MESSAGES {}", f.msgs.len()),
-                StatusItem::Recent => format!(
-                    "RECENT {}",
-                    f.msgs.iter().filter(|m| m.uid >= first_unclaimed).count()
-                ),
+                // Opened read-only: recent is what no session took yet;
+                // for the selected mailbox, what this session holds.
+                StatusItem::Recent => {
+                    let held = self.sel.as_ref().filter(|s| s.folder.dir == dir);
+                    let msgs = held.map_or(&f.msgs, |s| &s.folder.msgs);
+                    format!("RECENT {}", msgs.iter().filter(|m| m.recent).count())
+                }
                 StatusItem::UidNext => format!("UIDNEXT {}", f.next_uid),
                 StatusItem::UidValidity => format!("UIDVALIDITY {}", f.validity),
                 StatusItem::AppendLimit => format!("APPENDLIMIT {}", self.opts.append_limit),

@@ -12,6 +12,7 @@ use crate::command::{Key, Ret, SortKey};
 use crate::context;
 use crate::messages::Hit;
 use crate::session::{Action, Session};
+use posthorn_mail::addrlist::{self, Address, Mailbox};
 use std::cmp::Ordering;
 use std::io::Write;
 
@@ -213,9 +214,12 @@ pub(crate) fn header<'a>(h: &'a Hit, name: &str) -> &'a str {
         .map_or("", |(_, v)| v.as_str())
 }
 
-/// sent - the Date field in UTC, else the internal date (§3).
+/// sent - the Date field's instant, else the internal date (§2.2).
 pub(crate) fn sent(h: &Hit) -> i64 {
-    h.text.as_ref().and_then(|t| t.sent).unwrap_or(h.internal)
+    h.text
+        .as_ref()
+        .and_then(|t| t.sent)
+        .map_or(h.internal, |w| w.utc)
 }
 
 /// value - what criterion `k` sorts message `h` by.
@@ -224,16 +228,17 @@ fn value(k: SortKey, h: &Hit) -> Val {
         SortKey::Arrival => Val::Num(h.internal),
         SortKey::Size => Val::Num(i64::try_from(h.size).unwrap_or(i64::MAX)),
         SortKey::Date => Val::Num(sent(h)),
-        SortKey::From => Val::Text(addr_mailbox(header(h, "from"))),
-        SortKey::To => Val::Text(addr_mailbox(header(h, "to"))),
-        SortKey::Cc => Val::Text(addr_mailbox(header(h, "cc"))),
+        SortKey::From => Val::Text(addr_mailbox(raw_field(h, "from"))),
+        SortKey::To => Val::Text(addr_mailbox(raw_field(h, "to"))),
+        SortKey::Cc => Val::Text(addr_mailbox(raw_field(h, "cc"))),
         SortKey::Subject => Val::Text(base_subject(header(h, "subject"))),
         SortKey::DisplayFrom => Val::Text(display(raw_field(h, "from"))),
         SortKey::DisplayTo => Val::Text(display(raw_field(h, "to"))),
     }
 }
 
-/// raw_field - a From or To field's value as stored, empty when absent.
+/// raw_field - the first From, To or Cc field's value as stored, empty
+/// when absent.
 fn raw_field<'a>(h: &'a Hit, name: &str) -> &'a [u8] {
     h.text
         .as_ref()
@@ -241,43 +246,63 @@ fn raw_field<'a>(h: &'a Hit, name: &str) -> &'a [u8] {
         .map_or(&[], |(_, v)| v.as_slice())
 }
 
-/// display - RFC 5957 §3's DISPLAY sort value of the first address in a
-/// stored field value: its display name, RFC 2047-decoded after the
-/// addresses are parsed (so that a decoded comma splits nothing), when
-/// that is not empty, else `mailbox@host`; empty when there is no
-/// address or the first is a group (whose IMAP address has neither).
-/// Case-folded for i;unicode-casemap (RFC 5051) by lower-casing, then
-/// upper-casing, every character, but without its decomposition: no
-/// Unicode normalization tables are linked in.
-pub fn display(value: &[u8]) -> String {
-    let field = [b"x: ".as_slice(), value].concat();
-    let list = mailparse::parse_header(&field)
-        .ok()
-        .and_then(|(h, _)| mailparse::addrparse_header(&h).ok());
-    let shown = match list.as_ref().and_then(|l| l.iter().next()) {
-        Some(mailparse::MailAddr::Single(s)) => match s.display_name.as_deref().map(str::trim) {
-            Some(n) if !n.is_empty() => n.to_string(),
-            _ => s.addr.clone(),
-        },
-        _ => String::new(),
-    };
-    shown.to_lowercase().to_uppercase()
+/// The first IMAP address of a field (RFC 3501 §7.4.2): a mailbox, or
+/// the start of a group, whose addr-mailbox is the group's name and
+/// whose addr-host is NIL.
+enum First<'a> {
+    Mailbox(&'a Mailbox),
+    Group(&'a str),
 }
 
-/// addr_mailbox - the local part of the first address in a header
-/// value, upper-cased; empty when there is none.
-pub fn addr_mailbox(value: &str) -> String {
-    let Ok(list) = mailparse::addrparse(value) else {
-        return String::new();
+/// first - the first IMAP address of a stored field value.
+fn first(list: &[Address]) -> Option<First<'_>> {
+    list.first().map(|a| match a {
+        Address::Mailbox(m) => First::Mailbox(m),
+        Address::Group(name, _) => First::Group(name),
+    })
+}
+
+/// parsed - a stored field value's addresses.
+fn parsed(value: &[u8]) -> Vec<Address> {
+    addrlist::parse(&String::from_utf8_lossy(value))
+}
+
+/// display - RFC 5957 §3's DISPLAY sort value of a stored field's first
+/// address: its addr-name, RFC 2047-decoded (after the addresses are
+/// parsed, so that a decoded comma splits nothing), when that is not
+/// empty; else addr-mailbox@addr-host; else addr-mailbox alone (a
+/// group's name); else empty. In i;unicode-casemap's form (RFC 5051
+/// §2): title case (upper case, which differs only for a few digraphs),
+/// then NFKD, so that Ä sorts as A and a combining mark after it.
+pub fn display(value: &[u8]) -> String {
+    let list = parsed(value);
+    let shown = match first(&list) {
+        Some(First::Mailbox(m)) => m.decoded_name().unwrap_or_else(|| m.addr_spec()),
+        Some(First::Group(name)) => name.to_string(),
+        None => String::new(),
     };
-    let first = list.iter().find_map(|a| match a {
-        mailparse::MailAddr::Single(s) => Some(s.addr.clone()),
-        mailparse::MailAddr::Group(g) => g.addrs.first().map(|s| s.addr.clone()),
-    });
-    first
-        .map(|a| a.rsplit_once('@').map_or(a.clone(), |(l, _)| l.to_string()))
-        .unwrap_or_default()
-        .to_ascii_uppercase()
+    unicode_casemap(&shown)
+}
+
+/// unicode_casemap - a string as i;unicode-casemap compares it (RFC
+/// 5051 §2): each character title-cased, approximated by upper case,
+/// then decomposed by NFKD.
+fn unicode_casemap(s: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    s.to_lowercase().to_uppercase().nfkd().collect()
+}
+
+/// addr_mailbox - RFC 5256's value for FROM, TO and CC: the addr-mailbox
+/// of a stored field's first address (a group's name when it is a
+/// group), upper-cased for i;ascii-casemap; empty when there is none.
+pub fn addr_mailbox(value: &[u8]) -> String {
+    let list = parsed(value);
+    match first(&list) {
+        Some(First::Mailbox(m)) => m.local.clone().unwrap_or_default(),
+        Some(First::Group(name)) => name.to_string(),
+        None => String::new(),
+    }
+    .to_ascii_uppercase()
 }
 
 /// strip_ci - `s` without the ASCII prefix `p`, compared ignoring case.
@@ -428,27 +453,40 @@ mod tests {
     #[test]
     fn display_values() {
         let d = |v: &str| display(v.as_bytes());
-        assert_eq!(d("\"Jürgen Müller\" <jm@x>, b@y"), "JÜRGEN MÜLLER");
+        assert_eq!(
+            d("\"Jürgen Müller\" <jm@x>, b@y"),
+            "JU\u{308}RGEN MU\u{308}LLER"
+        );
+        // Decomposed, Ä sorts beside A, not after Z (RFC 5051).
+        assert!(d("=?utf-8?b?w4Rk?= <ad@x>") < d("Bob <b@x>"));
+        assert_eq!(d("\u{fb01}x <f@x>"), "FIX");
         assert_eq!(d("Terry Gray <gray@cac>"), "TERRY GRAY");
         assert_eq!(d("\"\" <ann@mail.test>"), "ANN@MAIL.TEST");
         assert_eq!(d("carl@mail.test"), "CARL@MAIL.TEST");
-        assert_eq!(d("team: zed <zed@x>;"), "");
+        // A group's first IMAP address is its start, whose addr-mailbox
+        // is the group's name (RFC 5957 §3's third case).
+        assert_eq!(d("team: zed <zed@x>;"), "TEAM");
+        assert_eq!(d("user@domain (Real Name)"), "REAL NAME");
+        assert_eq!(d("lonely"), "LONELY");
         assert_eq!(d(""), "");
         // Decoded after parsing: the encoded comma splits nothing.
         assert_eq!(
             d("=?iso-8859-1?q?M=FCller=2C_J=FCrgen?= <jm@x>, b@y"),
-            "MÜLLER, JÜRGEN"
+            "MU\u{308}LLER, JU\u{308}RGEN"
         );
-        assert_eq!(d("=?utf-8?q?J=C3=BCrgen?= <j@x>"), "JÜRGEN");
+        assert_eq!(d("=?utf-8?q?J=C3=BCrgen?= <j@x>"), "JU\u{308}RGEN");
         // Bytes that are no UTF-8 end without a panic.
         let _ = display(b"\xff\xfe <a@b>");
     }
 
     #[test]
     fn address_mailboxes() {
-        assert_eq!(addr_mailbox("Ann <ann@example.org>, bob@x"), "ANN");
-        assert_eq!(addr_mailbox("team: Zed <zed@x>;"), "ZED");
-        assert_eq!(addr_mailbox(""), "");
-        assert_eq!(addr_mailbox("undisclosed-recipients:;"), "");
+        let a = |v: &str| addr_mailbox(v.as_bytes());
+        assert_eq!(a("Ann <ann@example.org>, bob@x"), "ANN");
+        assert_eq!(a("<ann (c)@ (c) example.org>"), "ANN");
+        assert_eq!(a("team: Zed <zed@x>;"), "TEAM");
+        assert_eq!(a(""), "");
+        assert_eq!(a("(nobody)"), "");
+        assert_eq!(a("undisclosed-recipients:;"), "UNDISCLOSED-RECIPIENTS");
     }
 }

@@ -215,10 +215,12 @@ impl Wire {
         }
     }
 
-    /// set_deadline - end every wait at `at`: the session's time is up.
-    pub fn set_deadline(&mut self, at: Instant) {
+    /// set_deadline - end every wait at `at` (the session's time is up),
+    /// or at no set time with None.
+    pub fn set_deadline(&mut self, at: impl Into<Option<Instant>>) {
+        let at = at.into();
         if let Some(r) = self.raw() {
-            r.deadline = Some(at);
+            r.deadline = at;
         }
     }
 

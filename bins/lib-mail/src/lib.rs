@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod address;
+pub mod addrlist;
 pub mod aliases;
 pub mod config;
 pub mod date;

@@ -38,57 +38,7 @@ pub use posthorn_mail::date::{civil_from_days, days_from_civil};
 /// parse_date - an RFC 5322 date-time (obsolete forms too): the Unix
 /// time and the zone it was written in, in minutes.
 pub fn parse_date(s: &str) -> Option<(i64, i32)> {
-    let s = s.replace([',', '\r', '\n', '\t'], " ");
-    let mut w: Vec<&str> = s.split(' ').filter(|x| !x.is_empty()).collect();
-    // Drop comments such as "(UTC)" and a leading day name.
-    w.retain(|x| !x.starts_with('('));
-    if w.first()
-        .is_some_and(|x| x.chars().all(|c| c.is_ascii_alphabetic()))
-    {
-        w.remove(0);
-    }
-    if w.len() < 4 {
-        return None;
-    }
-    let day: u32 = w[0].parse().ok()?;
-    let mon = MONTHS
-        .iter()
-        .position(|m| w[1].len() >= 3 && w[1][..3].eq_ignore_ascii_case(m))? as u32
-        + 1;
-    let mut year: i64 = w[2].parse().ok()?;
-    if w[2].len() <= 2 {
-        year += if year < 50 { 2000 } else { 1900 };
-    } else if w[2].len() == 3 {
-        year += 1900;
-    }
-    let t: Vec<&str> = w[3].split(':').collect();
-    if t.len() < 2 || t.len() > 3 {
-        return None;
-    }
-    let hh: i64 = t[0].parse().ok()?;
-    let mm: i64 = t[1].parse().ok()?;
-    let ss: i64 = if t.len() == 3 { t[2].parse().ok()? } else { 0 };
-    if !(1..=31).contains(&day) || hh > 23 || mm > 59 || ss > 60 {
-        return None;
-    }
-    let zone = match w.get(4) {
-        None => 0,
-        Some(z) => match parse_zone(z) {
-            Some(v) => v,
-            None => match z.to_ascii_uppercase().as_str() {
-                "UT" | "UTC" | "GMT" | "Z" => 0,
-                "EDT" => -4 * 60,
-                "EST" | "CDT" => -5 * 60,
-                "CST" | "MDT" => -6 * 60,
-                "MST" | "PDT" => -7 * 60,
-                "PST" => -8 * 60,
-                _ => 0,
-            },
-        },
-    };
-    let secs =
-        days_from_civil(year, mon, day) * 86400 + hh * 3600 + mm * 60 + ss - i64::from(zone) * 60;
-    Some((secs, zone))
+    posthorn_mail::date::parse_rfc5322(s).map(|w| (w.utc, w.offset))
 }
 
 /// part - one date part of `secs` seen in zone `zone` (minutes).
