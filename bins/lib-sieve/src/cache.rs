@@ -142,9 +142,7 @@ mod tests {
             &c,
             crate::codec::encode(
                 &other,
-                &crate::codec::identity(&std::fs::read(&c).unwrap())
-                    .unwrap()
-                    .to_vec(),
+                crate::codec::identity(&std::fs::read(&c).unwrap()).unwrap(),
             ),
         )
         .unwrap();
