@@ -45,7 +45,7 @@ bench: build
 # Coverage-guided fuzzing of the parsers that read untrusted input, a minute
 # each (FUZZ_SECONDS). cargo-fuzz needs nightly features: RUSTC_BOOTSTRAP.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS  = sasl proxy passwd aliases envelope smtp_command smtp_data imap_command mime remote_dns remote_data
+FUZZ_TARGETS  = sasl proxy passwd aliases envelope smtp_command smtp_data imap_command mime remote_dns remote_data sieve
 fuzz:
 	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
 	cd fuzz && for t in $(FUZZ_TARGETS); do RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done
@@ -67,6 +67,8 @@ install: build
 	install -m 0644 scripts/smtpd.socket scripts/smtpd@.service scripts/submission.socket scripts/submission@.service scripts/smtps.socket scripts/smtps@.service $(DESTDIR)$(DOCDIR)/
 	install -m 0644 scripts/imapd.socket scripts/imapd@.service scripts/imaps.socket scripts/imaps@.service scripts/imapd.inetd $(DESTDIR)$(DOCDIR)/
 	install -m 0644 scripts/smtpd.inetd scripts/smtpd.xinetd scripts/smtpd.tcpserver $(DESTDIR)$(DOCDIR)/
+	install -d $(DESTDIR)$(DOCDIR)/sieve
+	install -m 0644 scripts/sieve/spam-to-junk.sieve $(DESTDIR)$(DOCDIR)/sieve/
 	install -d $(DESTDIR)$(DOCDIR)/fail2ban
 	install -m 0644 scripts/fail2ban/filter.d/posthorn.conf $(DESTDIR)$(DOCDIR)/fail2ban/filter.conf
 	install -m 0644 scripts/fail2ban/filter.d/posthorn-smtpd.conf $(DESTDIR)$(DOCDIR)/fail2ban/filter-smtpd.conf

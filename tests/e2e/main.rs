@@ -14,5 +14,7 @@ mod remote;
 mod root;
 mod sendmail;
 mod share;
+mod sieve;
+mod sieve_oracle;
 mod smtpd;
 mod stalls;

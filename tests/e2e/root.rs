@@ -378,3 +378,50 @@ fn as_root_a_hanging_forward_command_is_killed_with_its_group() {
     assert_eq!(left, 0, "the commands outlived the limit");
     assert_eq!(i.queue_files().len(), 2, "b's deliveries are deferred");
 }
+
+#[test]
+fn as_root_sieve_runs_as_the_recipient() {
+    if !is_root() {
+        eprintln!("skipped: needs root (CI runs it)");
+        return;
+    }
+    let homes = homes();
+    let i = root_instance("");
+    let s = TestUser::add("s", homes.path());
+    chmod(&i.root, 0o755);
+    let script = s.home.join(".dovecot.sieve");
+    std::fs::write(
+        &script,
+        "require [\"fileinto\", \"mailbox\", \"duplicate\"];\nif duplicate :uniqueid \"x\" { discard; }\nfileinto :create \"Junk\";\n",
+    )
+    .unwrap();
+    std::process::Command::new("chown")
+        .arg(format!("{0}:{0}", s.name))
+        .arg(&script)
+        .status()
+        .unwrap();
+    let mut c = i.cmd_root("qrun");
+    c.arg("-o");
+    assert!(run_with_stdin(c, b"").status.success());
+    let mut c = i.cmd_root("deliver");
+    c.args(["-f", "x@y.example", &s.name]);
+    let msg = format!("To: {}@{HOST}\nSubject: hi\n\nx\n", s.name);
+    let out = run_with_stdin(c, msg.as_bytes());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Everything the script made belongs to the user, never to root.
+    for p in [
+        s.home.join("Maildir/.Junk"),
+        s.home.join(".dovecot.phsvbin"),
+        s.home.join(".posthorn-sieve-dupes"),
+    ] {
+        let m = std::fs::metadata(&p)
+            .unwrap_or_else(|e| panic!("{}: {e}: {}", p.display(), text(&out.stderr)));
+        assert_eq!(m.uid(), s.uid, "{}", p.display());
+    }
+    let junk: Vec<_> = std::fs::read_dir(s.home.join("Maildir/.Junk/new"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(junk.len(), 1);
+    assert_eq!(junk[0].metadata().unwrap().uid(), s.uid);
+}

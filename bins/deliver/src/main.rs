@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod input;
+mod sieve;
 mod target;
 
 use clap::Parser;

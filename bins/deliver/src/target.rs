@@ -91,6 +91,7 @@ fn attempt(
     // Where the mail goes, and whose rights we need to put it there.
     // The quota covers the whole mailbox: its root, not the +detail folder.
     let mut quota: Option<(PathBuf, posthorn_mail::users::Quota)> = None;
+    let mut root: Option<PathBuf> = None;
     let (dest, home, owner) = if let Some(cmd) = &args.pipe {
         (Dest::Pipe(cmd.clone()), args.home.clone(), None)
     } else if let Some(f) = &args.file {
@@ -99,6 +100,7 @@ fn attempt(
         if let Some(q) = args.quota {
             quota = Some((PathBuf::from(mb), q));
         }
+        root = Some(PathBuf::from(mb));
         (mailbox_dest(mb, detail), args.home.clone(), None)
     } else {
         let u = posthorn_mail::users::lookup(cfg, base, domain)
@@ -108,6 +110,7 @@ fn attempt(
         if let Some(q) = args.quota.or(u.quota) {
             quota = Some((PathBuf::from(&u.mailbox), q));
         }
+        root = Some(PathBuf::from(&u.mailbox));
         (
             mailbox_dest(&u.mailbox, detail),
             Some(u.home.clone()),
@@ -159,6 +162,17 @@ fn attempt(
     let store = |e: posthorn_store::StoreError| Exit::new(exit::TEMPFAIL, e.to_string());
     match &dest {
         Dest::Maildir(p) => {
+            let t = crate::sieve::Target {
+                user: base,
+                rcpt,
+                sender,
+                home: home.as_deref(),
+                root: root.as_deref().unwrap_or(p),
+                default_mailbox: p,
+            };
+            if let Some(r) = crate::sieve::filter(cfg, args, &t, prefix.as_bytes(), msg) {
+                return r;
+            }
             maildir::deliver(p, prefix.as_bytes(), &mut body).map_err(store)?;
         }
         Dest::Mbox(p) => {

@@ -12,42 +12,10 @@ use crate::uidlist::DotLock;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub const SEP: char = '.';
+pub use posthorn_store::folder::{SEP, is_inbox};
 pub const SUBSCRIPTIONS: &str = "subscriptions";
-/// Longest mailbox name accepted.
-const MAX_NAME: usize = 512;
 
-/// is_inbox - INBOX is case-insensitive (RFC 3501 §5.1).
-pub fn is_inbox(name: &str) -> bool {
-    name.eq_ignore_ascii_case("INBOX")
-}
-
-/// check - a mailbox name from the client, safe to become a path.
-pub fn check(name: &str) -> Result<(), &'static str> {
-    if name.is_empty() || name.len() > MAX_NAME {
-        return Err("bad mailbox name length");
-    }
-    if is_inbox(name) {
-        return Ok(());
-    }
-    if name
-        .bytes()
-        .any(|b| !(0x20..0x7f).contains(&b) || b == b'/' || b == b'\\')
-    {
-        return Err("mailbox names are 7-bit (modified UTF-7) without / or \\");
-    }
-    if name.starts_with('~') || name.contains(['%', '*']) {
-        // `%` and `*` would be wildcards in every later LIST.
-        return Err("bad mailbox name");
-    }
-    if name.split(SEP).any(|l| l.is_empty()) {
-        return Err("empty level in mailbox name");
-    }
-    if crate::utf7::decode(name).is_none() {
-        return Err("invalid modified UTF-7 in mailbox name");
-    }
-    Ok(())
-}
+pub use posthorn_store::folder::check;
 
 /// The user's folders.
 #[derive(Debug, Clone)]
@@ -140,29 +108,7 @@ impl Tree {
     /// create - a new folder (with tmp/, new/, cur/ and the Maildir++
     /// `maildirfolder` marker); a trailing separator is dropped.
     pub fn create(&self, name: &str) -> Result<(), String> {
-        let name = name.strip_suffix(SEP).unwrap_or(name);
-        let p = self.path(name).map_err(str::to_string)?;
-        if is_inbox(name) || p.exists() {
-            return Err("[ALREADYEXISTS] mailbox already exists".into());
-        }
-        let tmp = self
-            .root
-            .join(format!(".{name}.posthorn-create-{}", std::process::id()));
-        let r = (|| -> io::Result<()> {
-            std::fs::create_dir(&tmp)?;
-            for s in ["tmp", "new", "cur"] {
-                std::fs::create_dir(tmp.join(s))?;
-            }
-            std::fs::write(tmp.join("maildirfolder"), b"")?;
-            // Made whole, then renamed: no half-made folder is listed.
-            std::fs::rename(&tmp, &p)?;
-            posthorn_sys::fsio::fsync_dir(&self.root)
-        })();
-        if let Err(e) = r {
-            let _ = std::fs::remove_dir_all(&tmp);
-            return Err(format!("cannot create: {e}"));
-        }
-        Ok(())
+        posthorn_store::folder::create(&self.root, name)
     }
 
     /// delete - remove a folder and its messages; its children stay
@@ -416,18 +362,6 @@ pub fn ensure_root(root: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_are_checked() {
-        for bad in [
-            "", "a/b", "a..b", ".a", "a.", "~x", "a\\b", "a\u{1}", "ä", "&Jjo",
-        ] {
-            assert!(check(bad).is_err(), "{bad:?}");
-        }
-        for good in ["INBOX", "inbox", "Sent", "Lists.rust", "&Jjo-", "a b"] {
-            assert!(check(good).is_ok(), "{good:?}");
-        }
-    }
 
     #[test]
     fn wildcards() {

@@ -1145,19 +1145,7 @@ impl Session {
     }
 }
 
-/// special_use - the RFC 6154 attribute a top-level folder has by its
-/// name (the names Dovecot's sample configuration and the common clients
-/// use); none for the rest.
-pub(crate) fn special_use(name: &str) -> Option<&'static str> {
-    Some(match name {
-        "Sent" | "Sent Messages" | "Sent Items" => "\\Sent",
-        "Drafts" => "\\Drafts",
-        "Trash" | "Deleted Messages" | "Deleted Items" => "\\Trash",
-        "Junk" | "Spam" => "\\Junk",
-        "Archive" | "Archives" => "\\Archive",
-        _ => return None,
-    })
-}
+pub(crate) use posthorn_store::folder::special_use;
 
 /// enables_condstore - whether a command is one of RFC 7162 §3.1's
 /// "CONDSTORE enabling commands" (SELECT's parameter and ENABLE are

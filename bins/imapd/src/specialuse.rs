@@ -23,7 +23,7 @@ use crate::session::{Action, Session, line, special_use};
 use std::path::Path;
 
 /// The per-folder file of stored attributes.
-pub const USE_FILE: &str = "posthorn-special-use";
+pub use posthorn_store::folder::USE_FILE;
 /// The Maildir's marker: the first-login folders were made.
 pub const MARKER: &str = "posthorn-folders";
 /// The attributes a folder can be given: the ones that name a real

@@ -233,6 +233,10 @@ pub struct Config {
     pub imap_folders: Vec<String>,
     /// Secret files opened while privileged (`hold_secrets`).
     pub held: Held,
+    /// Sieve filtering in deliver (`[sieve]`).
+    pub sieve: crate::sieveconf::SieveConfig,
+    /// The header field and value that mark spam (`spam_header`).
+    pub spam_header: (String, String),
 }
 
 /// SMTP server limits and policy (`[smtpd]`).
@@ -312,6 +316,8 @@ impl Default for Config {
                 .to_vec(),
             held: Held::default(),
             quota_full_tempfail: false,
+            sieve: crate::sieveconf::SieveConfig::default(),
+            spam_header: ("X-Spam".to_string(), "Yes".to_string()),
         }
     }
 }
@@ -627,6 +633,18 @@ impl Config {
                             _ => return Err(bad(&full, "unknown key")),
                         }
                     }
+                }
+                "sieve" => {
+                    let t = val
+                        .as_table()
+                        .ok_or_else(|| bad(key, "must be a table [sieve]"))?;
+                    c.sieve = crate::sieveconf::parse(t, &|p: &str| rel(p))
+                        .map_err(|(k, w)| bad(&k, &w))?;
+                }
+                "spam_header" => {
+                    c.spam_header = string(val)
+                        .and_then(crate::sieveconf::parse_spam_header)
+                        .ok_or_else(|| bad(key, "must be a string like \"X-Spam: Yes\""))?;
                 }
                 "quota_full_tempfail" => {
                     c.quota_full_tempfail = val
@@ -954,7 +972,7 @@ fn path_str(v: &toml::Value) -> Option<&str> {
 }
 
 /// duration - seconds as a number, or a string with a unit: "90s", "5m", "2h", "5d".
-fn duration(v: &toml::Value) -> Result<Duration, String> {
+pub(crate) fn duration(v: &toml::Value) -> Result<Duration, String> {
     const WHAT: &str = "must be seconds or a duration like \"300s\", \"5m\", \"1h\", \"5d\"";
     if let Some(n) = v.as_integer() {
         return if n >= 0 {
@@ -1110,6 +1128,37 @@ mod tests {
         for bad in ["[\"a.b\"]", "[\"INBOX\"]", "[\"\"]", "\"Sent\"", "[1]"] {
             let e = parse(&format!("[imap]\nfolders = {bad}\n")).unwrap_err();
             assert!(e.message.contains("imap.folders: must be"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn sieve_keys() {
+        let c = parse("spam_header = \"X-Spam-Flag: YES\"\n[sieve]\nscript = \"~/active.sieve\"\nbefore = [\"sieve/before.d\"]\nafter = [\"/etc/a.sieve\"]\nredirect_sender = \"<bounces@example.org>\"\nspamtest_header = \"X-Spam-Score\"\nspamtest_max = 5\nvacation_min_period = \"1h\"\n").unwrap();
+        assert_eq!(
+            c.spam_header,
+            ("X-Spam-Flag".to_string(), "YES".to_string())
+        );
+        assert_eq!(c.sieve.script, "~/active.sieve");
+        assert_eq!(c.sieve.before, [PathBuf::from("/inst/sieve/before.d")]);
+        assert_eq!(c.sieve.after, [PathBuf::from("/etc/a.sieve")]);
+        assert_eq!(
+            c.sieve.redirect_sender,
+            crate::sieveconf::RedirectSender::Address("bounces@example.org".into())
+        );
+        assert_eq!(c.sieve.spamtest_max, 5.0);
+        assert_eq!(c.sieve.vacation_min, Duration::from_secs(3600));
+        let d = parse("").unwrap();
+        assert_eq!(d.spam_header, ("X-Spam".to_string(), "Yes".to_string()));
+        assert_eq!(d.sieve.script, "~/.dovecot.sieve");
+        for bad in [
+            "[sieve]\nbefore = \"x\"\n",
+            "[sieve]\nredirect_sender = \"me\"\n",
+            "[sieve]\nnope = 1\n",
+            "spam_header = \"X-Spam\"\n",
+            "[sieve]\nvacation_min_period = \"90d\"\n",
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert_eq!(e.code, exit::CONFIG, "{bad}");
         }
     }
 

@@ -9,6 +9,7 @@ pub mod aliases;
 pub mod config;
 pub mod date;
 pub mod net;
+pub mod sieveconf;
 pub mod users;
 
 pub use config::Config;

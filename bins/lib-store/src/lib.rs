@@ -6,8 +6,12 @@
 
 #![forbid(unsafe_code)]
 
+pub mod dotlock;
+pub mod folder;
+pub mod keywords;
 pub mod maildir;
 pub mod mbox;
+pub mod utf7;
 
 use std::io;
 

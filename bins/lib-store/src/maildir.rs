@@ -49,6 +49,18 @@ pub fn unique_name() -> String {
 /// deliver - write `prefix` then `body` as a new message in `dir`; returns
 /// the path in new/. On any failure the tmp/ file is removed.
 pub fn deliver(dir: &Path, prefix: &[u8], body: &mut dyn Read) -> Result<PathBuf, StoreError> {
+    deliver_flagged(dir, prefix, body, "")
+}
+
+/// deliver_flagged - `deliver`, but a message with flags (the letters of
+/// `info`, see keywords.rs and imapd's flags) goes straight into cur/ as
+/// `<name>:2,<info>`, as Dovecot's LDA stores a message Sieve flagged.
+pub fn deliver_flagged(
+    dir: &Path,
+    prefix: &[u8],
+    body: &mut dyn Read,
+    info: &str,
+) -> Result<PathBuf, StoreError> {
     ensure(dir)?;
     let base = unique_name();
     let tmp = dir.join("tmp").join(&base);
@@ -73,11 +85,18 @@ pub fn deliver(dir: &Path, prefix: &[u8], body: &mut dyn Read) -> Result<PathBuf
         let (size, crlf) = (w.bytes, w.bytes + w.lines);
         f.sync_all()
             .map_err(io_err(format!("cannot fsync {}", tmp.display())))?;
-        let dest = dir.join("new").join(format!("{base},S={size},W={crlf}"));
+        let (sub, suffix) = if info.is_empty() {
+            ("new", String::new())
+        } else {
+            ("cur", format!(":2,{info}"))
+        };
+        let dest = dir
+            .join(sub)
+            .join(format!("{base},S={size},W={crlf}{suffix}"));
         std::fs::rename(&tmp, &dest)
             .map_err(io_err(format!("cannot rename into {}", dest.display())))?;
-        posthorn_sys::fsio::fsync_dir(&dir.join("new"))
-            .map_err(io_err(format!("cannot fsync {}/new", dir.display())))?;
+        posthorn_sys::fsio::fsync_dir(&dir.join(sub))
+            .map_err(io_err(format!("cannot fsync {}/{sub}", dir.display())))?;
         Ok(dest)
     })();
     if result.is_err() {
@@ -130,6 +149,9 @@ mod tests {
         assert_eq!(std::fs::read_dir(md.join("tmp")).unwrap().count(), 0);
         let q = deliver(&md, b"", &mut &b""[..]).unwrap();
         assert_ne!(p, q);
+        let f = deliver_flagged(&md, b"", &mut &b"x\n"[..], "Sa").unwrap();
+        assert!(f.starts_with(md.join("cur")));
+        assert!(f.to_str().unwrap().ends_with(",S=2,W=3:2,Sa"), "{f:?}");
     }
 }
 

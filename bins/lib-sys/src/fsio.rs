@@ -194,6 +194,24 @@ pub fn strftime_local(secs: i64, fmt: &std::ffi::CStr) -> String {
     }
 }
 
+/// cpu_time - the CPU time this process has used, for budgets on work
+/// that untrusted input can make long (a Sieve script's run).
+pub fn cpu_time() -> std::time::Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid, writable timespec for the call.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    if r != 0 {
+        return std::time::Duration::ZERO;
+    }
+    std::time::Duration::new(
+        ts.tv_sec.max(0) as u64,
+        ts.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
+}
+
 /// local_offset - the local zone's offset from UTC at a Unix time, in
 /// seconds east (0 when it cannot be told).
 pub fn local_offset(secs: i64) -> i64 {

@@ -1,0 +1,3 @@
+require "regex";
+
+if header :regex "subject" "(" { keep; }

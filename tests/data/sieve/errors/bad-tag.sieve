@@ -1,0 +1,3 @@
+keep;
+
+if header :nosuch "a" "b" { keep; }

@@ -1,0 +1,2 @@
+keep;
+fileinto "x";

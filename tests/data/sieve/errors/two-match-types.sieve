@@ -1,0 +1,2 @@
+keep;
+if header :is :contains "a" "b" { keep; }

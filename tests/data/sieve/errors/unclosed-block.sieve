@@ -1,0 +1,3 @@
+# x
+if true {
+  keep;

@@ -1,0 +1,2 @@
+require ["reject"];
+if header :contains "subject" ["won", "report"] { reject "No thanks."; }

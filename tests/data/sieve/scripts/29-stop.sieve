@@ -1,0 +1,3 @@
+require ["fileinto"];
+if header :contains "from" "ann" { fileinto "Work"; stop; }
+fileinto "Other";
