@@ -21,6 +21,8 @@ const COMMAND_TIME_LIMIT: Duration = Duration::from_secs(1000);
 /// Where the message goes for one USER argument.
 enum Dest {
     Maildir(PathBuf),
+    /// The Junk folder of a Maildir, made if missing.
+    Junk(PathBuf),
     Mbox(PathBuf),
     Pipe(String),
     File(PathBuf),
@@ -30,6 +32,7 @@ impl Dest {
     fn what(&self) -> String {
         match self {
             Dest::Maildir(p) => format!("delivered to maildir {}", p.display()),
+            Dest::Junk(p) => format!("delivered to maildir {} (spam)", p.display()),
             Dest::Mbox(p) => format!("delivered to mailbox {}", p.display()),
             Dest::Pipe(c) => format!("delivered to command: {c}"),
             Dest::File(p) => format!("delivered to file: {}", p.display()),
@@ -101,7 +104,11 @@ fn attempt(
         if let Some(q) = args.quota {
             quota = Some((PathBuf::from(mb), q));
         }
-        (mailbox_dest(mb, detail), args.home.clone(), None)
+        (
+            mailbox_dest(mb, detail, junk(cfg, msg)),
+            args.home.clone(),
+            None,
+        )
     } else {
         let u = posthorn_mail::users::lookup(cfg, base, domain)
             .map_err(|e| Exit::from_io("looking up the user", &e))?
@@ -111,7 +118,7 @@ fn attempt(
             quota = Some((PathBuf::from(&u.mailbox), q));
         }
         (
-            mailbox_dest(&u.mailbox, detail),
+            mailbox_dest(&u.mailbox, detail, junk(cfg, msg)),
             Some(u.home.clone()),
             owner,
         )
@@ -152,7 +159,7 @@ fn attempt(
         .map(address::strip_brackets)
         .unwrap_or("");
     let prefix = format!("Return-Path: <{sender}>\nDelivered-To: {rcpt}\n");
-    if let (Dest::Maildir(_), Some((root, q))) = (&dest, &quota) {
+    if let (Dest::Maildir(_) | Dest::Junk(_), Some((root, q))) = (&dest, &quota) {
         check_quota(cfg, root, q, msg.len())?;
     }
     let mut body = msg
@@ -161,6 +168,17 @@ fn attempt(
     let store = |e: posthorn_store::StoreError| Exit::new(exit::TEMPFAIL, e.to_string());
     match &dest {
         Dest::Maildir(p) => {
+            maildir::deliver(p, prefix.as_bytes(), &mut body).map_err(store)?;
+        }
+        Dest::Junk(p) => {
+            // A Maildir++ folder: the three directories and the
+            // maildirfolder marker (Dovecot and Courier make it too).
+            maildir::ensure(p).map_err(store)?;
+            let marker = p.join("maildirfolder");
+            if !marker.exists() {
+                std::fs::File::create(&marker)
+                    .map_err(|e| Exit::from_io(format!("creating {}", marker.display()), &e))?;
+            }
             maildir::deliver(p, prefix.as_bytes(), &mut body).map_err(store)?;
         }
         Dest::Mbox(p) | Dest::File(p) => {
@@ -213,11 +231,25 @@ fn check_quota(
     ))
 }
 
-/// mailbox_dest - a trailing `/` is a Maildir, else an mbox; `+detail`
-/// goes to the Maildir++ folder `.detail` when it exists.
-fn mailbox_dest(mailbox: &str, detail: Option<&str>) -> Dest {
+/// The Maildir++ folder that spam goes to (the Junk special-use folder).
+const JUNK: &str = ".Junk";
+
+/// junk - whether the message carries the `spam_header` line.
+fn junk(cfg: &Config, msg: &Message) -> bool {
+    let (name, _) = &cfg.mailauth.spam_header;
+    msg.has_field(name, |v| cfg.mailauth.is_spam_field(name, v))
+}
+
+/// mailbox_dest - a trailing `/` is a Maildir, else an mbox; spam goes to
+/// the Maildir++ folder `.Junk` (made when missing), else `+detail` to
+/// the folder `.detail` when it exists. An mbox has no folders: spam
+/// stays in it, marked by its header.
+fn mailbox_dest(mailbox: &str, detail: Option<&str>, junk: bool) -> Dest {
     if mailbox.ends_with('/') {
         let root = PathBuf::from(mailbox);
+        if junk {
+            return Dest::Junk(root.join(JUNK));
+        }
         if let Some(d) = detail {
             let safe = !d.is_empty() && !d.contains(['/', '\0']) && !d.starts_with('.');
             let folder = root.join(format!(".{d}"));

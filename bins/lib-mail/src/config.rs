@@ -207,6 +207,8 @@ pub struct Config {
     pub imap_folders: Vec<String>,
     /// Secret files opened while privileged (`hold_secrets`).
     pub held: Held,
+    /// DKIM signing, SPF/DKIM/DMARC checks, `spam_header`.
+    pub mailauth: crate::authconf::MailAuth,
 }
 
 /// SMTP server limits and policy (`[smtpd]`).
@@ -283,6 +285,7 @@ impl Default for Config {
                 .to_vec(),
             held: Held::default(),
             quota_full_tempfail: false,
+            mailauth: crate::authconf::MailAuth::default(),
         }
     }
 }
@@ -392,6 +395,7 @@ impl Config {
             ..Config::default()
         };
         let mut domains_set = false;
+        let mut mail_auth = None;
         let rel = |p: &str| -> PathBuf {
             let p = PathBuf::from(p);
             if p.is_absolute() { p } else { base.join(p) }
@@ -610,6 +614,12 @@ impl Config {
                                     .as_bool()
                                     .ok_or_else(|| bad(&full, "must be true or false"))?;
                             }
+                            "mail_auth" => {
+                                mail_auth = Some(
+                                    v.as_bool()
+                                        .ok_or_else(|| bad(&full, "must be true or false"))?,
+                                );
+                            }
                             _ => return Err(bad(&full, "unknown key")),
                         }
                     }
@@ -774,8 +784,34 @@ impl Config {
                         c.remote.transport.push((k.to_ascii_lowercase(), r));
                     }
                 }
+                "dkim" => {
+                    c.mailauth.dkim_keys = crate::authconf::parse_dkim(val, &|p| rel(p))
+                        .map_err(|(k, w)| bad(&k, &w))?;
+                }
+                "dmarc" | "spf" => {
+                    let known = if key == "dmarc" {
+                        "enforce"
+                    } else {
+                        "reject_fail"
+                    };
+                    for (k, on) in crate::authconf::parse_bool_table(key, val, &[known])
+                        .map_err(|(k, w)| bad(&k, &w))?
+                    {
+                        match k.as_str() {
+                            "enforce" => c.mailauth.dmarc_enforce = on,
+                            _ => c.mailauth.spf_reject_fail = on,
+                        }
+                    }
+                }
+                "spam_header" => {
+                    c.mailauth.spam_header =
+                        crate::authconf::parse_spam_header(val).map_err(|(k, w)| bad(&k, &w))?;
+                }
                 _ => return Err(bad(key, "unknown key")),
             }
+        }
+        if let Some(on) = mail_auth {
+            c.mailauth.checks = on;
         }
         if !domains_set {
             c.domains = vec![c.hostname.to_ascii_lowercase(), "localhost".to_string()];
@@ -880,7 +916,7 @@ fn path_str(v: &toml::Value) -> Option<&str> {
 }
 
 /// duration - seconds as a number, or a string with a unit: "90s", "5m", "2h", "5d".
-fn duration(v: &toml::Value) -> Result<Duration, String> {
+pub(crate) fn duration(v: &toml::Value) -> Result<Duration, String> {
     const WHAT: &str = "must be seconds or a duration like \"300s\", \"5m\", \"1h\", \"5d\"";
     if let Some(n) = v.as_integer() {
         return if n >= 0 {

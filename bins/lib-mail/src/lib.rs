@@ -5,6 +5,7 @@
 
 pub mod address;
 pub mod aliases;
+pub mod authconf;
 pub mod config;
 pub mod date;
 pub mod net;

@@ -25,6 +25,11 @@ pub struct Queued {
     child: Child,
     input: ChunkWriter<BufWriter<ChildStdin>>,
     pub id: String,
+    /// Held back until the whole message is in (mail authentication: the
+    /// Authentication-Results field goes on top, and a DMARC reject must
+    /// be able to take it all back), and where the client's part starts.
+    held: Option<Vec<u8>>,
+    message_at: usize,
 }
 
 impl Queued {
@@ -51,6 +56,8 @@ impl Queued {
                 child,
                 input: ChunkWriter::new(w),
                 id,
+                held: None,
+                message_at: 0,
             }),
             Err(_) => {
                 drop(w);
@@ -59,9 +66,44 @@ impl Queued {
         }
     }
 
-    /// write - more of the message.
+    /// write - more of the message (kept here while held).
     pub fn write(&mut self, b: &[u8]) -> io::Result<()> {
-        self.input.write_all(b)
+        match self.held.as_mut() {
+            Some(h) => {
+                h.extend_from_slice(b);
+                Ok(())
+            }
+            None => self.input.write_all(b),
+        }
+    }
+
+    /// hold - keep what is written from now on until `release`; the
+    /// session's size limit bounds it.
+    pub fn hold(&mut self) {
+        self.held = Some(Vec::new());
+    }
+
+    /// mark_message - what is written from now on is the client's message.
+    pub fn mark_message(&mut self) {
+        self.message_at = self.held.as_ref().map_or(0, Vec::len);
+    }
+
+    /// held - what was held: our own part and the client's message.
+    pub fn held(&self) -> Option<(&[u8], &[u8])> {
+        self.held
+            .as_ref()
+            .map(|h| (&h[..self.message_at], &h[self.message_at..]))
+    }
+
+    /// release - send `top`, then our held part, then `message` in place
+    /// of the client's, and stop holding.
+    pub fn release(&mut self, top: &[u8], message: &[u8]) -> io::Result<()> {
+        let Some(h) = self.held.take() else {
+            return Ok(());
+        };
+        self.input.write_all(top)?;
+        self.input.write_all(&h[..self.message_at])?;
+        self.input.write_all(message)
     }
 
     /// commit - the final chunk; Ok when enqueue has made it durable.
