@@ -55,6 +55,7 @@ install: build
 	install -d $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(MANDIR)/man8
 	install -m 0755 target/release/sendmail $(DESTDIR)$(SBINDIR)/sendmail
 	for l in $(LINKS); do ln -sf sendmail $(DESTDIR)$(SBINDIR)/$$l; done
+	install -m 0755 target/release/dkimkey $(DESTDIR)$(SBINDIR)/dkimkey
 	for h in $(HELPERS); do install -m 0755 target/release/$$h $(DESTDIR)$(LIBEXECDIR)/$$h; done
 	for p in man/*.5; do install -m 0644 $$p $(DESTDIR)$(MANDIR)/man5/; done
 	for p in man/*.7; do install -m 0644 $$p $(DESTDIR)$(MANDIR)/man7/; done
@@ -75,9 +76,9 @@ install: build
 	else echo "install: files only; as root, run scripts/setup-system.sh $(LIBEXECDIR) to create the posthorn user, the spool and the setgid enqueue"; fi
 
 uninstall:
-	rm -f $(DESTDIR)$(SBINDIR)/sendmail $(addprefix $(DESTDIR)$(SBINDIR)/,$(LINKS))
+	rm -f $(DESTDIR)$(SBINDIR)/sendmail $(DESTDIR)$(SBINDIR)/dkimkey $(addprefix $(DESTDIR)$(SBINDIR)/,$(LINKS))
 	rm -rf $(DESTDIR)$(LIBEXECDIR)
-	rm -f $(DESTDIR)$(MANDIR)/man8/sendmail.8 $(addprefix $(DESTDIR)$(MANDIR)/man8/,$(addsuffix .8,$(LINKS) $(HELPERS)))
+	rm -f $(DESTDIR)$(MANDIR)/man8/sendmail.8 $(addprefix $(DESTDIR)$(MANDIR)/man8/,$(addsuffix .8,$(LINKS) $(HELPERS) dkimkey))
 	rm -f $(DESTDIR)$(MANDIR)/man5/posthorn.toml.5 $(DESTDIR)$(MANDIR)/man5/aliases.5 $(DESTDIR)$(MANDIR)/man7/posthorn.7
 
 clean:

@@ -21,7 +21,7 @@ pub fn is_root() -> bool {
 
 /// The programs the tests run.
 pub const BINARIES: &[&str] = &[
-    "sendmail", "enqueue", "qrun", "deliver", "pop3d", "smtpd", "imapd", "remote",
+    "sendmail", "enqueue", "qrun", "deliver", "pop3d", "smtpd", "imapd", "remote", "dkimkey",
 ];
 
 /// bin_dir - the built binaries; as root, a copy that `nobody` can execute.

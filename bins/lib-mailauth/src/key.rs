@@ -134,11 +134,24 @@ impl PrivateKey {
     }
 }
 
-/// generate_ed25519 - a new Ed25519 key as a PKCS#8 PEM file.
+/// generate_ed25519 - a new Ed25519 key as a PKCS#8 v1 PEM file (the
+/// seed alone, RFC 8410, which `openssl pkey` and OpenDKIM read; ring's
+/// own v2 form carries the public key too, and OpenSSL 3.0 refuses it).
 pub fn generate_ed25519() -> Result<String, String> {
     let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
         .map_err(|_| "no random numbers".to_string())?;
-    Ok(pem("PRIVATE KEY", doc.as_ref()))
+    // v2: 30 53 02 01 01 30 05 06 03 2b 65 70 04 22 04 20 <seed> a1 23 ...
+    let seed = doc
+        .as_ref()
+        .get(16..48)
+        .ok_or("unexpected PKCS#8 from ring")?;
+    let mut v1 = vec![
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    v1.extend_from_slice(seed);
+    Ed25519KeyPair::from_pkcs8_maybe_unchecked(&v1).map_err(|_| "bad Ed25519 key".to_string())?;
+    Ok(pem("PRIVATE KEY", &v1))
 }
 
 /// pem - DER as a PEM block, 64 columns.

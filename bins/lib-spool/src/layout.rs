@@ -5,6 +5,7 @@
 //! spool/incoming/  committed messages, one queue file each
 //! spool/state/     qrun's per-message delivery records
 //! spool/hold/      messages put on hold (qrun --hold): kept, not tried
+//! spool/dkim/      qrun's DKIM-Signature fields, made once per message
 //! spool/trigger    FIFO: a byte here wakes qrun
 //! spool/qrun.lock  held (flock) by the running qrun daemon
 //! ```
@@ -38,6 +39,13 @@ impl Spool {
     }
     pub fn hold(&self) -> PathBuf {
         self.root.join("hold")
+    }
+    pub fn dkim(&self) -> PathBuf {
+        self.root.join("dkim")
+    }
+    /// dkim_file - the DKIM-Signature fields of `id`, once signed.
+    pub fn dkim_file(&self, id: &QueueId) -> PathBuf {
+        self.dkim().join(id.as_str())
     }
     /// held - the queue file of `id` while it is on hold.
     pub fn held(&self, id: &QueueId) -> PathBuf {
@@ -73,6 +81,7 @@ impl Spool {
             (self.incoming(), 0o3770),
             (self.state(), 0o2750),
             (self.hold(), 0o2750),
+            (self.dkim(), 0o2750),
         ] {
             match std::fs::DirBuilder::new().mode(mode).create(&d) {
                 Ok(()) => {}

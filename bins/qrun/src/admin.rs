@@ -142,6 +142,7 @@ pub fn change(ctx: &Ctx, what: Move, args: &[String]) -> Result<(), Exit> {
             }),
             None => std::fs::remove_file(&from).map(|()| {
                 let _ = std::fs::remove_file(sp.state_file(&id));
+                let _ = std::fs::remove_file(sp.dkim_file(&id));
             }),
         };
         match done {

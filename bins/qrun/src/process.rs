@@ -26,6 +26,8 @@ pub struct Ctx {
     pub dest: crate::remote::DestLimit,
     /// Idle remote(8) sessions with their connections open.
     pub pool: crate::remote::Pool,
+    /// The DKIM signing keys, read at start (dkim.rs).
+    pub dkim: crate::dkim::Keys,
 }
 
 #[derive(Default)]
@@ -50,7 +52,7 @@ pub enum Pass {
 
 impl Ctx {
     /// new - the shared context.
-    pub fn new(cfg: Config, spool: Spool, agent: Agent) -> Ctx {
+    pub fn new(cfg: Config, spool: Spool, agent: Agent, dkim: crate::dkim::Keys) -> Ctx {
         let limit = cfg.remote.destination_concurrency;
         Ctx {
             cfg,
@@ -59,6 +61,7 @@ impl Ctx {
             aliases: Mutex::new(AliasCache::default()),
             dest: crate::remote::DestLimit::new(limit),
             pool: crate::remote::Pool::default(),
+            dkim,
         }
     }
 
@@ -394,6 +397,7 @@ pub fn process(ctx: &Ctx, id: &QueueId) -> Pass {
         match std::fs::remove_file(&path) {
             Ok(()) => {
                 let _ = std::fs::remove_file(&state_path);
+                let _ = std::fs::remove_file(ctx.spool.dkim_file(id));
                 info!("{id}: removed");
                 return Pass::Done;
             }
@@ -461,6 +465,27 @@ impl RemoteRun<'_> {
                 None => list.push((addr.clone(), vec![key.clone()])),
             }
         }
+        // The DKIM-Signature fields, made once before the first attempt;
+        // when they cannot be made, nothing goes out unsigned: all wait.
+        let signature =
+            match crate::dkim::fields(&self.ctx.dkim, &self.ctx.spool, self.id, self.q, f) {
+                Ok(s) => s,
+                Err(e) => {
+                    let o = RemoteOutcome {
+                        status: 'W',
+                        dsn: "4.3.5".into(),
+                        text: e,
+                        mta: String::new(),
+                        diag: String::new(),
+                    };
+                    let now = posthorn_mail::date::since_epoch().as_secs_f64();
+                    for (addr, keys) in by_domain.iter().flat_map(|(_, l)| l) {
+                        self.log(addr, keys, "none", now, 0.0, 0.0, &o);
+                        self.record(keys, &o, st, journal, deferred_now);
+                    }
+                    return journal.sync();
+                }
+            };
         let helper = self.ctx.cfg.helper("remote");
         for (domain, list) in by_domain {
             let rcpts: Vec<posthorn_spool::envelope::Recipient> = list
@@ -518,6 +543,7 @@ impl RemoteRun<'_> {
                 &domain,
                 env,
                 &rcpts,
+                &signature,
                 f,
                 self.q.msg_offset,
                 self.q.msg_size,

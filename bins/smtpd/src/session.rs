@@ -609,6 +609,9 @@ impl<'a> Session<'a> {
             envid: txn.params.envid.clone(),
             body: txn.params.body.clone(),
             smtputf8: txn.params.smtputf8,
+            // Mail from a stranger is never signed; mail from a logged-in
+            // user or sendmail -bs is (qrun's dkim.rs).
+            external: self.mode == Mode::Mx && self.auth.is_none(),
         }
     }
 
