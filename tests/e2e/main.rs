@@ -8,6 +8,7 @@ mod aliases;
 mod delivery;
 mod durability;
 mod imapd;
+mod mailauth;
 mod pop3d;
 mod remote;
 mod root;

@@ -119,6 +119,19 @@ fn run(a: &Args) -> Result<(), Exit> {
     Ok(())
 }
 
+/// io_exit - an I/O error as the exit code dkimkey(8) documents: 77
+/// permission denied, 66 no such file to read, 73 any other failure to
+/// create or write.
+fn io_exit(path: &Path, e: &std::io::Error, creating: bool) -> Exit {
+    let code = match e.kind() {
+        std::io::ErrorKind::PermissionDenied => exit::NOPERM,
+        std::io::ErrorKind::NotFound if !creating => exit::NOINPUT,
+        _ if creating => exit::CANTCREAT,
+        _ => exit::IOERR,
+    };
+    Exit::new(code, format!("{}: {e}", path.display()))
+}
+
 /// write_new - create `path` (it must not exist) with mode 0600.
 fn write_new(path: &Path, data: &[u8]) -> Result<(), Exit> {
     let mut f = std::fs::OpenOptions::new()
@@ -126,10 +139,10 @@ fn write_new(path: &Path, data: &[u8]) -> Result<(), Exit> {
         .create_new(true)
         .mode(0o600)
         .open(path)
-        .map_err(|e| Exit::from_io(path.display().to_string(), &e))?;
+        .map_err(|e| io_exit(path, &e, true))?;
     f.write_all(data)
         .and_then(|()| f.sync_all())
-        .map_err(|e| Exit::from_io(path.display().to_string(), &e))
+        .map_err(|e| io_exit(path, &e, true))
 }
 
 /// make_rsa - `openssl genpkey` into a new file of our own making (so
@@ -164,10 +177,10 @@ fn make_rsa(path: &Path, bits: u32) -> Result<(), Exit> {
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .open(path)
-        .map_err(|e| Exit::from_io(path.display().to_string(), &e))?;
+        .map_err(|e| io_exit(path, &e, true))?;
     f.write_all(&pem)
         .and_then(|()| f.sync_all())
-        .map_err(|e| Exit::from_io(path.display().to_string(), &e))
+        .map_err(|e| io_exit(path, &e, true))
 }
 
 /// zone_text - the record in zone-file form, its text cut into strings

@@ -410,6 +410,13 @@ fn verify_one(
             return o;
         }
     }
+    // RFC 6376 8.15: a From: field the signature does not cover may be
+    // the one a reader sees (RFC 5322 allows one From: only).
+    let signed_from = sig.h.iter().filter(|n| *n == "from").count();
+    if fields.iter().filter(|f| f.is("from")).count() > signed_from {
+        o.verdict = Verdict::Fail("a From: field is not signed".into());
+        return o;
+    }
     let want = (sig.body_canon, sig.l);
     let (bh, len) = match hashes.iter().find(|(k, _, _)| *k == want) {
         Some((_, h, n)) => (h.clone(), *n),

@@ -15,6 +15,7 @@ pub mod ar;
 pub mod canon;
 pub mod dkim;
 pub mod dmarc;
+pub mod fuzzing;
 pub mod header;
 pub mod key;
 pub mod spf;

@@ -30,6 +30,9 @@ pub struct Queued {
     /// be able to take it all back), and where the client's part starts.
     held: Option<Vec<u8>>,
     message_at: usize,
+    /// Held only until the end of the header, to remove forged
+    /// Authentication-Results fields naming this host (unchecked mail).
+    header_only: Option<String>,
 }
 
 impl Queued {
@@ -58,6 +61,7 @@ impl Queued {
                 id,
                 held: None,
                 message_at: 0,
+                header_only: None,
             }),
             Err(_) => {
                 drop(w);
@@ -68,13 +72,30 @@ impl Queued {
 
     /// write - more of the message (kept here while held).
     pub fn write(&mut self, b: &[u8]) -> io::Result<()> {
-        match self.held.as_mut() {
-            Some(h) => {
-                h.extend_from_slice(b);
-                Ok(())
-            }
-            None => self.input.write_all(b),
+        let Some(h) = self.held.as_mut() else {
+            return self.input.write_all(b);
+        };
+        h.extend_from_slice(b);
+        let Some(host) = &self.header_only else {
+            return Ok(());
+        };
+        // The header is complete (or absurdly long): clean it and let the
+        // rest stream through.
+        let msg = &h[self.message_at..];
+        let done = msg.starts_with(b"\n") || msg.windows(2).any(|w| w == b"\n\n");
+        if done || msg.len() > HEADER_HOLD {
+            let clean = crate::mailauth::strip_ours(msg, host);
+            self.header_only = None;
+            return self.release(b"", &clean);
         }
+        Ok(())
+    }
+
+    /// hold_header - hold only the header, and take out the
+    /// Authentication-Results fields that claim `hostname`.
+    pub fn hold_header(&mut self, hostname: &str) {
+        self.held = Some(Vec::new());
+        self.header_only = Some(hostname.to_string());
     }
 
     /// hold - keep what is written from now on until `release`; the
@@ -134,6 +155,9 @@ impl Queued {
         let _ = self.child.wait();
     }
 }
+
+/// Most octets held while waiting for the end of a header.
+const HEADER_HOLD: usize = 256 * 1024;
 
 /// read_id - the queue ID line enqueue prints before the message.
 fn read_id(stdout: ChildStdout) -> io::Result<String> {

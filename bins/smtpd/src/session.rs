@@ -667,10 +667,14 @@ impl<'a> Session<'a> {
             None => String::new(),
         };
         info!("{}: client={}{sasl}", q.id, self.client());
-        // Checked mail waits whole for its verdict, Authentication-Results
-        // to go on top of our Received: (finish_message).
+        // Checked mail waits whole for its verdict, with
+        // Authentication-Results to go on top of our Received:; other MX
+        // mail waits only for its header, to lose the forged fields that
+        // claim our name (RFC 8601 5), then streams (finish_message).
         if txn.spf.is_some() {
             q.hold();
+        } else if self.mode == Mode::Mx {
+            q.hold_header(&self.cfg.hostname);
         }
         let r = self.received(txn, &q.id);
         if let Err(e) = q.write(r.as_bytes()) {
@@ -796,28 +800,34 @@ impl<'a> Session<'a> {
             self.refused(Refused::Temporary(format!("writing to enqueue: {e}")));
             return;
         }
-        if let (Some(c), Some(spf), Some((_, msg))) = (&self.checker, &txn.spf, queued.held()) {
-            let (verdict, summary) = c.message(self.cfg, spf, msg);
-            info!("{}: authentication: {summary}", queued.id);
-            match verdict {
-                Verdict::Reject(text) => {
-                    let id = queued.id.clone();
-                    queued.abort();
-                    info!(
-                        "{id}: reject: END-OF-MESSAGE from {}: 550 {text}; from=<{}>",
-                        self.client(),
-                        txn.sender
-                    );
-                    self.reply(550, &text);
-                    return;
-                }
-                Verdict::Accept { top, message } => {
-                    if let Err(e) = queued.release(top.as_bytes(), &message) {
-                        queued.abort();
-                        self.refused(Refused::Temporary(format!("writing to enqueue: {e}")));
-                        return;
+        if let Some((_, msg)) = queued.held() {
+            let (top, message) = match (&self.checker, &txn.spf) {
+                (Some(c), Some(spf)) => {
+                    let (verdict, summary) = c.message(self.cfg, spf, msg);
+                    info!("{}: authentication: {summary}", queued.id);
+                    match verdict {
+                        Verdict::Reject(text) => {
+                            let id = queued.id.clone();
+                            queued.abort();
+                            info!(
+                                "{id}: reject: END-OF-MESSAGE from {}: 550 {text}; from=<{}>",
+                                self.client(),
+                                txn.sender
+                            );
+                            self.reply(550, &text);
+                            return;
+                        }
+                        Verdict::Accept { top, message } => (top, message),
                     }
                 }
+                // Not checked (this host's own client, or checks off): no
+                // results of ours, and none that pretend to be.
+                _ => (String::new(), mailauth::strip_ours(msg, &self.cfg.hostname)),
+            };
+            if let Err(e) = queued.release(top.as_bytes(), &message) {
+                queued.abort();
+                self.refused(Refused::Temporary(format!("writing to enqueue: {e}")));
+                return;
             }
         }
         match queued.commit() {
