@@ -271,29 +271,11 @@ fn parse_record(text: &str) -> Result<Vec<Term>, Fatal> {
                 }
             }
             "ip4" => {
-                let a = arg
-                    .and_then(|a| a.strip_prefix(':'))
-                    .ok_or_else(|| perm("ip4 needs an address"))?;
-                let (addr, len) = match a.split_once('/') {
-                    Some((x, l)) => (x, cidr(l, 32)?),
-                    None => (a, 32),
-                };
-                let addr = addr
-                    .parse()
-                    .map_err(|_| perm(format!("bad ip4 address {addr}")))?;
+                let (addr, len) = network(arg, 32, "ip4")?;
                 Mech::Ip4(addr, len)
             }
             "ip6" => {
-                let a = arg
-                    .and_then(|a| a.strip_prefix(':'))
-                    .ok_or_else(|| perm("ip6 needs an address"))?;
-                let (addr, len) = match a.split_once('/') {
-                    Some((x, l)) => (x, cidr(l, 128)?),
-                    None => (a, 128),
-                };
-                let addr = addr
-                    .parse()
-                    .map_err(|_| perm(format!("bad ip6 address {addr}")))?;
+                let (addr, len) = network(arg, 128, "ip6")?;
                 Mech::Ip6(addr, len)
             }
             _ => return Err(perm(format!("unknown mechanism {t}"))),
@@ -301,6 +283,21 @@ fn parse_record(text: &str) -> Result<Vec<Term>, Fatal> {
         terms.push(Term::Directive { qualifier, mech });
     }
     Ok(terms)
+}
+
+/// network - ":address[/length]" of an ip4 or ip6 mechanism.
+fn network<A: std::str::FromStr>(arg: Option<&str>, max: u8, what: &str) -> Result<(A, u8), Fatal> {
+    let a = arg
+        .and_then(|a| a.strip_prefix(':'))
+        .ok_or_else(|| perm(format!("{what} needs an address")))?;
+    let (addr, len) = match a.split_once('/') {
+        Some((x, l)) => (x, cidr(l, max)?),
+        None => (a, max),
+    };
+    let addr = addr
+        .parse()
+        .map_err(|_| perm(format!("bad {what} address {addr}")))?;
+    Ok((addr, len))
 }
 
 /// cidr - a prefix length of at most `max`, no leading zeros.

@@ -432,6 +432,30 @@ struct RemoteRun<'a> {
 }
 
 impl RemoteRun<'_> {
+    /// defer_unsent - addresses that could not be sent for a reason of
+    /// ours (the relay login, a DKIM key): each deferred with 4.3.5.
+    fn defer_unsent<'a>(
+        &self,
+        addrs: impl Iterator<Item = &'a (String, Vec<Key>)>,
+        why: String,
+        st: &mut State,
+        journal: &mut Journal,
+        deferred_now: &mut Vec<Key>,
+    ) {
+        let o = RemoteOutcome {
+            status: 'W',
+            dsn: "4.3.5".into(),
+            text: why,
+            mta: String::new(),
+            diag: String::new(),
+        };
+        let now = posthorn_mail::date::since_epoch().as_secs_f64();
+        for (addr, keys) in addrs {
+            self.log(addr, keys, "none", now, 0.0, 0.0, &o);
+            self.record(keys, &o, st, journal, deferred_now);
+        }
+    }
+
     /// run - send to every remote target not yet finished: one `remote`
     /// run per domain, each address once; every outcome is logged and
     /// fdatasync'd as it arrives, so a crash resends at most the
@@ -471,18 +495,8 @@ impl RemoteRun<'_> {
             match crate::dkim::fields(&self.ctx.dkim, &self.ctx.spool, self.id, self.q, f) {
                 Ok(s) => s,
                 Err(e) => {
-                    let o = RemoteOutcome {
-                        status: 'W',
-                        dsn: "4.3.5".into(),
-                        text: e,
-                        mta: String::new(),
-                        diag: String::new(),
-                    };
-                    let now = posthorn_mail::date::since_epoch().as_secs_f64();
-                    for (addr, keys) in by_domain.iter().flat_map(|(_, l)| l) {
-                        self.log(addr, keys, "none", now, 0.0, 0.0, &o);
-                        self.record(keys, &o, st, journal, deferred_now);
-                    }
+                    let all = by_domain.iter().flat_map(|(_, l)| l);
+                    self.defer_unsent(all, e, st, journal, deferred_now);
                     return journal.sync();
                 }
             };
@@ -512,18 +526,7 @@ impl RemoteRun<'_> {
                 (Some(_), None) => match relay_login(cfg) {
                     Ok(l) => l,
                     Err(e) => {
-                        let o = RemoteOutcome {
-                            status: 'W',
-                            dsn: "4.3.5".into(),
-                            text: e,
-                            mta: String::new(),
-                            diag: String::new(),
-                        };
-                        let now = posthorn_mail::date::since_epoch().as_secs_f64();
-                        for (addr, keys) in &list {
-                            self.log(addr, keys, "none", now, 0.0, 0.0, &o);
-                            self.record(keys, &o, st, journal, deferred_now);
-                        }
+                        self.defer_unsent(list.iter(), e, st, journal, deferred_now);
                         journal.sync()?;
                         continue;
                     }
