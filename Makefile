@@ -45,7 +45,7 @@ bench: build
 # Coverage-guided fuzzing of the parsers that read untrusted input, a minute
 # each (FUZZ_SECONDS). cargo-fuzz needs nightly features: RUSTC_BOOTSTRAP.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS  = sasl proxy passwd aliases envelope smtp_command smtp_data imap_command mime remote_dns remote_data sieve
+FUZZ_TARGETS  = sasl proxy passwd aliases envelope smtp_command smtp_data imap_command mime dns_answer remote_data sieve dkim_tags dkim_message spf_record dmarc_record
 fuzz:
 	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
 	cd fuzz && for t in $(FUZZ_TARGETS); do RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done
@@ -55,6 +55,7 @@ install: build
 	install -d $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(MANDIR)/man8
 	install -m 0755 target/release/sendmail $(DESTDIR)$(SBINDIR)/sendmail
 	for l in $(LINKS); do ln -sf sendmail $(DESTDIR)$(SBINDIR)/$$l; done
+	install -m 0755 target/release/dkimkey $(DESTDIR)$(SBINDIR)/dkimkey
 	for h in $(HELPERS); do install -m 0755 target/release/$$h $(DESTDIR)$(LIBEXECDIR)/$$h; done
 	for p in man/*.5; do install -m 0644 $$p $(DESTDIR)$(MANDIR)/man5/; done
 	for p in man/*.7; do install -m 0644 $$p $(DESTDIR)$(MANDIR)/man7/; done
@@ -77,9 +78,9 @@ install: build
 	else echo "install: files only; as root, run scripts/setup-system.sh $(LIBEXECDIR) to create the posthorn user, the spool and the setgid enqueue"; fi
 
 uninstall:
-	rm -f $(DESTDIR)$(SBINDIR)/sendmail $(addprefix $(DESTDIR)$(SBINDIR)/,$(LINKS))
+	rm -f $(DESTDIR)$(SBINDIR)/sendmail $(DESTDIR)$(SBINDIR)/dkimkey $(addprefix $(DESTDIR)$(SBINDIR)/,$(LINKS))
 	rm -rf $(DESTDIR)$(LIBEXECDIR)
-	rm -f $(DESTDIR)$(MANDIR)/man8/sendmail.8 $(addprefix $(DESTDIR)$(MANDIR)/man8/,$(addsuffix .8,$(LINKS) $(HELPERS)))
+	rm -f $(DESTDIR)$(MANDIR)/man8/sendmail.8 $(addprefix $(DESTDIR)$(MANDIR)/man8/,$(addsuffix .8,$(LINKS) $(HELPERS) dkimkey))
 	rm -f $(DESTDIR)$(MANDIR)/man5/posthorn.toml.5 $(DESTDIR)$(MANDIR)/man5/aliases.5 $(DESTDIR)$(MANDIR)/man7/posthorn.7
 
 clean:

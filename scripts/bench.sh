@@ -457,3 +457,10 @@ if [ "${BENCH_REMOTE:-yes}" != no ]; then
     echo
     bash "$top/scripts/bench-remote.sh"
 fi
+
+# DKIM signing and checking, and SPF, per message, beside OpenDKIM
+# (BENCH_MAILAUTH=no skips it).
+if [ "${BENCH_MAILAUTH:-yes}" != no ]; then
+    echo
+    sh "$top/scripts/bench-mailauth.sh"
+fi

@@ -1,12 +1,13 @@
 # spam-to-junk.sieve - file mail that a filter marked as spam into Junk.
 #
-# A global script for deliver: name it in posthorn.toml as
+# deliver runs this rule itself, compiled in, after every other script
+# (the user's included), so a message a user's rule files elsewhere
+# stays there; `sieve.spam_to_junk = false` in posthorn.toml turns that
+# off. To file spam before any user rule instead, name this file in
 #
 #     [sieve]
-#     after = ["/etc/posthorn/sieve/spam-to-junk.sieve"]
+#     before = ["/etc/posthorn/sieve/spam-to-junk.sieve"]
 #
-# to let each user's own rules go first (a message they file elsewhere
-# stays there), or in `before` to file spam before any user rule runs.
 # The marker is the `spam_header` key of posthorn.toml ("X-Spam: Yes" by
 # default, rspamd's; SpamAssassin's is "X-Spam-Flag: YES"), which deliver
 # passes in as environment items; the value is compared ignoring case.

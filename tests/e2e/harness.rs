@@ -21,7 +21,7 @@ pub fn is_root() -> bool {
 
 /// The programs the tests run.
 pub const BINARIES: &[&str] = &[
-    "sendmail", "enqueue", "qrun", "deliver", "pop3d", "smtpd", "imapd", "remote",
+    "sendmail", "enqueue", "qrun", "deliver", "pop3d", "smtpd", "imapd", "remote", "dkimkey",
 ];
 
 /// bin_dir - the built binaries; as root, a copy that `nobody` can execute.
@@ -525,4 +525,126 @@ pub fn s_client(port: u16, proto: &str, steps: &[(&str, &str)]) -> String {
     o.push_str(&rest);
     let _ = c.wait();
     o
+}
+
+/// A running aiosmtpd sink; killed on drop.
+pub struct Sink {
+    child: Child,
+    pub port: u16,
+    pub out: PathBuf,
+}
+
+impl Sink {
+    /// start - a sink on a free port writing to `out`, with extra sink.py options.
+    pub fn start(out: &Path, opts: &[&str]) -> Sink {
+        Sink::start_on(out, opts, free_port(), "127.0.0.1")
+    }
+
+    /// start_on - a sink on `host` port `port`.
+    pub fn start_on(out: &Path, opts: &[&str], port: u16, host: &str) -> Sink {
+        std::fs::create_dir_all(out).unwrap();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/remote/sink.py");
+        let child = Command::new("python3")
+            .arg(script)
+            .arg(port.to_string())
+            .arg(out)
+            .args(opts)
+            .args(["--host", host])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let up = wait_for(Duration::from_secs(20), || {
+            std::net::TcpStream::connect((host, port)).is_ok()
+        });
+        assert!(up, "the sink did not start");
+        Sink {
+            child,
+            port,
+            out: out.to_path_buf(),
+        }
+    }
+
+    /// received - the messages accepted so far, as JSON texts, oldest first.
+    pub fn received(&self) -> Vec<String> {
+        let mut names: Vec<PathBuf> = std::fs::read_dir(&self.out)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        names.sort();
+        names
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A dnsmasq serving only the given records on a loopback port.
+pub struct Dns {
+    child: Child,
+    pub port: u16,
+}
+
+impl Dns {
+    /// start - dnsmasq with `records` (its own options), answering NXDOMAIN
+    /// for every other name under .test; None (with a message) if missing.
+    pub fn start(records: &[String]) -> Option<Dns> {
+        let bin = ["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq"]
+            .into_iter()
+            .find(|p| Path::new(p).exists());
+        let Some(bin) = bin else {
+            eprintln!("SKIP: dnsmasq is not installed (apt-get install dnsmasq-base; CI does)");
+            return None;
+        };
+        let port = free_port();
+        let me = if is_root() {
+            "root".to_string()
+        } else {
+            std::env::var("USER").unwrap_or_else(|_| "nobody".into())
+        };
+        let child = Command::new(bin)
+            .args([
+                "--keep-in-foreground",
+                "--no-resolv",
+                "--no-hosts",
+                "--bind-interfaces",
+                "--listen-address=127.0.0.1",
+                "--pid-file=",
+                "--local=/test/",
+            ])
+            .arg(format!("--port={port}"))
+            .arg(format!("--user={me}"))
+            .args(records)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let d = Dns { child, port };
+        let up = wait_for(Duration::from_secs(10), || {
+            let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            // A query for test. SOA; any answer means it is listening.
+            let q = b"\x00\x01\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x04test\x00\x00\x06\x00\x01";
+            s.send_to(q, ("127.0.0.1", port)).is_ok() && s.recv(&mut [0u8; 512]).is_ok()
+        });
+        assert!(up, "dnsmasq did not start");
+        Some(d)
+    }
+}
+
+impl Drop for Dns {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -1628,7 +1628,7 @@ fn kill_9_during_append_store_copy_and_expunge_leaves_a_consistent_folder() {
     let t = std::time::Instant::now();
     let (out, err) = session(
         &i,
-        "a LOGIN ann x\nb SELECT INBOX\nc STORE 1 +FLAGS ($AfterTheKills)\nz LOGOUT\n",
+        "a LOGIN ann x\nb SELECT INBOX\nc APPEND INBOX ($AfterTheKills) {8+}\nSubject:\nz LOGOUT\n",
     );
     assert!(out.contains("c OK"), "{out}{err}");
     assert!(

@@ -9,6 +9,7 @@ mod bench;
 mod delivery;
 mod durability;
 mod imapd;
+mod mailauth;
 mod pop3d;
 mod remote;
 mod root;

@@ -277,8 +277,10 @@ fn posthorn(before: Option<&Path>, script: &Path, msg: &[u8]) -> Result<Vec<Outc
     let before_key = before
         .map(|b| format!("before = [\"{}\"]\n", b.display()))
         .unwrap_or_default();
+    // The language is compared: Pigeonhole has no built-in spam rule,
+    // so deliver's is off here (tests/e2e/sieve.rs tests it).
     i.write_config(&format!(
-        "domains = [\"example.org\", \"{HOST}\"]\n[sieve]\n{before_key}spamtest_header = \"X-Spam-Score\"\nspamtest_max = 15\nvirustest_header = \"X-Virus-Score\"\n"
+        "domains = [\"example.org\", \"{HOST}\"]\n[sieve]\nspam_to_junk = false\n{before_key}spamtest_header = \"X-Spam-Score\"\nspamtest_max = 15\nvirustest_header = \"X-Virus-Score\"\n"
     ));
     make_maildir(&i.path("home/bob/Maildir"));
     i.write(

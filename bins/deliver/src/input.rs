@@ -100,6 +100,36 @@ impl Message {
         }
     }
 
+    /// has_field - whether the header holds a field named `name` whose
+    /// unfolded value satisfies `is`: how the spam_header line, put there
+    /// by smtpd's DMARC quarantine (or a filter before us), is found.
+    pub fn has_field(&self, name: &str, is: impl Fn(&str) -> bool) -> bool {
+        let scan = &self.head[self.skip..self.head.len().min(HEADER_SCAN)];
+        let text = String::from_utf8_lossy(scan);
+        let mut cur: Option<String> = None;
+        for line in text.split('\n') {
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            if line.starts_with([' ', '\t']) {
+                if let Some(c) = cur.as_mut() {
+                    c.push_str(line);
+                }
+                continue;
+            }
+            if cur.take().is_some_and(|v| is(&v)) {
+                return true;
+            }
+            if line.is_empty() {
+                return false;
+            }
+            if let Some((n, v)) = line.split_once(':')
+                && n.trim().eq_ignore_ascii_case(name)
+            {
+                cur = Some(v.to_string());
+            }
+        }
+        cur.is_some_and(|v| is(&v))
+    }
+
     /// delivered_to - the Delivered-To: values (lowercased) that mark an
     /// earlier pass through a mail system. Those above the first Received:
     /// were put there by the MTA that runs us, for this very delivery

@@ -44,7 +44,14 @@ pub fn filter(
     msg: &Message,
 ) -> Option<Result<String, Exit>> {
     let files = exec::scripts(cfg, t.home);
-    if files.is_empty() {
+    // Spam goes to Junk through Sieve too (the built-in rule, after
+    // every script): without scripts, only a message marked as spam
+    // needs the interpreter.
+    let spam = cfg.sieve.spam_to_junk
+        && msg.has_field(&cfg.spam_header.0, |v| {
+            cfg.is_spam_field(&cfg.spam_header.0, v)
+        });
+    if files.is_empty() && !spam {
         return None;
     }
     let r = Recipient {

@@ -235,7 +235,8 @@ fn check_quota(
 }
 
 /// mailbox_dest - a trailing `/` is a Maildir, else an mbox; `+detail`
-/// goes to the Maildir++ folder `.detail` when it exists.
+/// goes to the folder `.detail` when it exists. (Spam goes to Junk
+/// through Sieve: sieve.rs.)
 fn mailbox_dest(mailbox: &str, detail: Option<&str>) -> Dest {
     if mailbox.ends_with('/') {
         let root = PathBuf::from(mailbox);

@@ -237,6 +237,8 @@ pub struct Config {
     pub sieve: crate::sieveconf::SieveConfig,
     /// The header field and value that mark spam (`spam_header`).
     pub spam_header: (String, String),
+    /// DKIM signing, SPF/DKIM/DMARC checks, `spam_header`.
+    pub mailauth: crate::authconf::MailAuth,
 }
 
 /// SMTP server limits and policy (`[smtpd]`).
@@ -318,6 +320,7 @@ impl Default for Config {
             quota_full_tempfail: false,
             sieve: crate::sieveconf::SieveConfig::default(),
             spam_header: ("X-Spam".to_string(), "Yes".to_string()),
+            mailauth: crate::authconf::MailAuth::default(),
         }
     }
 }
@@ -427,6 +430,7 @@ impl Config {
             ..Config::default()
         };
         let mut domains_set = false;
+        let mut mail_auth = None;
         let rel = |p: &str| -> PathBuf {
             let p = PathBuf::from(p);
             if p.is_absolute() { p } else { base.join(p) }
@@ -692,6 +696,12 @@ impl Config {
                                     .as_bool()
                                     .ok_or_else(|| bad(&full, "must be true or false"))?;
                             }
+                            "mail_auth" => {
+                                mail_auth = Some(
+                                    v.as_bool()
+                                        .ok_or_else(|| bad(&full, "must be true or false"))?,
+                                );
+                            }
                             _ => return Err(bad(&full, "unknown key")),
                         }
                     }
@@ -856,13 +866,43 @@ impl Config {
                         c.remote.transport.push((k.to_ascii_lowercase(), r));
                     }
                 }
+                "dkim" => {
+                    c.mailauth.dkim_keys = crate::authconf::parse_dkim(val, &|p| rel(p))
+                        .map_err(|(k, w)| bad(&k, &w))?;
+                }
+                "dmarc" | "spf" => {
+                    let known = if key == "dmarc" {
+                        "enforce"
+                    } else {
+                        "reject_fail"
+                    };
+                    for (k, on) in crate::authconf::parse_bool_table(key, val, &[known])
+                        .map_err(|(k, w)| bad(&k, &w))?
+                    {
+                        match k.as_str() {
+                            "enforce" => c.mailauth.dmarc_enforce = on,
+                            _ => c.mailauth.spf_reject_fail = on,
+                        }
+                    }
+                }
                 _ => return Err(bad(key, "unknown key")),
             }
+        }
+        if let Some(on) = mail_auth {
+            c.mailauth.checks = on;
         }
         if !domains_set {
             c.domains = vec![c.hostname.to_ascii_lowercase(), "localhost".to_string()];
         }
         Ok(c)
+    }
+
+    /// is_spam_field - whether a header field (name and unfolded value)
+    /// is the `spam_header` line: the name without regard to case, the
+    /// value trimmed, without regard to case.
+    pub fn is_spam_field(&self, name: &str, value: &str) -> bool {
+        name.trim().eq_ignore_ascii_case(&self.spam_header.0)
+            && value.trim().eq_ignore_ascii_case(&self.spam_header.1)
     }
 
     /// local_concurrency - deliveries at once to one local recipient:
@@ -1003,6 +1043,19 @@ mod tests {
 
     fn parse(t: &str) -> Result<Config, Exit> {
         Config::parse(t, Path::new("/inst/posthorn.toml"))
+    }
+
+    #[test]
+    fn spam_header_names_a_field_and_value_compared_ignoring_case() {
+        let c = Config::parse(
+            "spam_header = \"X-Spam-Flag: YES\"\n",
+            Path::new("/x/p.toml"),
+        );
+        let c = c.unwrap();
+        assert_eq!(c.spam_header, ("X-Spam-Flag".into(), "YES".into()));
+        assert!(c.is_spam_field("x-spam-flag", " yes"));
+        assert!(!c.is_spam_field("x-spam-flag", "no"));
+        assert!(Config::parse("spam_header = \"nocolon\"\n", Path::new("/x/p.toml")).is_err());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 pub mod address;
 pub mod addrlist;
 pub mod aliases;
+pub mod authconf;
 pub mod config;
 pub mod date;
 pub mod net;

@@ -46,6 +46,9 @@ pub struct SieveConfig {
     pub vacation_max: Duration,
     /// CPU time one delivery's scripts may use.
     pub max_cpu_time: Duration,
+    /// Mail that `spam_header` marks goes to Junk when no script filed
+    /// it elsewhere: the built-in spam-to-junk script runs after all.
+    pub spam_to_junk: bool,
 }
 
 impl Default for SieveConfig {
@@ -64,6 +67,7 @@ impl Default for SieveConfig {
             vacation_min: Duration::from_secs(86400),
             vacation_max: Duration::from_secs(60 * 86400),
             max_cpu_time: Duration::from_secs(30),
+            spam_to_junk: true,
         }
     }
 }
@@ -160,6 +164,9 @@ pub fn parse(
             "vacation_min_period" => c.vacation_min = dur()?,
             "vacation_max_period" => c.vacation_max = dur()?,
             "max_cpu_time" => c.max_cpu_time = dur()?,
+            "spam_to_junk" => {
+                c.spam_to_junk = v.as_bool().ok_or_else(|| bad("must be true or false"))?
+            }
             _ => return Err(bad("unknown key")),
         }
     }

@@ -235,6 +235,9 @@ fn settings(cfg: &Config, now: i64) -> Settings {
     }
 }
 
+/// The rule that files spam into Junk after every other script.
+pub const SPAM_TO_JUNK: &str = include_str!("../../../scripts/sieve/spam-to-junk.sieve");
+
 /// deliver - run the user's scripts on the message and carry out what
 /// they ask. `prefix` (Return-Path, Delivered-To) goes before every copy
 /// stored.
@@ -269,10 +272,6 @@ pub fn deliver(
             }
         }
     }
-    if scripts.is_empty() {
-        return keep_only(cfg, rcpt, prefix, msg, &mut report);
-    }
-
     // What the scripts may look at.
     let mut bytes = Vec::new();
     msg.reader()
@@ -282,6 +281,27 @@ pub fn deliver(
         })
         .map_err(|e| Failure::Temporary(format!("reading the message: {e}")))?;
     let parsed = interp::Message::parse(&bytes, msg.size());
+
+    // Last, for a message `spam_header` marks, the built-in spam-to-junk
+    // rule (scripts/sieve/spam-to-junk.sieve, which administrators may
+    // also run as a global script): it files the message into Junk unless
+    // a script before it filed it elsewhere. Only for such messages, so
+    // that it changes nothing for others (not even imap4flags' state at
+    // the implicit keep).
+    let (spam_name, _) = &cfg.spam_header;
+    let spam = cfg.sieve.spam_to_junk
+        && parsed.fields.iter().any(|f| {
+            f.name.eq_ignore_ascii_case(spam_name) && cfg.is_spam_field(&f.name, &f.value())
+        });
+    if spam {
+        match crate::compile(SPAM_TO_JUNK) {
+            Ok(s) => scripts.push(Rc::new(s)),
+            Err(e) => warning!("{qid}: sieve: the built-in spam-to-junk script: {e}"),
+        }
+    }
+    if scripts.is_empty() {
+        return keep_only(cfg, rcpt, prefix, msg, &mut report);
+    }
     let body_offset = bytes.len() - parsed.body.len();
     let envelope = Envelope {
         from: rcpt.sender.to_string(),

@@ -14,6 +14,8 @@
 //! E<envid>        DSN ENVID (xtext)
 //! B<body>         7BIT, 8BITMIME or BINARYMIME
 //! S               SMTPUTF8 was requested
+//! X               received from an unauthenticated SMTP client (MX): a
+//!                 stranger's message, never DKIM-signed here
 //! D               end of envelope
 //! <n>\n<n bytes>  message chunks, decimal length; "0\n" ends the message
 //! ```
@@ -47,6 +49,8 @@ pub struct Envelope {
     pub envid: Option<String>,
     pub body: Option<String>,
     pub smtputf8: bool,
+    /// From a stranger (smtpd's MX mode): qrun does not sign it.
+    pub external: bool,
 }
 
 /// Why an envelope stream was refused.
@@ -134,6 +138,9 @@ impl Envelope {
         if self.smtputf8 {
             writeln!(w, "S")?;
         }
+        if self.external {
+            writeln!(w, "X")?;
+        }
         writeln!(w, "D")
     }
 
@@ -185,6 +192,7 @@ impl Envelope {
                 "E" => env.envid = Some(val.to_string()),
                 "B" => env.body = Some(val.to_string()),
                 "S" if val.is_empty() => env.smtputf8 = true,
+                "X" if val.is_empty() => env.external = true,
                 "D" if val.is_empty() => break,
                 _ => {
                     return Err(ReadError::Bad(format!(
@@ -327,6 +335,7 @@ mod tests {
             envid: Some("abc".into()),
             body: Some("8BITMIME".into()),
             smtputf8: true,
+            external: true,
         }
     }
 

@@ -7,6 +7,7 @@
 //! spool/hold/      messages put on hold (qrun --hold): kept, not tried
 //! spool/uid/UID/   per submitting uid, `ID.SIZE` for each message it has
 //!                  queued (a hard link to the queue file), with queue.uid_max_*
+//! spool/dkim/      qrun's DKIM-Signature fields, made once per message
 //! spool/trigger    FIFO: a byte here wakes qrun
 //! spool/qrun.lock  held (flock) by the running qrun daemon
 //! ```
@@ -49,6 +50,13 @@ impl Spool {
     pub fn uid_dir(&self, uid: u32) -> PathBuf {
         self.uids().join(uid.to_string())
     }
+    pub fn dkim(&self) -> PathBuf {
+        self.root.join("dkim")
+    }
+    /// dkim_file - the DKIM-Signature fields of `id`, once signed.
+    pub fn dkim_file(&self, id: &QueueId) -> PathBuf {
+        self.dkim().join(id.as_str())
+    }
     /// held - the queue file of `id` while it is on hold.
     pub fn held(&self, id: &QueueId) -> PathBuf {
         self.hold().join(id.as_str())
@@ -84,6 +92,7 @@ impl Spool {
             (self.state(), 0o2750),
             (self.hold(), 0o2750),
             (self.uids(), 0o3770),
+            (self.dkim(), 0o2750),
         ] {
             match std::fs::DirBuilder::new().mode(mode).create(&d) {
                 Ok(()) => {}

@@ -145,6 +145,7 @@ pub fn change(ctx: &Ctx, what: Move, args: &[String]) -> Result<(), Exit> {
                 let q = qfile::read_header(&mut f).ok();
                 std::fs::remove_file(&from).map(|()| {
                     let _ = std::fs::remove_file(sp.state_file(&id));
+                    let _ = std::fs::remove_file(sp.dkim_file(&id));
                     if let Some(q) = &q {
                         process::uncount(ctx, q, &id);
                     }

@@ -10,6 +10,7 @@
 mod admin;
 mod agent;
 mod bounce;
+mod dkim;
 mod process;
 mod remote;
 mod resolve;
@@ -92,6 +93,14 @@ fn run(args: Args) -> Result<(), Exit> {
     let cfg = Config::load(&Source::choose(args.config.as_deref(), true))?;
     posthorn_sys::log::init("qrun", cfg.log == posthorn_mail::config::LogSink::Stderr);
     let spool = Spool::new(&cfg.spool);
+    // The signing keys are read while qrun may still be root (dkim.rs);
+    // as root a key that cannot be read is a configuration error.
+    let keys = dkim::Keys::load(&cfg);
+    if privs::euid() == 0
+        && let Some(e) = keys.first_error()
+    {
+        return Err(Exit::new(exit::CONFIG, e));
+    }
     let root = if privs::euid() == 0 {
         Some(become_mail_user(&cfg, &spool)?)
     } else {
@@ -115,7 +124,7 @@ fn run(args: Args) -> Result<(), Exit> {
     if !args.verify.is_empty() {
         return verify(&cfg, &agent, &args.verify);
     }
-    let ctx = process::Ctx::new(cfg, spool, agent);
+    let ctx = process::Ctx::new(cfg, spool, agent, keys);
     if !args.ids.is_empty() || args.domain.is_some() {
         return admin::flush(&ctx, &args.ids, args.domain.as_deref());
     }
@@ -153,6 +162,7 @@ fn become_mail_user(cfg: &Config, spool: &Spool) -> Result<RootIds, Exit> {
         spool.state(),
         spool.hold(),
         spool.uids(),
+        spool.dkim(),
         spool.trigger(),
     ] {
         let _ = nix::unistd::chown(

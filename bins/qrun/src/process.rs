@@ -28,6 +28,8 @@ pub struct Ctx {
     pub pool: crate::remote::Pool,
     /// Local deliveries running per recipient.
     pub local: crate::throttle::LocalLimit,
+    /// The DKIM signing keys, read at start (dkim.rs).
+    pub dkim: crate::dkim::Keys,
 }
 
 #[derive(Default)]
@@ -55,7 +57,7 @@ pub enum Pass {
 
 impl Ctx {
     /// new - the shared context.
-    pub fn new(cfg: Config, spool: Spool, agent: Agent) -> Ctx {
+    pub fn new(cfg: Config, spool: Spool, agent: Agent, dkim: crate::dkim::Keys) -> Ctx {
         let limit = cfg.remote.destination_concurrency;
         let local = crate::throttle::LocalLimit::new(cfg.local_concurrency());
         Ctx {
@@ -66,6 +68,7 @@ impl Ctx {
             dest: crate::remote::DestLimit::new(limit),
             pool: crate::remote::Pool::default(),
             local,
+            dkim,
         }
     }
 
@@ -420,6 +423,7 @@ pub fn process(ctx: &Ctx, id: &QueueId) -> Pass {
             Ok(()) => {
                 let _ = std::fs::remove_file(&state_path);
                 uncount(ctx, &q, id);
+                let _ = std::fs::remove_file(ctx.spool.dkim_file(id));
                 info!("{id}: removed");
                 return Pass::Done;
             }
@@ -457,6 +461,30 @@ struct RemoteRun<'a> {
 }
 
 impl RemoteRun<'_> {
+    /// defer_unsent - addresses that could not be sent for a reason of
+    /// ours (the relay login, a DKIM key): each deferred with 4.3.5.
+    fn defer_unsent<'a>(
+        &self,
+        addrs: impl Iterator<Item = &'a (String, Vec<Key>)>,
+        why: String,
+        st: &mut State,
+        journal: &mut Journal,
+        deferred_now: &mut Vec<Key>,
+    ) {
+        let o = RemoteOutcome {
+            status: 'W',
+            dsn: "4.3.5".into(),
+            text: why,
+            mta: String::new(),
+            diag: String::new(),
+        };
+        let now = posthorn_mail::date::since_epoch().as_secs_f64();
+        for (addr, keys) in addrs {
+            self.log(addr, keys, "none", now, 0.0, 0.0, &o);
+            self.record(keys, &o, st, journal, deferred_now);
+        }
+    }
+
     /// run - send to every remote target not yet finished: one `remote`
     /// run per domain, each address once; every outcome is logged and
     /// fdatasync'd as it arrives, so a crash resends at most the
@@ -490,6 +518,17 @@ impl RemoteRun<'_> {
                 None => list.push((addr.clone(), vec![key.clone()])),
             }
         }
+        // The DKIM-Signature fields, made once before the first attempt;
+        // when they cannot be made, nothing goes out unsigned: all wait.
+        let signature =
+            match crate::dkim::fields(&self.ctx.dkim, &self.ctx.spool, self.id, self.q, f) {
+                Ok(s) => s,
+                Err(e) => {
+                    let all = by_domain.iter().flat_map(|(_, l)| l);
+                    self.defer_unsent(all, e, st, journal, deferred_now);
+                    return journal.sync();
+                }
+            };
         let helper = self.ctx.cfg.helper("remote");
         for (domain, list) in by_domain {
             let rcpts: Vec<posthorn_spool::envelope::Recipient> = list
@@ -516,18 +555,7 @@ impl RemoteRun<'_> {
                 (Some(_), None) => match relay_login(cfg) {
                     Ok(l) => l,
                     Err(e) => {
-                        let o = RemoteOutcome {
-                            status: 'W',
-                            dsn: "4.3.5".into(),
-                            text: e,
-                            mta: String::new(),
-                            diag: String::new(),
-                        };
-                        let now = posthorn_mail::date::since_epoch().as_secs_f64();
-                        for (addr, keys) in &list {
-                            self.log(addr, keys, "none", now, 0.0, 0.0, &o);
-                            self.record(keys, &o, st, journal, deferred_now);
-                        }
+                        self.defer_unsent(list.iter(), e, st, journal, deferred_now);
                         journal.sync()?;
                         continue;
                     }
@@ -547,6 +575,7 @@ impl RemoteRun<'_> {
                 &domain,
                 env,
                 &rcpts,
+                &signature,
                 f,
                 self.q.msg_offset,
                 self.q.msg_size,

@@ -352,6 +352,7 @@ pub fn send(
     domain: &str,
     env: &Envelope,
     rcpts: &[Recipient],
+    top: &[u8],
     msg: &mut File,
     offset: u64,
     size: u64,
@@ -372,6 +373,8 @@ pub fn send(
         sub.write_records(&mut w)?;
         msg.seek(SeekFrom::Start(offset))?;
         let mut cw = ChunkWriter::new(&mut w);
+        // Fields that go on top of the message (DKIM-Signature).
+        cw.write_all(top)?;
         std::io::copy(&mut (&mut *msg).take(size), &mut cw)?;
         cw.finish()?;
         w.flush()

@@ -37,7 +37,7 @@ fn scan(ctx: &Ctx) -> Result<Vec<QueueId>, Exit> {
 }
 
 /// sweep - remove tmp/ files a crash left behind, and delivery records
-/// and per-uid counts whose message is gone.
+/// per-uid counts and signatures whose message is gone.
 fn sweep(ctx: &Ctx) {
     let now = SystemTime::now();
     if let Ok(rd) = std::fs::read_dir(ctx.spool.tmp()) {
@@ -51,7 +51,10 @@ fn sweep(ctx: &Ctx) {
             }
         }
     }
-    if let Ok(rd) = std::fs::read_dir(ctx.spool.state()) {
+    for dir in [ctx.spool.state(), ctx.spool.dkim()] {
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for e in rd.filter_map(|e| e.ok()) {
             let name = e.file_name();
             let Some(id) = name.to_str().and_then(|n| QueueId::try_from(n).ok()) else {

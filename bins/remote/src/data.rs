@@ -61,6 +61,20 @@ fn lines(msg: &[u8]) -> Vec<&[u8]> {
 
 /// encode - `msg` as DATA content, ending in CRLF.CRLF.
 pub fn encode(msg: &[u8]) -> Vec<u8> {
+    let mut out = wire(msg, true);
+    out.extend_from_slice(b".\r\n");
+    out
+}
+
+/// as_sent - the message exactly as the server will have it once the dots
+/// are unstuffed: what qrun's DKIM signer signs, so that a header folded
+/// or a body line broken here does not break the signature.
+pub fn as_sent(msg: &[u8]) -> Vec<u8> {
+    wire(msg, false)
+}
+
+/// wire - CRLF lines of at most MAX_LINE octets, dots doubled if `stuff`.
+fn wire(msg: &[u8], stuff: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(msg.len() + msg.len() / 40 + 8);
     let mut in_header = true;
     for line in lines(msg) {
@@ -80,7 +94,7 @@ pub fn encode(msg: &[u8]) -> Vec<u8> {
             let (piece, tail) = rest.split_at(take);
             if !first && in_header {
                 out.push(b' ');
-            } else if piece.first() == Some(&b'.') {
+            } else if stuff && piece.first() == Some(&b'.') {
                 out.push(b'.');
             }
             out.extend_from_slice(piece);
@@ -92,7 +106,6 @@ pub fn encode(msg: &[u8]) -> Vec<u8> {
             }
         }
     }
-    out.extend_from_slice(b".\r\n");
     out
 }
 

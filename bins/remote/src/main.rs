@@ -29,8 +29,9 @@ mod route;
 mod smtp;
 mod tls;
 
+use posthorn_dns as dns;
 use posthorn_mail::config::{Config, Source};
-use posthorn_remote::{data, dns};
+use posthorn_remote::data;
 use posthorn_spool::envelope::{self, Envelope};
 use posthorn_sys::exit::{self, Exit};
 use posthorn_sys::{info, warning};

@@ -9,7 +9,7 @@
 //! timeout, garbage) is always temporary; only NXDOMAIN and the null MX
 //! are permanent.
 
-use crate::dns::{Answer, Record, Resolver, TYPE_A, TYPE_AAAA, TYPE_MX};
+use posthorn_dns::{Answer, Record, Resolver, TYPE_A, TYPE_AAAA, TYPE_MX};
 use posthorn_mail::Config;
 use posthorn_mail::config::{Route, parse_route};
 use std::net::{IpAddr, SocketAddr};
@@ -137,7 +137,7 @@ fn mx_hosts(cfg: &Config, dns: &Resolver, domain: &str) -> Result<Vec<String>, U
                 preference,
                 exchange,
             } => Some((preference, posthorn_sys::fsio::random_u64(), exchange)),
-            Record::Addr(_) => None,
+            _ => None,
         })
         .collect();
     order(cfg, domain, &mut mx)
@@ -182,7 +182,7 @@ pub fn addresses(dns: &Resolver, host: &str, port: u16) -> Result<Vec<SocketAddr
         match dns.query(host, t) {
             Ok(Answer::Records(r)) => out.extend(r.into_iter().filter_map(|r| match r {
                 Record::Addr(ip) => Some(SocketAddr::new(ip, port)),
-                Record::Mx { .. } => None,
+                _ => None,
             })),
             Ok(_) => missing += 1,
             Err(e) => fail = Some(e.0),

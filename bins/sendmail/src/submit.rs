@@ -143,6 +143,7 @@ pub fn deliver(cfg: &Config, a: &Args) -> Result<(), Exit> {
         envid: a.envid.clone(),
         body: a.body.clone(),
         smtputf8: false,
+        external: false,
     };
     env.check().map_err(|m| Exit::new(exit::USAGE, m))?;
 

@@ -11,6 +11,7 @@
 
 #![forbid(unsafe_code)]
 
+mod mailauth;
 mod queue;
 mod session;
 

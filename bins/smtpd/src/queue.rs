@@ -25,6 +25,14 @@ pub struct Queued {
     child: Child,
     input: ChunkWriter<BufWriter<ChildStdin>>,
     pub id: String,
+    /// Held back until the whole message is in (mail authentication: the
+    /// Authentication-Results field goes on top, and a DMARC reject must
+    /// be able to take it all back), and where the client's part starts.
+    held: Option<Vec<u8>>,
+    message_at: usize,
+    /// Held only until the end of the header, to remove forged
+    /// Authentication-Results fields naming this host (unchecked mail).
+    header_only: Option<String>,
 }
 
 impl Queued {
@@ -54,6 +62,9 @@ impl Queued {
                 child,
                 input: ChunkWriter::new(w),
                 id,
+                held: None,
+                message_at: 0,
+                header_only: None,
             }),
             Err(_) => {
                 drop(w);
@@ -62,9 +73,61 @@ impl Queued {
         }
     }
 
-    /// write - more of the message.
+    /// write - more of the message (kept here while held).
     pub fn write(&mut self, b: &[u8]) -> io::Result<()> {
-        self.input.write_all(b)
+        let Some(h) = self.held.as_mut() else {
+            return self.input.write_all(b);
+        };
+        h.extend_from_slice(b);
+        let Some(host) = &self.header_only else {
+            return Ok(());
+        };
+        // The header is complete (or absurdly long): clean it and let the
+        // rest stream through.
+        let msg = &h[self.message_at..];
+        let done = msg.starts_with(b"\n") || msg.windows(2).any(|w| w == b"\n\n");
+        if done || msg.len() > HEADER_HOLD {
+            let clean = crate::mailauth::strip_ours(msg, host);
+            self.header_only = None;
+            return self.release(b"", &clean);
+        }
+        Ok(())
+    }
+
+    /// hold_header - hold only the header, and take out the
+    /// Authentication-Results fields that claim `hostname`.
+    pub fn hold_header(&mut self, hostname: &str) {
+        self.held = Some(Vec::new());
+        self.header_only = Some(hostname.to_string());
+    }
+
+    /// hold - keep what is written from now on until `release`; the
+    /// session's size limit bounds it.
+    pub fn hold(&mut self) {
+        self.held = Some(Vec::new());
+    }
+
+    /// mark_message - what is written from now on is the client's message.
+    pub fn mark_message(&mut self) {
+        self.message_at = self.held.as_ref().map_or(0, Vec::len);
+    }
+
+    /// held - what was held: our own part and the client's message.
+    pub fn held(&self) -> Option<(&[u8], &[u8])> {
+        self.held
+            .as_ref()
+            .map(|h| (&h[..self.message_at], &h[self.message_at..]))
+    }
+
+    /// release - send `top`, then our held part, then `message` in place
+    /// of the client's, and stop holding.
+    pub fn release(&mut self, top: &[u8], message: &[u8]) -> io::Result<()> {
+        let Some(h) = self.held.take() else {
+            return Ok(());
+        };
+        self.input.write_all(top)?;
+        self.input.write_all(&h[..self.message_at])?;
+        self.input.write_all(message)
     }
 
     /// commit - the final chunk; Ok when enqueue has made it durable.
@@ -95,6 +158,9 @@ impl Queued {
         let _ = self.child.wait();
     }
 }
+
+/// Most octets held while waiting for the end of a header.
+const HEADER_HOLD: usize = 256 * 1024;
 
 /// read_id - the queue ID line enqueue prints before the message.
 fn read_id(stdout: ChildStdout) -> io::Result<String> {

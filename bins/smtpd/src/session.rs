@@ -11,6 +11,7 @@
 
 use crate::body::{Body, Fault, MAX_TEXT_LINE};
 use crate::command::{self, Bad, Command, MailParams, Path, RcptParams};
+use crate::mailauth::{self, Checker, SpfPair, Verdict};
 use crate::queue::{Queued, Refused};
 use posthorn_auth::login::{self, Refusal, Throttle};
 use posthorn_auth::peer::Peer;
@@ -56,6 +57,8 @@ struct Txn {
     /// BDAT chunks so far: the message on its way to the queue, or None
     /// when the queue refused it (the chunks are still read).
     bdat: Option<Chunks>,
+    /// SPF's results, when the client is checked (mailauth.rs).
+    spf: Option<SpfPair>,
 }
 
 struct Chunks {
@@ -119,6 +122,8 @@ pub struct Session<'a> {
     /// The last command's name, for "lost connection after X".
     last: &'static str,
     aliases: Option<Aliases>,
+    /// SPF, DKIM and DMARC for this client: MX mode, not from this host.
+    checker: Option<Checker>,
 }
 
 impl std::fmt::Debug for Session<'_> {
@@ -136,6 +141,7 @@ impl<'a> Session<'a> {
         tls: Option<Arc<ServerConfig>>,
         wire: Wire,
     ) -> Session<'a> {
+        let checked = mode == Mode::Mx && cfg.mailauth.checks && !peer.is_loopback();
         Session {
             cfg,
             peer,
@@ -151,6 +157,7 @@ impl<'a> Session<'a> {
             counts: Counts::default(),
             last: "CONNECT",
             aliases: None,
+            checker: checked.then(|| Checker::new(cfg)),
         }
     }
 
@@ -438,11 +445,26 @@ impl<'a> Session<'a> {
             self.reject("MAIL", 553, &t, &sender, None);
             return Next::Go;
         }
+        let spf = match (&self.checker, self.peer.remote) {
+            (Some(c), Some(addr)) => {
+                let helo = self.helo.clone().unwrap_or_default();
+                Some(c.spf(self.cfg, addr.ip(), &sender.to_string(), &helo))
+            }
+            _ => None,
+        };
+        if let Some(t) = spf
+            .as_ref()
+            .and_then(|p| mailauth::spf_refusal(self.cfg, p))
+        {
+            self.reject("MAIL", 550, &t, &sender, None);
+            return Next::Go;
+        }
         self.txn = Some(Txn {
             sender,
             params,
             rcpts: Vec::new(),
             bdat: None,
+            spf,
         });
         self.reply(250, "2.1.0 Ok");
         Next::Go
@@ -587,6 +609,9 @@ impl<'a> Session<'a> {
             envid: txn.params.envid.clone(),
             body: txn.params.body.clone(),
             smtputf8: txn.params.smtputf8,
+            // Mail from a stranger is never signed; mail from a logged-in
+            // user or sendmail -bs is (qrun's dkim.rs).
+            external: self.mode == Mode::Mx && self.auth.is_none(),
         }
     }
 
@@ -645,11 +670,21 @@ impl<'a> Session<'a> {
             None => String::new(),
         };
         info!("{}: client={}{sasl}", q.id, self.client());
+        // Checked mail waits whole for its verdict, with
+        // Authentication-Results to go on top of our Received:; other MX
+        // mail waits only for its header, to lose the forged fields that
+        // claim our name (RFC 8601 5), then streams (finish_message).
+        if txn.spf.is_some() {
+            q.hold();
+        } else if self.mode == Mode::Mx {
+            q.hold_header(&self.cfg.hostname);
+        }
         let r = self.received(txn, &q.id);
         if let Err(e) = q.write(r.as_bytes()) {
             q.abort();
             return Err(Refused::Temporary(format!("writing to enqueue: {e}")));
         }
+        q.mark_message();
         Ok(q)
     }
 
@@ -746,7 +781,7 @@ impl<'a> Session<'a> {
     /// queue gets nothing), else commit and say 250 with the queue ID.
     fn finish_message(
         &mut self,
-        queued: Queued,
+        mut queued: Queued,
         body: &mut Body,
         write_failed: Option<std::io::Error>,
         txn: &Txn,
@@ -767,6 +802,36 @@ impl<'a> Session<'a> {
             queued.abort();
             self.refused(Refused::Temporary(format!("writing to enqueue: {e}")));
             return;
+        }
+        if let Some((_, msg)) = queued.held() {
+            let (top, message) = match (&self.checker, &txn.spf) {
+                (Some(c), Some(spf)) => {
+                    let (verdict, summary) = c.message(self.cfg, spf, msg);
+                    info!("{}: authentication: {summary}", queued.id);
+                    match verdict {
+                        Verdict::Reject(text) => {
+                            let id = queued.id.clone();
+                            queued.abort();
+                            info!(
+                                "{id}: reject: END-OF-MESSAGE from {}: 550 {text}; from=<{}>",
+                                self.client(),
+                                txn.sender
+                            );
+                            self.reply(550, &text);
+                            return;
+                        }
+                        Verdict::Accept { top, message } => (top, message),
+                    }
+                }
+                // Not checked (this host's own client, or checks off): no
+                // results of ours, and none that pretend to be.
+                _ => (String::new(), mailauth::strip_ours(msg, &self.cfg.hostname)),
+            };
+            if let Err(e) = queued.release(top.as_bytes(), &message) {
+                queued.abort();
+                self.refused(Refused::Temporary(format!("writing to enqueue: {e}")));
+                return;
+            }
         }
         match queued.commit() {
             Ok(id) => {

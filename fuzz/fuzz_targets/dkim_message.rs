@@ -1,0 +1,7 @@
+//! dkim_message - posthorn-mailauth's fuzzing::dkim_message on arbitrary octets (text a
+//! stranger controls): it returns, never panics or hangs.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| posthorn_mailauth::fuzzing::dkim_message(data));
