@@ -73,9 +73,9 @@ fn main() -> ExitCode {
 fn run(args: &Args) -> Result<(), Exit> {
     let cfg = Config::load(&Source::choose(args.config.as_deref(), true))?;
     posthorn_sys::log::init("imapd", cfg.log == LogSink::Stderr);
-    let peer = posthorn_auth::peer::Peer::detect();
+    let peer = posthorn_net::peer::Peer::detect();
     // Read the key while we may (it is root's), before giving anything up.
-    let tls = posthorn_auth::tls::from_config(&cfg, args.tls)?;
+    let tls = posthorn_net::tls::from_config(&cfg, args.tls)?;
     // One session's memory: the largest message (APPEND holds its
     // literal; FETCH and SEARCH hold a message, its CRLF form and its
     // decoded text) several times over, and room for a big folder.

@@ -78,9 +78,9 @@ fn main() -> ExitCode {
 fn run(args: &Args) -> Result<(), Exit> {
     let cfg = Config::load(&Source::choose(args.config.as_deref(), true))?;
     posthorn_sys::log::init("pop3d", cfg.log == LogSink::Stderr);
-    let peer = posthorn_auth::peer::Peer::detect();
+    let peer = posthorn_net::peer::Peer::detect();
     // Read the key while we may (it is root's), before giving anything up.
-    let tls = posthorn_auth::tls::from_config(&cfg, args.tls)?;
+    let tls = posthorn_net::tls::from_config(&cfg, args.tls)?;
     // As root: run as the `user` account before login, keeping root only
     // in the saved uid for the password check and the final switch.
     let pre_login = if posthorn_sys::privs::euid() == 0 {

@@ -14,8 +14,8 @@
 mod queue;
 mod session;
 
-use posthorn_auth::wire::Wire;
 use posthorn_mail::config::{Config, LogSink, Source};
+use posthorn_net::wire::Wire;
 use posthorn_smtpd::{body, command};
 use posthorn_sys::exit::{self, Exit};
 use session::{MAX_COMMAND, Mode, Session};
@@ -95,7 +95,7 @@ fn run(args: &Args) -> Result<(), Exit> {
     } else {
         Mode::Mx
     };
-    let peer = posthorn_auth::peer::Peer::detect();
+    let peer = posthorn_net::peer::Peer::detect();
     // --local trusts its caller as sendmail does: never a network client
     // (an inetd line pointing at it would be an open relay).
     if matches!(mode, Mode::Local { .. }) && peer.remote.is_some() {
@@ -107,7 +107,7 @@ fn run(args: &Args) -> Result<(), Exit> {
     // Read the key while we may (it is root's); --local offers no TLS.
     let tls = match mode {
         Mode::Local { .. } => None,
-        _ => posthorn_auth::tls::from_config(&cfg, args.tls)?,
+        _ => posthorn_net::tls::from_config(&cfg, args.tls)?,
     };
     // Open what only root may read, then stop being root for good.
     cfg.hold_secrets(root && mode == Mode::Submission)?;
