@@ -1205,7 +1205,7 @@ fn starttls_with_imaplib_and_no_plaintext_after_starttls() {
     let (out, err) = session(&i, "a CAPABILITY\nb STARTTLS\nc LOGIN ann x\n");
     assert!(out.contains(" STARTTLS"), "{out}");
     assert!(out.ends_with("b OK Begin TLS negotiation now\r\n"), "{out}");
-    assert!(err.contains("plaintext after STARTTLS"), "{err}");
+    assert!(err.contains("plaintext pipelined after STARTTLS"), "{err}");
     let Some(l) = Launcher::start(&i, "imapd", &[]) else {
         return;
     };

@@ -403,7 +403,7 @@ fn stls_with_python_and_no_plaintext_after_stls() {
         l.iter().filter(|x| x.starts_with("+OK capability")).count(),
         1
     );
-    assert!(err.contains("plaintext after STLS"), "{err}");
+    assert!(err.contains("plaintext pipelined after STLS"), "{err}");
     let Some(launcher) = Launcher::start(&i, "pop3d", &[]) else {
         return;
     };

@@ -263,22 +263,10 @@ fn act(
                 wire.start_deflate().map_err(|_| "connection lost")?;
             }
             Action::StartTls => {
-                // Anything sent after STARTTLS came in plaintext and must
-                // not be taken as sent under TLS (CVE-2011-0411).
-                if wire.pending_input() {
-                    warning!(
-                        "plaintext after STARTTLS, dropping the connection: client={}",
-                        ctx.peer.log_name()
-                    );
-                    return Err("plaintext pipelined after STARTTLS");
-                }
                 let Some(cfg) = ctx.tls.clone() else {
                     return Err("no TLS");
                 };
-                if let Err(e) = wire.start_tls(cfg) {
-                    info!("TLS handshake failed: {e}, client={}", ctx.peer.log_name());
-                    return Err("TLS handshake failed");
-                }
+                wire.upgrade(cfg, b"", "STARTTLS", &ctx.peer.log_name())?;
                 session.tls_started();
             }
             Action::Idle { tag } => {

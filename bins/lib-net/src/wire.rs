@@ -424,6 +424,35 @@ impl Wire {
         Some(peer)
     }
 
+    /// upgrade - STARTTLS (POP3's STLS): the one place the three servers
+    /// switch a plaintext session to TLS. `go_ahead` is the reply that
+    /// lets the client start (empty when the session queued it already).
+    /// Octets the client sent after the command came in plaintext and
+    /// must not be taken as sent under TLS (CVE-2011-0411): then the
+    /// attempt is logged and the caller ends the session. A failed
+    /// handshake is logged too. The error is the session's end, for its
+    /// disconnect line.
+    pub fn upgrade(
+        &mut self,
+        cfg: Arc<ServerConfig>,
+        go_ahead: &[u8],
+        verb: &str,
+        client: &str,
+    ) -> Result<(), &'static str> {
+        if self.pending_input() {
+            posthorn_sys::warning!(
+                "plaintext pipelined after {verb}, dropping the connection: client={client}"
+            );
+            return Err("plaintext pipelined after the TLS command");
+        }
+        self.queue(go_ahead);
+        if let Err(e) = self.start_tls(cfg) {
+            posthorn_sys::info!("TLS handshake failed: {e}, client={client}");
+            return Err("TLS handshake failed");
+        }
+        Ok(())
+    }
+
     /// proxied - the real client behind a trusted proxy, else `peer`.
     fn proxied(
         &mut self,

@@ -121,22 +121,10 @@ fn act(
                 std::thread::sleep(d);
             }
             Action::StartTls => {
-                // Anything the client sent after STLS came in plaintext and
-                // must not be taken as sent under TLS (CVE-2011-0411).
-                if wire.pending_input() {
-                    warning!(
-                        "plaintext after STLS, dropping the connection: client={}",
-                        ctx.peer.log_name()
-                    );
-                    return Err("plaintext pipelined after STLS");
-                }
                 let Some(cfg) = ctx.tls.clone() else {
                     return Err("no TLS");
                 };
-                if let Err(e) = wire.start_tls(cfg) {
-                    info!("TLS handshake failed: {e}, client={}", ctx.peer.log_name());
-                    return Err("TLS handshake failed");
-                }
+                wire.upgrade(cfg, b"", "STLS", &ctx.peer.log_name())?;
                 session.tls_started();
             }
             Action::Login {

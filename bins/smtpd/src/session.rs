@@ -899,18 +899,9 @@ impl<'a> Session<'a> {
             self.reply(554, "5.5.1 Error: TLS already active");
             return Next::Go;
         }
-        // Anything sent after STARTTLS came in plaintext and must not be
-        // taken as sent under TLS (CVE-2011-0411): drop the connection.
-        if self.wire.pending_input() {
-            warning!(
-                "plaintext pipelined after STARTTLS, dropping the connection: client={}",
-                self.client()
-            );
-            return Next::Close;
-        }
-        self.wire.queue(b"220 2.0.0 Ready to start TLS\r\n");
-        if let Err(e) = self.wire.start_tls(cfg) {
-            info!("TLS handshake failed: {e}, client={}", self.client());
+        let client = self.client();
+        let go = b"220 2.0.0 Ready to start TLS\r\n";
+        if self.wire.upgrade(cfg, go, "STARTTLS", &client).is_err() {
             return Next::Close;
         }
         // RFC 3207 4.2: forget everything learned before TLS.
