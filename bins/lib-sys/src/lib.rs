@@ -4,6 +4,7 @@
 //! `unsafe` (each use carries a `SAFETY:` note), so the programs can
 //! `#![forbid(unsafe_code)]`.
 
+pub mod confine;
 pub mod crypt;
 pub mod exit;
 pub mod fsio;
