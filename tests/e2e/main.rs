@@ -9,6 +9,7 @@ mod delivery;
 mod durability;
 mod imapd;
 mod pop3d;
+mod privsep;
 mod remote;
 mod root;
 mod sendmail;

@@ -459,10 +459,7 @@ impl Wire {
         peer: crate::peer::Peer,
         trusted: &[posthorn_mail::net::Net],
     ) -> Result<crate::peer::Peer, String> {
-        if !peer
-            .remote
-            .is_some_and(|a| trusted.iter().any(|n| n.contains(a.ip())))
-        {
+        if !peer.is_proxy(trusted) {
             return Ok(peer);
         }
         match self.read_proxy(Duration::from_secs(5)) {
@@ -547,6 +544,32 @@ impl Wire {
         }
         self.conn = Conn::Tls(Box::new(tls));
         Ok(())
+    }
+
+    /// prime - input that came before this wire existed (a session takes
+    /// over what the pre-login process had read past the login): read
+    /// before anything from the transport.
+    pub fn prime(&mut self, input: Vec<u8>) {
+        let mut input = input;
+        input.extend_from_slice(&self.inbuf[self.pos..]);
+        self.inbuf = input;
+        self.pos = 0;
+    }
+
+    /// into_parts - the end of a pre-login wire: queued replies sent,
+    /// then the TLS connection (if any) and the input read but not used.
+    /// Not under COMPRESS (it starts only after login).
+    pub fn into_parts(mut self) -> io::Result<(Option<ServerConnection>, Vec<u8>)> {
+        self.flush()?;
+        if self.deflate.is_some() {
+            return Err(io::Error::other("a compressed wire cannot be handed over"));
+        }
+        let rest = self.inbuf.split_off(self.pos);
+        match std::mem::replace(&mut self.conn, Conn::Gone) {
+            Conn::Plain(_) => Ok((None, rest)),
+            Conn::Tls(t) => Ok((Some(t.conn), rest)),
+            Conn::Gone => Err(io::Error::other("the connection is gone")),
+        }
     }
 
     /// tls_version - the protocol version in use, as "TLSv1.3", if any.

@@ -12,7 +12,8 @@
 use crate::body::{Body, Fault, MAX_TEXT_LINE};
 use crate::command::{self, Bad, Command, MailParams, Path, RcptParams};
 use crate::queue::{Queued, Refused};
-use posthorn_auth::login::{self, Refusal, Throttle};
+use posthorn_auth::checker::Checker;
+use posthorn_auth::request::{Answer, Request, Service};
 use posthorn_auth::sasl::{self, Exchange, Mechanism, Step};
 use posthorn_mail::Config;
 use posthorn_mail::aliases::Aliases;
@@ -114,7 +115,8 @@ pub struct Session<'a> {
     auth: Option<(String, &'static str)>,
     txn: Option<Txn>,
     errors: u32,
-    throttle: Throttle,
+    /// The way to the password check (submission mode only).
+    checker: Option<Checker>,
     counts: Counts,
     /// The last command's name, for "lost connection after X".
     last: &'static str,
@@ -135,6 +137,7 @@ impl<'a> Session<'a> {
         mode: Mode,
         tls: Option<Arc<ServerConfig>>,
         wire: Wire,
+        checker: Option<Checker>,
     ) -> Session<'a> {
         Session {
             cfg,
@@ -147,7 +150,7 @@ impl<'a> Session<'a> {
             auth: None,
             txn: None,
             errors: 0,
-            throttle: Throttle::new(cfg.auth_max_failures),
+            checker,
             counts: Counts::default(),
             last: "CONNECT",
             aliases: None,
@@ -971,41 +974,47 @@ impl<'a> Session<'a> {
             }
         };
         self.wire.set_max_line(MAX_COMMAND - 2);
-        let client = self.client();
-        let result = if !creds.authzid.is_empty() && creds.authzid != creds.user {
-            Err(Refusal::Failed)
-        } else {
-            login::authenticate(self.cfg, &creds.user, &creds.password)
+        let Some(checker) = self.checker.as_ref() else {
+            self.reply(454, "4.7.0 Temporary authentication failure");
+            return Next::Go;
         };
-        match result {
-            Ok(l) => {
-                if l.plain_hash {
-                    info!("user {}: the password is stored in plaintext", l.user.name);
-                }
+        // Replies queued so far go out now: the check may take seconds.
+        let _ = self.wire.flush();
+        let req = Request::new(
+            Service::Smtp,
+            mech.name(),
+            &self.client(),
+            &creds.authzid,
+            &creds.user,
+            &creds.password,
+        );
+        // The check has waited out the failure delay and logged a failure.
+        match checker.ask(&req).answer {
+            Answer::Ok(_) => {
                 info!(
-                    "login: user=<{}>, method={}, client={client}",
+                    "login: user=<{}>, method={}, client={}",
                     creds.user,
-                    mech.name()
+                    mech.name(),
+                    self.client()
                 );
                 self.auth = Some((creds.user, mech.name()));
+                // No second AUTH in a session (RFC 4954 4): the check's
+                // process, root's when started as root, can end now.
+                self.checker = None;
                 self.reply(235, "2.7.0 Authentication successful");
                 Next::Go
             }
-            Err(Refusal::Failed) => {
-                warning!("{}", login::failure_line(mech.name(), &creds.user, &client));
-                let (delay, close) = self.throttle.fail();
-                let _ = self.wire.flush();
-                std::thread::sleep(delay);
+            Answer::No => {
                 self.reply(535, "5.7.8 Error: authentication failed");
-                if close {
-                    let t = format!("4.7.0 {} Error: too many failed logins", self.cfg.hostname);
-                    self.reply(421, &t);
-                    return Next::Close;
-                }
                 Next::Go
             }
-            Err(Refusal::Temporary(why)) => {
-                warning!("login: {why}, client={client}");
+            Answer::Bye => {
+                self.reply(535, "5.7.8 Error: authentication failed");
+                let t = format!("4.7.0 {} Error: too many failed logins", self.cfg.hostname);
+                self.reply(421, &t);
+                Next::Close
+            }
+            Answer::Temp => {
                 self.reply(454, "4.7.0 Temporary authentication failure");
                 Next::Go
             }
