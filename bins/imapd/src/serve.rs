@@ -208,6 +208,8 @@ fn run(mut ctx: Ctx, mut session: Session, mut wire: Wire) {
             posthorn_sys::fsio::release_free_memory();
         }
     };
+    // Not needed by a relay, which may live as long as the session.
+    drop(session);
     end(ctx, wire, why);
 }
 
