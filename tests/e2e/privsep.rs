@@ -526,42 +526,26 @@ fn expect(front: &Option<Account>, user: &Option<Account>) -> Expect {
     }
 }
 
-#[test]
-fn imapd_processes_before_and_after_login_inetd_as_started() {
-    let (i, front, user, _homes) = setup("im");
+/// as_started - one server through its launcher, as root when the tests
+/// are (CI), else as the test user: each mode, each process checked.
+fn as_started(tag: &str, bin: &str, proto: &str, modes: &[&str]) {
+    let (i, front, user, _homes) = setup(tag);
     let e = expect(&front, &user);
     let login = match &user {
         Some(u) => (u.name.clone(), "S3cret-pw"),
         None => ("ann".to_string(), "x"),
     };
-    mailbox_server(
-        &i,
-        "imapd",
-        "imap",
-        &["starttls", "tls", "compress"],
-        (&login.0, login.1),
-        &e,
-        is_root(),
-    );
+    mailbox_server(&i, bin, proto, modes, (&login.0, login.1), &e, is_root());
+}
+
+#[test]
+fn imapd_processes_before_and_after_login_inetd_as_started() {
+    as_started("im", "imapd", "imap", &["starttls", "tls", "compress"]);
 }
 
 #[test]
 fn pop3d_processes_before_and_after_login_inetd_as_started() {
-    let (i, front, user, _homes) = setup("po");
-    let e = expect(&front, &user);
-    let login = match &user {
-        Some(u) => (u.name.clone(), "S3cret-pw"),
-        None => ("ann".to_string(), "x"),
-    };
-    mailbox_server(
-        &i,
-        "pop3d",
-        "pop3",
-        &["starttls", "tls", "plain"],
-        (&login.0, login.1),
-        &e,
-        is_root(),
-    );
+    as_started("po", "pop3d", "pop3", &["starttls", "tls", "plain"]);
 }
 
 /// As root, the same sessions started as the test user (nobody) run
