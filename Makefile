@@ -45,7 +45,7 @@ bench: build
 # Coverage-guided fuzzing of the parsers that read untrusted input, a minute
 # each (FUZZ_SECONDS). cargo-fuzz needs nightly features: RUSTC_BOOTSTRAP.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS  = sasl proxy passwd aliases envelope smtp_command smtp_data imap_command mime dns_answer remote_data sieve dkim_tags dkim_message spf_record dmarc_record
+FUZZ_TARGETS  = sasl proxy passwd auth_request aliases envelope smtp_command smtp_data imap_command mime dns_answer remote_data sieve dkim_tags dkim_message spf_record dmarc_record
 fuzz:
 	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
 	cd fuzz && for t in $(FUZZ_TARGETS); do RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done

@@ -261,12 +261,16 @@ loads = [
 ]
 
 def smaps(pid, fields):
-    """smaps - the sum of `fields` in /proc/PID/smaps_rollup, in kB."""
+    """smaps - the sum of `fields` in /proc/PID/smaps_rollup, in kB; 0 for
+    a process gone meanwhile (imapd's login processes end at the login)."""
     t = 0
-    with open(f"/proc/{pid}/smaps_rollup") as f:
-        for l in f:
-            if l.split(":")[0] in fields:
-                t += int(l.split()[1])
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for l in f:
+                if l.split(":")[0] in fields:
+                    t += int(l.split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        return 0
     return t
 
 def tree(pid):

@@ -17,7 +17,11 @@
 # (login, STAT, UIDL, RETR of a 10,000-message, 250 MB Maildir, warm and
 # cold, and RSS), scripts/bench-imap.sh: imapd beside Dovecot's imap
 # (SELECT, FETCH of flags, envelopes and structures cold and warm, SEARCH
-# TEXT, a 5 MB BODY[], and RSS, on 10,000 messages), and
+# TEXT, a 5 MB BODY[], and RSS, on 10,000 messages),
+# scripts/bench-login.sh: imapd's logins beside a Dovecot of its own (login
+# latency plain and TLS, TLS MB/s, memory per idle session, and 10 clients
+# at once logging in and out over loopback through the inetd-style
+# launcher), and
 # scripts/bench-remote.sh: remote delivery beside Postfix's smtp client
 # (2000 queued messages to an smtp-sink, 20 connections).
 # Each timed load runs BENCH_ROUNDS (2) times, alternating the two systems
@@ -449,6 +453,14 @@ fi
 if [ "${BENCH_IMAP:-yes}" != no ]; then
     echo
     bash "$top/scripts/bench-imap.sh"
+fi
+
+# What a login costs, imapd beside a Dovecot of its own over loopback:
+# login latency, TLS throughput, memory per session, and 10 clients at
+# once logging in and out (BENCH_LOGIN=no skips it).
+if [ "${BENCH_LOGIN:-yes}" != no ]; then
+    echo
+    bash "$top/scripts/bench-login.sh"
 fi
 
 # remote delivery beside Postfix's smtp client, both to a local smtp-sink

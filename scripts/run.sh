@@ -57,8 +57,9 @@ root: demo
 postmaster: root
 ALIASES
 if [ "$(id -u)" = 0 ]; then
-    # As root, qrun and deliver switch to an unprivileged user: use nobody here.
-    echo 'user = "nobody"' | cat - "$conf" > "$conf.new" && mv "$conf.new" "$conf"
+    # As root, qrun and deliver switch to an unprivileged user, and pop3d's
+    # and imapd's pre-login processes to another: nobody for both here.
+    printf 'user = "nobody"\nlogin_user = "nobody"\n' | cat - "$conf" > "$conf.new" && mv "$conf.new" "$conf"
     chown -R nobody:nogroup "$inst"
 fi
 

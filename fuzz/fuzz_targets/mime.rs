@@ -11,7 +11,7 @@ fuzz_target!(|data: &[u8]| {
     let root = mime::parse(&m);
     assert!(root.body.end <= m.len() && root.header.start <= root.body.start);
     let mut out = Vec::new();
-    fetch::body(&mut out, &m, &root, true);
+    fetch::body(&mut out, &m, &root, true, true);
     fetch::envelope(&mut out, &m[root.header.clone()]);
     for path in [&[][..], &[1], &[2], &[1, 1], &[2, 1], &[2, 2, 1]] {
         for text in [

@@ -3,7 +3,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(Some((_, n))) = posthorn_auth::proxy::parse(data) {
+    if let Ok(Some((_, n))) = posthorn_net::proxy::parse(data) {
         assert!(n <= data.len());
     }
 });

@@ -399,8 +399,29 @@ impl Drop for Launcher {
 }
 
 impl Launcher {
+    /// pid - the launcher's process: each session's server is its child.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// start - the launcher as the test user, and a bounded wait for its socket.
     pub fn start(i: &Instance, bin: &str, args: &[&str]) -> Option<Launcher> {
+        Launcher::start_as(i, bin, args, run_ids())
+    }
+
+    /// start_root - the launcher as root (for root tests: the servers
+    /// start as root, as under a system's inetd).
+    pub fn start_root(i: &Instance, bin: &str, args: &[&str]) -> Option<Launcher> {
+        Launcher::start_as(i, bin, args, None)
+    }
+
+    /// start_as - the launcher as `ids` (None: as we are).
+    fn start_as(
+        i: &Instance,
+        bin: &str,
+        args: &[&str],
+        ids: Option<(u32, u32)>,
+    ) -> Option<Launcher> {
         if Command::new("systemd-socket-activate")
             .arg("--help")
             .stdout(Stdio::null())
@@ -433,7 +454,7 @@ impl Launcher {
                     .open(i.path("launcher.log"))
                     .unwrap(),
             );
-        if let Some((u, g)) = run_ids() {
+        if let Some((u, g)) = ids {
             use std::os::unix::process::CommandExt;
             l.uid(u).gid(g);
         }

@@ -1400,7 +1400,7 @@ fn starttls_with_imaplib_and_no_plaintext_after_starttls() {
     let (out, err) = session(&i, "a CAPABILITY\nb STARTTLS\nc LOGIN ann x\n");
     assert!(out.contains(" STARTTLS"), "{out}");
     assert!(out.ends_with("b OK Begin TLS negotiation now\r\n"), "{out}");
-    assert!(err.contains("plaintext after STARTTLS"), "{err}");
+    assert!(err.contains("plaintext pipelined after STARTTLS"), "{err}");
     let Some(l) = Launcher::start(&i, "imapd", &[]) else {
         return;
     };
@@ -2137,7 +2137,7 @@ fn proc_uids(pid: u32) -> String {
 }
 
 #[test]
-fn as_root_the_user_account_before_login_and_the_owner_after() {
+fn as_root_the_login_account_before_login_and_the_owner_after() {
     if !is_root() {
         eprintln!("skipped: needs root (CI runs it)");
         return;
@@ -2184,7 +2184,7 @@ fn as_root_the_user_account_before_login_and_the_owner_after() {
     .trim()
     .parse()
     .unwrap();
-    i.write_config("user = \"nobody\"");
+    i.write_config("user = \"nobody\"\nlogin_user = \"nobody\"");
     let cfg = std::fs::read_to_string(&i.config)
         .unwrap()
         .replace("system_users = false\n", "system_users = true\n");
@@ -2196,10 +2196,15 @@ fn as_root_the_user_account_before_login_and_the_owner_after() {
 
     let mut l = Live::spawn(i.cmd_root("imapd"));
     let pid = l.child.id();
+    // Before login: the process started is the password check (root),
+    // its one child the pre-login process (login_user, no way back).
+    assert_eq!(proc_uids(pid), "0 0 0 0", "the password check");
+    let front = proc_children(pid);
+    assert_eq!(front.len(), 1, "{front:?}");
     assert_eq!(
-        proc_uids(pid),
-        "65534 65534 0 65534",
-        "the `user` account before login"
+        proc_uids(front[0]),
+        "65534 65534 65534 65534",
+        "before login"
     );
     let r = l.cmd(&format!("LOGIN {name} S3cret-pw"));
     assert!(r.last().unwrap().contains("OK"), "{r:?}");
@@ -2215,6 +2220,23 @@ fn as_root_the_user_account_before_login_and_the_owner_after() {
     for f in ["Maildir/dovecot-uidlist", "Maildir/.Sent/cur"] {
         assert_eq!(std::fs::metadata(home.join(f)).unwrap().uid(), uid, "{f}");
     }
+}
+
+/// proc_children - the processes whose parent is `pid`.
+fn proc_children(pid: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&p| {
+            std::fs::read_to_string(format!("/proc/{p}/status")).is_ok_and(|s| {
+                s.lines().any(|l| {
+                    l.strip_prefix("PPid:")
+                        .is_some_and(|v| v.trim() == pid.to_string())
+                })
+            })
+        })
+        .collect()
 }
 
 /// hwm_mib - a process's peak RSS in MiB.

@@ -11,6 +11,7 @@ mod durability;
 mod imapd;
 mod mailauth;
 mod pop3d;
+mod privsep;
 mod remote;
 mod root;
 mod sendmail;

@@ -403,7 +403,7 @@ fn stls_with_python_and_no_plaintext_after_stls() {
         l.iter().filter(|x| x.starts_with("+OK capability")).count(),
         1
     );
-    assert!(err.contains("plaintext after STLS"), "{err}");
+    assert!(err.contains("plaintext pipelined after STLS"), "{err}");
     let Some(launcher) = Launcher::start(&i, "pop3d", &[]) else {
         return;
     };
@@ -494,7 +494,7 @@ fn uids(pid: u32) -> String {
 }
 
 #[test]
-fn as_root_unprivileged_before_login_and_the_owner_after() {
+fn as_root_the_login_account_before_login_and_the_owner_after() {
     if !is_root() {
         eprintln!("skipped: needs root (CI runs it)");
         return;
@@ -541,7 +541,7 @@ fn as_root_unprivileged_before_login_and_the_owner_after() {
     .trim()
     .parse()
     .unwrap();
-    i.write_config("user = \"nobody\"");
+    i.write_config("user = \"nobody\"\nlogin_user = \"nobody\"");
     let cfg = std::fs::read_to_string(&i.config)
         .unwrap()
         .replace("system_users = false\n", "system_users = true\n");
@@ -554,11 +554,24 @@ fn as_root_unprivileged_before_login_and_the_owner_after() {
 
     let mut s = Session::start_cmd(i.cmd_root("pop3d"));
     let pid = s.child.id();
-    assert_eq!(
-        uids(pid),
-        "65534 65534 0 65534",
-        "the `user` account before login"
-    );
+    // Before login: the process started is the password check (root),
+    // the one reading the client is its child (login_user, for good).
+    assert_eq!(uids(pid), "0 0 0 0", "the password check");
+    let front: Vec<u32> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/status")).is_ok_and(|st| {
+                st.lines().any(|l| {
+                    l.strip_prefix("PPid:")
+                        .is_some_and(|v| v.trim() == pid.to_string())
+                })
+            })
+        })
+        .collect();
+    assert_eq!(front.len(), 1, "{front:?}");
+    assert_eq!(uids(front[0]), "65534 65534 65534 65534", "before login");
     s.send(&format!("USER {name}\r\nPASS S3cret-pw\r\n"));
     s.line();
     assert!(s.line().starts_with("+OK maildrop has 1 messages ("));

@@ -4,7 +4,7 @@
 //!
 //! Our own parser rather than imap-codec 2.0 alphas: the wire reading
 //! (line and literal caps, `+` go-aheads, LITERAL+) already lives in
-//! serve.rs over lib-auth's Wire, and what is left is a few hundred lines
+//! serve.rs over lib-net's Wire, and what is left is a few hundred lines
 //! we can keep exact, fuzz, and not see churn under pinned alpha versions.
 //!
 //! Distrusts the client: every token is checked against the grammar

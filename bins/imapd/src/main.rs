@@ -4,12 +4,19 @@
 //! Distrusted, in this order: the file descriptors and umask we were
 //! given (harden), the command line, the client (everything it sends goes
 //! through serve.rs's caps and command.rs's grammar, and session.rs
-//! decides what it may do). Started as root, it keeps root only in the
-//! saved uid until the password is checked, and gives it up for good
-//! before opening any mailbox.
+//! decides what it may do).
+//!
+//! Three processes (posthorn-auth's split): this first one checks
+//! passwords and never reads the network; the pre-login process it forks
+//! speaks to the client until a login, shut in (chroot, the `login_user`
+//! account, no groups, no core dumps) when started as root; after a good
+//! login this first process becomes the mailbox owner and runs imapd
+//! afresh as the session (`--session`).
 
 #![forbid(unsafe_code)]
 
+use posthorn_auth::request::Service;
+use posthorn_auth::split;
 use posthorn_imapd::serve;
 
 use posthorn_mail::config::{Config, LogSink, Source};
@@ -20,6 +27,9 @@ use std::process::ExitCode;
 
 const USAGE: &str = "usage: imapd [-C file] [--tls]";
 
+/// How long a session waits for its relay to send the last replies.
+const RELAY_END: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Address space for a session beside its messages (RLIMIT_AS).
 const MEMORY_BASE: u64 = 1024 * 1024 * 1024;
 
@@ -28,15 +38,18 @@ const MEMORY_BASE: u64 = 1024 * 1024 * 1024;
 struct Args {
     config: Option<PathBuf>,
     tls: bool,
+    /// Started by imapd itself after a login (see imapd(8), PROCESSES).
+    session: bool,
 }
 
-/// parse_args - `-C file`, `--tls`, nothing else.
+/// parse_args - `-C file`, `--tls`, and `--session` (imapd's own).
 fn parse_args(mut it: impl Iterator<Item = std::ffi::OsString>) -> Result<Args, String> {
     let mut a = Args::default();
     while let Some(arg) = it.next() {
         match arg.to_str() {
             Some("-C") => a.config = Some(it.next().ok_or("-C needs a file")?.into()),
             Some("--tls") => a.tls = true,
+            Some("--session") => a.session = true,
             Some(s) if s.starts_with("-C") && s.len() > 2 => a.config = Some(s[2..].into()),
             _ => return Err(format!("unexpected argument {:?}", arg)),
         }
@@ -60,7 +73,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             posthorn_sys::error!("{}", e.message);
-            if !args.tls {
+            if !args.tls || args.session {
                 let _ = std::io::stdout()
                     .write_all(b"* BYE [UNAVAILABLE] server unavailable, try again later\r\n");
             }
@@ -69,13 +82,22 @@ fn main() -> ExitCode {
     }
 }
 
-/// run - configuration, logging, TLS, privileges, then the session.
+/// run - configuration, logging, TLS, the split into processes, then
+/// the pre-login session; or, with --session, the session after login.
 fn run(args: &Args) -> Result<(), Exit> {
     let cfg = Config::load(&Source::choose(args.config.as_deref(), true))?;
     posthorn_sys::log::init("imapd", cfg.log == LogSink::Stderr);
-    let peer = posthorn_auth::peer::Peer::detect();
+    if args.session {
+        let record = split::session_record()?;
+        let handoff = posthorn_net::handoff::receive()
+            .map_err(|e| Exit::from_io("taking over the connection", &e))?;
+        let r = serve::session(&cfg, record, handoff);
+        split::finish(RELAY_END);
+        return r;
+    }
+    let peer = posthorn_net::peer::Peer::detect();
     // Read the key while we may (it is root's), before giving anything up.
-    let tls = posthorn_auth::tls::from_config(&cfg, args.tls)?;
+    let tls = posthorn_net::tls::from_config(&cfg, args.tls)?;
     // One session's memory: the largest message (APPEND holds its
     // literal; FETCH and SEARCH hold a message, its CRLF form and its
     // decoded text) several times over, and room for a big folder.
@@ -83,15 +105,13 @@ fn run(args: &Args) -> Result<(), Exit> {
     if let Err(e) = posthorn_sys::fsio::limit_memory(cap) {
         posthorn_sys::warning!("cannot limit memory to {cap} bytes: {e}");
     }
-    let pre_login = if posthorn_sys::privs::euid() == 0 {
-        let a = cfg.mail_account()?;
-        posthorn_sys::privs::drop_effective(a.uid, a.gid)
-            .map_err(|e| Exit::from_io(format!("switching to {}", a.name), &e))?;
-        Some(a)
-    } else {
-        None
+    let plan = split::Plan {
+        service: Service::Imap,
+        session_args: vec!["imapd".into()],
+        client: (!peer.is_proxy(&cfg.proxy_trusted)).then(|| peer.log_name()),
     };
-    serve::serve(&cfg, peer, tls, args.tls, pre_login)
+    let checker = split::split(&cfg, plan)?;
+    serve::serve(&cfg, peer, tls, args.tls, checker)
 }
 
 #[cfg(test)]
@@ -110,5 +130,6 @@ mod tests {
         assert!(p(&["-Cx.toml"]).unwrap().config.is_some());
         assert!(p(&["-C"]).is_err());
         assert!(p(&["-x"]).is_err());
+        assert!(p(&["--session"]).unwrap().session);
     }
 }

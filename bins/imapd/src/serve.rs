@@ -1,7 +1,11 @@
 //! serve - the session's I/O: read commands from the wire (lines and
 //! their literals, under caps, with `+` go-aheads for synchronizing
 //! literals), feed the session, carry out its actions (replies, password
-//! checks, the switch to the user, STARTTLS), and log the session.
+//! checks, STARTTLS, COMPRESS, IDLE), and log the session. The same loop
+//! runs in the pre-login process (`serve`: it asks the password check,
+//! and after a good login hands the connection to the session) and in
+//! the session after login (`session`: it starts where the login left
+//! off, as the mailbox owner).
 //!
 //! Distrusts the client: a command line is cut at MAX_LINE and a command
 //! with its literals at MAX_COMMAND, except APPEND's message literals,
@@ -14,16 +18,18 @@
 use crate::command;
 use crate::session::{Action, Options, Session, State};
 use crate::watch::{Watch, Woke};
-use posthorn_auth::login::{self, Refusal};
-use posthorn_auth::peer::Peer;
-use posthorn_auth::wire::Wire;
+use posthorn_auth::checker::Checker;
+use posthorn_auth::request::{Answer, Request, Service};
+use posthorn_auth::split::Record;
 use posthorn_mail::Config;
+use posthorn_net::handoff::{self, Handoff};
+use posthorn_net::peer::Peer;
+use posthorn_net::wire::Wire;
 use posthorn_sys::exit::Exit;
-use posthorn_sys::privs::Account;
 use posthorn_sys::{info, warning};
 use rustls::ServerConfig;
 use std::io::Write;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -48,9 +54,13 @@ pub const MAX_APPEND_TOTAL: u64 = 128 * 1024 * 1024;
 /// The session's surroundings.
 struct Ctx<'a> {
     cfg: &'a Config,
-    peer: &'a Peer,
+    /// The client, as logged.
+    client: String,
     tls: Option<Arc<ServerConfig>>,
-    pre_login: Option<Account>,
+    /// Before login: the way to the password check.
+    checker: Option<Checker>,
+    /// After a good login: the session's socket and the login's tag.
+    handoff: Option<(OwnedFd, String)>,
     user: Option<String>,
 }
 
@@ -62,13 +72,14 @@ enum Input {
     Closed(&'static str),
 }
 
-/// serve - run the session to its end.
+/// serve - the pre-login process: from the greeting to a login, then the
+/// connection handed to the session (or relayed for it, under TLS).
 pub fn serve(
     cfg: &Config,
     peer: Peer,
     tls: Option<Arc<ServerConfig>>,
     implicit_tls: bool,
-    pre_login: Option<Account>,
+    checker: Checker,
 ) -> Result<(), Exit> {
     let mut wire = Wire::new(IDLE_PRE_LOGIN, MAX_LINE);
     wire.set_deadline(Instant::now() + LOGIN_DEADLINE);
@@ -76,8 +87,7 @@ pub fn serve(
     let Some(peer) = wire.accept(peer, &cfg.proxy_trusted, implicit) else {
         return Ok(());
     };
-    let peer = &peer;
-    let mut session = Session::new(Options {
+    let session = Session::new(Options {
         tls_available: tls.is_some(),
         tls_active: wire.is_tls(),
         plaintext_anyway: peer.is_loopback() || cfg.auth_allow_plaintext,
@@ -85,15 +95,83 @@ pub fn serve(
         separator: cfg.imap_separator,
         append_limit: cfg.message_size_limit,
     });
-    let mut ctx = Ctx {
+    let ctx = Ctx {
         cfg,
-        peer,
+        client: peer.log_name(),
         tls,
-        pre_login,
+        checker: Some(checker),
+        handoff: None,
         user: None,
     };
     wire.queue(&session.greeting());
-    let end = loop {
+    run(ctx, session, wire);
+    Ok(())
+}
+
+/// session - after a good login, as the mailbox owner: the record says
+/// who (from the password check), the handoff where the login left off
+/// (from the pre-login process).
+pub fn session(cfg: &Config, record: Record, handoff: Handoff) -> Result<(), Exit> {
+    let mut wire = Wire::new(IDLE, MAX_LINE);
+    wire.prime(handoff.input);
+    let mut session = Session::new(Options {
+        tls_available: false,
+        tls_active: handoff.relayed,
+        plaintext_anyway: true,
+        max_failures: cfg.auth_max_failures,
+        separator: cfg.imap_separator,
+        append_limit: cfg.message_size_limit,
+    });
+    let u = &record.user;
+    let tag = handoff.tag.as_str();
+    info!(
+        "login: user=<{}>, method={}, client={}",
+        u.name, record.method, record.client
+    );
+    let mut ctx = Ctx {
+        cfg,
+        client: record.client.clone(),
+        tls: None,
+        checker: None,
+        handoff: None,
+        user: Some(u.name.clone()),
+    };
+    let mut first = match u.mailbox.strip_suffix('/') {
+        Some(dir) => {
+            session.set_quota(u.quota);
+            crate::specialuse::provision(std::path::Path::new(dir), &cfg.imap_folders);
+            session.logged_in(tag, Ok(PathBuf::from(dir)))
+        }
+        None => {
+            warning!(
+                "login: user=<{}>: mailbox {} is an mbox; imapd serves Maildir only",
+                u.name,
+                u.mailbox
+            );
+            session.logged_in(tag, Err("mbox".into()))
+        }
+    };
+    // A session that could not open the mailbox has nothing to serve:
+    // no one can log in again here.
+    if session.state == crate::session::State::NotAuthenticated {
+        first.push(Action::Reply(b"* BYE mailbox unavailable\r\n".to_vec()));
+        first.push(Action::Close);
+    }
+    match act(&mut ctx, &mut session, &mut wire, first) {
+        Ok(true) => run(ctx, session, wire),
+        Ok(false) => end(ctx, wire, "logout"),
+        Err(why) => end(ctx, wire, why),
+    }
+    Ok(())
+}
+
+/// run - read, feed, act, until the session ends or a login hands it over.
+fn run(mut ctx: Ctx, mut session: Session, mut wire: Wire) {
+    let cfg = ctx.cfg;
+    let why = loop {
+        if ctx.handoff.is_some() {
+            break "login";
+        }
         if session.in_sasl() {
             let line = match wire.read_line() {
                 Ok(Some(l)) => l,
@@ -141,13 +219,27 @@ pub fn serve(
             posthorn_sys::fsio::release_free_memory();
         }
     };
+    // Not needed by a relay, which may live as long as the session.
+    drop(session);
+    end(ctx, wire, why);
+}
+
+/// end - hand the connection over after a login, or close it and log.
+fn end(mut ctx: Ctx, mut wire: Wire, why: &str) {
+    if let Some((sock, tag)) = ctx.handoff.take() {
+        // The session takes it from here; under TLS this process stays
+        // as the relay until the session or the client is gone.
+        if let Err(e) = handoff::hand_over(wire, sock, &tag, IDLE) {
+            info!("relay ended: {e}, client={}", ctx.client);
+        }
+        return;
+    }
     wire.close();
     info!(
-        "disconnect from {} user=<{}> ({end})",
-        peer.log_name(),
+        "disconnect from {} user=<{}> ({why})",
+        ctx.client,
         ctx.user.as_deref().unwrap_or("")
     );
-    Ok(())
 }
 
 /// tag_of - the tag of a command line, for a refusal.
@@ -268,29 +360,17 @@ fn act(
                 if wire.pending_input() {
                     warning!(
                         "data pipelined after COMPRESS, dropping the connection: client={}",
-                        ctx.peer.log_name()
+                        ctx.client
                     );
                     return Err("data pipelined after COMPRESS");
                 }
                 wire.start_deflate().map_err(|_| "connection lost")?;
             }
             Action::StartTls => {
-                // Anything sent after STARTTLS came in plaintext and must
-                // not be taken as sent under TLS (CVE-2011-0411).
-                if wire.pending_input() {
-                    warning!(
-                        "plaintext after STARTTLS, dropping the connection: client={}",
-                        ctx.peer.log_name()
-                    );
-                    return Err("plaintext pipelined after STARTTLS");
-                }
                 let Some(cfg) = ctx.tls.clone() else {
                     return Err("no TLS");
                 };
-                if let Err(e) = wire.start_tls(cfg) {
-                    info!("TLS handshake failed: {e}, client={}", ctx.peer.log_name());
-                    return Err("TLS handshake failed");
-                }
+                wire.upgrade(cfg, b"", "STARTTLS", &ctx.client)?;
                 session.tls_started();
             }
             Action::Idle { tag } => {
@@ -306,9 +386,12 @@ fn act(
                 password,
             } => {
                 let more = login(ctx, session, &tag, method, &authzid, &user, &password.0);
-                if ctx.user.is_some() {
-                    wire.set_timeout(IDLE);
+                if ctx.handoff.is_some() {
+                    // Logged in: nothing more happens in this process
+                    // but the relay, which the login deadline must not
+                    // cut short.
                     wire.set_deadline(None);
+                    return Ok(true);
                 }
                 for m in more.into_iter().rev() {
                     queue.push_front(m);
@@ -379,7 +462,8 @@ fn idle(
     }
 }
 
-/// login - check a password; on success become the user.
+/// login - ask the password check; after a good login the connection
+/// goes to the session (`ctx.handoff`), which sends the tagged OK.
 fn login(
     ctx: &mut Ctx,
     session: &mut Session,
@@ -389,43 +473,35 @@ fn login(
     user: &str,
     password: &[u8],
 ) -> Vec<Action> {
-    let client = ctx.peer.log_name();
-    let result = if !authzid.is_empty() && authzid != user {
-        Err(Refusal::Failed)
-    } else {
-        login::with_root(ctx.pre_login.as_ref(), || {
-            login::authenticate(ctx.cfg, user, password)
-        })
+    let Some(checker) = ctx.checker.as_ref() else {
+        // The session after login: the state machine refuses a second
+        // login before this is reached.
+        return session.login_failed(tag, true);
     };
-    let l = match result {
-        Ok(l) => l,
-        Err(Refusal::Failed) => {
-            warning!("{}", login::failure_line(method, user, &client));
-            return session.login_failed(tag, false);
-        }
-        Err(Refusal::Temporary(why)) => {
-            warning!("login: {why}, client={client}");
-            return session.login_failed(tag, true);
-        }
+    let req = Request::new(Service::Imap, method, &ctx.client, authzid, user, password);
+    let reply = checker.ask(&req);
+    // The check has waited out the failure delay already.
+    let no_delay = |v: Vec<Action>| -> Vec<Action> {
+        v.into_iter()
+            .filter(|a| !matches!(a, Action::Delay(_)))
+            .collect()
     };
-    if let Err(e) = login::become_owner(ctx.pre_login.as_ref(), &l.user) {
-        warning!("login: user=<{}>: {}", l.user.name, e.message);
-        return session.logged_in(tag, Err(e.message));
+    match (reply.answer, reply.session) {
+        (Answer::Ok(_), Some(sock)) => {
+            ctx.handoff = Some((sock, tag.to_string()));
+            Vec::new()
+        }
+        (Answer::Ok(_), None) | (Answer::Temp, _) => session.login_failed(tag, true),
+        (Answer::No, _) => no_delay(session.login_failed(tag, false)),
+        (Answer::Bye, _) => {
+            let mut v = no_delay(session.login_failed(tag, false));
+            if !v.contains(&Action::Close) {
+                v.push(Action::Reply(
+                    b"* BYE Too many authentication failures\r\n".to_vec(),
+                ));
+                v.push(Action::Close);
+            }
+            v
+        }
     }
-    info!(
-        "login: user=<{}>, method={method}, client={client}",
-        l.user.name
-    );
-    ctx.user = Some(l.user.name.clone());
-    let Some(dir) = l.user.mailbox.strip_suffix('/') else {
-        warning!(
-            "login: user=<{}>: mailbox {} is an mbox; imapd serves Maildir only",
-            l.user.name,
-            l.user.mailbox
-        );
-        return session.logged_in(tag, Err("mbox".into()));
-    };
-    session.set_quota(l.user.quota);
-    crate::specialuse::provision(std::path::Path::new(dir), &ctx.cfg.imap_folders);
-    session.logged_in(tag, Ok(PathBuf::from(dir)))
 }

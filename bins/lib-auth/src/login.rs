@@ -35,6 +35,10 @@ pub fn check_name(name: &str) -> Result<(), &'static str> {
 pub enum Refusal {
     /// Wrong name or wrong password: the client learns no more than that.
     Failed,
+    /// The account's uid is 0 or below `[auth] first_valid_uid`: refused
+    /// before its password was looked at, and the client must be told
+    /// exactly what a wrong password gets (the log says more).
+    Forbidden { user: String, uid: u32 },
     /// Something broke (unreadable users file, unknown hash scheme): a
     /// temporary error for the client, the details in the log.
     Temporary(String),
@@ -48,9 +52,22 @@ pub struct Login {
     pub plain_hash: bool,
 }
 
-/// authenticate - look `name` up (users file, then system accounts) and
-/// check `password`. An unknown user costs a hash check too, so timing
-/// does not tell which users exist.
+/// may_log_in - whether an account with this uid may log in: never root,
+/// never below `[auth] first_valid_uid` (system accounts: daemons, and
+/// root by another name). A user with no uid of its own runs as the
+/// `user` account, which is never root, and may.
+pub fn may_log_in(cfg: &Config, uid: Option<u32>) -> bool {
+    match uid {
+        None => true,
+        Some(u) => u != 0 && u >= cfg.auth_first_valid_uid,
+    }
+}
+
+/// authenticate - look `name` up (users file, then system accounts),
+/// refuse an account below the minimum uid before its password is
+/// looked at, and check `password`. An unknown user and a refused one
+/// cost a hash check too, so timing tells neither which users exist nor
+/// which may log in.
 pub fn authenticate(cfg: &Config, name: &str, password: &[u8]) -> Result<Login, Refusal> {
     if check_name(name).is_err() {
         let _ = password::verify(password::DUMMY_HASH, password);
@@ -63,6 +80,13 @@ pub fn authenticate(cfg: &Config, name: &str, password: &[u8]) -> Result<Login, 
         let _ = password::verify(password::DUMMY_HASH, password);
         return Err(Refusal::Failed);
     };
+    if !may_log_in(cfg, user.uid) {
+        let _ = password::verify(password::DUMMY_HASH, password);
+        return Err(Refusal::Forbidden {
+            user: user.name,
+            uid: user.uid.unwrap_or(0),
+        });
+    }
     match password::verify(&secret.0, password) {
         Verdict::Match => Ok(Login {
             user,
@@ -96,6 +120,11 @@ impl Throttle {
         }
     }
 
+    /// failures - how many so far.
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+
     /// fail - record a failure: how long to wait before answering
     /// (1 s, 2 s, 4 s ...), and whether to close the connection after.
     pub fn fail(&mut self) -> (Duration, bool) {
@@ -123,42 +152,26 @@ pub fn failure_line(method: &str, user: &str, client: &str) -> String {
     format!("auth failed: method={method}, user=<{user}>, client={client}")
 }
 
-/// with_root - run `f` with the effective uid 0 a pre-login server keeps
-/// in its saved uid (the users file and /etc/shadow are root's), then
-/// drop it again; without `pre_login` (not started as root), just `f`.
-/// Never goes on with root: if it cannot be put down again, the process
-/// stops here (before login nothing is open that an exit could leave
-/// half done).
-pub fn with_root<T>(pre_login: Option<&Account>, f: impl FnOnce() -> T) -> T {
-    let Some(a) = pre_login else {
-        return f();
-    };
-    let _ = nix::unistd::seteuid(nix::unistd::Uid::from_raw(0));
-    let r = f();
-    if nix::unistd::seteuid(nix::unistd::Uid::from_raw(a.uid)).is_err()
-        || posthorn_sys::privs::euid() != a.uid
-    {
-        posthorn_sys::error!("cannot drop root after the password check");
-        std::process::exit(i32::from(exit::OSERR));
-    }
-    r
-}
-
-/// become_owner - as root (`pre_login` set), become the mailbox owner
-/// for good: the user's uid and gid, or the `user` account for virtual
-/// users without a uid; never root. As anyone else, stay.
-pub fn become_owner(pre_login: Option<&Account>, u: &MailUser) -> Result<(), Exit> {
-    let Some(acct) = pre_login else {
+/// become_owner - as root (`mail_account` set: the `user` account),
+/// become the mailbox owner for good: the user's uid and gid, or the
+/// `user` account for virtual users without a uid; never root, never
+/// below `[auth] first_valid_uid`. As anyone else, stay.
+pub fn become_owner(
+    cfg: &Config,
+    mail_account: Option<&Account>,
+    u: &MailUser,
+) -> Result<(), Exit> {
+    let Some(acct) = mail_account else {
         return Ok(());
     };
     let (name, uid, gid) = match (u.uid, u.gid) {
         (Some(uid), gid) => (u.name.as_str(), uid, gid.unwrap_or(acct.gid)),
         (None, _) => (acct.name.as_str(), acct.uid, acct.gid),
     };
-    if uid == 0 {
+    if uid == 0 || (u.uid.is_some() && !may_log_in(cfg, u.uid)) {
         return Err(Exit::new(
             exit::NOPERM,
-            "refusing to serve a mailbox as root",
+            format!("refusing to serve a mailbox as uid {uid}"),
         ));
     }
     // initgroups needs a name the system knows; a virtual user's uid may
@@ -235,6 +248,53 @@ mod tests {
         assert!(matches!(
             authenticate(&cfg, "carl", b"x"),
             Err(Refusal::Temporary(_))
+        ));
+    }
+
+    /// Issue 14, hole 4: root and system accounts are refused before
+    /// their password is looked at, right or wrong alike; a user with no
+    /// uid of its own (it runs as `user`) is not.
+    #[test]
+    fn accounts_below_first_valid_uid_are_refused_whatever_the_password() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("users");
+        std::fs::write(
+            &p,
+            "root:{PLAIN}pw:0:0::/root::\ndaemon:{PLAIN}pw:1:1::/::\nlow:{PLAIN}pw:999:999::/::\nok:{PLAIN}pw:1000:1000::/::\nvirt:{PLAIN}pw::::/::\n",
+        )
+        .unwrap();
+        let cfg = Config {
+            users: Some(p),
+            system_users: false,
+            ..Config::default()
+        };
+        for (name, uid) in [("root", 0), ("daemon", 1), ("low", 999)] {
+            for pw in [&b"pw"[..], b"wrong"] {
+                assert_eq!(
+                    authenticate(&cfg, name, pw).unwrap_err(),
+                    Refusal::Forbidden {
+                        user: name.into(),
+                        uid
+                    },
+                    "{name}"
+                );
+            }
+        }
+        assert!(authenticate(&cfg, "ok", b"pw").is_ok());
+        assert!(authenticate(&cfg, "virt", b"pw").is_ok());
+        let lower = Config {
+            auth_first_valid_uid: 999,
+            ..cfg.clone()
+        };
+        assert!(authenticate(&lower, "low", b"pw").is_ok());
+        // Root stays out whatever the minimum says.
+        let zero = Config {
+            auth_first_valid_uid: 0,
+            ..cfg
+        };
+        assert!(matches!(
+            authenticate(&zero, "root", b"pw"),
+            Err(Refusal::Forbidden { uid: 0, .. })
         ));
     }
 

@@ -207,6 +207,9 @@ pub struct Config {
     pub libexec: PathBuf,
     /// The unprivileged account programs switch to when started as root.
     pub user: String,
+    /// The account pop3d's and imapd's pre-login processes run as when
+    /// started as root: it owns nothing (`login_user`).
+    pub login_user: String,
     /// Largest message `sendmail` and `enqueue` accept, in bytes.
     pub message_size_limit: u64,
     /// Whom to tell about double bounces.
@@ -220,6 +223,9 @@ pub struct Config {
     pub auth_max_failures: u32,
     /// Allow plaintext passwords without TLS from non-loopback clients (`[auth] allow_plaintext`).
     pub auth_allow_plaintext: bool,
+    /// The lowest uid that may log in (`[auth] first_valid_uid`); uid 0
+    /// never may.
+    pub auth_first_valid_uid: u32,
     /// Networks allowed to send a PROXY protocol header (`[proxy] trusted`).
     pub proxy_trusted: Vec<crate::net::Net>,
     pub smtpd: SmtpdConfig,
@@ -262,8 +268,6 @@ pub struct SmtpdConfig {
 pub struct Held {
     /// The `users` file.
     pub users: Option<std::sync::Arc<std::fs::File>>,
-    /// /etc/shadow, for system accounts' passwords.
-    pub shadow: Option<std::sync::Arc<std::fs::File>>,
 }
 
 impl Default for Config {
@@ -287,6 +291,7 @@ impl Default for Config {
             log: LogSink::Syslog,
             libexec: default_libexec(),
             user: "posthorn".to_string(),
+            login_user: "posthorn-login".to_string(),
             message_size_limit: 25 * 1024 * 1024,
             postmaster: "postmaster".to_string(),
             queue: QueueConfig {
@@ -304,6 +309,7 @@ impl Default for Config {
             tls_key: None,
             auth_max_failures: 3,
             auth_allow_plaintext: false,
+            auth_first_valid_uid: 1000,
             proxy_trusted: Vec::new(),
             smtpd: SmtpdConfig {
                 max_recipients: 1000,
@@ -507,6 +513,13 @@ impl Config {
                     }
                     c.user = u.to_string();
                 }
+                "login_user" => {
+                    let u = string(val).ok_or_else(|| bad(key, "must be a user name"))?;
+                    if u.is_empty() || u.contains(['/', ':', '\0']) {
+                        return Err(bad(key, "must be a user name"));
+                    }
+                    c.login_user = u.to_string();
+                }
                 "message_size_limit" => {
                     let n = val
                         .as_integer()
@@ -609,6 +622,13 @@ impl Config {
                                 c.auth_allow_plaintext = v
                                     .as_bool()
                                     .ok_or_else(|| bad(&full, "must be true or false"))?;
+                            }
+                            "first_valid_uid" => {
+                                let n =
+                                    v.as_integer().filter(|n| (1..=u32::MAX as i64).contains(n));
+                                c.auth_first_valid_uid = n.ok_or_else(|| {
+                                    bad(&full, "must be a uid from 1 up (uid 0 never logs in)")
+                                })? as u32;
                             }
                             _ => return Err(bad(&full, "unknown key")),
                         }
@@ -970,21 +990,43 @@ impl Config {
         }
     }
 
-    /// hold_secrets - open the users file (and, with `shadow`, /etc/shadow
-    /// when system accounts may log in) now, while privileged, so that
-    /// lookups keep working after root is given up for good. A file that
-    /// is missing is simply not held.
-    pub fn hold_secrets(&mut self, shadow: bool) -> Result<(), Exit> {
-        let open = |p: &Path| match std::fs::File::open(p) {
-            Ok(f) => Ok(Some(std::sync::Arc::new(f))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Exit::from_io(format!("opening {}", p.display()), &e)),
-        };
-        if let Some(u) = &self.users {
-            self.held.users = open(u)?;
+    /// login_account - the `login_user` account pop3d's and imapd's
+    /// pre-login processes run as when started as root.
+    pub fn login_account(&self) -> Result<posthorn_sys::privs::Account, Exit> {
+        match posthorn_sys::privs::lookup_user(&self.login_user) {
+            Ok(Some(a)) if a.uid != 0 && a.gid != 0 => Ok(a),
+            Ok(Some(_)) => Err(Exit::new(
+                exit::CONFIG,
+                format!(
+                    "user \"{}\" (the `login_user` key) must not be root or in group 0",
+                    self.login_user
+                ),
+            )),
+            Ok(None) => Err(Exit::new(
+                exit::CONFIG,
+                format!(
+                    "user \"{}\" (the `login_user` key) does not exist: create it (useradd --system --no-create-home --shell /usr/sbin/nologin {}), or set `login_user`",
+                    self.login_user, self.login_user
+                ),
+            )),
+            Err(e) => Err(Exit::from_io(
+                format!("looking up user \"{}\"", self.login_user),
+                &e,
+            )),
         }
-        if shadow && self.system_users {
-            self.held.shadow = open(Path::new("/etc/shadow"))?;
+    }
+
+    /// hold_secrets - open the users file now, while privileged, so that
+    /// recipient lookups keep working after root is given up for good. A
+    /// file that is missing is simply not held. (Passwords are checked by
+    /// a process of their own, which reads the file and /etc/shadow then.)
+    pub fn hold_secrets(&mut self) -> Result<(), Exit> {
+        if let Some(u) = &self.users {
+            self.held.users = match std::fs::File::open(u) {
+                Ok(f) => Some(std::sync::Arc::new(f)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(Exit::from_io(format!("opening {}", u.display()), &e)),
+            };
         }
         Ok(())
     }
@@ -1158,6 +1200,17 @@ mod tests {
         );
         let d = parse("").unwrap();
         assert_eq!((d.auth_max_failures, d.auth_allow_plaintext), (3, false));
+        assert_eq!(d.auth_first_valid_uid, 1000);
+        assert_eq!(d.login_user, "posthorn-login");
+        let c = parse("login_user = \"imaplogin\"\n[auth]\nfirst_valid_uid = 500\n").unwrap();
+        assert_eq!(
+            (c.login_user.as_str(), c.auth_first_valid_uid),
+            ("imaplogin", 500)
+        );
+        // Root can never be let in by configuration.
+        let e = parse("[auth]\nfirst_valid_uid = 0\n").unwrap_err();
+        assert!(e.message.contains("auth.first_valid_uid"), "{}", e.message);
+        assert!(parse("login_user = \"a/b\"\n").is_err());
     }
 
     #[test]

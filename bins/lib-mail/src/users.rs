@@ -120,10 +120,7 @@ pub fn lookup_login(
     }
     match system_user(cfg, local, domain)? {
         Some(u) => {
-            let hash = match &cfg.held.shadow {
-                Some(f) => shadow_entry(&read_held(f)?, &u.name).unwrap_or_default(),
-                None => posthorn_sys::crypt::shadow_hash(&u.name).unwrap_or_default(),
-            };
+            let hash = posthorn_sys::crypt::shadow_hash(&u.name).unwrap_or_default();
             Ok(Some((u, Secret(hash))))
         }
         None => Ok(None),
@@ -254,14 +251,6 @@ fn read_held(f: &std::fs::File) -> std::io::Result<Vec<u8>> {
             return Err(std::io::Error::other("file larger than 64 MiB"));
         }
     }
-}
-
-/// shadow_entry - the hash field of `name`'s line in shadow(5) text.
-fn shadow_entry(text: &[u8], name: &str) -> Option<String> {
-    String::from_utf8_lossy(text).lines().find_map(|l| {
-        let mut f = l.splitn(3, ':');
-        (f.next()? == name).then(|| f.next().unwrap_or("").to_string())
-    })
 }
 
 fn find_in_file(

@@ -5,6 +5,7 @@
 //! `#![forbid(unsafe_code)]`.
 
 pub mod child;
+pub mod confine;
 pub mod crypt;
 pub mod exit;
 pub mod fsio;

@@ -101,25 +101,6 @@ pub fn become_user(name: &str, uid: u32, gid: u32) -> std::io::Result<()> {
     Ok(())
 }
 
-/// become_service - from root, become a service account for good with only
-/// its own group: setgroups([gid]), setgid, setuid, then check that root
-/// cannot be regained. No initgroups: the account needs no supplementary
-/// groups, and the group database walk (every NSS module, loaded with
-/// dlopen) cost smtpd more than the rest of its start.
-pub fn become_service(uid: u32, gid: u32) -> std::io::Result<()> {
-    let g = Gid::from_raw(gid);
-    let u = Uid::from_raw(uid);
-    nix::unistd::setgroups(&[g])?;
-    nix::unistd::setresgid(g, g, g)?;
-    nix::unistd::setresuid(u, u, u)?;
-    if uid != 0 && nix::unistd::setuid(Uid::from_raw(0)).is_ok() {
-        return Err(std::io::Error::other(
-            "could still regain root after setuid",
-        ));
-    }
-    Ok(())
-}
-
 /// drop_effective - run as `uid`/`gid` but keep the saved uid 0, so that a
 /// forked child can still become a recipient (qrun's one use of root).
 pub fn drop_effective(uid: u32, gid: u32) -> std::io::Result<()> {

@@ -4,8 +4,13 @@
 //! Distrusted, in this order: the file descriptors and umask we were
 //! given (harden), the command line, the client (everything it sends goes
 //! through command.rs under a cap, and session.rs decides what it may do).
-//! Started as root, it keeps root only in the saved uid until the password
-//! is checked, and gives it up for good before opening any mailbox.
+//!
+//! Three processes (posthorn-auth's split): this first one checks
+//! passwords and never reads the network; the pre-login process it forks
+//! speaks to the client until a login, shut in (chroot, the `login_user`
+//! account, no groups, no core dumps) when started as root; after a good
+//! login this first process becomes the mailbox owner and runs pop3d
+//! afresh as the session (`--session`).
 
 #![forbid(unsafe_code)]
 
@@ -17,6 +22,8 @@ mod session;
 mod stream;
 mod uidlist;
 
+use posthorn_auth::request::Service;
+use posthorn_auth::split;
 use posthorn_mail::config::{Config, LogSink, Source};
 use posthorn_sys::exit::{self, Exit};
 use std::io::Write;
@@ -25,6 +32,9 @@ use std::process::ExitCode;
 
 const USAGE: &str = "usage: pop3d [-C file] [--tls] [--no-flag-updates]";
 
+/// How long a session waits for its relay to send the last replies.
+const RELAY_END: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Command line, as in pop3d(8).
 #[derive(Debug, Default)]
 struct Args {
@@ -32,6 +42,8 @@ struct Args {
     tls: bool,
     /// RETR leaves messages in new/ and their flags alone.
     no_flag_updates: bool,
+    /// Started by pop3d itself after a login (see pop3d(8), PROCESSES).
+    session: bool,
 }
 
 /// parse_args - `-C file`, `--tls`, `--no-flag-updates`, nothing else.
@@ -42,6 +54,7 @@ fn parse_args(mut it: impl Iterator<Item = std::ffi::OsString>) -> Result<Args, 
             Some("-C") => a.config = Some(it.next().ok_or("-C needs a file")?.into()),
             Some("--tls") => a.tls = true,
             Some("--no-flag-updates") => a.no_flag_updates = true,
+            Some("--session") => a.session = true,
             Some(s) if s.starts_with("-C") && s.len() > 2 => a.config = Some(s[2..].into()),
             _ => return Err(format!("unexpected argument {:?}", arg)),
         }
@@ -65,7 +78,7 @@ fn main() -> ExitCode {
         Err(e) => {
             posthorn_sys::error!("{}", e.message);
             // The client hears about it too, unless TLS was to come first.
-            if !args.tls {
+            if !args.tls || args.session {
                 let _ = std::io::stdout()
                     .write_all(b"-ERR [SYS/TEMP] server unavailable, try again later\r\n");
             }
@@ -74,24 +87,33 @@ fn main() -> ExitCode {
     }
 }
 
-/// run - configuration, logging, TLS, privileges, then the session.
+/// run - configuration, logging, TLS, the split into processes, then
+/// the pre-login session; or, with --session, the session after login.
 fn run(args: &Args) -> Result<(), Exit> {
     let cfg = Config::load(&Source::choose(args.config.as_deref(), true))?;
     posthorn_sys::log::init("pop3d", cfg.log == LogSink::Stderr);
-    let peer = posthorn_auth::peer::Peer::detect();
+    if args.session {
+        let record = split::session_record()?;
+        let handoff = posthorn_net::handoff::receive()
+            .map_err(|e| Exit::from_io("taking over the connection", &e))?;
+        let r = serve::session(&cfg, record, handoff, !args.no_flag_updates);
+        split::finish(RELAY_END);
+        return r;
+    }
+    let peer = posthorn_net::peer::Peer::detect();
     // Read the key while we may (it is root's), before giving anything up.
-    let tls = posthorn_auth::tls::from_config(&cfg, args.tls)?;
-    // As root: run as the `user` account before login, keeping root only
-    // in the saved uid for the password check and the final switch.
-    let pre_login = if posthorn_sys::privs::euid() == 0 {
-        let a = cfg.mail_account()?;
-        posthorn_sys::privs::drop_effective(a.uid, a.gid)
-            .map_err(|e| Exit::from_io(format!("switching to {}", a.name), &e))?;
-        Some(a)
-    } else {
-        None
+    let tls = posthorn_net::tls::from_config(&cfg, args.tls)?;
+    let mut session_args = vec!["pop3d".to_string()];
+    if args.no_flag_updates {
+        session_args.push("--no-flag-updates".into());
+    }
+    let plan = split::Plan {
+        service: Service::Pop3,
+        session_args,
+        client: (!peer.is_proxy(&cfg.proxy_trusted)).then(|| peer.log_name()),
     };
-    serve::serve(&cfg, peer, tls, args.tls, !args.no_flag_updates, pre_login)
+    let checker = split::split(&cfg, plan)?;
+    serve::serve(&cfg, peer, tls, args.tls, checker)
 }
 
 #[cfg(test)]
@@ -112,5 +134,6 @@ mod tests {
         assert!(p(&["-Cx.toml"]).unwrap().config.is_some());
         assert!(p(&["-C"]).is_err());
         assert!(p(&["-x"]).is_err());
+        assert!(p(&["--session"]).unwrap().session);
     }
 }

@@ -1,19 +1,25 @@
 //! serve - the session's I/O: read lines from the wire, feed the session,
-//! carry out its actions (replies, password checks, the switch to the
-//! user, message streaming, STLS, UPDATE), and log the session's events.
+//! carry out its actions (replies, password checks, message streaming,
+//! STLS, UPDATE), and log the session's events. The same loop runs in
+//! the pre-login process (`serve`: it asks the password check, and after
+//! a good login hands the connection to the session) and in the session
+//! after login (`session`: as the mailbox owner).
 
 use crate::maildrop::{Maildrop, OpenError};
 use crate::session::{Action, Options, Session};
 use crate::stream;
-use posthorn_auth::login::{self, Refusal};
-use posthorn_auth::peer::Peer;
-use posthorn_auth::wire::Wire;
+use posthorn_auth::checker::Checker;
+use posthorn_auth::request::{Answer, Request, Service};
+use posthorn_auth::split::Record;
 use posthorn_mail::Config;
+use posthorn_net::handoff::{self, Handoff};
+use posthorn_net::peer::Peer;
+use posthorn_net::wire::Wire;
 use posthorn_sys::exit::Exit;
-use posthorn_sys::privs::Account;
 use posthorn_sys::{info, warning};
 use rustls::ServerConfig;
 use std::io::Write;
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,49 +38,113 @@ enum Next {
 }
 
 /// The session's surroundings.
-struct Ctx<'a> {
-    cfg: &'a Config,
-    peer: &'a Peer,
+struct Ctx {
+    /// The client, as logged.
+    client: String,
     tls: Option<Arc<ServerConfig>>,
-    /// Set when started as root: the account we run as until login.
-    pre_login: Option<Account>,
+    /// Before login: the way to the password check.
+    checker: Option<Checker>,
+    /// After a good login: the session's socket.
+    handoff: Option<OwnedFd>,
     user: Option<String>,
     /// Move messages RETR sent to cur/ with the S flag at QUIT.
     flag_updates: bool,
 }
 
-/// serve - run the session to its end. Errors are only those worth an
-/// exit code; a client going away is a normal end.
+/// serve - the pre-login process: from the greeting to a login, then the
+/// connection handed to the session (or relayed for it, under TLS).
 pub fn serve(
     cfg: &Config,
     peer: Peer,
     tls: Option<Arc<ServerConfig>>,
     implicit_tls: bool,
-    flag_updates: bool,
-    pre_login: Option<Account>,
+    checker: Checker,
 ) -> Result<(), Exit> {
     let mut wire = Wire::new(IDLE, MAX_LINE);
     let implicit = if implicit_tls { tls.clone() } else { None };
     let Some(peer) = wire.accept(peer, &cfg.proxy_trusted, implicit) else {
         return Ok(());
     };
-    let peer = &peer;
-    let mut session = Session::new(Options {
+    let session = Session::new(Options {
         tls_available: tls.is_some(),
         tls_active: wire.is_tls(),
         plaintext_anyway: peer.is_loopback() || cfg.auth_allow_plaintext,
         max_failures: cfg.auth_max_failures,
     });
-    let mut ctx = Ctx {
-        cfg,
-        peer,
+    let ctx = Ctx {
+        client: peer.log_name(),
         tls,
-        pre_login,
+        checker: Some(checker),
+        handoff: None,
         user: None,
-        flag_updates,
+        flag_updates: false,
     };
     wire.queue(&Session::greeting());
-    let end = loop {
+    run(ctx, session, wire);
+    Ok(())
+}
+
+/// session - after a good login, as the mailbox owner: the record says
+/// who (from the password check), the handoff where the login left off
+/// (from the pre-login process).
+pub fn session(
+    cfg: &Config,
+    record: Record,
+    handoff: Handoff,
+    flag_updates: bool,
+) -> Result<(), Exit> {
+    let mut wire = Wire::new(IDLE, MAX_LINE);
+    wire.prime(handoff.input);
+    let mut session = Session::new(Options {
+        tls_available: false,
+        tls_active: handoff.relayed,
+        plaintext_anyway: true,
+        max_failures: cfg.auth_max_failures,
+    });
+    let u = &record.user;
+    info!(
+        "login: user=<{}>, method={}, client={}",
+        u.name, record.method, record.client
+    );
+    let mut ctx = Ctx {
+        client: record.client.clone(),
+        tls: None,
+        checker: None,
+        handoff: None,
+        user: Some(u.name.clone()),
+        flag_updates,
+    };
+    let opened = match u.mailbox.strip_suffix('/') {
+        Some(dir) => Maildrop::open(Path::new(dir)),
+        None => {
+            warning!(
+                "login: user=<{}>: mailbox {} is an mbox; pop3d serves Maildir only",
+                u.name,
+                u.mailbox
+            );
+            Err(OpenError::Temporary("mbox".into()))
+        }
+    };
+    match &opened {
+        Err(OpenError::InUse) => info!("user=<{}>: maildrop in use", u.name),
+        Err(OpenError::Temporary(e)) => warning!("user=<{}>: {e}", u.name),
+        Ok(_) => {}
+    }
+    let first = session.logged_in(opened);
+    match act(&mut ctx, &mut session, &mut wire, first) {
+        Ok(Next::Continue) => run(ctx, session, wire),
+        Ok(Next::Close) => end(ctx, &session, wire, "quit"),
+        Err(why) => end(ctx, &session, wire, why),
+    }
+    Ok(())
+}
+
+/// run - read, feed, act, until the session ends or a login hands it over.
+fn run(mut ctx: Ctx, mut session: Session, mut wire: Wire) {
+    let why = loop {
+        if ctx.handoff.is_some() {
+            break "login";
+        }
         let line = match wire.read_line() {
             Ok(Some(l)) => l,
             Ok(None) => break "connection closed",
@@ -91,17 +161,29 @@ pub fn serve(
             Err(why) => break why,
         }
     };
+    end(ctx, &session, wire, why);
+}
+
+/// end - hand the connection over after a login, or close it and log.
+fn end(mut ctx: Ctx, session: &Session, mut wire: Wire, why: &str) {
+    if let Some(sock) = ctx.handoff.take() {
+        // The session takes it from here; under TLS this process stays
+        // as the relay until the session or the client is gone.
+        if let Err(e) = handoff::hand_over(wire, sock, "", IDLE) {
+            info!("relay ended: {e}, client={}", ctx.client);
+        }
+        return;
+    }
     wire.close();
     let s = &session.stats;
     info!(
-        "disconnect from {} user=<{}> retr={}/{} del={} ({end})",
-        peer.log_name(),
+        "disconnect from {} user=<{}> retr={}/{} del={} ({why})",
+        ctx.client,
         ctx.user.as_deref().unwrap_or(""),
         s.retr,
         s.retr_bytes,
         s.deleted
     );
-    Ok(())
 }
 
 /// act - carry out actions in order; more may follow from a login.
@@ -121,22 +203,10 @@ fn act(
                 std::thread::sleep(d);
             }
             Action::StartTls => {
-                // Anything the client sent after STLS came in plaintext and
-                // must not be taken as sent under TLS (CVE-2011-0411).
-                if wire.pending_input() {
-                    warning!(
-                        "plaintext after STLS, dropping the connection: client={}",
-                        ctx.peer.log_name()
-                    );
-                    return Err("plaintext pipelined after STLS");
-                }
                 let Some(cfg) = ctx.tls.clone() else {
                     return Err("no TLS");
                 };
-                if let Err(e) = wire.start_tls(cfg) {
-                    info!("TLS handshake failed: {e}, client={}", ctx.peer.log_name());
-                    return Err("TLS handshake failed");
-                }
+                wire.upgrade(cfg, b"", "STLS", &ctx.client)?;
                 session.tls_started();
             }
             Action::Login {
@@ -146,6 +216,10 @@ fn act(
                 password,
             } => {
                 let more = login(ctx, session, method, &authzid, &user, &password.0);
+                if ctx.handoff.is_some() {
+                    // Logged in: nothing more happens in this process.
+                    return Ok(Next::Continue);
+                }
                 for m in more.into_iter().rev() {
                     queue.push_front(m);
                 }
@@ -176,7 +250,8 @@ fn act(
     Ok(Next::Continue)
 }
 
-/// login - check a password; on success become the user and open the maildrop.
+/// login - ask the password check; after a good login the connection
+/// goes to the session (`ctx.handoff`), which opens the maildrop.
 fn login(
     ctx: &mut Ctx,
     session: &mut Session,
@@ -185,53 +260,34 @@ fn login(
     user: &str,
     password: &[u8],
 ) -> Vec<Action> {
-    let client = ctx.peer.log_name();
-    let result = if !authzid.is_empty() && authzid != user {
-        // A master-user login (authorize as someone else): not supported.
-        Err(Refusal::Failed)
-    } else {
-        login::with_root(ctx.pre_login.as_ref(), || {
-            login::authenticate(ctx.cfg, user, password)
-        })
+    let Some(checker) = ctx.checker.as_ref() else {
+        // The session after login: the state machine refuses a second
+        // login before this is reached.
+        return session.login_failed(true);
     };
-    let l = match result {
-        Ok(l) => l,
-        Err(Refusal::Failed) => {
-            warning!("{}", login::failure_line(method, user, &client));
-            return session.login_failed(false);
+    let req = Request::new(Service::Pop3, method, &ctx.client, authzid, user, password);
+    let reply = checker.ask(&req);
+    // The check has waited out the failure delay already.
+    let no_delay = |v: Vec<Action>| -> Vec<Action> {
+        v.into_iter()
+            .filter(|a| !matches!(a, Action::Delay(_)))
+            .collect()
+    };
+    match (reply.answer, reply.session) {
+        (Answer::Ok(_), Some(sock)) => {
+            ctx.handoff = Some(sock);
+            Vec::new()
         }
-        Err(Refusal::Temporary(why)) => {
-            warning!("login: {why}, client={client}");
-            return session.login_failed(true);
+        (Answer::Ok(_), None) | (Answer::Temp, _) => session.login_failed(true),
+        (Answer::No, _) => no_delay(session.login_failed(false)),
+        (Answer::Bye, _) => {
+            let mut v = no_delay(session.login_failed(false));
+            if !v.contains(&Action::Close) {
+                v.push(Action::Close);
+            }
+            v
         }
-    };
-    if l.plain_hash {
-        info!("user {}: the password is stored in plaintext", l.user.name);
     }
-    if let Err(e) = login::become_owner(ctx.pre_login.as_ref(), &l.user) {
-        warning!("login: user=<{}>: {}", l.user.name, e.message);
-        return session.logged_in(Err(OpenError::Temporary(e.message)));
-    }
-    info!(
-        "login: user=<{}>, method={method}, client={client}",
-        l.user.name
-    );
-    ctx.user = Some(l.user.name.clone());
-    let Some(dir) = l.user.mailbox.strip_suffix('/') else {
-        warning!(
-            "login: user=<{}>: mailbox {} is an mbox; pop3d serves Maildir only",
-            l.user.name,
-            l.user.mailbox
-        );
-        return session.logged_in(Err(OpenError::Temporary("mbox".into())));
-    };
-    let opened = Maildrop::open(Path::new(dir));
-    match &opened {
-        Err(OpenError::InUse) => info!("user=<{}>: maildrop in use", l.user.name),
-        Err(OpenError::Temporary(e)) => warning!("user=<{}>: {e}", l.user.name),
-        Ok(_) => {}
-    }
-    session.logged_in(opened)
 }
 
 /// send - RETR or TOP: `+OK`, the message streamed, `.`; or `-ERR` when

@@ -3,11 +3,14 @@
 //! and 465 with --tls), or for `sendmail -bs`. See smtpd(8).
 //!
 //! Distrusted, in this order: the file descriptors and umask we were
-//! given (harden), the command line, the client. Started as root, it opens
-//! the users file (and /etc/shadow for submission logins) and reads the
-//! TLS key, then becomes the `user` account for good before the first
+//! given (harden), the command line, the client. In submission mode it
+//! first forks the password check (posthorn-auth's checker: root when
+//! started as root, it alone reads /etc/shadow, and it never reads the
+//! network). Started as root, it then opens the users file (for
+//! recipients) and reads the TLS key, and becomes the `user` account for
+//! good, with no supplementary groups and no core dumps, before the first
 //! octet from the client is read: smtpd never needs root again, since
-//! accepted mail goes to the setgid enqueue.
+//! accepted mail goes to the setgid enqueue and AUTH to the check.
 
 #![forbid(unsafe_code)]
 
@@ -15,9 +18,12 @@ mod mailauth;
 mod queue;
 mod session;
 
-use posthorn_auth::wire::Wire;
+use posthorn_auth::checker;
+use posthorn_auth::request::Service;
 use posthorn_mail::config::{Config, LogSink, Source};
+use posthorn_net::wire::Wire;
 use posthorn_smtpd::{body, command};
+use posthorn_sys::confine;
 use posthorn_sys::exit::{self, Exit};
 use session::{MAX_COMMAND, Mode, Session};
 use std::io::Write;
@@ -96,7 +102,7 @@ fn run(args: &Args) -> Result<(), Exit> {
     } else {
         Mode::Mx
     };
-    let peer = posthorn_auth::peer::Peer::detect();
+    let peer = posthorn_net::peer::Peer::detect();
     // --local trusts its caller as sendmail does: never a network client
     // (an inetd line pointing at it would be an open relay).
     if matches!(mode, Mode::Local { .. }) && peer.remote.is_some() {
@@ -105,17 +111,31 @@ fn run(args: &Args) -> Result<(), Exit> {
             "--local is for sendmail -bs on a pipe, not for network clients",
         ));
     }
+    // The password check, before anything secret is loaded: it needs
+    // none of it, and keeps root (for /etc/shadow) when we have it.
+    let checker = if mode == Mode::Submission {
+        let client = (!peer.is_proxy(&cfg.proxy_trusted)).then(|| peer.log_name());
+        Some(checker::spawn(&cfg, Service::Smtp, client)?)
+    } else {
+        None
+    };
     // Read the key while we may (it is root's); --local offers no TLS.
     let tls = match mode {
         Mode::Local { .. } => None,
-        _ => posthorn_auth::tls::from_config(&cfg, args.tls)?,
+        _ => posthorn_net::tls::from_config(&cfg, args.tls)?,
     };
-    // Open what only root may read, then stop being root for good.
-    cfg.hold_secrets(root && mode == Mode::Submission)?;
+    // Open what only root may read (the users file, for recipients), then
+    // stop being root for good.
+    cfg.hold_secrets()?;
     if root {
         let a = cfg.mail_account()?;
-        posthorn_sys::privs::become_service(a.uid, a.gid)
+        confine::drop_to(a.uid, a.gid)
             .map_err(|e| Exit::from_io(format!("switching to {}", a.name), &e))?;
+    }
+    // Started by inetd, smtpd never runs a program that needs a core dump
+    // of it; enqueue, which it runs, is setgid and dumps none either.
+    if !matches!(mode, Mode::Local { .. }) {
+        confine::no_core().map_err(|e| Exit::from_io("turning core dumps off", &e))?;
     }
     let mut wire = Wire::new(cfg.smtpd.idle_timeout, MAX_COMMAND - 2);
     wire.set_deadline(Instant::now() + cfg.smtpd.session_timeout);
@@ -123,7 +143,7 @@ fn run(args: &Args) -> Result<(), Exit> {
     let Some(peer) = wire.accept(peer, &cfg.proxy_trusted, implicit) else {
         return Ok(());
     };
-    Session::new(&cfg, &peer, mode, tls, wire).run();
+    Session::new(&cfg, &peer, mode, tls, wire, checker).run();
     Ok(())
 }
 

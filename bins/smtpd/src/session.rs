@@ -11,14 +11,15 @@
 
 use crate::body::{Body, Fault, MAX_TEXT_LINE};
 use crate::command::{self, Bad, Command, MailParams, Path, RcptParams};
-use crate::mailauth::{self, Checker, SpfPair, Verdict};
+use crate::mailauth::{self, SpfPair, Verdict};
 use crate::queue::{Queued, Refused};
-use posthorn_auth::login::{self, Refusal, Throttle};
-use posthorn_auth::peer::Peer;
+use posthorn_auth::checker::Checker;
+use posthorn_auth::request::{Answer, Request, Service};
 use posthorn_auth::sasl::{self, Exchange, Mechanism, Step};
-use posthorn_auth::wire::{Ending, Line, Wire};
 use posthorn_mail::Config;
 use posthorn_mail::aliases::Aliases;
+use posthorn_net::peer::Peer;
+use posthorn_net::wire::{Ending, Line, Wire};
 use posthorn_spool::envelope::{Envelope, Recipient};
 use posthorn_sys::{info, warning};
 use rustls::ServerConfig;
@@ -117,13 +118,14 @@ pub struct Session<'a> {
     auth: Option<(String, &'static str)>,
     txn: Option<Txn>,
     errors: u32,
-    throttle: Throttle,
+    /// The way to the password check (submission mode only).
+    checker: Option<Checker>,
     counts: Counts,
     /// The last command's name, for "lost connection after X".
     last: &'static str,
     aliases: Option<Aliases>,
     /// SPF, DKIM and DMARC for this client: MX mode, not from this host.
-    checker: Option<Checker>,
+    mail_checks: Option<mailauth::Checker>,
 }
 
 impl std::fmt::Debug for Session<'_> {
@@ -140,6 +142,7 @@ impl<'a> Session<'a> {
         mode: Mode,
         tls: Option<Arc<ServerConfig>>,
         wire: Wire,
+        checker: Option<Checker>,
     ) -> Session<'a> {
         let checked = mode == Mode::Mx && cfg.mailauth.checks && !peer.is_loopback();
         Session {
@@ -153,11 +156,11 @@ impl<'a> Session<'a> {
             auth: None,
             txn: None,
             errors: 0,
-            throttle: Throttle::new(cfg.auth_max_failures),
+            checker,
             counts: Counts::default(),
             last: "CONNECT",
             aliases: None,
-            checker: checked.then(|| Checker::new(cfg)),
+            mail_checks: checked.then(|| mailauth::Checker::new(cfg)),
         }
     }
 
@@ -445,7 +448,7 @@ impl<'a> Session<'a> {
             self.reject("MAIL", 553, &t, &sender, None);
             return Next::Go;
         }
-        let spf = match (&self.checker, self.peer.remote) {
+        let spf = match (&self.mail_checks, self.peer.remote) {
             (Some(c), Some(addr)) => {
                 let helo = self.helo.clone().unwrap_or_default();
                 Some(c.spf(self.cfg, addr.ip(), &sender.to_string(), &helo))
@@ -804,7 +807,7 @@ impl<'a> Session<'a> {
             return;
         }
         if let Some((_, msg)) = queued.held() {
-            let (top, message) = match (&self.checker, &txn.spf) {
+            let (top, message) = match (&self.mail_checks, &txn.spf) {
                 (Some(c), Some(spf)) => {
                     let (verdict, summary) = c.message(self.cfg, spf, msg);
                     info!("{}: authentication: {summary}", queued.id);
@@ -967,18 +970,9 @@ impl<'a> Session<'a> {
             self.reply(554, "5.5.1 Error: TLS already active");
             return Next::Go;
         }
-        // Anything sent after STARTTLS came in plaintext and must not be
-        // taken as sent under TLS (CVE-2011-0411): drop the connection.
-        if self.wire.pending_input() {
-            warning!(
-                "plaintext pipelined after STARTTLS, dropping the connection: client={}",
-                self.client()
-            );
-            return Next::Close;
-        }
-        self.wire.queue(b"220 2.0.0 Ready to start TLS\r\n");
-        if let Err(e) = self.wire.start_tls(cfg) {
-            info!("TLS handshake failed: {e}, client={}", self.client());
+        let client = self.client();
+        let go = b"220 2.0.0 Ready to start TLS\r\n";
+        if self.wire.upgrade(cfg, go, "STARTTLS", &client).is_err() {
             return Next::Close;
         }
         // RFC 3207 4.2: forget everything learned before TLS.
@@ -1048,41 +1042,47 @@ impl<'a> Session<'a> {
             }
         };
         self.wire.set_max_line(MAX_COMMAND - 2);
-        let client = self.client();
-        let result = if !creds.authzid.is_empty() && creds.authzid != creds.user {
-            Err(Refusal::Failed)
-        } else {
-            login::authenticate(self.cfg, &creds.user, &creds.password)
+        let Some(checker) = self.checker.as_ref() else {
+            self.reply(454, "4.7.0 Temporary authentication failure");
+            return Next::Go;
         };
-        match result {
-            Ok(l) => {
-                if l.plain_hash {
-                    info!("user {}: the password is stored in plaintext", l.user.name);
-                }
+        // Replies queued so far go out now: the check may take seconds.
+        let _ = self.wire.flush();
+        let req = Request::new(
+            Service::Smtp,
+            mech.name(),
+            &self.client(),
+            &creds.authzid,
+            &creds.user,
+            &creds.password,
+        );
+        // The check has waited out the failure delay and logged a failure.
+        match checker.ask(&req).answer {
+            Answer::Ok(_) => {
                 info!(
-                    "login: user=<{}>, method={}, client={client}",
+                    "login: user=<{}>, method={}, client={}",
                     creds.user,
-                    mech.name()
+                    mech.name(),
+                    self.client()
                 );
                 self.auth = Some((creds.user, mech.name()));
+                // No second AUTH in a session (RFC 4954 4): the check's
+                // process, root's when started as root, can end now.
+                self.checker = None;
                 self.reply(235, "2.7.0 Authentication successful");
                 Next::Go
             }
-            Err(Refusal::Failed) => {
-                warning!("{}", login::failure_line(mech.name(), &creds.user, &client));
-                let (delay, close) = self.throttle.fail();
-                let _ = self.wire.flush();
-                std::thread::sleep(delay);
+            Answer::No => {
                 self.reply(535, "5.7.8 Error: authentication failed");
-                if close {
-                    let t = format!("4.7.0 {} Error: too many failed logins", self.cfg.hostname);
-                    self.reply(421, &t);
-                    return Next::Close;
-                }
                 Next::Go
             }
-            Err(Refusal::Temporary(why)) => {
-                warning!("login: {why}, client={client}");
+            Answer::Bye => {
+                self.reply(535, "5.7.8 Error: authentication failed");
+                let t = format!("4.7.0 {} Error: too many failed logins", self.cfg.hostname);
+                self.reply(421, &t);
+                Next::Close
+            }
+            Answer::Temp => {
                 self.reply(454, "4.7.0 Temporary authentication failure");
                 Next::Go
             }

@@ -39,6 +39,13 @@ impl Peer {
         }
     }
 
+    /// is_proxy - whether the other end is one of the `trusted` proxies,
+    /// which name the real client in a PROXY header.
+    pub fn is_proxy(&self, trusted: &[posthorn_mail::net::Net]) -> bool {
+        self.remote
+            .is_some_and(|a| trusted.iter().any(|n| n.contains(a.ip())))
+    }
+
     /// log_name - `unknown[192.0.2.7]` as Postfix logs a client (no reverse
     /// lookup here), or `local` for a pipe.
     pub fn log_name(&self) -> String {

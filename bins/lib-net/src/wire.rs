@@ -426,16 +426,42 @@ impl Wire {
         Some(peer)
     }
 
+    /// upgrade - STARTTLS (POP3's STLS): the one place the three servers
+    /// switch a plaintext session to TLS. `go_ahead` is the reply that
+    /// lets the client start (empty when the session queued it already).
+    /// Octets the client sent after the command came in plaintext and
+    /// must not be taken as sent under TLS (CVE-2011-0411): then the
+    /// attempt is logged and the caller ends the session. A failed
+    /// handshake is logged too. The error is the session's end, for its
+    /// disconnect line.
+    pub fn upgrade(
+        &mut self,
+        cfg: Arc<ServerConfig>,
+        go_ahead: &[u8],
+        verb: &str,
+        client: &str,
+    ) -> Result<(), &'static str> {
+        if self.pending_input() {
+            posthorn_sys::warning!(
+                "plaintext pipelined after {verb}, dropping the connection: client={client}"
+            );
+            return Err("plaintext pipelined after the TLS command");
+        }
+        self.queue(go_ahead);
+        if let Err(e) = self.start_tls(cfg) {
+            posthorn_sys::info!("TLS handshake failed: {e}, client={client}");
+            return Err("TLS handshake failed");
+        }
+        Ok(())
+    }
+
     /// proxied - the real client behind a trusted proxy, else `peer`.
     fn proxied(
         &mut self,
         peer: crate::peer::Peer,
         trusted: &[posthorn_mail::net::Net],
     ) -> Result<crate::peer::Peer, String> {
-        if !peer
-            .remote
-            .is_some_and(|a| trusted.iter().any(|n| n.contains(a.ip())))
-        {
+        if !peer.is_proxy(trusted) {
             return Ok(peer);
         }
         match self.read_proxy(Duration::from_secs(5)) {
@@ -520,6 +546,32 @@ impl Wire {
         }
         self.conn = Conn::Tls(Box::new(tls));
         Ok(())
+    }
+
+    /// prime - input that came before this wire existed (a session takes
+    /// over what the pre-login process had read past the login): read
+    /// before anything from the transport.
+    pub fn prime(&mut self, input: Vec<u8>) {
+        let mut input = input;
+        input.extend_from_slice(&self.inbuf[self.pos..]);
+        self.inbuf = input;
+        self.pos = 0;
+    }
+
+    /// into_parts - the end of a pre-login wire: queued replies sent,
+    /// then the TLS connection (if any) and the input read but not used.
+    /// Not under COMPRESS (it starts only after login).
+    pub fn into_parts(mut self) -> io::Result<(Option<ServerConnection>, Vec<u8>)> {
+        self.flush()?;
+        if self.deflate.is_some() {
+            return Err(io::Error::other("a compressed wire cannot be handed over"));
+        }
+        let rest = self.inbuf.split_off(self.pos);
+        match std::mem::replace(&mut self.conn, Conn::Gone) {
+            Conn::Plain(_) => Ok((None, rest)),
+            Conn::Tls(t) => Ok((Some(t.conn), rest)),
+            Conn::Gone => Err(io::Error::other("the connection is gone")),
+        }
     }
 
     /// tls_version - the protocol version in use, as "TLSv1.3", if any.
