@@ -401,6 +401,11 @@ impl Folder {
             held,
         ) {
             posthorn_sys::warning!("{}: mod-sequences: {e}", self.dir.display());
+            // Still no 0 shown (RFC 7162: mod-sequences are positive).
+            let highest = self.highest_modseq();
+            for m in self.msgs.iter_mut().filter(|m| m.modseq == 0) {
+                m.modseq = highest;
+            }
         }
     }
 
@@ -513,8 +518,35 @@ impl Folder {
         Ok(ch)
     }
 
-    /// move_new - new/ to cur/ with an empty info, as a reader does.
+    /// rename_lock - the folder's uidlist lock, held while we rename
+    /// messages' files (flag changes, new/ to cur/). Dovecot reads the
+    /// directories under this lock, and renames under it too, because a
+    /// file renamed while a readdir runs can be missing from it: Dovecot
+    /// would take it for expunged and give it a new UID when it comes
+    /// back ("Expunged message reappeared"). Renames made under the lock
+    /// never overlap its reads. (Not reentrant: take it only around
+    /// renames, never around Keywords::ensure or a sync.)
+    pub fn rename_lock(&self) -> io::Result<Option<DotLock>> {
+        if self.read_only {
+            return Ok(None);
+        }
+        DotLock::acquire(&self.dir, uidlist::FILE).map(Some)
+    }
+
+    /// move_new - new/ to cur/ with an empty info, as a reader does,
+    /// under the rename lock.
     fn move_new(&mut self, files: &mut NameMap<String, (bool, String)>) {
+        if !files.values().any(|(in_new, _)| *in_new) {
+            return;
+        }
+        let lock = match self.rename_lock() {
+            Ok(l) => l,
+            Err(e) => {
+                // Left in new/: the next look moves them.
+                posthorn_sys::warning!("{}: {e}", self.dir.display());
+                return;
+            }
+        };
         for (in_new, name) in files.values_mut() {
             if !*in_new {
                 continue;
@@ -541,6 +573,7 @@ impl Folder {
                 }
             }
         }
+        drop(lock);
     }
 
     /// path - the message's file.

@@ -376,6 +376,7 @@ impl Session {
         // mod-sequences before the responses show them.
         let mut newly_seen = Vec::new();
         if sets_seen {
+            let renames = renames(&s.folder);
             for &i in &targets {
                 if s.folder.msgs[i].flags.system & flags::SEEN == 0 {
                     let seen = |mut f: Flags| {
@@ -388,6 +389,7 @@ impl Session {
                 }
             }
             s.folder.note_modseqs(Some(&newly_seen), false);
+            drop(renames);
         }
         let seen_now: Vec<u32> = newly_seen.iter().map(|&i| s.folder.msgs[i].uid).collect();
         let mut vanished = false;
@@ -545,6 +547,7 @@ impl Session {
             }
         }
         if !unseen_again.is_empty() {
+            let renames = renames(&s.folder);
             for &i in &unseen_again {
                 let unseen = |mut f: Flags| {
                     f.system &= !flags::SEEN;
@@ -553,6 +556,7 @@ impl Session {
                 let _ = s.folder.change_flags(i, unseen);
             }
             s.folder.note_modseqs(Some(&unseen_again), false);
+            drop(renames);
         }
         if let Some(c) = s.cache.as_mut() {
             let live: Vec<u32> = s.folder.msgs.iter().map(|m| m.uid).collect();
@@ -636,6 +640,9 @@ impl Session {
             }
             f
         };
+        // The uidlist lock before the mod-sequences' (the order IDLE's
+        // arrivals take them in).
+        let renames = renames(&s.folder);
         let lock = match unchanged_since {
             Some(_) => match s.folder.modseq_lock() {
                 Ok(l) => Some(l),
@@ -680,6 +687,7 @@ impl Session {
         }
         s.folder.note_modseqs(Some(&done), lock.is_some());
         drop(lock);
+        drop(renames);
         let changed: Vec<u32> = done.iter().map(|&i| s.folder.msgs[i].uid).collect();
         for (k, &i) in done.iter().enumerate() {
             let m = &s.folder.msgs[i];
@@ -791,6 +799,7 @@ impl Session {
             return Vec::new();
         };
         let mut failed = false;
+        let renames = renames(&s.folder);
         for i in 0..s.folder.msgs.len() {
             // Targets come in folder order, so the UIDs ascend.
             if c.src.binary_search(&s.folder.msgs[i].uid).is_err() {
@@ -810,6 +819,7 @@ impl Session {
                 }
             }
         }
+        drop(renames);
         let before = context::uids(s);
         match s.folder.expunge(Some(&c.src)) {
             Ok(gone) => {
@@ -1179,3 +1189,16 @@ const GLOBAL: &[u8] = b"\"MESSAGE\" \"GLOBAL\"";
 /// The answer to a FETCH or STORE some of whose messages another server
 /// expunged meanwhile: done for the rest (RFC 5530's code with OK).
 const EXPUNGED_MEANWHILE: &str = "OK [EXPUNGEISSUED] Some messages were expunged";
+
+/// renames - the folder's rename lock (Folder::rename_lock) for a batch
+/// of flag changes; without it (a lock held too long by another program)
+/// the changes are still made, with a warning.
+fn renames(f: &Folder) -> Option<crate::uidlist::DotLock> {
+    match f.rename_lock() {
+        Ok(l) => l,
+        Err(e) => {
+            posthorn_sys::warning!("{}: {e}; renaming without it", f.dir.display());
+            None
+        }
+    }
+}

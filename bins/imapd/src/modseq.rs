@@ -206,12 +206,16 @@ impl ModSeqs {
                 self.write(dir, validity, set, gone, lock)?;
             }
         }
-        let apply = |m: &mut Msg, live: &NameMap<u32, (u64, Flags)>| {
-            if let Some((n, f)) = live.get(&m.uid)
-                && *f == m.flags
-            {
-                m.modseq = *n;
-            }
+        // A message whose flags another session recorded otherwise (its
+        // view is newer) keeps the value it had; one that had none yet
+        // (new to this session) gets the highest given, which is above
+        // every value its earlier flags had: never 0, never above
+        // HIGHESTMODSEQ, and the next look records what it has now.
+        let highest = self.highest.max(1);
+        let apply = |m: &mut Msg, live: &NameMap<u32, (u64, Flags)>| match live.get(&m.uid) {
+            Some((n, f)) if *f == m.flags => m.modseq = *n,
+            _ if m.modseq == 0 => m.modseq = highest,
+            _ => {}
         };
         match only {
             Some(ix) => ix.iter().for_each(|&i| apply(&mut msgs[i], &self.live)),

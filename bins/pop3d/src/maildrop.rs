@@ -466,6 +466,16 @@ impl Maildrop {
     /// (another client removed it). Returns the number of deletions that failed.
     pub fn update(&mut self) -> usize {
         let mut failed = 0;
+        // Renames under the folder's uidlist lock, as imapd and Dovecot
+        // make them: Dovecot reads the directories under it, and a file
+        // renamed during its read would look expunged to it. Without the
+        // lock (held too long elsewhere) the renames are made anyway.
+        let renames = self
+            .messages
+            .iter()
+            .any(|m| m.seen && !m.deleted)
+            .then(|| posthorn_store::dotlock::DotLock::acquire(&self.dir, "dovecot-uidlist").ok())
+            .flatten();
         for m in &self.messages {
             // Most messages are neither deleted nor newly seen: no path
             // is built for them.
@@ -497,6 +507,7 @@ impl Maildrop {
                 let _ = std::fs::rename(&p, to);
             }
         }
+        drop(renames);
         if self.messages.iter().any(|m| m.deleted) {
             let _ = posthorn_sys::fsio::fsync_dir(&self.dir.join("cur"));
             let _ = posthorn_sys::fsio::fsync_dir(&self.dir.join("new"));

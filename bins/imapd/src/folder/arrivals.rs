@@ -75,7 +75,10 @@ impl Folder {
         if bases.len() != arrived.len() {
             return Ok(None);
         }
-        // To cur/, as move_new does (a read-write session only).
+        // To cur/, as move_new does (a read-write session only), under
+        // the uidlist lock (Folder::rename_lock says why), kept for the
+        // list below.
+        let lock = DotLock::acquire(&self.dir, uidlist::FILE)?;
         let mut names: Vec<(bool, String)> = Vec::with_capacity(arrived.len());
         for a in &arrived {
             if self.read_only {
@@ -96,7 +99,6 @@ impl Folder {
                 Err(_) => return Ok(None),
             }
         }
-        let lock = DotLock::acquire(&self.dir, uidlist::FILE)?;
         let wanted: Vec<&str> = bases.keys().copied().collect();
         let Some(tail) = uidlist::read_tail(&self.dir, self.next_uid, &wanted)? else {
             return Ok(None);
